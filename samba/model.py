@@ -1,0 +1,261 @@
+"""The SAMBA U-shaped encoder - differential-Mamba bottleneck - decoder.
+
+Data flow for one window ``x (B, C, T)`` recorded on electrodes at ``coords (C, 3)``::
+
+    CDSE                 any montage -> fixed target montage       (B, O, T)      O = 94 by default
+    temporal embedding   Conv1d k=1,3,7 in parallel, concat, 1x1   (B, 64, T)
+    encoder 1            Linear + Mamba2, residual                 (B, 64, T)     skip s1
+    pool/2, Conv k3                                                (B, 64, T/2)   skip s2
+    pool/2, Conv k3                                                (B, 128, T/4)  skip s3
+    pool/2, bottleneck   Linear, multi-head differential Mamba, Linear
+                                                                   (B, 128, T/8)  = encode()
+    up to T/4, concat s3, Conv + Mamba2 block                      (B, 64, T/4)
+    up to T/2, concat s2, Conv + Mamba2 block                      (B, 64, T/2)
+    up to T,   concat s1, Conv                                     (B, 64, T)
+    1x1 conv to the target montage, inverse CDSE to the input electrodes
+                                                                   (B, C, T)
+
+Two details the paper leaves open are decided here:
+
+* **Reconstruction in the input montage.** The decoder ends on the 94 target channels; an
+  :class:`~samba.nn.cdse.InverseCDSE` (the same coordinate MLP idea, softmax over target channels)
+  maps them back to the recorded electrodes, so the loss compares against what was measured and
+  no channel is invented.
+* **Lengths not divisible by 8.** The input is right-padded by replication to a multiple of 8 and
+  the output cropped back, so nothing is truncated; ``encode`` returns ``ceil(T / 8)`` steps (the
+  API's ``T // 8`` when ``T`` is a multiple of 8).
+
+**Fused spatial embedding (fast path).** CDSE and the branch convolutions are both linear in the
+signal, so their product is one convolution from the *input* electrodes to the branch channels;
+the 94-channel tensor at full sample rate never has to exist. With ``cfg.fuse_spatial=True``
+(default) the forward pass builds that product once per batch (per montage) and runs one conv;
+likewise the final 1x1 conv and the inverse CDSE are fused into one channel map. The unfused path
+(``fuse_spatial=False``) is the readable reference and the tests check that both agree.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field, fields
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .nn.cdse import CDSE, InverseCDSE
+from .nn.diff_mamba import DiffMamba
+from .nn.mamba2 import Mamba2
+
+__all__ = ["SAMBAConfig", "SAMBA", "MambaBlock"]
+
+
+@dataclass
+class SAMBAConfig:
+    """Hyper-parameters of SAMBA. Defaults are the paper's (about 1.06 M parameters)."""
+
+    # spatial embedding
+    cdse_hidden: int = 32
+    target_channels: tuple[str, ...] | None = None  # None: samba.montage.TARGET_CHANNELS
+    # temporal embedding
+    embed_kernels: tuple[int, ...] = (1, 3, 7)
+    embed_branch_dim: int = 64
+    embed_dim: int = 64
+    # encoder / decoder widths
+    enc_dims: tuple[int, int] = (64, 128)  # after the 1st and 2nd strided stages
+    dec_dim: int = 64
+    conv_kernel: int = 3
+    # bottleneck
+    bottleneck_dim: int = 128
+    diff_head_dim: int = 16
+    # Mamba2 (paper: d_state 16, d_conv 2, expand 8)
+    d_state: int = 16
+    d_conv: int = 2
+    expand: int = 8
+    headdim: int = 64
+    chunk_size: int = 64
+    backend: str = "auto"  # "auto" | "torch" | "mamba_ssm"
+    # speed
+    fuse_spatial: bool = True
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        for k, v in d.items():
+            if isinstance(v, tuple):
+                d[k] = list(v)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "SAMBAConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"unknown SAMBAConfig fields {sorted(unknown)}")
+        kw = {k: (tuple(v) if isinstance(v, list) else v) for k, v in d.items()}
+        return cls(**kw)
+
+    @property
+    def downsample(self) -> int:
+        return 8
+
+
+class MambaBlock(nn.Module):
+    """Pre-norm residual Mamba2 block on ``(B, L, D)``: ``x + Mamba2(LayerNorm(Linear(x)))``."""
+
+    def __init__(self, dim: int, cfg: SAMBAConfig):
+        super().__init__()
+        self.proj = nn.Linear(dim, dim)
+        self.norm = nn.LayerNorm(dim)
+        self.mamba = Mamba2(dim, d_state=cfg.d_state, d_conv=cfg.d_conv, expand=cfg.expand,
+                            headdim=cfg.headdim, chunk_size=cfg.chunk_size, backend=cfg.backend)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, L, D)
+        return x + self.mamba(self.norm(self.proj(x)))
+
+
+class ConvAct(nn.Sequential):
+    """Conv1d ('same' padding) + GroupNorm + GELU on ``(B, C, L)``."""
+
+    def __init__(self, c_in: int, c_out: int, k: int):
+        super().__init__(nn.Conv1d(c_in, c_out, k, padding=k // 2), nn.GroupNorm(8, c_out), nn.GELU())
+
+
+class SAMBA(nn.Module):
+    """SAMBA: montage-agnostic EEG encoder-decoder (see the module docstring for the data flow)."""
+
+    def __init__(self, cfg: SAMBAConfig | None = None):
+        super().__init__()
+        self.cfg = cfg = cfg if cfg is not None else SAMBAConfig()
+        from . import montage
+
+        names = tuple(cfg.target_channels) if cfg.target_channels else tuple(montage.TARGET_CHANNELS)
+        target = torch.as_tensor(montage.positions(list(names)), dtype=torch.float32)
+        self.target_channels = names
+        O = len(names)
+
+        self.cdse = CDSE(target, hidden=cfg.cdse_hidden)
+        self.branches = nn.ModuleList(
+            nn.Conv1d(O, cfg.embed_branch_dim, k, padding=k // 2) for k in cfg.embed_kernels)
+        if any(k % 2 == 0 for k in cfg.embed_kernels):
+            raise ValueError("embed_kernels must be odd so 'same' padding keeps the length")
+        self.embed_fuse = nn.Conv1d(cfg.embed_branch_dim * len(cfg.embed_kernels), cfg.embed_dim, 1)
+
+        D0, (D1, D2), Db, Dd, k = cfg.embed_dim, cfg.enc_dims, cfg.bottleneck_dim, cfg.dec_dim, cfg.conv_kernel
+        self.enc1 = MambaBlock(D0, cfg)
+        self.enc2 = ConvAct(D0, D1, k)
+        self.enc3 = ConvAct(D1, D2, k)
+        self.bottleneck_in = nn.Linear(D2, Db)
+        self.bottleneck = DiffMamba(Db, head_dim=cfg.diff_head_dim, d_state=cfg.d_state, d_conv=cfg.d_conv,
+                                    expand=cfg.expand, headdim=cfg.headdim, backend=cfg.backend)
+        self.bottleneck_out = nn.Linear(Db, Db)
+        self.dec3 = ConvAct(Db + D2, Dd, k)
+        self.dec3_mamba = MambaBlock(Dd, cfg)
+        self.dec2 = ConvAct(Dd + D1, Dd, k)
+        self.dec2_mamba = MambaBlock(Dd, cfg)
+        self.dec1 = ConvAct(Dd + D0, Dd, k)
+        self.head = nn.Conv1d(Dd, O, 1)
+        self.inverse_cdse = InverseCDSE(target, hidden=cfg.cdse_hidden)
+
+    # ------------------------------------------------------------------ helpers
+    @staticmethod
+    def _check_inputs(x: torch.Tensor, coords: torch.Tensor, channel_mask):
+        if x.dim() != 3:
+            raise ValueError(f"x must be (B, C, T); got shape {tuple(x.shape)}")
+        B, C, T = x.shape
+        if T < 8:
+            raise ValueError(f"SAMBA needs at least 8 time samples (three /2 poolings); got T={T}")
+        if C < 1:
+            raise ValueError("x has no channels")
+        coords = torch.as_tensor(coords, dtype=torch.float32, device=x.device)
+        if coords.dim() not in (2, 3) or coords.shape[-1] != 3 or coords.shape[-2] != C:
+            raise ValueError(f"coords must be (C, 3) or (B, C, 3) with C={C}; got {tuple(coords.shape)}")
+        if coords.dim() == 3 and coords.shape[0] not in (1, B):
+            raise ValueError(f"coords batch {coords.shape[0]} does not match x batch {B}")
+        if not torch.isfinite(x).all():
+            raise ValueError("x contains NaN or Inf")
+        if channel_mask is not None and tuple(channel_mask.shape) != (B, C):
+            raise ValueError(f"channel_mask must be (B, C)=({B}, {C}); got {tuple(channel_mask.shape)}")
+        return coords
+
+    def spatial_weights(self, coords, channel_mask=None) -> torch.Tensor:
+        """CDSE weights ``(O, C)`` (or ``(B, O, C)`` for batched coords); rows sum to 1."""
+        coords = torch.as_tensor(coords, dtype=torch.float32, device=self.cdse.target_positions.device)
+        w = self.cdse.weights(coords, channel_mask)  # (B, O, C)
+        return w[0] if coords.dim() == 2 and w.shape[0] == 1 else w
+
+    def _embed(self, x, coords, channel_mask):
+        """CDSE + multi-branch temporal embedding: (B, C, T) -> (B, embed_dim, T)."""
+        if self.cfg.fuse_spatial:
+            h = self._fused_branches(x, coords, channel_mask)  # (B, n_branch*branch_dim, T)
+        else:
+            y = self.cdse(x, coords, channel_mask)  # (B, O, T)
+            h = torch.cat([conv(y) for conv in self.branches], dim=1)
+        return self.embed_fuse(F.gelu(h))  # (B, embed_dim, T)
+
+    def _fused_branches(self, x, coords, channel_mask):
+        # W: (Bw, O, C) with Bw = 1 (one montage for the batch) or B (one per sample)
+        W = self.cdse.weights(coords, channel_mask)
+        kmax = max(self.cfg.embed_kernels)
+        # Branch kernels zero-padded (centred) to kmax and stacked: (n_branch*bd, O, kmax)
+        K = torch.cat([F.pad(conv.weight, ((kmax - conv.kernel_size[0]) // 2,) * 2) for conv in self.branches])
+        bias = torch.cat([conv.bias for conv in self.branches])
+        fused = torch.einsum("jok,boc->bjck", K, W.to(K.dtype))  # (Bw, n_branch*bd, C, kmax)
+        B, C, T = x.shape
+        if fused.shape[0] == 1:
+            return F.conv1d(x, fused[0], bias, padding=kmax // 2)
+        # one montage per sample: grouped conv with the batch as groups
+        out = F.conv1d(x.reshape(1, B * C, T), fused.reshape(-1, C, kmax), bias.repeat(B),
+                       padding=kmax // 2, groups=B)
+        return out.view(B, -1, T)
+
+    def _to_electrodes(self, h, coords, channel_mask):
+        """Final 1x1 conv + inverse CDSE: (B, dec_dim, T) -> (B, C, T)."""
+        if not self.cfg.fuse_spatial:
+            return self.inverse_cdse(self.head(h), coords, channel_mask)
+        V = self.inverse_cdse.weights(coords, channel_mask)  # (Bw, C, O)
+        Wh = self.head.weight[:, :, 0]  # (O, dec_dim)
+        M = torch.einsum("bco,od->bcd", V.to(Wh.dtype), Wh)  # (Bw, C, dec_dim)
+        b = torch.einsum("bco,o->bc", V.to(Wh.dtype), self.head.bias)  # (Bw, C)
+        out = torch.einsum("bcd,bdt->bct", M.expand(h.shape[0], -1, -1), h) + b[..., None].expand(h.shape[0], -1, -1)
+        if channel_mask is not None:
+            out = out * channel_mask[:, :, None]
+        return out
+
+    @staticmethod
+    def _seq(f, h):
+        """Apply a (B, L, D) module to a (B, D, L) tensor."""
+        return f(h.transpose(1, 2)).transpose(1, 2)
+
+    # ------------------------------------------------------------------ forward
+    def _encoder(self, x, coords, channel_mask):
+        T = x.shape[-1]
+        pad = (-T) % 8
+        if pad:  # replicate-pad so three /2 poolings are exact; output is cropped back to T
+            x = F.pad(x, (0, pad), mode="replicate")
+        e0 = self._embed(x, coords, channel_mask)                       # (B, D0, T)
+        s1 = self._seq(self.enc1, e0)                                   # (B, D0, T)
+        s2 = self.enc2(F.max_pool1d(s1, 2))                             # (B, D1, T/2)
+        s3 = self.enc3(F.max_pool1d(s2, 2))                             # (B, D2, T/4)
+        z = F.max_pool1d(s3, 2).transpose(1, 2)                         # (B, T/8, D2)
+        z = self.bottleneck_out(self.bottleneck(self.bottleneck_in(z)))  # (B, T/8, Db)
+        return z.transpose(1, 2), (s1, s2, s3), T                       # (B, Db, T/8)
+
+    def encode(self, x: torch.Tensor, coords, channel_mask=None) -> torch.Tensor:
+        """Bottleneck features ``(B, bottleneck_dim, ceil(T / 8))``."""
+        coords = self._check_inputs(x, coords, channel_mask)
+        return self._encoder(x, coords, channel_mask)[0]
+
+    def forward(self, x: torch.Tensor, coords, channel_mask=None) -> torch.Tensor:
+        """Reconstruct ``x (B, C, T)`` recorded at ``coords (C, 3) | (B, C, 3)`` -> ``(B, C, T)``."""
+        coords = self._check_inputs(x, coords, channel_mask)
+        z, (s1, s2, s3), T = self._encoder(x, coords, channel_mask)
+
+        def up(h, skip):  # linear upsampling to the skip's length, then channel concat
+            return torch.cat([F.interpolate(h, size=skip.shape[-1], mode="linear", align_corners=False), skip], 1)
+
+        h = self._seq(self.dec3_mamba, self.dec3(up(z, s3)))  # (B, Dd, T/4)
+        h = self._seq(self.dec2_mamba, self.dec2(up(h, s2)))  # (B, Dd, T/2)
+        h = self.dec1(up(h, s1))                              # (B, Dd, T)
+        out = self._to_electrodes(h, coords, channel_mask)    # (B, C, T)
+        return out[..., :T]
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
