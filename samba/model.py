@@ -9,11 +9,16 @@ Data flow for one window ``x (B, C, T)`` recorded on electrodes at ``coords (C, 
     pool/2, Conv k3                                                (B, 128, T/4)  skip s3
     pool/2, bottleneck   Linear, multi-head differential Mamba, Linear
                                                                    (B, 128, T/8)  = encode()
-    up to T/4, concat s3, Conv + Mamba2 block                      (B, 64, T/4)
-    up to T/2, concat s2, Conv + Mamba2 block                      (B, 64, T/2)
-    up to T,   concat s1, Conv                                     (B, 64, T)
+    up to T/4, concat [s3, up], Conv + Mamba2 block                (B, 128, T/4)
+    up to T/2, concat [s2, up], Conv + Mamba2 block                (B, 64, T/2)
+    up to T,   concat [s1, up], Conv                               (B, 64, T)
     1x1 conv to the target montage, inverse CDSE to the input electrodes
                                                                    (B, C, T)
+
+Widths, kernel sizes and the (deliberately) activation-free convolutions follow the authors'
+released model definition (``EEGMS``): the only non-linearities are inside the Mamba2 blocks and
+the differential-Mamba bottleneck. The differential heads are 16 channels wide and each "team" is a
+Mamba2 with ``headdim=16``. Defaults give about 1.06 M parameters, as the paper reports.
 
 Two details the paper leaves open are decided here:
 
@@ -25,9 +30,10 @@ Two details the paper leaves open are decided here:
   the output cropped back, so nothing is truncated; ``encode`` returns ``ceil(T / 8)`` steps (the
   API's ``T // 8`` when ``T`` is a multiple of 8).
 
-**Fused spatial embedding (fast path).** CDSE and the branch convolutions are both linear in the
-signal, so their product is one convolution from the *input* electrodes to the branch channels;
-the 94-channel tensor at full sample rate never has to exist. With ``cfg.fuse_spatial=True``
+**Fused spatial embedding (fast path).** CDSE, the branch convolutions and the 1x1 fuse are all
+linear in the signal, so their product is one kernel-7 convolution from the *input* electrodes
+straight to the 64 embedding channels; the 94-channel and 192-channel tensors at full sample rate
+never have to exist. With ``cfg.fuse_spatial=True``
 (default) the forward pass builds that product once per batch (per montage) and runs one conv;
 likewise the final 1x1 conv and the inverse CDSE are fused into one channel map. The unfused path
 (``fuse_spatial=False``) is the readable reference and the tests check that both agree.
@@ -61,11 +67,12 @@ class SAMBAConfig:
     embed_dim: int = 64
     # encoder / decoder widths
     enc_dims: tuple[int, int] = (64, 128)  # after the 1st and 2nd strided stages
-    dec_dim: int = 64
+    dec_dims: tuple[int, int, int] = (128, 64, 64)  # at T/4, T/2, T
     conv_kernel: int = 3
     # bottleneck
     bottleneck_dim: int = 128
     diff_head_dim: int = 16
+    diff_mamba_headdim: int = 16  # Mamba2 headdim inside each differential team (authors: 16)
     # Mamba2 (paper: d_state 16, d_conv 2, expand 8)
     d_state: int = 16
     d_conv: int = 2
@@ -98,24 +105,20 @@ class SAMBAConfig:
 
 
 class MambaBlock(nn.Module):
-    """Pre-norm residual Mamba2 block on ``(B, L, D)``: ``x + Mamba2(LayerNorm(Linear(x)))``."""
+    """Residual Mamba2 block on ``(B, L, D)``: ``x + Mamba2(x)`` (authors' ``SingleMambaModel``)."""
 
     def __init__(self, dim: int, cfg: SAMBAConfig):
         super().__init__()
-        self.proj = nn.Linear(dim, dim)
-        self.norm = nn.LayerNorm(dim)
         self.mamba = Mamba2(dim, d_state=cfg.d_state, d_conv=cfg.d_conv, expand=cfg.expand,
                             headdim=cfg.headdim, chunk_size=cfg.chunk_size, backend=cfg.backend)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, L, D)
-        return x + self.mamba(self.norm(self.proj(x)))
+        return x + self.mamba(x)
 
 
-class ConvAct(nn.Sequential):
-    """Conv1d ('same' padding) + GroupNorm + GELU on ``(B, C, L)``."""
-
-    def __init__(self, c_in: int, c_out: int, k: int):
-        super().__init__(nn.Conv1d(c_in, c_out, k, padding=k // 2), nn.GroupNorm(8, c_out), nn.GELU())
+def conv(c_in: int, c_out: int, k: int) -> nn.Conv1d:
+    """'same'-padded Conv1d on ``(B, C, L)``."""
+    return nn.Conv1d(c_in, c_out, k, padding=k // 2)
 
 
 class SAMBA(nn.Module):
@@ -138,20 +141,22 @@ class SAMBA(nn.Module):
             raise ValueError("embed_kernels must be odd so 'same' padding keeps the length")
         self.embed_fuse = nn.Conv1d(cfg.embed_branch_dim * len(cfg.embed_kernels), cfg.embed_dim, 1)
 
-        D0, (D1, D2), Db, Dd, k = cfg.embed_dim, cfg.enc_dims, cfg.bottleneck_dim, cfg.dec_dim, cfg.conv_kernel
+        D0, (D1, D2), Db, k = cfg.embed_dim, cfg.enc_dims, cfg.bottleneck_dim, cfg.conv_kernel
+        E3, E2, E1 = cfg.dec_dims
+        self.enc1_proj = nn.Linear(D0, D0)
         self.enc1 = MambaBlock(D0, cfg)
-        self.enc2 = ConvAct(D0, D1, k)
-        self.enc3 = ConvAct(D1, D2, k)
+        self.enc2 = conv(D0, D1, k)
+        self.enc3 = conv(D1, D2, k)
         self.bottleneck_in = nn.Linear(D2, Db)
         self.bottleneck = DiffMamba(Db, head_dim=cfg.diff_head_dim, d_state=cfg.d_state, d_conv=cfg.d_conv,
-                                    expand=cfg.expand, headdim=cfg.headdim, backend=cfg.backend)
+                                    expand=cfg.expand, headdim=cfg.diff_mamba_headdim, backend=cfg.backend)
         self.bottleneck_out = nn.Linear(Db, Db)
-        self.dec3 = ConvAct(Db + D2, Dd, k)
-        self.dec3_mamba = MambaBlock(Dd, cfg)
-        self.dec2 = ConvAct(Dd + D1, Dd, k)
-        self.dec2_mamba = MambaBlock(Dd, cfg)
-        self.dec1 = ConvAct(Dd + D0, Dd, k)
-        self.head = nn.Conv1d(Dd, O, 1)
+        self.dec3 = conv(D2 + Db, E3, k)
+        self.dec3_mamba = MambaBlock(E3, cfg)
+        self.dec2 = conv(D1 + E3, E2, k)
+        self.dec2_mamba = MambaBlock(E2, cfg)
+        self.dec1 = conv(D0 + E2, E1, k)
+        self.head = nn.Conv1d(E1, O, 1)
         self.inverse_cdse = InverseCDSE(target, hidden=cfg.cdse_hidden)
 
     # ------------------------------------------------------------------ helpers
@@ -183,21 +188,22 @@ class SAMBA(nn.Module):
 
     def _embed(self, x, coords, channel_mask):
         """CDSE + multi-branch temporal embedding: (B, C, T) -> (B, embed_dim, T)."""
-        if self.cfg.fuse_spatial:
-            h = self._fused_branches(x, coords, channel_mask)  # (B, n_branch*branch_dim, T)
-        else:
+        if not self.cfg.fuse_spatial:  # the readable reference
             y = self.cdse(x, coords, channel_mask)  # (B, O, T)
-            h = torch.cat([conv(y) for conv in self.branches], dim=1)
-        return self.embed_fuse(F.gelu(h))  # (B, embed_dim, T)
+            return self.embed_fuse(torch.cat([b(y) for b in self.branches], dim=1))  # (B, embed_dim, T)
+        return self._fused_embed(x, coords, channel_mask)
 
-    def _fused_branches(self, x, coords, channel_mask):
+    def _fused_embed(self, x, coords, channel_mask):
+        """The same linear map as one conv from the C input electrodes straight to embed_dim."""
         # W: (Bw, O, C) with Bw = 1 (one montage for the batch) or B (one per sample)
         W = self.cdse.weights(coords, channel_mask)
         kmax = max(self.cfg.embed_kernels)
         # Branch kernels zero-padded (centred) to kmax and stacked: (n_branch*bd, O, kmax)
-        K = torch.cat([F.pad(conv.weight, ((kmax - conv.kernel_size[0]) // 2,) * 2) for conv in self.branches])
-        bias = torch.cat([conv.bias for conv in self.branches])
-        fused = torch.einsum("jok,boc->bjck", K, W.to(K.dtype))  # (Bw, n_branch*bd, C, kmax)
+        K = torch.cat([F.pad(b.weight, ((kmax - b.kernel_size[0]) // 2,) * 2) for b in self.branches])
+        Wf = self.embed_fuse.weight[:, :, 0]  # (embed_dim, n_branch*bd)
+        K = torch.einsum("dj,jok->dok", Wf, K)  # (embed_dim, O, kmax): montage-independent
+        bias = self.embed_fuse.bias + Wf @ torch.cat([b.bias for b in self.branches])  # (embed_dim,)
+        fused = torch.einsum("dok,boc->bdck", K, W.to(K.dtype))  # (Bw, embed_dim, C, kmax)
         B, C, T = x.shape
         if fused.shape[0] == 1:
             return F.conv1d(x, fused[0], bias, padding=kmax // 2)
@@ -207,12 +213,12 @@ class SAMBA(nn.Module):
         return out.view(B, -1, T)
 
     def _to_electrodes(self, h, coords, channel_mask):
-        """Final 1x1 conv + inverse CDSE: (B, dec_dim, T) -> (B, C, T)."""
+        """Final 1x1 conv + inverse CDSE: (B, E1, T) -> (B, C, T)."""
         if not self.cfg.fuse_spatial:
             return self.inverse_cdse(self.head(h), coords, channel_mask)
         V = self.inverse_cdse.weights(coords, channel_mask)  # (Bw, C, O)
-        Wh = self.head.weight[:, :, 0]  # (O, dec_dim)
-        M = torch.einsum("bco,od->bcd", V.to(Wh.dtype), Wh)  # (Bw, C, dec_dim)
+        Wh = self.head.weight[:, :, 0]  # (O, E1)
+        M = torch.einsum("bco,od->bcd", V.to(Wh.dtype), Wh)  # (Bw, C, E1)
         b = torch.einsum("bco,o->bc", V.to(Wh.dtype), self.head.bias)  # (Bw, C)
         out = torch.einsum("bcd,bdt->bct", M.expand(h.shape[0], -1, -1), h) + b[..., None].expand(h.shape[0], -1, -1)
         if channel_mask is not None:
@@ -231,7 +237,7 @@ class SAMBA(nn.Module):
         if pad:  # replicate-pad so three /2 poolings are exact; output is cropped back to T
             x = F.pad(x, (0, pad), mode="replicate")
         e0 = self._embed(x, coords, channel_mask)                       # (B, D0, T)
-        s1 = self._seq(self.enc1, e0)                                   # (B, D0, T)
+        s1 = self._seq(lambda h: self.enc1(self.enc1_proj(h)), e0)      # (B, D0, T)
         s2 = self.enc2(F.max_pool1d(s1, 2))                             # (B, D1, T/2)
         s3 = self.enc3(F.max_pool1d(s2, 2))                             # (B, D2, T/4)
         z = F.max_pool1d(s3, 2).transpose(1, 2)                         # (B, T/8, D2)
@@ -248,12 +254,12 @@ class SAMBA(nn.Module):
         coords = self._check_inputs(x, coords, channel_mask)
         z, (s1, s2, s3), T = self._encoder(x, coords, channel_mask)
 
-        def up(h, skip):  # linear upsampling to the skip's length, then channel concat
-            return torch.cat([F.interpolate(h, size=skip.shape[-1], mode="linear", align_corners=False), skip], 1)
+        def up(h, skip):  # linear upsampling to the skip's length, then [skip, up] channel concat
+            return torch.cat([skip, F.interpolate(h, size=skip.shape[-1], mode="linear", align_corners=False)], 1)
 
-        h = self._seq(self.dec3_mamba, self.dec3(up(z, s3)))  # (B, Dd, T/4)
-        h = self._seq(self.dec2_mamba, self.dec2(up(h, s2)))  # (B, Dd, T/2)
-        h = self.dec1(up(h, s1))                              # (B, Dd, T)
+        h = self._seq(self.dec3_mamba, self.dec3(up(z, s3)))  # (B, E3, T/4)
+        h = self._seq(self.dec2_mamba, self.dec2(up(h, s2)))  # (B, E2, T/2)
+        h = self.dec1(up(h, s1))                              # (B, E1, T)
         out = self._to_electrodes(h, coords, channel_mask)    # (B, C, T)
         return out[..., :T]
 

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from samba.masking import block_mask, make_mask, random_mask, ssp_mask, tsr_mask
+from samba.masking import block_mask, make_mask, random_mask, span_mask, ssp_mask, tsr_mask
 
 
 def _runs(row: torch.Tensor):
@@ -61,12 +61,15 @@ def test_tsr_short_windows_reduce_blocks_or_fail_clearly():
 
 def test_random_block_ssp_exact_ratio():
     g = torch.Generator().manual_seed(0)
-    for fn in (random_mask, block_mask, ssp_mask):
+    for fn in (random_mask, block_mask, ssp_mask, span_mask):
         m = fn(8, 1000, ratio=0.3, generator=g)
         assert (m.sum(1) == 700).all(), fn.__name__
-    s = ssp_mask(8, 1000, ratio=0.3, generator=g)
+    s = span_mask(8, 1000, ratio=0.3, generator=g)
     for row in s:
         assert len(_runs(~row)) == 1  # one hidden span
+    for row in ssp_mask(8, 1000, ratio=0.5, generator=g):
+        runs = _runs(row)
+        assert len(runs) == 8 and max(runs) - min(runs) <= 1  # equal-length preserved blocks
     b = block_mask(8, 1024, ratio=0.5, block=32, generator=g)
     for row in b:
         assert all(r % 32 == 0 for r in _runs(~row))  # hidden stretches are whole blocks
