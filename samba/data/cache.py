@@ -1,0 +1,107 @@
+"""On-disk cache of preprocessed recordings, so a second load reads no EDF.
+
+One entry per (file sha256, reader, preprocessing parameters, ``CODE_VERSION``):
+``<key>.npy`` holds the (C, T) float32 signal, read back with ``np.load(mmap_mode="r")``, and
+``<key>.json`` the channel names, events and preprocessing report. Both are written to a temporary file
+and moved into place with ``os.replace``; the JSON is written last, so an entry without it is incomplete
+and ignored. Bump ``CODE_VERSION`` whenever readers or preprocessing change their output.
+
+Location: the ``cache_dir`` argument, else ``$SAMBA_CACHE_DIR``, else ``<$SAMBA_DATA_DIR or ~/.cache/samba>/preprocessed``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import tempfile
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from .preprocess import Preprocessing, Recording
+from .registry import cache_root
+
+log = logging.getLogger(__name__)
+
+CODE_VERSION = "1"
+
+
+def cache_dir(path: str | os.PathLike | None = None) -> Path:
+    if path is not None:
+        return Path(path).expanduser()
+    env = os.environ.get("SAMBA_CACHE_DIR")
+    return Path(env).expanduser() if env else cache_root() / "preprocessed"
+
+
+def cache_key(file_sha256: str, reader: str, params: Preprocessing) -> str:
+    text = "|".join([file_sha256, reader, params.key(), CODE_VERSION])
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def _atomic_write(target: Path, write: Callable[[Path], None]) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=target.name + ".", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def load(key: str, directory: Path) -> Recording | None:
+    meta_path, data_path = directory / f"{key}.json", directory / f"{key}.npy"
+    if not (meta_path.is_file() and data_path.is_file()):
+        return None
+    try:
+        meta = json.loads(meta_path.read_text())
+        data = np.load(data_path, mmap_mode="r")
+    except (ValueError, OSError) as err:
+        log.warning("ignoring unreadable cache entry %s (%s)", key, err)
+        return None
+    events = pd.DataFrame(meta["events"], columns=["onset_s", "duration_s", "description"])
+    pos = None if meta.get("positions") is None else np.asarray(meta["positions"], dtype=np.float32)
+    return Recording(data, float(meta["sfreq"]), list(meta["ch_names"]), events, meta["report"], pos)
+
+
+def save(key: str, directory: Path, rec: Recording) -> None:
+    def write_npy(tmp: Path) -> None:
+        with open(tmp, "wb") as fh:
+            np.save(fh, np.ascontiguousarray(rec.data, dtype=np.float32))
+
+    def write_json(tmp: Path) -> None:
+        meta = {
+            "sfreq": rec.sfreq, "ch_names": rec.ch_names, "report": rec.report, "code_version": CODE_VERSION,
+            "positions": None if rec.positions is None else np.asarray(rec.positions, dtype=float).tolist(),
+            "events": rec.events[["onset_s", "duration_s", "description"]].values.tolist(),
+        }
+        tmp.write_text(json.dumps(meta))
+
+    _atomic_write(directory / f"{key}.npy", write_npy)
+    _atomic_write(directory / f"{key}.json", write_json)
+
+
+def cached_recording(
+    file_sha256: str, reader: str, params: Preprocessing, make: Callable[[], Recording],
+    directory: str | os.PathLike | None = None, use_cache: bool = True,
+) -> Recording:
+    """The cached preprocessed recording, computing and storing it with ``make()`` on a miss."""
+    if not use_cache:
+        return make()
+    where = cache_dir(directory)
+    key = cache_key(file_sha256, reader, params)
+    rec = load(key, where)
+    if rec is not None:
+        return rec
+    rec = make()
+    try:
+        save(key, where, rec)
+    except OSError as err:  # a read-only cache must not stop loading
+        log.warning("could not write cache entry in %s: %s", where, err)
+        return rec
+    return load(key, where) or rec
