@@ -157,3 +157,16 @@ def test_clear_errors(cdse, montages):
         pad_montages([(torch.randn(3, 10), c[:3]), (torch.randn(3, 11), c[:3])])
     with pytest.raises(ValueError, match="same C"):
         pad_montages([(torch.randn(3, 10), c[:4])])
+
+
+def test_dtype_follows_the_module(montages):
+    """A .double() module (used to check fused vs reference paths at 1e-9) computes in float64,
+    whatever dtype the coords arrive in; pad_montages keeps the samples' dtype."""
+    m = CDSE().double()
+    c64 = montages[1][1].double()
+    W = m.weights(c64.numpy())
+    assert W.dtype == torch.float64
+    torch.testing.assert_close(W, m.weights(c64.float()), rtol=0, atol=1e-7)
+    x, coords, _ = pad_montages([(montages[2][0].double(), montages[2][1].double())])
+    assert x.dtype == coords.dtype == torch.float64
+    assert m(x, coords).dtype == torch.float64

@@ -30,9 +30,9 @@ from torch import nn
 __all__ = ["CDSE", "InverseCDSE", "pad_montages"]
 
 
-def _coords_tensor(coords, device) -> torch.Tensor:
-    """Validate coords and return them as (B, C, 3) float32 (B = 1 for a (C, 3) input)."""
-    coords = torch.as_tensor(coords, dtype=torch.float32, device=device)
+def _coords_tensor(coords, like: torch.Tensor) -> torch.Tensor:
+    """Validate coords; return them as (B, C, 3) (B = 1 for a (C, 3) input) on ``like``'s device/dtype."""
+    coords = torch.as_tensor(coords, device=like.device).to(like.dtype)
     if coords.dim() == 2:
         coords = coords.unsqueeze(0)  # (1, C, 3)
     if coords.dim() != 3 or coords.shape[-1] != 3:
@@ -69,7 +69,7 @@ def _check_signal(x: torch.Tensor, n_channels: int, what: str, coords: torch.Ten
     if x.shape[1] != n_channels:
         raise ValueError(f"{what} has {x.shape[1]} channels but coords describe {n_channels}")
     if coords.shape[0] not in (1, x.shape[0]):
-        raise ValueError(f"coords batch {coords.shape[0]} does not match signal batch {x.shape[0]}")
+        raise ValueError(f"coords/channel_mask batch {coords.shape[0]} does not match signal batch {x.shape[0]}")
 
 
 def _score_mlp(hidden: int) -> nn.Sequential:
@@ -109,7 +109,7 @@ class CDSE(nn.Module):
         ``coords`` (C, 3) gives B = 1 (broadcasts over a batch) unless ``channel_mask`` (B, C) is
         given; masked channels get exactly zero weight.
         """
-        coords = _coords_tensor(coords, self.target_positions.device)  # (Bc, C, 3)
+        coords = _coords_tensor(coords, self.target_positions)  # (Bc, C, 3)
         mask = _mask_tensor(channel_mask, coords)  # (B, C) | None
         disp = self.target_positions[None, :, None, :] - coords[:, None, :, :]  # (Bc, O, C, 3)
         scores = self.mlp(disp).squeeze(-1)  # (Bc, O, C)
@@ -144,7 +144,7 @@ class InverseCDSE(nn.Module):
 
     def weights(self, coords, channel_mask=None) -> torch.Tensor:
         """Weights ``(B, C, O)``: rows of real electrodes sum to 1, rows of masked ones are 0."""
-        coords = _coords_tensor(coords, self.target_positions.device)  # (Bc, C, 3)
+        coords = _coords_tensor(coords, self.target_positions)  # (Bc, C, 3)
         mask = _mask_tensor(channel_mask, coords)  # (B, C) | None
         disp = coords[:, :, None, :] - self.target_positions[None, None, :, :]  # (Bc, C, O, 3)
         V = torch.softmax(self.mlp(disp).squeeze(-1), dim=-1)  # (Bc, C, O), softmax over targets
@@ -175,7 +175,8 @@ def pad_montages(samples) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     xs, cs = [], []
     for i, (x, c) in enumerate(samples):
         x = torch.as_tensor(x)
-        c = torch.as_tensor(c, dtype=torch.float32)
+        c = torch.as_tensor(c)
+        c = c if c.is_floating_point() else c.float()
         if x.dim() != 2 or c.dim() != 2 or c.shape[1] != 3 or x.shape[0] != c.shape[0]:
             raise ValueError(
                 f"sample {i}: expected x (C, T) and coords (C, 3) with the same C; "
@@ -189,7 +190,7 @@ def pad_montages(samples) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     B, C = len(xs), max(x.shape[0] for x in xs)
     dtype = xs[0].dtype if xs[0].is_floating_point() else torch.float32
     x_out = torch.zeros(B, C, T, dtype=dtype)  # (B, Cmax, T)
-    c_out = torch.zeros(B, C, 3)  # (B, Cmax, 3)
+    c_out = torch.zeros(B, C, 3, dtype=cs[0].dtype)  # (B, Cmax, 3)
     mask = torch.zeros(B, C, dtype=torch.bool)  # (B, Cmax)
     for b, (x, c) in enumerate(zip(xs, cs)):
         x_out[b, : len(x)] = x
