@@ -1,0 +1,391 @@
+"""Fine-tuning, linear probing and evaluation on one downstream task.
+
+One loop for every model (SAMBA pretrained / scratch, EEGNet, ShallowFBCSPNet) so the numbers in the
+results table come from the same windows, splits, loss and stopping rule:
+
+* class-balanced cross-entropy (weights n / (K * n_k) from the training labels),
+* AdamW + cosine decay, early stopping on validation balanced accuracy (best epoch restored),
+* test metrics: balanced accuracy, AUROC, Cohen's kappa, macro F1 (samba.train.metrics).
+
+Linear probe (`mode="probe"`): the SAMBA encoder is frozen; its pooled features are computed once
+for all windows and only LayerNorm + Linear are trained on them (fast, and exactly a probe).
+
+A fine-tuned run folder holds:
+    finetuned.pt          {"format": "samba-finetuned", model name, constructor kwargs, state_dict, task, ...}
+    samba_encoder.pt      SAMBA models only: samba.checkpoint.save_model(encoder, extra={"head": ...})
+    spatial_weights.npz   SAMBA models only: CDSE weights (epochs, O, C) recorded every epoch
+    result.json           the test metrics line
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .baselines import build_model
+from .metrics import classification_metrics
+
+FINETUNED_FILE = "finetuned.pt"
+FORMAT = "samba-finetuned"
+
+PROFILES = {
+    # CPU smoke runs: a few epochs on a capped number of windows.
+    "quick": dict(epochs=3, batch_size=16, patience=2, probe_epochs=60, max_train_windows=96,
+                  max_eval_windows=96),
+    "full": dict(epochs=40, batch_size=64, patience=8, probe_epochs=300, max_train_windows=None,
+                 max_eval_windows=None),
+}
+LR = {"samba": 3e-4, "eegnet": 1e-3, "shallow": 6.25e-4, "probe": 3e-3}
+WEIGHT_DECAY = 1e-2
+
+
+def parse_subjects(text: str | None) -> list[int] | None:
+    """'20-35' -> [20..35]; '1,3' -> [1, 3]; '1-3,7' -> [1, 2, 3, 7]; None/'' -> None."""
+    if text is None or str(text).strip() == "":
+        return None
+    out: list[int] = []
+    for part in str(text).split(","):
+        part = part.strip()
+        if not part:
+            continue
+        if "-" in part:
+            a, b = part.split("-", 1)
+            a, b = int(a), int(b)
+            if b < a:
+                raise ValueError(f"bad subject range {part!r}")
+            out.extend(range(a, b + 1))
+        else:
+            out.append(int(part))
+    return sorted(set(out))
+
+
+def _load_task(task, mirror, profile, subjects=None):
+    from samba.data import load_task
+
+    try:
+        return load_task(task, mirror=mirror, subjects=subjects, sfreq=128.0, profile=profile)
+    except TypeError:  # data module without the profile argument
+        return load_task(task, mirror=mirror, subjects=subjects, sfreq=128.0)
+
+
+def _split(ds, seed):
+    from samba.data import split_task
+
+    return split_task(ds, seed=seed)
+
+
+def _cap(idx, y, n, rng):
+    """At most n indices, stratified by label (keeps every class present)."""
+    if n is None or len(idx) <= n:
+        return np.sort(idx)
+    keep = []
+    classes = np.unique(y[idx])
+    per = max(1, n // len(classes))
+    for k in classes:
+        ik = idx[y[idx] == k]
+        keep.append(rng.choice(ik, size=min(per, len(ik)), replace=False))
+    return np.sort(np.concatenate(keep))
+
+
+def _robust_scale(X, idx, rng, n=256) -> float:
+    sel = np.sort(rng.choice(idx, size=min(n, len(idx)), replace=False))
+    sample = np.asarray(X[sel], np.float64)
+    s = float(np.median(np.abs(sample - np.median(sample, axis=-1, keepdims=True)))) * 1.4826
+    return 1.0 / s if s > 0 and np.isfinite(s) else 1.0
+
+
+def _subjects_of(ds, idx) -> list:
+    meta = getattr(ds, "meta", None)
+    if meta is None or "subject" not in getattr(meta, "columns", []):
+        return []
+    vals = sorted(set(meta["subject"].to_numpy()[idx].tolist()))
+    return [int(v) if isinstance(v, (int, np.integer)) or str(v).isdigit() else str(v) for v in vals]
+
+
+def _device(device):
+    return torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+
+
+def _autocast(device):
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return torch.autocast("cpu", enabled=False)
+
+
+@torch.no_grad()
+def predict(model, X, idx, device, batch_size=64) -> np.ndarray:
+    """Logits (len(idx), K) in eval mode."""
+    model.eval()
+    out = []
+    for s in range(0, len(idx), batch_size):
+        xb = torch.from_numpy(np.asarray(X[idx[s:s + batch_size]], np.float32)).to(device)
+        with _autocast(device):
+            out.append(model(xb).float().cpu())
+    return torch.cat(out).numpy() if out else np.zeros((0, 1))
+
+
+@torch.no_grad()
+def _features(model, X, idx, device, batch_size=64) -> torch.Tensor:
+    model.eval()
+    out = []
+    for s in range(0, len(idx), batch_size):
+        xb = torch.from_numpy(np.asarray(X[idx[s:s + batch_size]], np.float32)).to(device)
+        with _autocast(device):
+            out.append(model.features(xb).float())
+    return torch.cat(out)
+
+
+def _class_weights(y, n_classes, device):
+    counts = np.bincount(y, minlength=n_classes).astype(np.float64)
+    w = len(y) / (n_classes * np.maximum(counts, 1))
+    return torch.tensor(w, dtype=torch.float32, device=device)
+
+
+def finetune(task: str, init: str = "scratch", out: str | None = None, profile: str = "quick",
+             mode: str = "full", model: str = "samba", seed: int = 0, epochs: int | None = None,
+             mirror: str | None = None, pooling: str = "quantile", batch_size: int | None = None,
+             lr: float | None = None, patience: int | None = None, device: str | None = None,
+             dataset=None, split: dict | None = None, record_spatial: bool = True,
+             max_train_windows: int | None = None, progress: bool = False, samba_config=None) -> dict:
+    """Fine-tune (or probe) `model` on `task`; returns the test-metrics dict (also written to `out`).
+
+    `init`: path of a pretrained SAMBA checkpoint, or "scratch". `dataset` / `split` let callers (the
+    results table) load a task once and reuse it across methods and seeds.
+    """
+    if profile not in PROFILES:
+        raise ValueError(f"unknown profile {profile!r}; choose one of {sorted(PROFILES)}")
+    if mode not in ("full", "probe"):
+        raise ValueError(f"mode must be 'full' or 'probe', got {mode!r}")
+    if mode == "probe" and model != "samba":
+        raise ValueError("linear probing is defined for SAMBA's frozen encoder only")
+    P = dict(PROFILES[profile])
+    epochs = epochs or (P["probe_epochs"] if mode == "probe" else P["epochs"])
+    batch_size = batch_size or P["batch_size"]
+    patience = patience or P["patience"]
+    if mode == "probe":
+        patience = max(patience, 10)
+    max_train = max_train_windows if max_train_windows is not None else P["max_train_windows"]
+    dev = _device(device)
+    t0 = time.perf_counter()
+
+    torch.manual_seed(seed)
+    np.random.seed(seed)
+    rng = np.random.default_rng(seed)
+    ds = dataset if dataset is not None else _load_task(task, mirror, profile)
+    sp = split if split is not None else _split(ds, seed)
+    y = np.asarray(ds.y, np.int64)
+    tr = _cap(np.asarray(sp["train"]), y, max_train, rng)
+    va = _cap(np.asarray(sp["val"]), y, P["max_eval_windows"], rng)
+    te = _cap(np.asarray(sp["test"]), y, P["max_eval_windows"], rng)
+    if len(tr) == 0 or len(te) == 0:
+        raise RuntimeError(f"task {task}: empty split (train={len(tr)}, test={len(te)})")
+    if len(va) == 0:  # no validation subjects: stop on training data (reported in the result)
+        va = tr
+    class_names = list(getattr(ds, "class_names", [])) or [str(k) for k in range(int(y.max()) + 1)]
+    K = max(len(class_names), int(y.max()) + 1)
+    _, C, T = ds.X.shape
+    scale = _robust_scale(ds.X, tr, rng)
+    pretrained = None if init in (None, "", "scratch") else str(init)
+    positions = np.asarray(ds.positions, np.float32)
+    kwargs = dict(n_chans=int(C), n_outputs=int(K), n_times=int(T), sfreq=float(ds.sfreq),
+                  positions=positions.tolist(), ch_names=list(ds.ch_names), pooling=pooling,
+                  freeze_encoder=(mode == "probe"), input_scale=scale)
+    torch.manual_seed(seed)
+    net = build_model(model, pretrained=pretrained if model == "samba" else None,
+                      samba_config=samba_config, **kwargs).to(dev)
+    if pretrained and model != "samba":
+        raise ValueError("--init CKPT applies to --model samba only")
+
+    cw = _class_weights(y[tr], K, dev)
+    spatial = []
+
+    def record_spatial_weights():
+        if record_spatial and model == "samba":
+            with torch.no_grad():
+                spatial.append(net.spatial_weights().float().cpu().numpy())
+
+    record_spatial_weights()  # epoch 0 = the initial (pretrained or random) map
+    best = {"score": -math.inf, "epoch": 0, "state": None}
+    history = []
+    gen = torch.Generator().manual_seed(seed)
+
+    if mode == "probe":
+        # frozen encoder: features once, then train LayerNorm + Linear on them
+        ftr = _features(net, ds.X, tr, dev)
+        fva = _features(net, ds.X, va, dev)
+        head = net.head
+        opt = torch.optim.AdamW(head.parameters(), lr=lr or LR["probe"], weight_decay=WEIGHT_DECAY)
+        ytr = torch.from_numpy(y[tr]).to(dev)
+        bs = max(batch_size, 64)
+        for ep in range(1, epochs + 1):
+            head.train()
+            perm = torch.randperm(len(tr), generator=gen).to(dev)
+            for s in range(0, len(tr), bs):
+                b = perm[s:s + bs]
+                loss = F.cross_entropy(head(ftr[b]), ytr[b], weight=cw)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+            head.eval()
+            with torch.no_grad():
+                m = classification_metrics(y[va], head(fva).float().cpu().numpy(), K)
+            history.append({"epoch": ep, "loss": float(loss), "val_balanced_accuracy": m["balanced_accuracy"]})
+            if m["balanced_accuracy"] > best["score"]:
+                best = {"score": m["balanced_accuracy"], "epoch": ep, "state": copy.deepcopy(head.state_dict())}
+            elif ep - best["epoch"] >= patience:
+                break
+        head.load_state_dict(best["state"])
+    else:
+        params = [p for p in net.parameters() if p.requires_grad]
+        opt = torch.optim.AdamW(params, lr=lr or LR[model], weight_decay=WEIGHT_DECAY)
+        steps_per_epoch = max(1, math.ceil(len(tr) / batch_size))
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs * steps_per_epoch)
+        bar = None
+        if progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=epochs, desc=f"finetune {task} {model}", file=sys.stderr)
+        for ep in range(1, epochs + 1):
+            net.train()
+            perm = tr[torch.randperm(len(tr), generator=gen).numpy()]
+            losses = []
+            for s in range(0, len(perm), batch_size):
+                b = np.sort(perm[s:s + batch_size])
+                if len(b) < 2 and len(perm) > 1:
+                    continue  # a batch of one breaks batch-norm in the baselines
+                xb = torch.from_numpy(np.asarray(ds.X[b], np.float32)).to(dev)
+                yb = torch.from_numpy(y[b]).to(dev)
+                with _autocast(dev):
+                    logits = net(xb)
+                loss = F.cross_entropy(logits.float(), yb, weight=cw)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(params, 1.0)
+                opt.step()
+                sched.step()
+                losses.append(float(loss))
+            m = classification_metrics(y[va], predict(net, ds.X, va, dev), K)
+            record_spatial_weights()
+            history.append({"epoch": ep, "loss": float(np.mean(losses)) if losses else float("nan"),
+                            "val_balanced_accuracy": m["balanced_accuracy"]})
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(val_bacc=f"{m['balanced_accuracy']:.3f}")
+            if m["balanced_accuracy"] > best["score"]:
+                best = {"score": m["balanced_accuracy"], "epoch": ep,
+                        "state": {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}}
+            elif ep - best["epoch"] >= patience:
+                break
+        if bar is not None:
+            bar.close()
+        net.load_state_dict(best["state"])
+
+    logits = predict(net, ds.X, te, dev)
+    metrics = classification_metrics(y[te], logits, K)
+    result = {
+        "task": task, "model": model, "mode": mode, "init": "pretrained" if pretrained else "scratch",
+        "seed": seed, **metrics,
+        "n_train": int(len(tr)), "n_val": int(len(va)), "n_test": int(len(te)),
+        "subjects": _subjects_of(ds, te), "best_epoch": best["epoch"], "epochs_run": len(history),
+        "train_s": round(time.perf_counter() - t0, 2), "device": _device_name(dev), "profile": profile,
+    }
+    if out is not None:
+        _save(Path(out), net, model, kwargs, ds, task, class_names, seed, result, history, spatial,
+              samba_config=samba_config)
+    return result
+
+
+def _device_name(dev) -> str:
+    if dev.type == "cuda":
+        return torch.cuda.get_device_name(dev)
+    return "cpu"
+
+
+def _save(out: Path, net, model, kwargs, ds, task, class_names, seed, result, history, spatial,
+          samba_config=None):
+    from samba.checkpoint import atomic_torch_save, save_model
+
+    out.mkdir(parents=True, exist_ok=True)
+    sd = {k: v.detach().cpu() for k, v in net.state_dict().items()}
+    obj = {"format": FORMAT, "version": 1, "model": model, "kwargs": kwargs, "state_dict": sd,
+           "task": task, "class_names": [str(c) for c in class_names], "split_seed": seed,
+           "profile": result["profile"],
+           "test_metrics": {k: v for k, v in result.items() if isinstance(v, (int, float, str))},
+           "history": history}
+    if model == "samba":
+        obj["samba_config"] = net.samba.cfg.to_dict()
+        head = {k: v.detach().cpu() for k, v in net.head.state_dict().items()}
+        save_model(out / "samba_encoder.pt", net.samba, extra={
+            "kind": "finetuned", "task": task, "head": head, "pooling": kwargs["pooling"],
+            "ch_names": list(kwargs["ch_names"]), "input_scale": float(kwargs["input_scale"]),
+            "class_names": obj["class_names"]})
+        if spatial:
+            from samba import montage
+
+            np.savez_compressed(out / "spatial_weights.npz", weights=np.stack(spatial),
+                                epochs=np.arange(len(spatial)), ch_names=np.array(kwargs["ch_names"]),
+                                positions=np.asarray(kwargs["positions"], np.float32),
+                                target_channels=np.array(net.samba.target_channels),
+                                target_positions=montage.positions(list(net.samba.target_channels)))
+    atomic_torch_save(obj, out / FINETUNED_FILE)
+    (out / "result.json").write_text(json.dumps(result) + "\n")
+
+
+def load_finetuned(path, map_location="cpu"):
+    """(model, obj) from a fine-tuned run folder or its finetuned.pt."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / FINETUNED_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"no fine-tuned model at {path} (expected a folder written by `samba finetune`)")
+    try:
+        obj = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as e:
+        raise RuntimeError(f"{path} is not a readable fine-tuned model (corrupt?): {e}") from e
+    if not isinstance(obj, dict) or obj.get("format") != FORMAT:
+        raise RuntimeError(f"{path} is not a `samba finetune` output (format={obj.get('format')!r})")
+    kw = dict(obj["kwargs"])
+    from samba.model import SAMBAConfig
+
+    cfg = SAMBAConfig.from_dict(obj["samba_config"]) if obj.get("samba_config") else None
+    net = build_model(obj["model"], samba_config=cfg, **kw)
+    net.load_state_dict(obj["state_dict"])
+    return net, obj
+
+
+def evaluate(model_dir, task: str, subjects=None, mirror: str | None = None, device: str | None = None,
+             profile: str | None = None) -> dict:
+    """Evaluate a fine-tuned model on the task's test split, or on all windows of `subjects`.
+
+    `profile` selects which files of the task are loaded (default: the one the model was trained with,
+    so the test split is the same one).
+    """
+    dev = _device(device)
+    net, obj = load_finetuned(model_dir)
+    profile = profile or obj.get("profile", "full")
+    net.to(dev)
+    if isinstance(subjects, str):
+        subjects = parse_subjects(subjects)
+    ds = _load_task(task, mirror, profile, subjects=subjects)
+    if subjects:
+        idx = np.arange(len(ds.y))
+    else:
+        idx = np.asarray(_split(ds, obj.get("split_seed", 0))["test"])
+    if len(idx) == 0:
+        raise RuntimeError(f"no windows to evaluate for task {task} (subjects={subjects})")
+    if ds.X.shape[1] != obj["kwargs"]["n_chans"] or ds.X.shape[2] != obj["kwargs"]["n_times"]:
+        raise ValueError(f"task {task} windows are {ds.X.shape[1:]} but the model was trained on "
+                         f"({obj['kwargs']['n_chans']}, {obj['kwargs']['n_times']})")
+    y = np.asarray(ds.y, np.int64)
+    K = obj["kwargs"]["n_outputs"]
+    m = classification_metrics(y[idx], predict(net, ds.X, idx, dev), K)
+    return {"task": task, "balanced_accuracy": m["balanced_accuracy"], "auroc": m["auroc"],
+            "n_windows": int(len(idx)), "subjects": _subjects_of(ds, idx)}
