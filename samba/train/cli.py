@@ -1,0 +1,128 @@
+"""`samba pretrain | finetune | evaluate`: argparse front-ends called by samba/cli.py.
+
+Each `*_main(argv) -> int` parses its own arguments, runs, and prints exactly what API.md promises
+as the LAST line of stdout (progress bars and notes go to stderr):
+    pretrain  -> path of the model checkpoint
+    finetune  -> one JSON line of test metrics
+    evaluate  -> one JSON line {"task", "balanced_accuracy", "auroc", "n_windows", "subjects"}
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+
+
+def _json_line(obj) -> str:
+    """JSON with NaN -> null (strict JSON; AUROC is undefined when a split has one class)."""
+    def clean(v):
+        if isinstance(v, float) and not math.isfinite(v):
+            return None
+        if isinstance(v, dict):
+            return {k: clean(x) for k, x in v.items()}
+        if isinstance(v, (list, tuple)):
+            return [clean(x) for x in v]
+        return v
+
+    return json.dumps(clean(obj))
+
+
+def _mirror(value):
+    return value or os.environ.get("SAMBA_DATA_MIRROR") or None
+
+
+def pretrain_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="samba pretrain", description="Self-supervised TSR masked-reconstruction "
+                                "pretraining on the pooled multi-device corpus (1 or N GPUs via torchrun).")
+    p.add_argument("--out", required=True, help="run folder (checkpoints, metrics.csv, model)")
+    p.add_argument("--profile", choices=["quick", "full"], default="quick")
+    p.add_argument("--steps", type=int, default=None, help="optimiser steps (default: profile's)")
+    p.add_argument("--batch-size", type=int, default=None, help="windows per batch per GPU")
+    p.add_argument("--window-s", type=float, default=None, help="window length in seconds")
+    p.add_argument("--resume", dest="resume", action="store_true", default=True,
+                   help="continue from OUT/train_state.pt when present (default)")
+    p.add_argument("--no-resume", dest="resume", action="store_false", help="start over, ignoring checkpoints")
+    p.add_argument("--compile", action="store_true", help="torch.compile the model")
+    p.add_argument("--mask", choices=["tsr", "random", "block", "ssp"], default="tsr")
+    p.add_argument("--mask-ratio", type=float, default=0.5)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--mirror", default=None, help="local data mirror (default: $SAMBA_DATA_MIRROR)")
+    p.add_argument("--lr", type=float, default=5e-4, help="one-cycle max learning rate")
+    p.add_argument("--max-minutes", type=float, default=None,
+                   help="wall-time budget: the schedule is fitted to it and the run stops (checkpointed) at it")
+    p.add_argument("--ckpt-every", type=int, default=None)
+    p.add_argument("--val-every", type=int, default=None)
+    p.add_argument("--device", default=None, help="cpu | cuda (default: cuda when available)")
+    p.add_argument("--no-progress", dest="progress", action="store_false")
+    return p
+
+
+def pretrain_main(argv: list[str] | None = None) -> int:
+    from .pretraining import PretrainConfig, pretrain
+
+    a = pretrain_parser().parse_args(argv)
+    cfg = PretrainConfig(out=a.out, profile=a.profile, steps=a.steps, batch_size=a.batch_size, window_s=a.window_s,
+                         resume=a.resume, compile=a.compile, mask=a.mask, mask_ratio=a.mask_ratio, seed=a.seed,
+                         mirror=_mirror(a.mirror), lr=a.lr, max_minutes=a.max_minutes, ckpt_every=a.ckpt_every,
+                         val_every=a.val_every, device=a.device, progress=a.progress)
+    path = pretrain(cfg)
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(str(path))
+    return 0
+
+
+def finetune_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="samba finetune", description="Fine-tune or linearly probe a model on one "
+                                "task; prints one JSON line of test metrics.")
+    p.add_argument("--task", required=True)
+    p.add_argument("--init", default="scratch", help="pretrained SAMBA checkpoint, or 'scratch'")
+    p.add_argument("--out", required=True, help="output folder (finetuned.pt, result.json, spatial_weights.npz)")
+    p.add_argument("--profile", choices=["quick", "full"], default="quick")
+    p.add_argument("--mode", choices=["full", "probe"], default="full",
+                   help="full fine-tuning, or linear probe on frozen features")
+    p.add_argument("--model", choices=["samba", "eegnet", "shallow"], default="samba")
+    p.add_argument("--pooling", choices=["quantile", "mean"], default="quantile")
+    p.add_argument("--seed", type=int, default=0, help="seeds the split, the init and the data order")
+    p.add_argument("--epochs", type=int, default=None)
+    p.add_argument("--batch-size", type=int, default=None)
+    p.add_argument("--lr", type=float, default=None)
+    p.add_argument("--mirror", default=None)
+    p.add_argument("--device", default=None)
+    return p
+
+
+def finetune_main(argv: list[str] | None = None) -> int:
+    from .finetuning import finetune
+
+    a = finetune_parser().parse_args(argv)
+    result = finetune(a.task, init=a.init, out=a.out, profile=a.profile, mode=a.mode, model=a.model, seed=a.seed,
+                      epochs=a.epochs, mirror=_mirror(a.mirror), pooling=a.pooling, batch_size=a.batch_size,
+                      lr=a.lr, device=a.device, progress=True)
+    print(_json_line(result))
+    return 0
+
+
+def evaluate_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="samba evaluate", description="Evaluate a fine-tuned model on the task's "
+                                "test split or on given subjects.")
+    p.add_argument("--model", required=True, help="folder written by `samba finetune` (or its finetuned.pt)")
+    p.add_argument("--task", required=True)
+    p.add_argument("--subjects", default=None, help="e.g. 20-35 or 1,3 (default: the task's test split)")
+    p.add_argument("--mirror", default=None)
+    p.add_argument("--profile", choices=["quick", "full"], default=None,
+                   help="data profile used to load the task (default: the one the model was trained with)")
+    p.add_argument("--device", default=None)
+    return p
+
+
+def evaluate_main(argv: list[str] | None = None) -> int:
+    from .finetuning import evaluate
+
+    a = evaluate_parser().parse_args(argv)
+    result = evaluate(a.model, a.task, subjects=a.subjects, mirror=_mirror(a.mirror), device=a.device,
+                      profile=a.profile)
+    print(_json_line(result))
+    return 0
