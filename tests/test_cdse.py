@@ -101,9 +101,13 @@ def test_gradient_reaches_the_mlp(montages):
                 assert p.grad is not None and p.grad.abs().sum() > 0, name
 
 
+def _numpy_layer(linear):
+    return linear.weight.detach().double().numpy(), linear.bias.detach().double().numpy()
+
+
 def test_weights_match_a_from_scratch_numpy_reference(cdse, montages):
     c = montages[1][1].numpy().astype(np.float64)
-    (W1, b1), (W2, b2) = [(m.weight.detach().double().numpy(), m.bias.detach().double().numpy()) for m in (cdse.mlp[0], cdse.mlp[2])]
+    (W1, b1), (W2, b2) = [_numpy_layer(m) for m in (cdse.mlp[0], cdse.mlp[2])]
     P_out = target_positions().astype(np.float64)
     d = P_out[:, None, :] - c[None, :, :]  # (O, C, 3)
     s = (np.maximum(d @ W1.T + b1, 0) @ W2.T + b2)[..., 0]  # (O, C)
@@ -112,7 +116,7 @@ def test_weights_match_a_from_scratch_numpy_reference(cdse, montages):
     np.testing.assert_allclose(cdse.weights(montages[1][1])[0].detach().numpy(), W_ref, rtol=1e-4, atol=1e-6)
     # inverse: same recipe, roles swapped, softmax over targets
     inv = InverseCDSE()
-    (V1, a1), (V2, a2) = [(m.weight.detach().double().numpy(), m.bias.detach().double().numpy()) for m in (inv.mlp[0], inv.mlp[2])]
+    (V1, a1), (V2, a2) = [_numpy_layer(m) for m in (inv.mlp[0], inv.mlp[2])]
     s = (np.maximum(-d.transpose(1, 0, 2) @ V1.T + a1, 0) @ V2.T + a2)[..., 0]  # (C, O)
     V_ref = np.exp(s - s.max(1, keepdims=True))
     V_ref /= V_ref.sum(1, keepdims=True)
