@@ -1,0 +1,186 @@
+"""The four tasks on the real mirror: window counts, labels, splits, the cache, and bad inputs."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from samba.data import TASKS, EmptySplitError, WindowDataset, load_task, readers, split_task
+from samba.data import test_mask as in_test_set  # aliased: pytest would collect a name starting with test_
+from samba.data import test_subjects as fixed_test_subjects
+from samba.data import cache as cache_mod
+
+
+@pytest.fixture(scope="session")
+def task_data(mirror, data_cache):
+    """Every task loaded once (cold), with its load time."""
+    out = {}
+    for task in TASKS:
+        t0 = time.perf_counter()
+        ds = load_task(task, mirror=mirror, cache_dir=data_cache)
+        out[task] = (ds, time.perf_counter() - t0)
+    return out
+
+
+def test_contract_of_every_task(task_data):
+    for task, (ds, _) in task_data.items():
+        assert isinstance(ds, WindowDataset) and ds.task == task
+        n, c, t = ds.X.shape
+        assert ds.X.dtype == np.float32 and ds.y.dtype == np.int64 and t >= 8 and t % 8 == 0
+        assert ds.positions.shape == (c, 3) and ds.positions.dtype == np.float32
+        assert len(ds.ch_names) == c and ds.sfreq == 128.0 and len(ds.meta) == n
+        assert set(np.unique(ds.y)) == {0, 1} and len(ds.class_names) == 2
+        for col in ("subject", "session", "run", "file", "onset_s", "label"):
+            assert col in ds.meta
+        assert np.all(np.isfinite(ds.X)) and np.abs(ds.X).max() <= 10.0
+        x, y = ds[0]
+        assert isinstance(x, torch.Tensor) and x.shape == (c, t) and x.dtype == torch.float32 and isinstance(y, int)
+        sub = ds.subset(np.arange(0, n, 2))
+        assert len(sub) == (n + 1) // 2 and sub.ch_names == ds.ch_names
+
+
+def test_eegmmidb_mi_trials_per_run(task_data):
+    ds, _ = task_data["eegmmidb-mi"]
+    assert ds.X.shape[1:] == (64, 512)
+    counts = ds.meta.groupby(["run", "label"]).size().unstack()
+    # the real EDF+ annotations: runs 4 and 8 have 8 T1 (left) and 7 T2 (right); run 12 the reverse
+    assert counts.loc[4].to_dict() == {"left": 8, "right": 7}
+    assert counts.loc[8].to_dict() == {"left": 8, "right": 7}
+    assert counts.loc[12].to_dict() == {"left": 7, "right": 8}
+
+
+def test_eegmat_rest_and_task_per_subject(task_data):
+    ds, _ = task_data["eegmat-workload"]
+    assert sorted(ds.meta.subject.unique()) == list(range(20))
+    per = ds.meta.groupby(["subject", "label"]).size().unstack()
+    # ~182 s rest / ~62 s task (a few recordings differ by seconds), 4 s windows every 2 s
+    assert per["rest"].between(80, 95).all() and per["arithmetic"].between(28, 31).all()
+    assert set(ds.meta[ds.meta.run == 1].label) == {"rest"} and set(ds.meta[ds.meta.run == 2].label) == {"arithmetic"}
+
+
+def test_eyes_open_closed_windows_are_pure(task_data, mirror):
+    ds, _ = task_data["eyes-open-closed"]
+    raw = readers.read_eye_state_csv(mirror / "eeg_eye_state/eeg-eye-state.csv")
+    label = np.zeros(raw.n_times, dtype=int)
+    for a in raw.annotations:
+        if a["description"] == "eyes_closed":
+            label[int(round(a["onset"] * 128)) : int(round((a["onset"] + a["duration"]) * 128))] = 1
+    for onset, y in zip(ds.meta.onset_s, ds.y):
+        seg = label[int(round(onset * 128)) : int(round(onset * 128)) + 256]
+        assert np.all(seg == y)
+
+
+def test_muse_p300_epochs(task_data):
+    ds, _ = task_data["muse-p300"]
+    assert ds.X.shape[1:] == (4, 128) and ds.ch_names == ["TP9", "AF7", "AF8", "TP10"]
+    frac_target = ds.y.mean()
+    assert 0.1 < frac_target < 0.25  # roughly 1 target in 6 stimuli
+    assert sorted(ds.meta.subject.unique()) == [1, 2]
+
+
+@pytest.mark.parametrize("task", list(TASKS))
+def test_split_never_leaks_and_is_deterministic(task_data, task):
+    ds, _ = task_data[task]
+    sp = split_task(ds, seed=0)
+    assert all(len(sp[k]) > 0 for k in ("train", "val", "test"))
+    allidx = np.concatenate(list(sp.values()))
+    assert len(np.unique(allidx)) == len(allidx)  # disjoint
+    assert all(len(np.unique(ds.y[sp[k]])) == 2 for k in ("train", "test"))
+    again = split_task(ds, seed=0)
+    assert all(np.array_equal(sp[k], again[k]) for k in sp)
+    # the fixed test set does not depend on the seed
+    assert np.array_equal(split_task(ds, seed=1)["test"], sp["test"])
+    assert np.array_equal(np.sort(sp["test"]), np.flatnonzero(in_test_set(task, ds.meta)))
+    subj = {k: set(ds.meta.subject.iloc[v]) for k, v in sp.items()}
+    if ds.meta.subject.nunique() > 1:
+        assert not subj["test"] & (subj["train"] | subj["val"])
+    if task in ("eegmat-workload",):
+        assert not subj["train"] & subj["val"]
+        assert subj["test"] == set(fixed_test_subjects(task)) & set(ds.meta.subject)
+    if task == "eegmmidb-mi":
+        assert set(ds.meta.run.iloc[sp["test"]]) == {12}
+        assert set(ds.meta.run.iloc[sp["train"]]) | set(ds.meta.run.iloc[sp["val"]]) == {4, 8}
+    if task == "muse-p300":
+        assert subj["test"] == {2}
+        sess = {k: set(ds.meta.session.iloc[v]) for k, v in sp.items() if k != "test"}
+        assert not sess["train"] & sess["val"]  # subject 1: validation is a whole session
+
+
+def test_eyes_time_blocks_have_a_gap(task_data):
+    ds, _ = task_data["eyes-open-closed"]
+    sp = split_task(ds, seed=0)
+    spans = {k: [(o, o + w) for o, w in zip(ds.meta.onset_s.iloc[v], ds.meta.window_s.iloc[v])] for k, v in sp.items()}
+    for a in spans:
+        for b in spans:
+            if a < b:
+                for s0, e0 in spans[a]:
+                    for s1, e1 in spans[b]:
+                        assert e0 <= s1 or e1 <= s0, (a, b)  # no window of one split overlaps another's
+    assert len(sp["test"]) == 30  # blocks 3 and 7
+
+
+def test_cached_load_reads_no_file_and_is_fast(task_data, mirror, data_cache, monkeypatch):
+    def boom(*a, **k):
+        raise AssertionError("a raw file was read although the cache is warm")
+
+    for name in list(readers.READERS):
+        monkeypatch.setitem(readers.READERS, name, boom)
+    for task in TASKS:
+        t0 = time.perf_counter()
+        ds = load_task(task, mirror=mirror, cache_dir=data_cache)
+        dt = time.perf_counter() - t0
+        cold, cold_dt = task_data[task]
+        assert np.array_equal(ds.X, cold.X) and np.array_equal(ds.y, cold.y)
+        assert dt < 5.0, f"{task}: cached load took {dt:.1f} s"
+
+
+def test_cache_entries_are_memmapped_and_keyed(mirror, data_cache, task_data):
+    entries = list(data_cache.glob("*.npy"))
+    assert entries and not list(data_cache.glob("*.tmp"))
+    arr = np.load(entries[0], mmap_mode="r")
+    assert isinstance(arr, np.memmap) and arr.dtype == np.float32
+    from samba.data.preprocess import Preprocessing
+
+    k1 = cache_mod.cache_key("abc", "eegmat", Preprocessing())
+    assert k1 != cache_mod.cache_key("abc", "eegmat", Preprocessing(h_freq=40.0))
+    assert k1 != cache_mod.cache_key("abd", "eegmat", Preprocessing())
+
+
+def test_subjects_and_quick_profile(mirror, data_cache):
+    ds = load_task("eegmat-workload", mirror=mirror, subjects="0-2,15", cache_dir=data_cache)
+    assert sorted(ds.meta.subject.unique()) == [0, 1, 2, 15]
+    quick = load_task("eegmat-workload", mirror=mirror, profile="quick", cache_dir=data_cache)
+    assert sorted(quick.meta.subject.unique()) == [0, 1, 2, 3, 4, 5, 15, 16]
+    sp = split_task(quick)
+    assert set(quick.meta.subject.iloc[sp["test"]]) == {15, 16}
+    mq = load_task("muse-p300", mirror=mirror, profile="quick", cache_dir=data_cache)
+    assert mq.meta.file.nunique() == 6
+    assert all(len(v) for v in split_task(mq).values())
+
+
+def test_unavailable_subjects_are_a_clear_error(mirror, data_cache):
+    from samba.data import DataNotAvailableError
+
+    with pytest.raises(DataNotAvailableError, match="no file available for subjects"):
+        load_task("eegmat-workload", mirror=mirror, subjects=[25, 26], cache_dir=data_cache)
+    with pytest.raises(KeyError, match="unknown task"):
+        load_task("sleep-staging", mirror=mirror)
+
+
+def test_empty_split_is_an_error(mirror, data_cache):
+    only_test = load_task("eegmat-workload", mirror=mirror, subjects=[15, 16], cache_dir=data_cache)
+    with pytest.raises(EmptySplitError, match="every loaded subject is a test subject"):
+        split_task(only_test)
+    one = load_task("muse-p300", mirror=mirror, subjects=[2], cache_dir=data_cache, profile="quick")
+    with pytest.raises(EmptySplitError):
+        split_task(one)  # one subject, one session: nothing to hold out
+
+
+def test_test_subjects_fixed():
+    assert fixed_test_subjects("eegmat-workload") == tuple(range(15, 36))
+    assert fixed_test_subjects("muse-p300") == (2,)
+    assert TASKS["eegmmidb-mi"].test_runs == (12,)
+    assert TASKS["eyes-open-closed"].test_blocks == (3, 7)
