@@ -44,11 +44,12 @@ METRIC_COLUMNS = ["step", "epoch", "lr", "loss", "l1", "spectral", "eeg_s_per_s"
 # Defaults per profile; any PretrainConfig field left at None takes the profile's value.
 PROFILES = {
     # CPU, about a minute on 2 cores: the paper model, short windows, few steps, small data subset.
-    "quick": dict(steps=30, batch_size=8, window_s=4.0, log_every=1, val_every=15, ckpt_every=10,
+    "quick": dict(steps=30, batch_size=8, window_s=4.0, hop_fraction=1.0, log_every=1, val_every=15, ckpt_every=10,
                   val_batches=2, max_windows_per_montage=256),
     # GPU: long windows, bf16 autocast; --max-minutes trims the step count to the time budget.
-    "full": dict(steps=20000, batch_size=64, window_s=30.0, log_every=25, val_every=500, ckpt_every=500,
-                 val_batches=8, max_windows_per_montage=None),
+    # The mirrored corpus is small (~200 windows of 30 s), so windows overlap (hop = window / 4) for more crops.
+    "full": dict(steps=20000, batch_size=32, window_s=30.0, hop_fraction=0.25, log_every=25, val_every=250,
+                 ckpt_every=250, val_batches=8, max_windows_per_montage=None),
 }
 
 
@@ -63,6 +64,7 @@ class PretrainConfig:
     steps: int | None = None
     batch_size: int | None = None
     window_s: float | None = None
+    stride_s: float | None = None  # window hop; None = window_s (no overlap)
     sfreq: float = 128.0
     resume: bool = True
     compile: bool = False
@@ -93,9 +95,13 @@ class PretrainConfig:
         if self.profile not in PROFILES:
             raise ValueError(f"unknown profile {self.profile!r}; choose one of {sorted(PROFILES)}")
         out = PretrainConfig(**{f.name: getattr(self, f.name) for f in fields(self)})
-        for k, v in PROFILES[self.profile].items():
+        prof = dict(PROFILES[self.profile])
+        hop_fraction = prof.pop("hop_fraction")
+        for k, v in prof.items():
             if getattr(out, k) is None:
                 setattr(out, k, v)
+        if out.stride_s is None:
+            out.stride_s = out.window_s * hop_fraction
         return out
 
     def to_json(self) -> dict:
@@ -143,7 +149,9 @@ def synthetic_corpus(n_montages=2, n_windows=24, n_times=64, seed=0) -> list[Arr
 def _load_corpus(cfg: PretrainConfig):
     from samba.data import pretraining_corpus
 
-    kw = dict(mirror=cfg.mirror, window_s=cfg.window_s, exclude_test=True)
+    kw = dict(mirror=cfg.mirror, window_s=cfg.window_s, exclude_test=True, sfreq=cfg.sfreq)
+    if cfg.stride_s:
+        kw["stride_s"] = cfg.stride_s
     try:
         return pretraining_corpus(profile=cfg.profile, **kw)
     except TypeError:  # data module without the profile argument
