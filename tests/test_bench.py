@@ -1,0 +1,118 @@
+"""`samba bench`: schema of the JSON, failure rows, budget, figures. CPU only, tiny sizes (< 60 s)."""
+import json
+
+import pytest
+import torch
+from torch import nn
+
+from samba import bench
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def check_schema(doc: dict):
+    for key in ("device", "commit", "date", "torch", "results", "versions", "samba_backend", "dtype", "profile"):
+        assert key in doc, key
+    assert isinstance(doc["commit"], str) and doc["commit"]
+    for key in ("braindecode", "mamba_ssm", "triton"):
+        assert key in doc["versions"]
+    assert doc["results"], "no rows"
+    for r in doc["results"]:
+        for f in bench.ROW_FIELDS:
+            assert f in r, (f, r)
+        assert r["mode"] in ("train", "infer")
+        assert r["status"] in bench.STATUSES
+        if r["status"] == "ok":
+            assert r["ms"] > 0 and r["eeg_s_per_s"] > 0
+            spec = bench.MODEL_SPECS.get(r["model"])
+            if spec is not None:
+                expect = r["batch"] * r["n_times"] / r["sfreq"] / (r["ms"] / 1e3)
+                assert r["eeg_s_per_s"] == pytest.approx(expect, rel=1e-3)
+        elif r["status"] in ("oom", "error"):
+            assert r["error"]
+        else:
+            assert r["reason"]
+
+
+class Tiny(nn.Module):
+    """A stand-in classifier: fast enough to exercise the GPU plan on the CPU."""
+
+    def __init__(self, n_times):
+        super().__init__()
+        self.conv = nn.Conv1d(19, 4, 5, padding=2)
+        self.head = nn.Linear(4, 2)
+
+    def forward(self, x):
+        return self.head(self.conv(x).mean(-1))
+
+
+def tiny_builder(spec, n_times, backend):
+    if spec.name == "Broken":
+        raise RuntimeError("this model always fails")
+    if spec.name == "Hungry":
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 1 TiB")
+    return Tiny(n_times), lambda m, x: m(x)
+
+
+def test_cpu_quick_run_is_schema_valid(tmp_path):
+    models = ["EEGNet"] + (["SAMBA"] if bench.samba_available() else [])
+    out = bench.run_bench(device="cpu", out=tmp_path / "b.json", models=models, contexts_s=[1], batches=[1, 2],
+                          quick=True, log=None)
+    doc = json.loads(out.read_text())
+    check_schema(doc)
+    assert doc["profile"] == "cpu-quick"
+    ok = [r for r in doc["results"] if r["status"] == "ok"]
+    assert {r["model"] for r in ok} == set(models)
+    assert all(r["mode"] == "infer" and r["realtime_factor"] == r["eeg_s_per_s"] for r in ok)
+    assert {(r["context_s"], r["batch"]) for r in ok if r["model"] == "EEGNet"} == {(1, 1), (1, 2)}
+
+
+def test_failures_become_rows_not_crashes(tmp_path):
+    out = bench.run_bench(device="cpu", out=tmp_path / "f.json", models=["Broken", "Hungry", "Fine"],
+                          contexts_s=[1], batches=[2], quick=True, builder=tiny_builder, log=None)
+    doc = json.loads(out.read_text())
+    check_schema(doc)
+    by = {r["model"]: r for r in doc["results"]}
+    assert by["Broken"]["status"] == "error" and "always fails" in by["Broken"]["error"]
+    assert by["Hungry"]["status"] == "oom"
+    assert by["Fine"]["status"] == "ok"
+
+
+def test_budget_spent_rows_are_skipped(tmp_path):
+    out = bench.run_bench(device="cpu", out=tmp_path / "s.json", models=["EEGNet"], contexts_s=[1], batches=[1],
+                          quick=True, time_budget_s=0, log=None)
+    doc = json.loads(out.read_text())
+    check_schema(doc)
+    assert [r["status"] for r in doc["results"]] == ["skipped"]
+
+
+def test_gpu_plan_sweeps_and_figures(tmp_path):
+    """The GPU plan (context sweep, doubling throughput with plateau stop, latency) on a tiny model."""
+    out = bench.run_bench(device="cpu", out=tmp_path / "g.json", models=["Fine", "Broken"], contexts_s=[1, 2], batches=[2, 4],
+                          quick=True, builder=tiny_builder, plan="gpu", time_budget_s=30, log=None)
+    doc = json.loads(out.read_text())
+    check_schema(doc)
+    fine = [r for r in doc["results"] if r["model"] == "Fine"]
+    assert {r["sweep"] for r in fine} == {"context", "throughput", "latency"}
+    assert {(r["context_s"], r["mode"]) for r in fine if r["sweep"] == "context"} == {
+        (1, "train"), (1, "infer"), (2, "train"), (2, "infer")}
+    assert all(r["batch"] == 4 for r in fine if r["sweep"] == "context")
+    assert all(r["status"] == "error" for r in doc["results"] if r["model"] == "Broken")
+    paths = bench.plot_bench(out, tmp_path / "fig")
+    assert len(paths) == 2
+    for p in paths:
+        assert p.suffix == ".png" and p.stat().st_size > 5000
+
+
+def test_realtime_figure_and_cli(tmp_path, capsys):
+    out = tmp_path / "c.json"
+    assert bench.bench_main(["--device", "cpu", "--quick", "--models", "eegnet", "--contexts", "1",
+                             "--batches", "1", "--out", str(out), "--plot", str(tmp_path / "fig"), "-q"]) == 0
+    assert capsys.readouterr().out.strip().splitlines()[-1] == str(out)
+    check_schema(json.loads(out.read_text()))
+    assert (tmp_path / "fig" / "c_realtime.png").stat().st_size > 5000
+
+
+def test_unknown_model_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="unknown model"):
+        bench.run_bench(device="cpu", out=tmp_path / "x.json", models=["NoSuchNet"], quick=True, log=None)
