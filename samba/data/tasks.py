@@ -276,7 +276,11 @@ def split_task(ds: WindowDataset, seed: int = 0, test_size: float | None = None,
     (only for tasks with several subjects; the fixed test subjects are then not respected).
     Raises ``EmptySplitError`` rather than return an empty split.
     """
-    spec = _spec(ds.task)
+    if ds.task in TASKS:
+        spec = TASKS[ds.task]
+    else:  # external datasets (samba.data.external): by subject, no fixed test list -> seed-drawn
+        spec = TaskSpec(ds.task, "", ds.device, tuple(ds.class_names), window_s=ds.n_times / ds.sfreq)
+        test_size = 0.2 if test_size is None else test_size
     meta = ds.meta
     rng = np.random.default_rng(seed)
     subjects = np.array(sorted(meta.subject.unique()))
