@@ -276,16 +276,18 @@ class _MetricsLog:
             self.tb.close()
 
 
-def pretrain(config: PretrainConfig, datasets=None) -> Path:
+def pretrain(config: PretrainConfig, datasets=None, return_model: bool = False):
     """Run (or resume) pretraining; returns the path of the saved model checkpoint.
 
     `datasets`: optional list of WindowDataset-likes (X (N,C,T), positions (C,3), sfreq) instead of
-    `samba.data.pretraining_corpus` (tests pass a synthetic corpus).
+    `samba.data.pretraining_corpus` (tests pass a synthetic corpus). `return_model=True` returns
+    `(path, model)` (this rank's trained model; the DDP test compares them across ranks).
     """
     cfg = config.resolved()
     info = D.setup(cfg.device)
     try:
-        return _pretrain(cfg, info, datasets)
+        path, model = _pretrain(cfg, info, datasets)
+        return (path, model) if return_model else path
     finally:
         D.teardown(info)
 
@@ -498,4 +500,4 @@ def _pretrain(cfg: PretrainConfig, info: D.DistInfo, datasets) -> Path:
             "input_scales": [float(s) for s in scales],
         })
     D.barrier(info)
-    return path
+    return path, raw_model

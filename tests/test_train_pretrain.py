@@ -1,0 +1,123 @@
+"""Pretraining: kill + resume == uninterrupted, corrupt-checkpoint handling, DDP (gloo, 2 processes)."""
+
+from __future__ import annotations
+
+import csv
+import os
+import socket
+import warnings
+from dataclasses import fields
+
+import pytest
+import torch
+import torch.multiprocessing as mp
+
+from samba.train.pretraining import (METRIC_COLUMNS, MODEL_FILE, PretrainConfig, SimulatedKill, pretrain,
+                                     synthetic_corpus)
+from samba.train.state import CheckpointError, load_train_state
+
+# A small SAMBA (same code paths as the paper model) so CPU tests take seconds.
+TINY = dict(cdse_hidden=8, target_channels=("Fp1", "Fz", "C3", "Cz", "C4", "Pz", "O1", "O2"),
+            embed_kernels=(1, 3), embed_branch_dim=8, embed_dim=8, enc_dims=(8, 16), dec_dims=(16, 8, 8),
+            dec_dim=8, bottleneck_dim=16, diff_head_dim=8, diff_mamba_headdim=8, d_state=8, expand=2, headdim=8,
+            chunk_size=16, backend="torch")
+
+
+def tiny_model_config() -> dict:
+    from samba.model import SAMBAConfig
+
+    names = {f.name for f in fields(SAMBAConfig)}
+    return {k: v for k, v in TINY.items() if k in names}
+
+
+def run(out, **kw):
+    base = dict(out=str(out), profile="quick", steps=6, batch_size=4, ckpt_every=2, log_every=1, val_every=3,
+                val_batches=1, progress=False, device="cpu", model=tiny_model_config())
+    base.update(kw)
+    return pretrain(PretrainConfig(**base), datasets=synthetic_corpus(n_montages=2, n_windows=20, n_times=64))
+
+
+def params(path):
+    return torch.load(path, weights_only=True)["state_dict"]
+
+
+def test_kill_and_resume_matches_uninterrupted(tmp_path):
+    ref = run(tmp_path / "ref")
+    with pytest.raises(SimulatedKill):
+        run(tmp_path / "cut", kill_at_step=5)  # dies after step 5; last checkpoint is step 4
+    assert load_train_state(tmp_path / "cut")["step"] == 4
+    resumed = run(tmp_path / "cut")  # the very same command
+    a, b = params(ref), params(resumed)
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    with open(tmp_path / "cut" / "metrics.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert list(rows[0]) == METRIC_COLUMNS
+    assert [int(r["step"]) for r in rows] == [1, 2, 3, 4, 5, 6]  # no duplicated steps after the resume
+    with open(tmp_path / "ref" / "metrics.csv") as f:
+        ref_rows = list(csv.DictReader(f))
+    assert [r["loss"] for r in rows] == [r["loss"] for r in ref_rows]
+
+
+def test_checkpoint_is_a_loadable_model(tmp_path):
+    from samba.checkpoint import load_model
+
+    path = run(tmp_path / "m", steps=2)
+    assert path.name == MODEL_FILE
+    model, extra = load_model(path)
+    assert extra["step"] == 2 and extra["mask"] == "tsr"
+    x = torch.randn(2, 3, 64)
+    assert model(x, torch.randn(3, 3) * 0.09).shape == x.shape
+
+
+def test_corrupt_latest_falls_back_then_clear_error(tmp_path):
+    out = tmp_path / "c"
+    run(out, steps=4)  # checkpoints at steps 2 and 4
+    (out / "train_state.pt").write_bytes(b"not a checkpoint")
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter("always")
+        state = load_train_state(out)
+    assert state["step"] == 2 and any("corrupt" in str(x.message) for x in w)
+    (out / "train_state.prev.pt").write_bytes(b"\x00" * 10)
+    with pytest.raises(CheckpointError, match="no readable training checkpoint"):
+        load_train_state(out)
+    with pytest.raises(CheckpointError):
+        run(out, steps=6)  # resume refuses to silently start over ...
+    run(out, steps=2, resume=False)  # ... unless asked to
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _ddp_worker(rank, world, port, out, result_dir, model_cfg):
+    import torch.distributed as dist
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world),
+                      LOCAL_RANK=str(rank))
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", rank=rank, world_size=world)
+    try:
+        cfg = PretrainConfig(out=out, profile="quick", steps=3, batch_size=4, ckpt_every=2, log_every=1, val_every=3,
+                             val_batches=1, progress=False, device="cpu", model=model_cfg)
+        _, model = pretrain(cfg, datasets=synthetic_corpus(n_montages=2, n_windows=20, n_times=64), return_model=True)
+        torch.save({k: v.detach().clone() for k, v in model.state_dict().items()}, f"{result_dir}/rank{rank}.pt")
+    finally:
+        dist.destroy_process_group()
+
+
+def test_ddp_gloo_two_processes_keep_parameters_identical(tmp_path):
+    out, res = tmp_path / "ddp", tmp_path / "res"
+    res.mkdir()
+    mp.spawn(_ddp_worker, args=(2, _free_port(), str(out), str(res), tiny_model_config()), nprocs=2, join=True)
+    p0, p1 = torch.load(res / "rank0.pt"), torch.load(res / "rank1.pt")
+    for k in p0:
+        assert torch.equal(p0[k], p1[k]), k
+    assert (out / MODEL_FILE).is_file() and (out / "train_state.pt").is_file()
+    state = load_train_state(out)
+    assert state["step"] == 3 and len(state["rng"]) == 2  # every rank's RNG is in the checkpoint
+    with open(out / "metrics.csv") as f:
+        assert [int(r["step"]) for r in csv.DictReader(f)] == [1, 2, 3]
