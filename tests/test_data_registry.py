@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -94,3 +95,54 @@ def test_data_list_names_datasets_and_tasks():
     for word in ("eegmmidb", "eegmat", "eeg_eye_state", "muse_p300", "tuab", "eegmmidb-mi",
                  "eyes-open-closed", "eegmat-workload", "muse-p300"):
         assert word in table
+
+
+def _fake_retrieve(mirror, corrupt=False):
+    """A stand-in for pooch.retrieve that 'downloads' from the mirror (CI has no internet)."""
+
+    def retrieve(url, known_hash=None, fname=None, path=None, processor=None, progressbar=False):
+        rel = next(f.relpath for f in registry.files() if f.url == url)
+        target = Path(path) / (fname or Path(url).name)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        data = (mirror / rel).read_bytes()
+        target.write_bytes(data[:-10] if corrupt else data)
+        return str(target)
+
+    return retrieve
+
+
+def test_download_into_cache_without_mirror(mirror, tmp_path, monkeypatch):
+    import pooch
+
+    monkeypatch.delenv("SAMBA_DATA_MIRROR", raising=False)
+    monkeypatch.setenv("SAMBA_DATA_DIR", str(tmp_path / "cache"))
+    monkeypatch.delenv("SAMBA_DOWNLOAD")
+    monkeypatch.setattr(pooch, "retrieve", _fake_retrieve(mirror))
+    assert registry.download_allowed(None)
+    path = registry.fetch("eegmmidb", "S001/S001R01.edf.event")
+    assert path == tmp_path / "cache" / "eegmmidb/S001/S001R01.edf.event"
+    assert registry.fetch("eegmmidb", "S001/S001R01.edf.event") == path  # second time from the cache
+    monkeypatch.setattr(pooch, "retrieve", _fake_retrieve(mirror, corrupt=True))
+    with pytest.raises(ChecksumError):
+        registry.fetch("eegmmidb", "S001/S001R02.edf.event")
+    assert not (tmp_path / "cache" / "eegmmidb/S001/S001R02.edf.event").exists()  # bad download removed
+
+
+def test_eye_state_zip_member_converted_from_arff(mirror, tmp_path, monkeypatch):
+    import pooch
+
+    lines = (mirror / "eeg_eye_state/eeg-eye-state.csv").read_text().splitlines()
+    names = ["AF3", "F7", "F3", "FC5", "T7", "P7", "O1", "O2", "P8", "T8", "FC6", "F4", "F8", "AF4", "eyeDetection"]
+    arff = tmp_path / "EEG Eye State.arff"
+    arff.write_text("@RELATION 'EEG_DATA'\n\n" + "".join(f"@ATTRIBUTE {n} NUMERIC\n" for n in names)
+                    + "\n@DATA\n" + "\n".join(lines[1:]) + "\n")
+
+    def retrieve(url, known_hash=None, path=None, processor=None, progressbar=False, fname=None):
+        assert url.endswith("eeg+eye+state.zip") and isinstance(processor, pooch.Unzip)
+        return [str(arff)]
+
+    monkeypatch.delenv("SAMBA_DATA_MIRROR", raising=False)
+    monkeypatch.setenv("SAMBA_DATA_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(pooch, "retrieve", retrieve)
+    path = registry.fetch("eeg_eye_state", "eeg-eye-state.csv", download=True)
+    assert registry.sha256sum(path) == registry.entry("eeg_eye_state", "eeg-eye-state.csv").sha256

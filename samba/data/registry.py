@@ -182,8 +182,13 @@ def _download(f: FileEntry, target: Path) -> Path:
         except ChecksumError as err:  # ARFF -> CSV conversion need not be byte-identical
             log.warning("%s; loaded from the archive %s anyway, contents converted", err, f.url)
         return target
-    pooch.retrieve(f.url, known_hash=f"sha256:{f.sha256}", fname=target.name, path=target.parent, progressbar=False)
-    return target
+    got = Path(pooch.retrieve(f.url, known_hash=None, fname=target.name, path=target.parent, progressbar=False))
+    try:
+        check_file(got, f.sha256)
+    except ChecksumError:
+        got.unlink(missing_ok=True)  # never leave a bad download in the cache
+        raise
+    return got
 
 
 def _materialise_from_archive(members: list[str], target: Path) -> None:
