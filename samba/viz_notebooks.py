@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["plot_traces", "plot_mask_over_signal", "plot_head_points"]
+__all__ = ["plot_traces", "plot_mask_over_signal", "plot_head_points", "mask_run_lengths"]
 
 
 def plot_traces(ax, data, sfreq: float, ch_names, spacing: float | None = None, color="k", lw=0.6):
@@ -54,3 +54,19 @@ def plot_head_points(ax, positions, labels=None, color="C0", size=18, view="top"
             ax.annotate(name, (a, b), fontsize=6, ha="center", va="bottom")
     ax.set_aspect("equal")
     return ax
+
+
+def mask_run_lengths(mask, value: bool = True) -> np.ndarray:
+    """Lengths of the runs of ``value`` in each row of a boolean ``mask (B, T)``, concatenated.
+
+    Used to draw block-length histograms of the pretraining masks (notebook 05).
+    """
+    m = np.asarray(mask, dtype=bool)
+    if m.ndim == 1:
+        m = m[None]
+    hit = (m == value).astype(np.int8)  # (B, T)
+    padded = np.pad(hit, ((0, 0), (1, 1)))
+    edges = np.diff(padded, axis=1)  # +1 at a run's start, -1 after its end
+    starts = np.argwhere(edges == 1)
+    stops = np.argwhere(edges == -1)
+    return (stops[:, 1] - starts[:, 1]).astype(np.int64)
