@@ -256,7 +256,11 @@ _EYE_STATE_DURATION_S = 14980 / 128.0  # the recording's length fixes the block 
 
 
 def test_mask(task: str, meta: pd.DataFrame) -> np.ndarray:
-    """True for windows in ``task``'s fixed test set (the same rule pretraining excludes)."""
+    """True for windows that touch ``task``'s fixed test data (what pretraining excludes).
+
+    For time-block tasks this includes windows that only overlap a test block; ``split_task``'s test split
+    holds the windows entirely inside the test blocks, and its train/val never touch them.
+    """
     spec = _spec(task)
     mask = np.zeros(len(meta), dtype=bool)
     if spec.test_subjects:
@@ -264,8 +268,10 @@ def test_mask(task: str, meta: pd.DataFrame) -> np.ndarray:
     if spec.test_runs:
         mask |= meta.run.isin(spec.test_runs).to_numpy()
     if spec.n_time_blocks:
-        blocks = time_blocks(meta, spec.n_time_blocks, _EYE_STATE_DURATION_S)
-        mask |= np.isin(blocks, spec.test_blocks)
+        edges = np.linspace(0.0, _EYE_STATE_DURATION_S, spec.n_time_blocks + 1)
+        start, stop = meta.onset_s.to_numpy(), (meta.onset_s + meta.window_s).to_numpy()
+        for b in spec.test_blocks:
+            mask |= (start < edges[b + 1]) & (stop > edges[b])
     return mask
 
 
