@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import logging
-import shutil
 
-import mne
 import numpy as np
 import pytest
 
