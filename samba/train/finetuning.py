@@ -154,11 +154,13 @@ def finetune(task: str, init: str = "scratch", out: str | None = None, profile: 
              mirror: str | None = None, pooling: str = "quantile", batch_size: int | None = None,
              lr: float | None = None, patience: int | None = None, device: str | None = None,
              dataset=None, split: dict | None = None, record_spatial: bool = True,
-             max_train_windows: int | None = None, progress: bool = False, samba_config=None) -> dict:
+             max_train_windows: int | None = None, progress: bool = False, samba_config=None,
+             time_budget_s: float | None = None) -> dict:
     """Fine-tune (or probe) `model` on `task`; returns the test-metrics dict (also written to `out`).
 
     `init`: path of a pretrained SAMBA checkpoint, or "scratch". `dataset` / `split` let callers (the
-    results table) load a task once and reuse it across methods and seeds.
+    results table) load a task once and reuse it across methods and seeds. `time_budget_s` stops
+    training after the epoch that exceeds it (the best epoch so far is kept; at least one epoch runs).
     """
     if profile not in PROFILES:
         raise ValueError(f"unknown profile {profile!r}; choose one of {sorted(PROFILES)}")
@@ -215,6 +217,7 @@ def finetune(task: str, init: str = "scratch", out: str | None = None, profile: 
     record_spatial_weights()  # epoch 0 = the initial (pretrained or random) map
     best = {"score": -math.inf, "epoch": 0, "state": None}
     history = []
+    stop_reason = "epochs"  # or "patience" (early stopping) or "time_budget"
     gen = torch.Generator().manual_seed(seed)
 
     if mode == "probe":
@@ -241,6 +244,7 @@ def finetune(task: str, init: str = "scratch", out: str | None = None, profile: 
             if m["balanced_accuracy"] > best["score"]:
                 best = {"score": m["balanced_accuracy"], "epoch": ep, "state": copy.deepcopy(head.state_dict())}
             elif ep - best["epoch"] >= patience:
+                stop_reason = "patience"
                 break
         head.load_state_dict(best["state"])
     else:
@@ -283,6 +287,10 @@ def finetune(task: str, init: str = "scratch", out: str | None = None, profile: 
                 best = {"score": m["balanced_accuracy"], "epoch": ep,
                         "state": {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}}
             elif ep - best["epoch"] >= patience:
+                stop_reason = "patience"
+                break
+            if time_budget_s and time.perf_counter() - t0 > time_budget_s:
+                stop_reason = "time_budget"
                 break
         if bar is not None:
             bar.close()
@@ -296,6 +304,7 @@ def finetune(task: str, init: str = "scratch", out: str | None = None, profile: 
         "n_train": int(len(tr)), "n_val": int(len(va)), "n_test": int(len(te)),
         "subjects": _subjects_of(ds, te), "best_epoch": best["epoch"], "epochs_run": len(history),
         "train_s": round(time.perf_counter() - t0, 2), "device": _device_name(dev), "profile": profile,
+        "stopped": stop_reason,
     }
     if out is not None:
         _save(Path(out), net, model, kwargs, ds, task, class_names, seed, result, history, spatial,

@@ -91,6 +91,7 @@ def run_table(tasks=TASKS, methods=tuple(METHODS), seeds=(0, 1, 2), profile: str
         out.write_text(json.dumps({"meta": meta, "rows": rows}, indent=1) + "\n")
 
     datasets = {}
+    n_runs, done = len(seeds) * len(tasks) * len(methods), 0
     for seed in seeds:  # seed-major: a cut run still has every task and method for the first seeds
         for task in tasks:
             if task not in datasets:
@@ -103,15 +104,20 @@ def run_table(tasks=TASKS, methods=tuple(METHODS), seeds=(0, 1, 2), profile: str
                     flush()
                     return out
                 spec = METHODS[method]
+                budget = None
+                if max_minutes:  # share what is left equally among the runs still to do
+                    budget = max(5.0, (max_minutes * 60 - (time.perf_counter() - t0)) / (n_runs - done))
+                done += 1
                 run_out = Path(runs_dir) / f"{task}_{method}_seed{seed}" if runs_dir else None
                 row = {"task": task, "method": method, "seed": seed}
                 try:
                     r = finetune(task, init=pretrained if spec["pretrained"] else "scratch", out=run_out,
                                  profile=profile, mode=spec["mode"], model=spec["model"], seed=seed,
                                  epochs=epochs if spec["mode"] == "full" else None, mirror=mirror,
-                                 device=device, dataset=ds, split=split)
+                                 device=device, dataset=ds, split=split, time_budget_s=budget)
                     row.update({k: _clean(r[k]) for k in ("balanced_accuracy", "auroc", "kappa", "f1", "n_train",
-                                                          "n_val", "n_test", "subjects", "best_epoch", "train_s")})
+                                                          "n_val", "n_test", "subjects", "best_epoch", "epochs_run",
+                                                          "stopped", "train_s")})
                     row["status"] = "ok"
                 except Exception as e:  # one failing baseline must not lose the table
                     row.update({"status": "error", "error": f"{type(e).__name__}: {e}"})

@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# Full-profile SAMBA pretraining on the GPU machine, sized for ONE 10-minute device call.
+#
+#   bash scripts/gpu/pretrain_full.sh            # all visible GPUs (torchrun when more than one)
+#   NGPU=1 MINUTES=6 bash scripts/gpu/pretrain_full.sh
+#   bash scripts/gpu/pretrain_full.sh scaling    # 1-GPU vs N-GPU throughput (issue 4: scaling efficiency)
+#
+# Device call (carry ".whl" for the offline installs):
+#   run(command="bash scripts/gpu/pretrain_full.sh", carry=[".whl"], timeout_s=600)
+# Returns under $OUT (<= 8 files): samba_pretrained.pt, metrics.csv, pretrain.log, pretrain_run.tar.gz
+# (config.json + train_state.pt for resuming), [scaling.json]. Copy samba_pretrained.pt to
+# checkpoints/ for scripts/gpu/finetune_table.sh.
+set -euo pipefail
+# --- environment (offline installs, data mirror, $OUT); the same block is in both gpu scripts ---
+cd "$(dirname "$0")/../.."
+export OUT=${OUT:-runs/gpu_out}
+mkdir -p "$OUT"
+export NCCL_NVLS_ENABLE=0 PYTHONUNBUFFERED=1 MPLBACKEND=Agg
+PY=${PYTHON:-python3}
+# The GPU image has torch but not mne/braindecode: install them from the carried wheel folder (.whl,
+# filled by scripts/gpu/fetch_wheels.sh) without any registry.
+if ! $PY -c "import mne, pooch" 2>/dev/null || ! $PY -c "import braindecode" 2>/dev/null; then
+  if [ -d .whl ]; then
+    $PY -m pip install -q --no-index --find-links .whl mne pooch braindecode skorch 2>&1 | tail -2 || true
+  else
+    echo "warning: mne/braindecode missing and no .whl folder carried (see scripts/gpu/fetch_wheels.sh)" >&2
+  fi
+fi
+if [ -z "${SAMBA_DATA_MIRROR:-}" ]; then
+  for c in shared/data ../shared/data /work/shared/data; do
+    if [ -f "$c/SHA256SUMS" ]; then export SAMBA_DATA_MIRROR=$(cd "$c" && pwd); break; fi
+  done
+fi
+export SAMBA_DATA_DIR=${SAMBA_DATA_DIR:-/tmp/samba_cache}
+echo "mirror: ${SAMBA_DATA_MIRROR:-none}  out: $OUT" >&2
+$PY -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available(), torch.cuda.device_count(), 'GPU(s)', torch.cuda.get_device_name(0) if torch.cuda.is_available() else '')" >&2
+# --- end environment ---
+NGPU=${NGPU:-$($PY -c "import torch; print(max(torch.cuda.device_count(), 1))")}
+MINUTES=${MINUTES:-6}
+RUN=runs/pretrain_full
+
+launch() {  # launch NPROC ARGS...: same command on 1 or N GPUs
+  local n=$1; shift
+  if [ "$n" -gt 1 ]; then
+    $PY -m torch.distributed.run --standalone --nproc_per_node "$n" -m samba pretrain "$@"
+  else
+    $PY -m samba pretrain "$@"
+  fi
+}
+
+if [ "${1:-}" = "scaling" ]; then
+  # Same per-GPU batch, fixed steps, fresh runs: throughput (EEG seconds per second) on 1 vs N GPUs.
+  STEPS=${STEPS:-120}
+  for n in 1 "$NGPU"; do
+    launch "$n" --out "runs/scaling_$n" --profile full --steps "$STEPS" --no-resume --no-progress \
+      --ckpt-every 100000 --val-every 100000 2>&1 | tail -3 | tee -a "$OUT/pretrain.log"
+  done
+  $PY - "$NGPU" <<'PY' | tee "$OUT/scaling.json"
+import csv, json, sys
+n = int(sys.argv[1])
+def rate(k):  # median throughput over the second half of the run (after warm-up / compilation)
+    rows = list(csv.DictReader(open(f"runs/scaling_{k}/metrics.csv")))
+    vals = sorted(float(r["eeg_s_per_s"]) for r in rows[len(rows) // 2:])
+    return vals[len(vals) // 2]
+r1, rn = rate(1), rate(n)
+print(json.dumps({"gpus": n, "eeg_s_per_s_1gpu": r1, f"eeg_s_per_s_{n}gpu": rn, "speedup": rn / r1,
+                  "scaling_efficiency": rn / (n * r1)}))
+PY
+  exit 0
+fi
+
+# --max-minutes fits the one-cycle schedule to the budget (measured over the first steps) and stops
+# with a checkpoint at the budget; a second call with the same command resumes.
+launch "$NGPU" --out "$RUN" --profile full --max-minutes "$MINUTES" ${EXTRA_ARGS:-} 2>&1 | tee "$OUT/pretrain.log"
+cp "$RUN/samba_pretrained.pt" "$RUN/metrics.csv" "$OUT/"
+tar -czf "$OUT/pretrain_run.tar.gz" -C "$RUN" config.json train_state.pt $(cd "$RUN" && ls -d tb 2>/dev/null || true)
+tail -1 "$OUT/pretrain.log"
