@@ -111,3 +111,10 @@ def test_broken_csvs_are_rejected(mirror, tmp_path):
     cut.write_text("\n".join([lines[0].replace("AF3,", "")] + lines[1:50]))
     with pytest.raises(CorruptFileError):
         readers.read_eye_state_csv(cut)
+
+
+def test_read_raw_generic_edf_and_set(mirror):
+    raw = readers.read_raw(mirror / "eegmmidb/S001/S001R01.edf")
+    assert raw.ch_names[:2] == ["FC5", "FC3"] and len(raw.ch_names) == 64
+    with pytest.raises(ValueError, match="no channel has a 10-05 name or a location"):
+        readers.read_raw(mirror / "eeglab_sample/test_raw.set", on_unknown="drop")

@@ -187,3 +187,17 @@ def test_test_subjects_fixed():
     assert fixed_test_subjects("muse-p300") == (2,)
     assert TASKS["eegmmidb-mi"].test_runs == (12,)
     assert TASKS["eyes-open-closed"].test_blocks == (3, 7)
+
+
+def test_damaged_cache_entry_is_rebuilt(mirror, tmp_path):
+    ds = load_task("eyes-open-closed", mirror=mirror, cache_dir=tmp_path)
+    (npy,) = tmp_path.glob("*.npy")
+    npy.write_bytes(npy.read_bytes()[:1000])  # e.g. a disk filled up mid-write by another tool
+    again = load_task("eyes-open-closed", mirror=mirror, cache_dir=tmp_path)
+    assert np.array_equal(again.X, ds.X)
+
+
+def test_subject_spellings(mirror, data_cache):
+    a = load_task("eegmmidb-mi", mirror=mirror, subjects=["S001"], cache_dir=data_cache)
+    b = load_task("eegmmidb-mi", mirror=mirror, subjects="1", cache_dir=data_cache)
+    assert len(a) == len(b) == 45

@@ -53,19 +53,22 @@ def normalize_names(names) -> list[str]:
 
 
 def _rename_canonical(raw: mne.io.BaseRaw, on_unknown: str = "raise") -> mne.io.BaseRaw:
-    """Rename channels to canonical names; unknown names raise (or are dropped, counted, on_unknown='drop')."""
+    """Rename channels to canonical names. Unknown names: ``on_unknown`` = "raise", "drop" (logged, counted)
+    or "keep" (for files whose channels carry their own locations)."""
     mapping, unknown = {}, []
     for name in raw.ch_names:
         try:
             mapping[name] = _montage().normalize_name(name)
         except (ValueError, KeyError):
             unknown.append(name)
-    if unknown:
+    if unknown and on_unknown != "keep":
         if on_unknown == "raise":
             raise ValueError(
                 f"unknown channel name(s) {unknown}: not 10-05 electrodes; pass montage= to read_raw, "
                 "rename them, or use on_unknown='drop'"
             )
+        if len(unknown) == len(raw.ch_names):
+            raise ValueError(f"no channel has a 10-05 name or a location ({unknown[:3]}...); pass montage= to read_raw")
         log.warning("dropping %d channel(s) with unknown names: %s", len(unknown), unknown)
         raw.drop_channels(unknown)
     dup = {v for v in mapping.values() if list(mapping.values()).count(v) > 1}
@@ -205,7 +208,7 @@ def read_eeglab(path: str | os.PathLike) -> mne.io.BaseRaw:
         raw = mne.io.read_raw_eeglab(path, preload=True, verbose="ERROR")
     except Exception as err:
         raise CorruptFileError(f"{path}: cannot read as EEGLAB ({type(err).__name__}: {err})") from err
-    return raw
+    return _rename_canonical(raw, on_unknown="keep")
 
 
 def read_fif(path: str | os.PathLike) -> mne.io.BaseRaw:
@@ -255,8 +258,8 @@ def read_raw(path: str | os.PathLike, montage=None, on_unknown: str = "raise") -
     if len(picks) == 0:
         raise ValueError(f"{path}: no EEG channels")
     raw.pick(picks)
-    if montage is None:
-        return _rename_canonical(raw, on_unknown=on_unknown)
+    if montage is None:  # channels that carry their own location may keep a non-standard name
+        return _rename_canonical(raw, on_unknown="keep" if _has_locations(raw) else on_unknown)
     presets = getattr(_montage(), "DEVICE_PRESETS", {})
     if isinstance(montage, str) and montage in presets:
         names = list(presets[montage])
@@ -269,10 +272,15 @@ def read_raw(path: str | os.PathLike, montage=None, on_unknown: str = "raise") -
     return raw
 
 
+def _has_locations(raw: mne.io.BaseRaw) -> bool:
+    locs = np.array([ch["loc"][:3] for ch in raw.info["chs"]], dtype=float)
+    return bool(np.all(np.isfinite(locs)) and np.all(np.linalg.norm(locs, axis=1) > 1e-6))
+
+
 def channel_positions(raw: mne.io.BaseRaw) -> np.ndarray:
     """(C, 3) float32 positions: from the file's digitisation when present, else from the names."""
     m = _montage()
     locs = np.array([ch["loc"][:3] for ch in raw.info["chs"]], dtype=float)
-    if np.all(np.isfinite(locs)) and np.any(locs != 0):
+    if np.isfinite(locs).all(1).any() and np.any(np.nan_to_num(locs) != 0):  # some channels are located
         return np.asarray(m.positions_from_info(raw.info), dtype=np.float32)
     return np.asarray(m.positions(raw.ch_names), dtype=np.float32)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -99,19 +100,25 @@ def _spec(task: str) -> TaskSpec:
 def _parse_subjects(subjects) -> set[int] | None:
     if subjects is None:
         return None
+    def number(token) -> int:  # 7, "7", "S007", "Subject07"
+        digits = re.sub(r"\D", "", str(token))
+        if not digits:
+            raise ValueError(f"cannot read a subject number from {token!r}")
+        return int(digits)
+
     if isinstance(subjects, str):  # "20-35" or "1,3"
         out = set()
         for part in subjects.split(","):
             part = part.strip()
             if "-" in part:
                 a, b = part.split("-")
-                out.update(range(int(a), int(b) + 1))
+                out.update(range(number(a), number(b) + 1))
             elif part:
-                out.add(int(part))
+                out.add(number(part))
         return out
     if isinstance(subjects, (int, np.integer)):
         return {int(subjects)}
-    return {int(s) for s in subjects}
+    return {number(s) for s in subjects}
 
 
 def _select_files(spec: TaskSpec, mirror, subjects: set[int] | None, profile: str):
