@@ -279,6 +279,15 @@ def _samba_backend_used(model: nn.Module) -> str | None:
     return ",".join(sorted(seen)) if seen else None
 
 
+def _mamba_ssm_unavailable_reason() -> str | None:
+    try:
+        from .nn import _mamba_ssm
+
+        return _mamba_ssm.mamba_ssm_unavailable_reason()
+    except Exception as err:
+        return f"unknown ({type(err).__name__})"
+
+
 # --------------------------------------------------------------------------- timing one row
 def _is_oom(err: BaseException) -> bool:
     if isinstance(err, torch.cuda.OutOfMemoryError):
@@ -331,6 +340,8 @@ def measure_row(model_name: str, context_s: float, batch: int, mode: str, *, dev
     try:
         model, call = (builder or _build)(spec, n_times, samba_backend)
         row["params"] = int(sum(p.numel() for p in model.parameters()))
+        if model_name == "SAMBA":
+            row["samba_backend"] = _samba_backend_used(model)
         dev = torch.device(device)
         model = model.to(dev)
         torch.manual_seed(0)  # drawn on the device: a large batch drawn on the host would take seconds
@@ -611,47 +622,59 @@ def run_bench(device: str = "cuda", out: Path | str = "bench.json", models=None,
         return r
 
     results: list[dict] = []
-    backend_used = None
+    state = {"interrupted": False}
+
+    def write(done: bool) -> None:
+        used = next((r["samba_backend"] for r in results if r.get("samba_backend")), None)
+        doc = {
+            "device": _device_name(device),
+            "commit": _git_commit(),
+            "date": datetime.now(timezone.utc).strftime("%Y-%m-%d"),
+            "torch": torch.__version__,
+            "versions": {"braindecode": _version("braindecode"),
+                         "mamba_ssm": _version("mamba_ssm") or _version("mamba-ssm"), "triton": _version("triton"),
+                         "mne": _version("mne"), "numpy": np.__version__, "python": platform.python_version(),
+                         "samba": _version("samba-eeg"), "cuda": torch.version.cuda if device == "cuda" else None},
+            "samba_backend": {"requested": samba_backend, "used": used,
+                              "mamba_ssm_unavailable": _mamba_ssm_unavailable_reason()},
+            "dtype": "bf16-autocast" if device == "cuda" else "float32",
+            "profile": prof.name,
+            "schema_version": SCHEMA_VERSION,
+            "complete": done and not state["interrupted"],
+            "statuses": {"ok": "measured", "oom": "out of memory (error field)", "error": "raised (error field)",
+                         "skipped": "not run: time budget spent, a shorter context ran out of memory, or the run "
+                                    "was interrupted (reason field)"},
+            "method": {"warmup": prof.warmup, "repeats": prof.repeats, "statistic": "median",
+                       "timer": "cuda events" if device == "cuda" else "perf_counter",
+                       "row_cap_s": prof.row_cap_s, "budget_s": prof.budget_s, "montage": list(CHANNELS_1020),
+                       "train_step": "forward + loss (SAMBA: MSE to zeros; peers: CE on 2 logits) + backward + AdamW",
+                       "infer": "forward under torch.inference_mode", "threads": torch.get_num_threads()},
+            "elapsed_s": round(time.perf_counter() - budget.t0, 1),
+            "notes": notes,
+            "results": results,
+        }
+        doc["summary"] = _summary(results)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_name(out.name + ".tmp")
+        tmp.write_text(json.dumps(doc, indent=1, default=_json_default))
+        tmp.replace(out)
+
     for name in models:
+        if state["interrupted"]:
+            results.append(_skipped(name, 0, 0, "train", "all", "run interrupted"))
+            continue
         budget.start_model(name)
         log(f"# {name}: {budget.model_left():.0f} s of {budget.left():.0f} s left")
-        rows = (_bench_model_gpu if plan == "gpu" else _bench_model_cpu)(
-            name, prof, budget, measure, lambda r: log(_format_row(r)))
+        try:
+            rows = (_bench_model_gpu if plan == "gpu" else _bench_model_cpu)(
+                name, prof, budget, measure, lambda r: log(_format_row(r)))
+        except KeyboardInterrupt:  # SIGINT from a timeout: keep what was measured
+            state["interrupted"] = True
+            rows = [_skipped(name, 0, 0, "train", "all", "run interrupted during this model")]
         results.extend(rows)
-        if name == "SAMBA" and builder is None and backend_used is None:
-            try:
-                backend_used = _samba_backend_used(_build(MODEL_SPECS["SAMBA"], 1024, samba_backend)[0].to(device))
-            except Exception:
-                backend_used = None
         _free(device)
-
-    doc = {
-        "device": _device_name(device),
-        "commit": _git_commit(),
-        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d"),
-        "torch": torch.__version__,
-        "versions": {"braindecode": _version("braindecode"), "mamba_ssm": _version("mamba_ssm") or _version(
-            "mamba-ssm"), "triton": _version("triton"), "mne": _version("mne"), "numpy": np.__version__,
-            "python": platform.python_version(), "samba": _version("samba-eeg"),
-            "cuda": torch.version.cuda if device == "cuda" else None},
-        "samba_backend": {"requested": samba_backend, "used": backend_used},
-        "dtype": "bf16-autocast" if device == "cuda" else "float32",
-        "profile": prof.name,
-        "schema_version": SCHEMA_VERSION,
-        "statuses": {"ok": "measured", "oom": "out of memory (error field)", "error": "raised (error field)",
-                     "skipped": "not run: time budget spent or a shorter context ran out of memory (reason field)"},
-        "method": {"warmup": prof.warmup, "repeats": prof.repeats, "statistic": "median",
-                   "timer": "cuda events" if device == "cuda" else "perf_counter",
-                   "row_cap_s": prof.row_cap_s, "budget_s": prof.budget_s, "montage": list(CHANNELS_1020),
-                   "train_step": "forward + loss (SAMBA: MSE to zeros; peers: CE on 2 logits) + backward + AdamW",
-                   "infer": "forward under torch.inference_mode", "threads": torch.get_num_threads()},
-        "elapsed_s": round(time.perf_counter() - budget.t0, 1),
-        "notes": notes,
-        "results": results,
-    }
-    doc["summary"] = _summary(results)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(doc, indent=1, default=_json_default))
+        write(done=False)  # after every model, so a killed run still leaves its rows
+    write(done=True)
     return out
 
 

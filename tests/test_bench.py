@@ -116,3 +116,18 @@ def test_realtime_figure_and_cli(tmp_path, capsys):
 def test_unknown_model_is_refused(tmp_path):
     with pytest.raises(ValueError, match="unknown model"):
         bench.run_bench(device="cpu", out=tmp_path / "x.json", models=["NoSuchNet"], quick=True, log=None)
+
+
+def test_interrupted_run_keeps_its_rows(tmp_path):
+    def builder(spec, n_times, backend):
+        if spec.name == "Stop":
+            raise KeyboardInterrupt  # what SIGINT from bench.sh's timeout looks like
+        return tiny_builder(spec, n_times, backend)
+
+    out = bench.run_bench(device="cpu", out=tmp_path / "i.json", models=["Fine", "Stop", "Later"], contexts_s=[1],
+                          batches=[1], quick=True, builder=builder, log=None)
+    doc = json.loads(out.read_text())
+    check_schema(doc)
+    assert doc["complete"] is False
+    assert [(r["model"], r["status"]) for r in doc["results"]] == [
+        ("Fine", "ok"), ("Stop", "skipped"), ("Later", "skipped")]
