@@ -30,9 +30,9 @@ def data_verify(mirror: str | os.PathLike | None = None) -> tuple[str, int]:
 
     Exit code 0 unless a file is bad (missing files are normal for a partial mirror).
     """
-    root = registry.mirror_root(mirror) or registry.cache_root()
+    roots = [str(r) for r in (registry.mirror_root(mirror), registry.cache_root()) if r is not None]
     ok, missing, bad = registry.verify(mirror)
-    lines = [f"checking {len(ok) + len(missing) + len(bad)} registry files in {root}"]
+    lines = [f"checking {len(ok) + len(missing) + len(bad)} registry files in {' then '.join(roots)}"]
     lines += [f"BAD      {p}" for p in bad]
     by_dataset: dict[str, int] = {}
     for p in missing:

@@ -218,15 +218,15 @@ def _materialise_from_archive(members: list[str], target: Path) -> None:
 
 
 def verify(mirror: str | os.PathLike | None = None) -> tuple[list[str], list[str], list[str]]:
-    """Check every registry file present in the mirror (or the cache when no mirror is set).
+    """Check every registry file present locally: in the mirror (if one is set), else in the download cache.
 
     Returns ``(ok, missing, bad)``: lists of mirror-relative paths.
     """
-    root = mirror_root(mirror) or cache_root()
+    roots = [r for r in (mirror_root(mirror), cache_root()) if r is not None]
     ok, missing, bad = [], [], []
     for f in files():
-        path = root / f.relpath
-        if not path.is_file():
+        path = next((r / f.relpath for r in roots if (r / f.relpath).is_file()), None)
+        if path is None:
             missing.append(f.relpath)
         elif file_sha256(path) == f.sha256:
             ok.append(f.relpath)
