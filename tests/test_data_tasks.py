@@ -201,3 +201,13 @@ def test_subject_spellings(mirror, data_cache):
     a = load_task("eegmmidb-mi", mirror=mirror, subjects=["S001"], cache_dir=data_cache)
     b = load_task("eegmmidb-mi", mirror=mirror, subjects="1", cache_dir=data_cache)
     assert len(a) == len(b) == 45
+
+
+def test_window_overrides(mirror, data_cache):
+    ds = load_task("muse-p300", mirror=mirror, profile="quick", cache_dir=data_cache, window_s=0.75, tmin_s=-0.125)
+    assert ds.X.shape[2] == 96
+    eyes = load_task("eyes-open-closed", mirror=mirror, cache_dir=data_cache, window_s=1.0, stride_s=1.0)
+    assert eyes.X.shape[2] == 128 and np.allclose(np.diff(eyes.meta.onset_s) % 1.0, 0)
+    assert all(len(v) for v in split_task(eyes).values())
+    with pytest.raises(ValueError, match="event-locked"):
+        load_task("muse-p300", mirror=mirror, cache_dir=data_cache, stride_s=0.5)

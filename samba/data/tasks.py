@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -163,9 +163,19 @@ def load_task(
     task: str, mirror: str | os.PathLike | None = None, subjects=None, sfreq: float = 128.0,
     cache_dir: str | os.PathLike | None = None, profile: str = "full",
     preprocessing: Preprocessing | None = None, use_cache: bool = True,
+    window_s: float | None = None, stride_s: float | None = None, tmin_s: float | None = None,
 ) -> WindowDataset:
-    """All windows of ``task`` (see the module table) from the mirror / cache / public source."""
+    """All windows of ``task`` (see the module table) from the mirror / cache / public source.
+
+    ``window_s`` / ``stride_s`` (sliding-window tasks) / ``tmin_s`` (event-locked tasks) override the task's
+    defaults; the fixed test set does not change.
+    """
     spec = _spec(task)
+    if stride_s is not None and spec.stride_s is None:
+        raise ValueError(f"{task} is event-locked: it takes window_s / tmin_s, not stride_s")
+    if tmin_s is not None and spec.stride_s is not None:
+        raise ValueError(f"{task} uses sliding windows: it takes window_s / stride_s, not tmin_s")
+    spec = replace(spec, **{k: v for k, v in dict(window_s=window_s, stride_s=stride_s, tmin_s=tmin_s).items() if v is not None})
     params = preprocessing or Preprocessing(sfreq=float(sfreq))
     if params.sfreq != float(sfreq) and preprocessing is not None and sfreq != 128.0:
         raise ValueError("pass sfreq through preprocessing= or sfreq=, not both")
