@@ -1,0 +1,321 @@
+"""Multi-head differential Mamba: SAMBA's bottleneck, all heads and both teams in one grouped Mamba2 call.
+
+SAMBA (Hong, Mackellar, Ghane, arXiv 2511.18571, "Multi-Head Differential Mamba") splits the d_model
+channels into n_heads = d_model // head_dim heads. Each head runs two independent Mamba2 "teams" on its
+own head_dim channels and keeps their difference, which cancels what both teams see (common-mode noise)
+and keeps what only one does, in the spirit of the Differential Transformer:
+
+    out_h = Y1_h - lambda_h * Y2_h          lambda: learnable per channel (d_model,), init 1
+    out   = x + Linear(GroupNorm_per_head(concat_h out_h))     (each head normalised over its channels and time)
+
+- `DiffMambaLoop` is the authors' formulation (github.com/anon1280/SAMBA, Models/SAMBA.py): ModuleLists
+  `team1`, `team2` of n_heads `Mamba2(head_dim, ...)`, `lam`, per-head `head_norms` (GroupNorm(1, head_dim),
+  i.e. GroupNorm(n_heads, d_model) over the concatenation), `out_proj`. Same parameter names as the authors,
+  so their checkpoints load. It runs 2 * n_heads small Mamba2 modules one after another: on a GPU that is
+  launch-bound (../shared/GPU.md).
+- `DiffMamba` computes the same function with every team's parameters stacked along a team axis
+  G = 2 * n_heads (team-major: g = t * n_heads + h, t = 0 for team1, 1 for team2): one batched in_proj
+  einsum, one depthwise conv over G * conv_dim channels, ONE scan over G * nheads_per_team SSM heads with
+  ngroups = G (each team's heads read that team's B and C), one grouped gated RMSNorm, one batched out_proj
+  einsum. The scan is mamba_ssm's Triton `mamba_chunk_scan_combined` on CUDA when available, else
+  `samba.nn.ssd.ssd_chunked`. `from_loop` / `to_loop` / `load_loop_state_dict` move weights between forms.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Mapping
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch import Tensor
+
+from ._mamba_ssm import require_mamba_ssm
+from .mamba2 import (DEFAULT_TORCH_CHUNK_SIZE, Mamba2, causal_depthwise_conv, check_backend_name, init_A_log,
+                     init_dt_bias, resolve_backend, rms_norm_gated, softplus_dt)
+from .ssd import ssd_chunked
+
+__all__ = ["DiffMamba", "DiffMambaLoop"]
+
+
+def _config(d_model: int, head_dim: int, d_state: int, d_conv: int, expand: int, headdim: int, ngroups: int,
+            A_init_range, D_has_hdim: bool, rmsnorm: bool, norm_before_gate: bool, dt_min: float, dt_max: float,
+            dt_init_floor: float, dt_limit, conv_init, chunk_size: int, backend: str,
+            torch_chunk_size: int | None) -> dict[str, Any]:
+    if d_model % head_dim:
+        raise ValueError(f"d_model ({d_model}) must be divisible by head_dim ({head_dim})")
+    check_backend_name(backend)
+    return dict(d_model=d_model, head_dim=head_dim, d_state=d_state, d_conv=d_conv, expand=expand,
+                headdim=headdim, ngroups=ngroups, A_init_range=tuple(A_init_range), D_has_hdim=D_has_hdim,
+                rmsnorm=rmsnorm, norm_before_gate=norm_before_gate, dt_min=dt_min, dt_max=dt_max,
+                dt_init_floor=dt_init_floor, dt_limit=tuple(dt_limit), conv_init=conv_init,
+                chunk_size=chunk_size, backend=backend, torch_chunk_size=torch_chunk_size)
+
+
+_TEAM_KEYS = ("d_state", "d_conv", "expand", "headdim", "ngroups", "A_init_range", "D_has_hdim", "rmsnorm",
+              "norm_before_gate", "dt_min", "dt_max", "dt_init_floor", "dt_limit", "conv_init", "chunk_size",
+              "backend", "torch_chunk_size")
+
+
+class DiffMambaLoop(nn.Module):
+    """The authors' multi-head differential Mamba: a Python loop over heads and teams (the reference).
+
+    (B, L, d_model) -> (B, L, d_model), residual inside. Team Mamba2s are `Mamba2(head_dim, d_state, d_conv,
+    expand, headdim, ...)` (bias-free projections, conv bias, as mamba_ssm's defaults).
+    """
+
+    def __init__(self, d_model: int, head_dim: int = 16, d_state: int = 16, d_conv: int = 2, expand: int = 8,
+                 headdim: int = 64, ngroups: int = 1, A_init_range=(1, 16), D_has_hdim: bool = False,
+                 rmsnorm: bool = True, norm_before_gate: bool = False, dt_min: float = 0.001, dt_max: float = 0.1,
+                 dt_init_floor: float = 1e-4, dt_limit=(0.0, float("inf")), conv_init: float | None = None,
+                 chunk_size: int = 256, backend: str = "auto", torch_chunk_size: int | None = None,
+                 device=None, dtype=None):
+        super().__init__()
+        self.config = _config(d_model, head_dim, d_state, d_conv, expand, headdim, ngroups, A_init_range,
+                              D_has_hdim, rmsnorm, norm_before_gate, dt_min, dt_max, dt_init_floor, dt_limit,
+                              conv_init, chunk_size, backend, torch_chunk_size)
+        factory = {"device": device, "dtype": dtype}
+        team_kwargs = {k: self.config[k] for k in _TEAM_KEYS}
+        self.d_model, self.head_dim, self.num_heads = d_model, head_dim, d_model // head_dim
+        self.team1 = nn.ModuleList([Mamba2(head_dim, **team_kwargs, **factory) for _ in range(self.num_heads)])
+        self.team2 = nn.ModuleList([Mamba2(head_dim, **team_kwargs, **factory) for _ in range(self.num_heads)])
+        self.lam = nn.Parameter(torch.ones(d_model, **factory))
+        self.head_norms = nn.ModuleList([nn.GroupNorm(1, head_dim, **factory) for _ in range(self.num_heads)])
+        self.out_proj = nn.Linear(d_model, d_model, **factory)
+
+    def forward(self, x: Tensor, backend: str | None = None) -> Tensor:
+        """x: (B, L, d_model) -> (B, L, d_model)."""
+        heads = torch.split(x, self.head_dim, dim=-1)  # n_heads x (B, L, head_dim)
+        outs = []
+        for i, xh in enumerate(heads):
+            xh = xh.contiguous()
+            y1 = self.team1[i](xh, backend=backend)  # (B, L, head_dim)
+            y2 = self.team2[i](xh, backend=backend)
+            lam = self.lam[i * self.head_dim:(i + 1) * self.head_dim]
+            diff = y1 - lam * y2
+            outs.append(self.head_norms[i](diff.transpose(1, 2)).transpose(1, 2))  # over channels and time
+        return x + self.out_proj(torch.cat(outs, dim=-1))  # (B, L, d_model)
+
+
+class DiffMamba(nn.Module):
+    """Multi-head differential Mamba with all 2 * n_heads team Mamba2s as one grouped computation.
+
+    (B, L, d_model) -> (B, L, d_model), residual inside; the same function (and init recipe) as
+    `DiffMambaLoop`. With G = 2 * n_heads teams (team-major), d_inner = expand * head_dim,
+    nh = d_inner // headdim SSM heads per team, conv_dim = d_inner + 2 * ngroups * d_state and
+    d_in_proj = 2 * d_inner + 2 * ngroups * d_state + nh, the parameters are
+        team_in_proj_weight (G, d_in_proj, head_dim)    team_out_proj_weight (G, head_dim, d_inner)
+        team_conv1d_weight (G * conv_dim, 1, d_conv)    team_conv1d_bias (G * conv_dim,)
+        team_dt_bias, team_A_log (G * nh,)              team_D (G * nh,) or (G * d_inner,) if D_has_hdim
+        team_norm_weight (G * d_inner,) if rmsnorm
+        lam, head_norm_weight, head_norm_bias (d_model,)    out_proj: Linear(d_model, d_model)
+    """
+
+    def __init__(self, d_model: int, head_dim: int = 16, d_state: int = 16, d_conv: int = 2, expand: int = 8,
+                 headdim: int = 64, ngroups: int = 1, A_init_range=(1, 16), D_has_hdim: bool = False,
+                 rmsnorm: bool = True, norm_before_gate: bool = False, dt_min: float = 0.001, dt_max: float = 0.1,
+                 dt_init_floor: float = 1e-4, dt_limit=(0.0, float("inf")), conv_init: float | None = None,
+                 chunk_size: int = 256, backend: str = "auto", torch_chunk_size: int | None = None,
+                 device=None, dtype=None):
+        super().__init__()
+        self.config = _config(d_model, head_dim, d_state, d_conv, expand, headdim, ngroups, A_init_range,
+                              D_has_hdim, rmsnorm, norm_before_gate, dt_min, dt_max, dt_init_floor, dt_limit,
+                              conv_init, chunk_size, backend, torch_chunk_size)
+        factory = {"device": device, "dtype": dtype}
+        self.backend = backend
+        self.d_model, self.head_dim, self.num_heads = d_model, head_dim, d_model // head_dim
+        self.n_teams = G = 2 * self.num_heads
+        self.d_state, self.d_conv, self.ngroups, self.headdim = d_state, d_conv, ngroups, headdim
+        self.d_inner = expand * head_dim
+        if self.d_inner % headdim:
+            raise ValueError(f"expand * head_dim ({self.d_inner}) must be divisible by headdim ({headdim})")
+        self.nheads = self.d_inner // headdim  # SSM heads per team
+        if self.nheads % ngroups:
+            raise ValueError(f"nheads per team ({self.nheads}) must be divisible by ngroups ({ngroups})")
+        self.conv_dim = self.d_inner + 2 * ngroups * d_state
+        self.d_in_proj = 2 * self.d_inner + 2 * ngroups * d_state + self.nheads
+        self.D_has_hdim, self.rmsnorm, self.norm_before_gate = D_has_hdim, rmsnorm, norm_before_gate
+        self.dt_limit = tuple(dt_limit)
+        self.chunk_size = chunk_size
+        self.torch_chunk_size = torch_chunk_size or min(chunk_size, DEFAULT_TORCH_CHUNK_SIZE)
+        self.norm_eps = 1e-5  # mamba's RMSNormGated eps in Mamba2
+
+        self.team_in_proj_weight = nn.Parameter(torch.empty(G, self.d_in_proj, head_dim, **factory))
+        self.team_conv1d_weight = nn.Parameter(torch.empty(G * self.conv_dim, 1, d_conv, **factory))
+        self.team_conv1d_bias = nn.Parameter(torch.empty(G * self.conv_dim, **factory))
+        self.team_dt_bias = nn.Parameter(torch.empty(G * self.nheads, **factory))
+        self.team_A_log = nn.Parameter(torch.empty(G * self.nheads, **factory))
+        self.team_D = nn.Parameter(torch.empty(G * (self.d_inner if D_has_hdim else self.nheads), device=device))
+        for p in (self.team_dt_bias, self.team_A_log, self.team_D):
+            p._no_weight_decay = True
+        if rmsnorm:
+            self.team_norm_weight = nn.Parameter(torch.empty(G * self.d_inner, **factory))
+        self.team_out_proj_weight = nn.Parameter(torch.empty(G, head_dim, self.d_inner, **factory))
+        self.lam = nn.Parameter(torch.empty(d_model, **factory))
+        self.head_norm_weight = nn.Parameter(torch.empty(d_model, **factory))
+        self.head_norm_bias = nn.Parameter(torch.empty(d_model, **factory))
+        self.out_proj = nn.Linear(d_model, d_model, **factory)
+        self.reset_parameters()
+
+    @torch.no_grad()
+    def reset_parameters(self) -> None:
+        """Each team initialised exactly like a fresh Mamba2 (nn.Linear / nn.Conv1d defaults + mamba's recipe)."""
+        cfg = self.config
+        G = self.n_teams
+        bound = 1 / math.sqrt(self.head_dim)  # nn.Linear default: U(-1/sqrt(fan_in), 1/sqrt(fan_in))
+        self.team_in_proj_weight.uniform_(-bound, bound)
+        conv_bound = 1 / math.sqrt(self.d_conv)  # depthwise conv: fan_in = d_conv
+        if cfg["conv_init"] is not None:
+            self.team_conv1d_weight.uniform_(-cfg["conv_init"], cfg["conv_init"])
+        else:
+            self.team_conv1d_weight.uniform_(-conv_bound, conv_bound)
+        self.team_conv1d_bias.uniform_(-conv_bound, conv_bound)
+        self.team_dt_bias.copy_(init_dt_bias(G * self.nheads, cfg["dt_min"], cfg["dt_max"], cfg["dt_init_floor"]))
+        self.team_A_log.copy_(init_A_log(G * self.nheads, cfg["A_init_range"]))
+        self.team_D.fill_(1.0)
+        if self.rmsnorm:
+            self.team_norm_weight.fill_(1.0)
+        out_bound = 1 / math.sqrt(self.d_inner)
+        self.team_out_proj_weight.uniform_(-out_bound, out_bound)
+        self.lam.fill_(1.0)
+        self.head_norm_weight.fill_(1.0)
+        self.head_norm_bias.zero_()
+        self.out_proj.reset_parameters()
+
+    def extra_repr(self) -> str:
+        return (f"d_model={self.d_model}, heads={self.num_heads} x {self.head_dim}, teams={self.n_teams}, "
+                f"d_inner/team={self.d_inner}, ssm heads/team={self.nheads}, d_state={self.d_state}, "
+                f"backend={self.backend!r}")
+
+    # ------------------------------------------------------------------ forward
+    def forward(self, u: Tensor, backend: str | None = None) -> Tensor:
+        """u: (B, L, d_model) -> (B, L, d_model). `backend` overrides self.backend for this call."""
+        if u.dim() != 3 or u.shape[-1] != self.d_model:
+            raise ValueError(f"DiffMamba expects (batch, length, {self.d_model}), got {tuple(u.shape)}")
+        be = resolve_backend(self.backend if backend is None else check_backend_name(backend), u)
+        b, L, _ = u.shape
+        H, G, nh, p = self.num_heads, self.n_teams, self.nheads, self.headdim
+        ng, n, di = self.ngroups, self.d_state, self.d_inner
+
+        # One batched in_proj for all teams: head h feeds team1[h] and team2[h].
+        w_in = self.team_in_proj_weight.view(2, H, self.d_in_proj, self.head_dim)
+        zxbcdt = torch.einsum("blhk,thok->bltho", u.view(b, L, H, self.head_dim), w_in)  # (b, L, 2, H, d_in_proj)
+        zxbcdt = zxbcdt.reshape(b, L, G, self.d_in_proj)  # team-major g = t * H + h
+        z, xBC, dt = torch.split(zxbcdt, [di, self.conv_dim, nh], dim=-1)
+
+        # One depthwise causal conv over all teams' (x, B, C) channels.
+        xBC = causal_depthwise_conv(xBC.reshape(b, L, G * self.conv_dim), self.team_conv1d_weight,
+                                    self.team_conv1d_bias, be).view(b, L, G, self.conv_dim)
+        x, B, C = torch.split(xBC, [di, ng * n, ng * n], dim=-1)
+        x = x.reshape(b, L, G * nh, p)  # (b, L, G*nh, p): team g owns SSM heads g*nh ... g*nh + nh - 1
+        B = B.reshape(b, L, G * ng, n)  # (b, L, G*ng, n): so each team's heads read that team's B, C
+        C = C.reshape(b, L, G * ng, n)
+        dt = dt.reshape(b, L, G * nh)
+        z = z.reshape(b, L, G * di)
+        A = -torch.exp(self.team_A_log.to(torch.promote_types(self.team_A_log.dtype, torch.float32)))  # (G*nh,)
+        D = self.team_D.view(G * nh, p) if self.D_has_hdim else self.team_D
+
+        # ONE scan over every SSM head of every team.
+        if be == "mamba_ssm":
+            kernels = require_mamba_ssm()
+            limit = {} if self.dt_limit == (0.0, float("inf")) else {"dt_limit": self.dt_limit}
+            y = kernels.mamba_chunk_scan_combined(
+                x, dt, A, B, C, chunk_size=self.chunk_size, D=D,
+                z=None if self.rmsnorm else z.view(b, L, G * nh, p),
+                dt_bias=self.team_dt_bias, dt_softplus=True, **limit,
+            ).reshape(b, L, G * di)  # (b, L, G*di)
+        else:
+            dt = softplus_dt(dt, self.team_dt_bias, self.dt_limit)
+            y = ssd_chunked(x, dt, A, B, C, self.torch_chunk_size, D=D).reshape(b, L, G * di)
+            if not self.rmsnorm:
+                y = y * F.silu(z)
+        if self.rmsnorm:  # grouped gated RMSNorm: every team's groups normalised on their own
+            y = rms_norm_gated(y, z, self.team_norm_weight, self.norm_eps, di // ng, self.norm_before_gate, be)
+
+        # One batched out_proj, then the differential combination per head.
+        y = torch.einsum("blgi,goi->blgo", y.view(b, L, G, di), self.team_out_proj_weight)  # (b, L, G, head_dim)
+        y = y.reshape(b, L, 2, self.d_model)  # team-major: [:, :, 0] = team1 heads, [:, :, 1] = team2 heads
+        diff = y[:, :, 0] - self.lam * y[:, :, 1]  # (b, L, d_model)
+        normed = F.group_norm(diff.transpose(1, 2), H, self.head_norm_weight, self.head_norm_bias, eps=1e-5)
+        return u + self.out_proj(normed.transpose(1, 2))  # (b, L, d_model)
+
+    # ------------------------------------------------------------------ loop <-> grouped
+    def _team_slices(self) -> list[tuple[str, str, Any]]:
+        """(grouped name, loop suffix, function g -> index into the grouped tensor) for the team params."""
+        cd, nh, di = self.conv_dim, self.nheads, self.d_inner
+        nD = di if self.D_has_hdim else nh
+        rows = [
+            ("team_in_proj_weight", "in_proj.weight", lambda g: g),
+            ("team_conv1d_weight", "conv1d.weight", lambda g: slice(g * cd, (g + 1) * cd)),
+            ("team_conv1d_bias", "conv1d.bias", lambda g: slice(g * cd, (g + 1) * cd)),
+            ("team_dt_bias", "dt_bias", lambda g: slice(g * nh, (g + 1) * nh)),
+            ("team_A_log", "A_log", lambda g: slice(g * nh, (g + 1) * nh)),
+            ("team_D", "D", lambda g: slice(g * nD, (g + 1) * nD)),
+            ("team_out_proj_weight", "out_proj.weight", lambda g: g),
+        ]
+        if self.rmsnorm:
+            rows.append(("team_norm_weight", "norm.weight", lambda g: slice(g * di, (g + 1) * di)))
+        return rows
+
+    def _team_name(self, g: int) -> str:
+        return f"team{g // self.num_heads + 1}.{g % self.num_heads}"
+
+    def to_loop_state_dict(self, tensors: Mapping[str, Tensor] | None = None) -> dict[str, Tensor]:
+        """Grouped tensors (default: this module's state) renamed/sliced into `DiffMambaLoop` names.
+
+        Pass e.g. {name: p.grad} to map gradients the same way.
+        """
+        src = dict(self.state_dict()) if tensors is None else dict(tensors)
+        out: dict[str, Tensor] = {}
+        for name, suffix, index in self._team_slices():
+            for g in range(self.n_teams):
+                out[f"{self._team_name(g)}.{suffix}"] = src[name][index(g)]
+        hd = self.head_dim
+        out["lam"] = src["lam"]
+        for h in range(self.num_heads):
+            out[f"head_norms.{h}.weight"] = src["head_norm_weight"][h * hd:(h + 1) * hd]
+            out[f"head_norms.{h}.bias"] = src["head_norm_bias"][h * hd:(h + 1) * hd]
+        out["out_proj.weight"] = src["out_proj.weight"]
+        out["out_proj.bias"] = src["out_proj.bias"]
+        return out
+
+    @torch.no_grad()
+    def load_loop_state_dict(self, sd: Mapping[str, Tensor]) -> None:
+        """Load a `DiffMambaLoop` (or the authors' DiffMamba) state dict into the grouped parameters."""
+        own = dict(self.named_parameters())
+        expected = set(self.to_loop_state_dict().keys())
+        missing, unexpected = expected - set(sd), set(sd) - expected
+        if missing or unexpected:
+            raise KeyError(f"loop state dict does not match this DiffMamba: missing {sorted(missing)[:6]}, "
+                           f"unexpected {sorted(unexpected)[:6]}")
+        for name, suffix, index in self._team_slices():
+            for g in range(self.n_teams):
+                target = own[name][index(g)]
+                value = sd[f"{self._team_name(g)}.{suffix}"]
+                if target.shape != value.shape:
+                    raise ValueError(f"{self._team_name(g)}.{suffix}: shape {tuple(value.shape)} != "
+                                     f"{tuple(target.shape)}")
+                target.copy_(value)
+        hd = self.head_dim
+        self.lam.copy_(sd["lam"])
+        for h in range(self.num_heads):
+            self.head_norm_weight[h * hd:(h + 1) * hd].copy_(sd[f"head_norms.{h}.weight"])
+            self.head_norm_bias[h * hd:(h + 1) * hd].copy_(sd[f"head_norms.{h}.bias"])
+        self.out_proj.weight.copy_(sd["out_proj.weight"])
+        self.out_proj.bias.copy_(sd["out_proj.bias"])
+
+    @classmethod
+    def from_loop(cls, loop: DiffMambaLoop, **overrides: Any) -> "DiffMamba":
+        """A grouped DiffMamba with `loop`'s configuration and weights (same device and dtype)."""
+        ref = loop.lam
+        module = cls(**{**loop.config, **overrides}, device=ref.device, dtype=ref.dtype)
+        module.load_loop_state_dict(loop.state_dict())
+        return module
+
+    def to_loop(self, **overrides: Any) -> DiffMambaLoop:
+        """The equivalent `DiffMambaLoop` (same weights, device and dtype)."""
+        ref = self.lam
+        loop = DiffMambaLoop(**{**self.config, **overrides}, device=ref.device, dtype=ref.dtype)
+        loop.load_state_dict(self.to_loop_state_dict())
+        return loop
