@@ -7,7 +7,7 @@ import logging
 import numpy as np
 
 from samba.data import TASKS, pretraining_corpus
-from samba.data import test_mask as in_test_set  # aliased: pytest collects test_* names
+from samba.data import test_mask
 
 
 def test_corpus_excludes_every_test_set(mirror, data_cache, caplog):
@@ -24,7 +24,7 @@ def test_corpus_excludes_every_test_set(mirror, data_cache, caplog):
     assert len({tuple(ds.ch_names) for ds in corpus}) == len(corpus)  # one per montage
     for task, spec in TASKS.items():
         meta = by_dataset[spec.dataset]
-        assert not in_test_set(task, meta).any(), task
+        assert not test_mask(task, meta).any(), task
     assert 12 not in set(by_dataset["eegmmidb"].run)
     assert set(by_dataset["eegmat"].subject) == set(range(15))
     assert set(by_dataset["muse_p300"].subject) == {1}

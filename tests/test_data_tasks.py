@@ -9,8 +9,7 @@ import pytest
 import torch
 
 from samba.data import TASKS, EmptySplitError, WindowDataset, load_task, readers, split_task
-from samba.data import test_mask as in_test_set  # aliased: pytest would collect a name starting with test_
-from samba.data import test_subjects as fixed_test_subjects
+from samba.data import test_mask, test_subjects  # marked __test__ = False: pytest does not collect them
 from samba.data import cache as cache_mod
 
 
@@ -93,7 +92,7 @@ def test_split_never_leaks_and_is_deterministic(task_data, task):
     assert all(np.array_equal(sp[k], again[k]) for k in sp)
     # the fixed test set does not depend on the seed
     assert np.array_equal(split_task(ds, seed=1)["test"], sp["test"])
-    touches_test = in_test_set(task, ds.meta)
+    touches_test = test_mask(task, ds.meta)
     assert touches_test[sp["test"]].all() and not touches_test[sp["train"]].any() and not touches_test[sp["val"]].any()
     if task != "eyes-open-closed":  # there, windows straddling a test block's edge are in no split
         assert np.array_equal(np.sort(sp["test"]), np.flatnonzero(touches_test))
@@ -102,7 +101,7 @@ def test_split_never_leaks_and_is_deterministic(task_data, task):
         assert not subj["test"] & (subj["train"] | subj["val"])
     if task in ("eegmat-workload",):
         assert not subj["train"] & subj["val"]
-        assert subj["test"] == set(fixed_test_subjects(task)) & set(ds.meta.subject)
+        assert subj["test"] == set(test_subjects(task)) & set(ds.meta.subject)
     if task == "eegmmidb-mi":
         assert set(ds.meta.run.iloc[sp["test"]]) == {12}
         assert set(ds.meta.run.iloc[sp["train"]]) | set(ds.meta.run.iloc[sp["val"]]) == {4, 8}
@@ -183,8 +182,8 @@ def test_empty_split_is_an_error(mirror, data_cache):
 
 
 def test_test_subjects_fixed():
-    assert fixed_test_subjects("eegmat-workload") == tuple(range(15, 36))
-    assert fixed_test_subjects("muse-p300") == (2,)
+    assert test_subjects("eegmat-workload") == tuple(range(15, 36))
+    assert test_subjects("muse-p300") == (2,)
     assert TASKS["eegmmidb-mi"].test_runs == (12,)
     assert TASKS["eyes-open-closed"].test_blocks == (3, 7)
 

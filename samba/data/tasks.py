@@ -374,3 +374,9 @@ def _split_within(meta, assign, rng, val_size, y, only, spec):
             n_val = max(1, int(round(val_size * len(idx))))
             assign[rng.choice(idx, size=n_val, replace=False)] = "val"
     assign[only & (assign == "")] = "train"
+
+
+# `test_subjects` / `test_mask` are API names, not tests: keep pytest from collecting them when a test
+# module imports them by name.
+test_subjects.__test__ = False
+test_mask.__test__ = False
