@@ -187,6 +187,10 @@ def read_muse_csv(path: str | os.PathLike) -> mne.io.BaseRaw:
     if len(t) < 2 or not np.all(np.isfinite(t)) or t[-1] <= t[0]:
         raise CorruptFileError(f"{path}: timestamps are missing or not increasing")
     sfreq = float(np.round((len(t) - 1) / (t[-1] - t[0])))  # timestamps are rounded to 1 ms
+    gaps = int((np.diff(t) > 3.0 / sfreq).sum())
+    if gaps:  # samples were lost: event times after a gap are shifted by the missing samples
+        log.warning("%s: %d gap(s) in the timestamps (longest %.3f s); sample-index timing assumed",
+                    path, gaps, float(np.diff(t).max()))
     data = df[list(MUSE_CHANNELS)].to_numpy(dtype=np.float64).T * 1e-6
     raw = mne.io.RawArray(data, mne.create_info(list(MUSE_CHANNELS), sfreq, "eeg"), verbose="ERROR")
     marker = df[marker_cols[0]].fillna(0).to_numpy().astype(int)
