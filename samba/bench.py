@@ -579,7 +579,7 @@ def _summary(results: list[dict]) -> dict:
 def run_bench(device: str = "cuda", out: Path | str = "bench.json", models=None, contexts_s=None, batches=None,
               quick: bool = False, time_budget_s: float | None = None, samba_backend: str = "auto",
               builder: Callable | None = None, log: Callable[[str], None] | None = print,
-              plan: str | None = None) -> Path:
+              plan: str | None = None, threads: int | None = None) -> Path:
     """Run the benchmark, write the JSON to ``out`` and return its path (see the module docstring).
 
     ``models``: names from :data:`MODEL_NAMES` (default: all on GPU and CPU full; SAMBA + EEGNet with
@@ -587,8 +587,11 @@ def run_bench(device: str = "cuda", out: Path | str = "bench.json", models=None,
     context sweep (GPU) or the real-time windows (CPU). ``batches``: explicit throughput batches (GPU,
     instead of doubling from 8) or real-time batches (CPU). ``time_budget_s``: the whole run's budget;
     rows it does not reach are recorded as ``"skipped"``. ``builder`` replaces the model registry and
-    ``plan`` ("gpu" | "cpu", default: the device's) picks the sweeps; both are for tests.
+    ``plan`` ("gpu" | "cpu", default: the device's) picks the sweeps; both are for tests. ``threads``
+    sets ``torch.set_num_threads`` (CPU runs; on a machine shared with other jobs one thread is steadier).
     """
+    if threads:
+        torch.set_num_threads(int(threads))
     if device == "cuda" and not torch.cuda.is_available():
         raise RuntimeError("--device cuda but CUDA is not available")
     if device not in ("cuda", "cpu"):
@@ -718,6 +721,7 @@ def bench_main(argv: list[str] | None = None) -> int:
     p.add_argument("--quick", action="store_true", help="tiny sizes (tests, smoke runs)")
     p.add_argument("--budget-s", type=float, default=None, help="time budget of the whole run in seconds")
     p.add_argument("--samba-backend", default="auto", choices=("auto", "torch", "mamba_ssm"))
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     p.add_argument("--plot", default=None, metavar="DIR", help="also draw the figures into DIR")
     p.add_argument("-q", "--quiet", action="store_true", help="no per-row log on stderr")
     a = p.parse_args(argv)
@@ -726,7 +730,8 @@ def bench_main(argv: list[str] | None = None) -> int:
     err = (lambda s: print(s, file=sys.stderr, flush=True))
     path = run_bench(device=device, out=Path(a.out), models=split(a.models, str),
                      contexts_s=split(a.contexts, float), batches=split(a.batches, int), quick=a.quick,
-                     time_budget_s=a.budget_s, samba_backend=a.samba_backend, log=None if a.quiet else err)
+                     time_budget_s=a.budget_s, samba_backend=a.samba_backend, log=None if a.quiet else err,
+                     threads=a.threads)
     if not a.quiet:
         err(_table(json.loads(path.read_text())))
     if a.plot:
