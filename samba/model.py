@@ -48,7 +48,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .nn.cdse import CDSE, InverseCDSE
-from .nn.diff_mamba import DiffMamba
+from .nn.diff_mamba import DiffMamba, DiffMambaLoop
 from .nn.mamba2 import Mamba2
 
 __all__ = ["SAMBAConfig", "SAMBA", "MambaBlock"]
@@ -73,6 +73,7 @@ class SAMBAConfig:
     bottleneck_dim: int = 128
     diff_head_dim: int = 16
     diff_mamba_headdim: int = 16  # Mamba2 headdim inside each differential team (authors: 16)
+    diff_mamba_impl: str = "grouped"  # "grouped" (one call for all heads) | "loop" (authors' per-head loop)
     # Mamba2 (paper: d_state 16, d_conv 2, expand 8)
     d_state: int = 16
     d_conv: int = 2
@@ -148,8 +149,11 @@ class SAMBA(nn.Module):
         self.enc2 = conv(D0, D1, k)
         self.enc3 = conv(D1, D2, k)
         self.bottleneck_in = nn.Linear(D2, Db)
-        self.bottleneck = DiffMamba(Db, head_dim=cfg.diff_head_dim, d_state=cfg.d_state, d_conv=cfg.d_conv,
-                                    expand=cfg.expand, headdim=cfg.diff_mamba_headdim, backend=cfg.backend)
+        if cfg.diff_mamba_impl not in ("grouped", "loop"):
+            raise ValueError(f"diff_mamba_impl must be 'grouped' or 'loop', got {cfg.diff_mamba_impl!r}")
+        Diff = DiffMamba if cfg.diff_mamba_impl == "grouped" else DiffMambaLoop
+        self.bottleneck = Diff(Db, head_dim=cfg.diff_head_dim, d_state=cfg.d_state, d_conv=cfg.d_conv,
+                               expand=cfg.expand, headdim=cfg.diff_mamba_headdim, backend=cfg.backend)
         self.bottleneck_out = nn.Linear(Db, Db)
         self.dec3 = conv(D2 + Db, E3, k)
         self.dec3_mamba = MambaBlock(E3, cfg)
