@@ -27,7 +27,7 @@ def check_schema(doc: dict):
             spec = bench.MODEL_SPECS.get(r["model"])
             if spec is not None:
                 expect = r["batch"] * r["n_times"] / r["sfreq"] / (r["ms"] / 1e3)
-                assert r["eeg_s_per_s"] == pytest.approx(expect, rel=1e-3)
+                assert r["eeg_s_per_s"] == pytest.approx(expect, rel=1e-3, abs=0.01)
         elif r["status"] in ("oom", "error"):
             assert r["error"]
         else:
