@@ -395,7 +395,10 @@ def measure_row(model_name: str, context_s: float, batch: int, mode: str, *, dev
         del err
     finally:
         model = opt = x = target = None
-        _free(device)
+        if row["status"] != "ok":
+            _free(device)  # a traceback may hold tensors in reference cycles
+        elif device == "cuda":
+            torch.cuda.empty_cache()
     row["wall_s"] = round(time.perf_counter() - t_row, 2)
     return row
 
@@ -590,8 +593,18 @@ def run_bench(device: str = "cuda", out: Path | str = "bench.json", models=None,
     ``plan`` ("gpu" | "cpu", default: the device's) picks the sweeps; both are for tests. ``threads``
     sets ``torch.set_num_threads`` (CPU runs; on a machine shared with other jobs one thread is steadier).
     """
+    previous_threads = torch.get_num_threads()
     if threads:
         torch.set_num_threads(int(threads))
+    try:
+        return _run_bench(device, out, models, contexts_s, batches, quick, time_budget_s, samba_backend, builder,
+                          log, plan)
+    finally:
+        torch.set_num_threads(previous_threads)
+
+
+def _run_bench(device, out, models, contexts_s, batches, quick, time_budget_s, samba_backend, builder, log,
+               plan) -> Path:
     if device == "cuda" and not torch.cuda.is_available():
         raise RuntimeError("--device cuda but CUDA is not available")
     if device not in ("cuda", "cpu"):
@@ -616,6 +629,7 @@ def run_bench(device: str = "cuda", out: Path | str = "bench.json", models=None,
     if builder is None and any(m != "SAMBA" for m in models):
         _braindecode_models()  # import once up front, outside any row's timer
 
+    torch.optim.AdamW([nn.Parameter(torch.zeros(1))])  # its first construction imports torch._dynamo (seconds)
     budget = _Budget(prof.budget_s, {m: MODEL_SPECS[m].weight if m in MODEL_SPECS else 1.0 for m in models})
 
     def measure(name, ctx, batch, mode, row_cap_s):

@@ -57,7 +57,7 @@ def tiny_builder(spec, n_times, backend):
 def test_cpu_quick_run_is_schema_valid(tmp_path):
     models = ["EEGNet"] + (["SAMBA"] if bench.samba_available() else [])
     out = bench.run_bench(device="cpu", out=tmp_path / "b.json", models=models, contexts_s=[1], batches=[1, 2],
-                          quick=True, log=None)
+                          quick=True, log=None, threads=1)  # one thread: steady on a shared 2-core machine
     doc = json.loads(out.read_text())
     check_schema(doc)
     assert doc["profile"] == "cpu-quick"
@@ -88,7 +88,7 @@ def test_budget_spent_rows_are_skipped(tmp_path):
 
 def test_gpu_plan_sweeps_and_figures(tmp_path):
     """The GPU plan (context sweep, doubling throughput with plateau stop, latency) on a tiny model."""
-    out = bench.run_bench(device="cpu", out=tmp_path / "g.json", models=["Fine", "Broken"], contexts_s=[1, 2], batches=[2, 4],
+    out = bench.run_bench(device="cpu", out=tmp_path / "g.json", models=["Fine", "Broken"], contexts_s=[1, 2], batches=[2, 4], threads=1,
                           quick=True, builder=tiny_builder, plan="gpu", time_budget_s=30, log=None)
     doc = json.loads(out.read_text())
     check_schema(doc)
