@@ -33,7 +33,7 @@ from torch import Tensor
 
 from ._mamba_ssm import require_mamba_ssm
 from .mamba2 import (DEFAULT_TORCH_CHUNK_SIZE, Mamba2, causal_depthwise_conv, check_backend_name, init_A_log,
-                     init_dt_bias, resolve_backend, rms_norm_gated, softplus_dt)
+                     init_dt_bias, resolve_backend, rms_norm_gated, skip_dtype, softplus_dt)
 from .ssd import ssd_chunked
 
 __all__ = ["DiffMamba", "DiffMambaLoop"]
@@ -146,7 +146,8 @@ class DiffMamba(nn.Module):
         self.team_conv1d_bias = nn.Parameter(torch.empty(G * self.conv_dim, **factory))
         self.team_dt_bias = nn.Parameter(torch.empty(G * self.nheads, **factory))
         self.team_A_log = nn.Parameter(torch.empty(G * self.nheads, **factory))
-        self.team_D = nn.Parameter(torch.empty(G * (self.d_inner if D_has_hdim else self.nheads), device=device))
+        self.team_D = nn.Parameter(torch.empty(G * (self.d_inner if D_has_hdim else self.nheads), device=device,
+                                               dtype=skip_dtype(dtype)))
         for p in (self.team_dt_bias, self.team_A_log, self.team_D):
             p._no_weight_decay = True
         if rmsnorm:

@@ -58,6 +58,11 @@ def check_backend_name(backend: str) -> str:
     return backend
 
 
+def skip_dtype(dtype: torch.dtype | None) -> torch.dtype:
+    """D stays in at least float32 (mamba creates it without the factory dtype); float64 stays float64."""
+    return torch.promote_types(dtype or torch.get_default_dtype(), torch.float32)
+
+
 def init_dt_bias(nheads: int, dt_min: float, dt_max: float, dt_init_floor: float,
                  device=None, dtype=None) -> Tensor:
     """mamba's dt_bias init: dt log-uniform in [dt_min, dt_max], floored, then inverse softplus."""
@@ -148,8 +153,19 @@ def causal_depthwise_conv(xBC: Tensor, weight: Tensor, bias: Tensor | None, back
             return kernels.causal_conv1d_fn(xBC.transpose(1, 2), weight.squeeze(1), bias=bias,
                                             activation="silu").transpose(1, 2)
     L = xBC.shape[1]
-    out = F.conv1d(xBC.transpose(1, 2), weight, bias, padding=k - 1, groups=weight.shape[0])  # (B, ch, L+k-1)
-    return F.silu(out[..., :L]).transpose(1, 2)  # (B, L, ch)
+    x = xBC.transpose(1, 2)  # (B, ch, L)
+    if x.dtype == torch.float64 and not x.is_cuda:
+        # CPU float64 depthwise conv1d falls back to one slow conv per channel (10-40x slower, measured):
+        # sum the k shifted taps instead (same numbers, any dtype).
+        xp = F.pad(x, (k - 1, 0))  # (B, ch, L+k-1)
+        out = xp[..., :L] * weight[:, 0, 0, None]
+        for j in range(1, k):
+            out = out + xp[..., j:j + L] * weight[:, 0, j, None]
+        if bias is not None:
+            out = out + bias[:, None]
+    else:
+        out = F.conv1d(x, weight, bias, padding=k - 1, groups=weight.shape[0])[..., :L]  # (B, ch, L)
+    return F.silu(out).transpose(1, 2)  # (B, L, ch)
 
 
 class Mamba2(nn.Module):
@@ -234,7 +250,8 @@ class Mamba2(nn.Module):
         self.dt_bias._no_weight_decay = True
         self.A_log = nn.Parameter(init_A_log(self.nheads, A_init_range, device=device, dtype=dtype))
         self.A_log._no_weight_decay = True
-        self.D = nn.Parameter(torch.ones(self.d_ssm if D_has_hdim else self.nheads, device=device))
+        self.D = nn.Parameter(torch.ones(self.d_ssm if D_has_hdim else self.nheads, device=device,
+                                         dtype=skip_dtype(dtype)))
         self.D._no_weight_decay = True
         if rmsnorm:
             self.norm = RMSNormGated(self.d_ssm, eps=1e-5, norm_before_gate=norm_before_gate,
