@@ -46,8 +46,10 @@ def pretrain_parser() -> argparse.ArgumentParser:
                    help="continue from OUT/train_state.pt when present (default)")
     p.add_argument("--no-resume", dest="resume", action="store_false", help="start over, ignoring checkpoints")
     p.add_argument("--compile", action="store_true", help="torch.compile the model")
-    p.add_argument("--mask", choices=["tsr", "random", "block", "ssp"], default="tsr")
+    p.add_argument("--mask", choices=["tsr", "random", "block", "ssp", "span"], default="tsr")
     p.add_argument("--mask-ratio", type=float, default=0.5)
+    p.add_argument("--loss-on", choices=["all", "masked", "both"], default="all",
+                   help="samples the reconstruction loss is computed on (default: all, as the authors' code)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--mirror", default=None, help="local data mirror (default: $SAMBA_DATA_MIRROR)")
     p.add_argument("--lr", type=float, default=5e-4, help="one-cycle max learning rate")
@@ -65,7 +67,7 @@ def pretrain_main(argv: list[str] | None = None) -> int:
 
     a = pretrain_parser().parse_args(argv)
     cfg = PretrainConfig(out=a.out, profile=a.profile, steps=a.steps, batch_size=a.batch_size, window_s=a.window_s,
-                         resume=a.resume, compile=a.compile, mask=a.mask, mask_ratio=a.mask_ratio, seed=a.seed,
+                         resume=a.resume, compile=a.compile, mask=a.mask, mask_ratio=a.mask_ratio, loss_on=a.loss_on, seed=a.seed,
                          mirror=_mirror(a.mirror), lr=a.lr, max_minutes=a.max_minutes, ckpt_every=a.ckpt_every,
                          val_every=a.val_every, device=a.device, progress=a.progress)
     path = pretrain(cfg)

@@ -76,7 +76,7 @@ class PretrainConfig:
     weight_decay: float = 1e-2  # paper
     pct_start: float = 0.1  # warm-up fraction of the one-cycle schedule
     grad_clip: float = 1.0
-    loss_on: str = "masked"
+    loss_on: str = "all"  # where the loss is computed (samba.losses): "all" (authors' code), "masked", "both"
     spectral_weight: float = 1.0
     log_every: int | None = None
     val_every: int | None = None
