@@ -34,6 +34,7 @@ import json
 import math
 import os
 import platform
+import signal
 import statistics
 import subprocess
 import sys
@@ -469,7 +470,7 @@ class _Budget:
 
 
 def _bench_model_gpu(name: str, prof: Profile, budget: _Budget, measure: Callable,
-                     log_skip: Callable = lambda r: None) -> list[dict]:
+                     on_row: Callable = lambda r: None) -> list[dict]:
     rows: list[dict] = []
 
     def run(sweep, ctx, batch, mode, predicted_s=0.0):
@@ -477,11 +478,12 @@ def _bench_model_gpu(name: str, prof: Profile, budget: _Budget, measure: Callabl
         if left <= 0 or predicted_s > left:
             why = "time budget spent" if left <= 0 else f"predicted {predicted_s:.0f} s > {left:.0f} s left"
             rows.append(_skipped(name, ctx, batch, mode, sweep, why))
-            log_skip(rows[-1])
+            on_row(rows[-1])
             return rows[-1]
         r = measure(name, ctx, batch, mode, row_cap_s=min(prof.row_cap_s, max(left, 1.0)))
         r["sweep"] = sweep
         rows.append(r)
+        on_row(r)
         return r
 
     n_timed = prof.warmup + prof.repeats
@@ -513,6 +515,7 @@ def _bench_model_gpu(name: str, prof: Profile, budget: _Budget, measure: Callabl
             if mode in oom_at:
                 rows.append(_skipped(name, ctx, prof.sweep_batch, mode, "context",
                                      f"out of memory at {oom_at[mode]} s"))
+                on_row(rows[-1])
                 continue
             r = run("context", ctx, prof.sweep_batch, mode)
             if r["status"] == "oom":
@@ -521,21 +524,76 @@ def _bench_model_gpu(name: str, prof: Profile, budget: _Budget, measure: Callabl
 
 
 def _bench_model_cpu(name: str, prof: Profile, budget: _Budget, measure: Callable,
-                     log_skip: Callable = lambda r: None) -> list[dict]:
+                     on_row: Callable = lambda r: None) -> list[dict]:
     rows = []
     for ctx in prof.contexts_s:
         for b in (prof.batches or (1, 8)):
             left = budget.model_left()
             if left <= 0:
                 rows.append(_skipped(name, ctx, b, "infer", "realtime", "time budget spent"))
-                log_skip(rows[-1])
+                on_row(rows[-1])
                 continue
             r = measure(name, ctx, b, "infer", row_cap_s=min(prof.row_cap_s, max(left, 0.5)))
             r["sweep"] = "realtime"
             if r["status"] == "ok":
                 r["realtime_factor"] = r["eeg_s_per_s"]
             rows.append(r)
+            on_row(r)
     return rows
+
+
+def _bench_model_subprocess(name: str, device: str, quick: bool, contexts_s, batches, share_s: float,
+                            samba_backend: str, on_row: Callable, out: Path, grace_s: float = 120.0,
+                            threads: int | None = None) -> None:
+    """Run one model's sweeps in a child ``samba bench`` process and feed its rows to ``on_row``."""
+    spec = MODEL_SPECS.get(name) or ModelSpec(name, 128.0)
+    if share_s <= 0:
+        on_row(_skipped(name, 0, 0, "train", "all", "time budget spent"))
+        return
+    part = out.with_name(f"{out.stem}.{name}.part.json")
+    part.unlink(missing_ok=True)
+    cmd = [sys.executable, "-m", "samba", "bench", "--device", device, "--models", name, "--out", str(part),
+           "--budget-s", f"{share_s:.1f}", "--samba-backend", samba_backend, "--no-isolate", "--child"]
+    if quick:
+        cmd.append("--quick")
+    if contexts_s:
+        cmd += ["--contexts", ",".join(f"{c:g}" for c in contexts_s)]
+    if batches:
+        cmd += ["--batches", ",".join(str(int(b)) for b in batches)]
+    if threads:
+        cmd += ["--threads", str(int(threads))]
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(Path(__file__).resolve().parent.parent),
+                                                      env.get("PYTHONPATH")]))
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, env=env)  # its stderr (the row log) is ours
+    interrupted, why = False, None
+    try:
+        rc = proc.wait(timeout=share_s + grace_s)
+    except (subprocess.TimeoutExpired, KeyboardInterrupt) as err:
+        interrupted = isinstance(err, KeyboardInterrupt)
+        why = "interrupted" if interrupted else f"killed after {share_s + grace_s:.0f} s"
+        proc.send_signal(signal.SIGINT)  # the child writes what it has on SIGINT
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        rc = proc.returncode
+    rows = []
+    if part.exists():
+        try:
+            rows = json.loads(part.read_text())["results"]
+        except (OSError, ValueError, KeyError):
+            rows = []
+        part.unlink(missing_ok=True)
+    for r in rows:
+        on_row(r, quiet=True)  # the child already logged them
+    if rc != 0 or why:
+        on_row({"model": name, "context_s": 0, "sfreq": spec.sfreq, "batch": 0, "mode": "train", "ms": None,
+                "peak_mib": None, "eeg_s_per_s": None, "status": "error", "sweep": "all",
+                "error": f"benchmark process for {name} {why or 'exited with ' + str(rc)} after {len(rows)} rows"})
+    if interrupted:
+        raise KeyboardInterrupt
 
 
 # --------------------------------------------------------------------------- summary
@@ -582,7 +640,7 @@ def _summary(results: list[dict]) -> dict:
 def run_bench(device: str = "cuda", out: Path | str = "bench.json", models=None, contexts_s=None, batches=None,
               quick: bool = False, time_budget_s: float | None = None, samba_backend: str = "auto",
               builder: Callable | None = None, log: Callable[[str], None] | None = print,
-              plan: str | None = None, threads: int | None = None) -> Path:
+              plan: str | None = None, threads: int | None = None, isolate: bool | None = None) -> Path:
     """Run the benchmark, write the JSON to ``out`` and return its path (see the module docstring).
 
     ``models``: names from :data:`MODEL_NAMES` (default: all on GPU and CPU full; SAMBA + EEGNet with
@@ -592,19 +650,22 @@ def run_bench(device: str = "cuda", out: Path | str = "bench.json", models=None,
     rows it does not reach are recorded as ``"skipped"``. ``builder`` replaces the model registry and
     ``plan`` ("gpu" | "cpu", default: the device's) picks the sweeps; both are for tests. ``threads``
     sets ``torch.set_num_threads`` (CPU runs; on a machine shared with other jobs one thread is steadier).
+    ``isolate`` (default: on for CUDA) runs each model in its own Python process, so a crash, a poisoned
+    CUDA context or a hang in one model (killed after its share of the budget + 120 s) costs only that
+    model, and every model starts from an empty GPU; the per-process import time comes out of the budget.
     """
     previous_threads = torch.get_num_threads()
     if threads:
         torch.set_num_threads(int(threads))
     try:
         return _run_bench(device, out, models, contexts_s, batches, quick, time_budget_s, samba_backend, builder,
-                          log, plan)
+                          log, plan, isolate)
     finally:
         torch.set_num_threads(previous_threads)
 
 
 def _run_bench(device, out, models, contexts_s, batches, quick, time_budget_s, samba_backend, builder, log,
-               plan) -> Path:
+               plan, isolate) -> Path:
     if device == "cuda" and not torch.cuda.is_available():
         raise RuntimeError("--device cuda but CUDA is not available")
     if device not in ("cuda", "cpu"):
@@ -623,10 +684,12 @@ def _run_bench(device, out, models, contexts_s, batches, quick, time_budget_s, s
         except Exception as err:
             notes.append(f"SAMBA not importable ({type(err).__name__}: {err}); left out")
         models = [m for m in models if m != "SAMBA"]
+    if isolate is None:
+        isolate = device == "cuda" and builder is None and plan == "gpu" and len(models) > 1
     if device == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
-    if builder is None and any(m != "SAMBA" for m in models):
+    if builder is None and not isolate and any(m != "SAMBA" for m in models):
         _braindecode_models()  # import once up front, outside any row's timer
 
     torch.optim.AdamW([nn.Parameter(torch.zeros(1))])  # its first construction imports torch._dynamo (seconds)
@@ -635,14 +698,14 @@ def _run_bench(device, out, models, contexts_s, batches, quick, time_budget_s, s
     def measure(name, ctx, batch, mode, row_cap_s):
         r = measure_row(name, ctx, batch, mode, device=device, warmup=prof.warmup, repeats=prof.repeats,
                         row_cap_s=row_cap_s, samba_backend=samba_backend, builder=builder)
-        log(_format_row(r))
         return r
 
     results: list[dict] = []
+    current: list[dict] = []  # rows of the model in progress
     state = {"interrupted": False}
 
     def write(done: bool) -> None:
-        used = next((r["samba_backend"] for r in results if r.get("samba_backend")), None)
+        used = next((r["samba_backend"] for r in results + current if r.get("samba_backend")), None)
         doc = {
             "device": _device_name(device),
             "commit": _git_commit(),
@@ -668,13 +731,19 @@ def _run_bench(device, out, models, contexts_s, batches, quick, time_budget_s, s
                        "infer": "forward under torch.inference_mode", "threads": torch.get_num_threads()},
             "elapsed_s": round(time.perf_counter() - budget.t0, 1),
             "notes": notes,
-            "results": results,
+            "results": results + current,
         }
-        doc["summary"] = _summary(results)
+        doc["summary"] = _summary(doc["results"])
         out.parent.mkdir(parents=True, exist_ok=True)
         tmp = out.with_name(out.name + ".tmp")
         tmp.write_text(json.dumps(doc, indent=1, default=_json_default))
         tmp.replace(out)
+
+    def on_row(r: dict, quiet: bool = False) -> None:
+        current.append(r)
+        if not quiet:
+            log(_format_row(r))
+        write(done=False)  # after every row, so a killed run still leaves what it measured
 
     for name in models:
         if state["interrupted"]:
@@ -682,15 +751,20 @@ def _run_bench(device, out, models, contexts_s, batches, quick, time_budget_s, s
             continue
         budget.start_model(name)
         log(f"# {name}: {budget.model_left():.0f} s of {budget.left():.0f} s left")
+        current.clear()
         try:
-            rows = (_bench_model_gpu if plan == "gpu" else _bench_model_cpu)(
-                name, prof, budget, measure, lambda r: log(_format_row(r)))
+            if isolate:
+                _bench_model_subprocess(name, device, quick, contexts_s, batches, budget.model_left(), samba_backend,
+                                        on_row, out, threads=torch.get_num_threads() if device == "cpu" else None)
+            else:
+                (_bench_model_gpu if plan == "gpu" else _bench_model_cpu)(name, prof, budget, measure, on_row)
         except KeyboardInterrupt:  # SIGINT from a timeout: keep what was measured
             state["interrupted"] = True
-            rows = [_skipped(name, 0, 0, "train", "all", "run interrupted during this model")]
-        results.extend(rows)
+            current.append(_skipped(name, 0, 0, "train", "all", "run interrupted during this model"))
+        results.extend(current)
+        current.clear()
         _free(device)
-        write(done=False)  # after every model, so a killed run still leaves its rows
+        write(done=False)
     write(done=True)
     return out
 
@@ -736,6 +810,9 @@ def bench_main(argv: list[str] | None = None) -> int:
     p.add_argument("--budget-s", type=float, default=None, help="time budget of the whole run in seconds")
     p.add_argument("--samba-backend", default="auto", choices=("auto", "torch", "mamba_ssm"))
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    p.add_argument("--no-isolate", dest="isolate", action="store_false", default=None,
+                   help="CUDA: run all models in this process (default: one process per model)")
+    p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--plot", default=None, metavar="DIR", help="also draw the figures into DIR")
     p.add_argument("-q", "--quiet", action="store_true", help="no per-row log on stderr")
     a = p.parse_args(argv)
@@ -745,8 +822,8 @@ def bench_main(argv: list[str] | None = None) -> int:
     path = run_bench(device=device, out=Path(a.out), models=split(a.models, str),
                      contexts_s=split(a.contexts, float), batches=split(a.batches, int), quick=a.quick,
                      time_budget_s=a.budget_s, samba_backend=a.samba_backend, log=None if a.quiet else err,
-                     threads=a.threads)
-    if not a.quiet:
+                     threads=a.threads, isolate=a.isolate)
+    if not a.quiet and not a.child:
         err(_table(json.loads(path.read_text())))
     if a.plot:
         for fig in plot_bench(path, a.plot):

@@ -131,3 +131,14 @@ def test_interrupted_run_keeps_its_rows(tmp_path):
     assert doc["complete"] is False
     assert [(r["model"], r["status"]) for r in doc["results"]] == [
         ("Fine", "ok"), ("Stop", "skipped"), ("Later", "skipped")]
+
+
+def test_isolated_run_merges_child_rows(tmp_path):
+    """One process per model (the CUDA default), exercised on the CPU."""
+    model = "SAMBA" if bench.samba_available() else "EEGNet"  # SAMBA's process need not import braindecode
+    out = bench.run_bench(device="cpu", out=tmp_path / "p.json", models=[model], contexts_s=[1], batches=[1],
+                          quick=True, isolate=True, log=None, threads=1)
+    doc = json.loads(out.read_text())
+    check_schema(doc)
+    assert [(r["model"], r["status"]) for r in doc["results"]] == [(model, "ok")]
+    assert not list(tmp_path.glob("*.part.json"))
