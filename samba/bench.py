@@ -267,26 +267,14 @@ def _build(spec: ModelSpec, n_times: int, samba_backend: str) -> tuple[nn.Module
     return model, lambda m, x: m(x)
 
 
-def _samba_backend_used(model: nn.Module) -> str | None:
-    """The Mamba2 backend the built SAMBA resolved to (reads the layers' attributes when exposed)."""
-    seen = set()
-    for mod in model.modules():
-        if "mamba" in type(mod).__name__.lower():
-            for attr in ("backend_used", "resolved_backend", "_backend", "backend"):
-                v = getattr(mod, attr, None)
-                if isinstance(v, str):
-                    seen.add(v)
-                    break
-    return ",".join(sorted(seen)) if seen else None
-
-
-def _mamba_ssm_unavailable_reason() -> str | None:
+def _samba_backend_used(model: nn.Module, x: torch.Tensor) -> str | None:
+    """The Mamba2 backend ("torch" | "mamba_ssm") the built SAMBA resolves to for input ``x``."""
     try:
-        from .nn import _mamba_ssm
+        from .nn.mamba2 import resolve_backend
 
-        return _mamba_ssm.mamba_ssm_unavailable_reason()
+        return resolve_backend(model.cfg.backend, x)
     except Exception as err:
-        return f"unknown ({type(err).__name__})"
+        return f"unresolved ({type(err).__name__}: {err})"[:200]
 
 
 # --------------------------------------------------------------------------- timing one row
@@ -341,13 +329,13 @@ def measure_row(model_name: str, context_s: float, batch: int, mode: str, *, dev
     try:
         model, call = (builder or _build)(spec, n_times, samba_backend)
         row["params"] = int(sum(p.numel() for p in model.parameters()))
-        if model_name == "SAMBA":
-            row["samba_backend"] = _samba_backend_used(model)
         dev = torch.device(device)
         model = model.to(dev)
         torch.manual_seed(0)  # drawn on the device: a large batch drawn on the host would take seconds
         x = torch.randn(batch, len(CHANNELS_1020), n_times, device=dev)  # never time zeros
         target = torch.randint(0, 2, (batch,), device=dev)
+        if model_name == "SAMBA" and builder is None:
+            row["samba_backend"] = _samba_backend_used(model, x)
         autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if device == "cuda"
                     else torch.autocast("cpu", enabled=False))
         if mode == "train":
