@@ -212,3 +212,84 @@ def test_chunked_path_memory_scales_linearly_in_length():
     m = Mamba2(16, d_state=16, d_conv=4, expand=2, headdim=16, backend="torch")
     sizes = [_saved_activation_bytes(m, torch.randn(1, L, 16, requires_grad=True)) for L in (2048, 4096, 8192)]
     assert 1.8 < sizes[1] / sizes[0] < 2.2 and 1.8 < sizes[2] / sizes[1] < 2.2, sizes
+
+
+# ---------------------------------------------------------------- the mamba_ssm branch, with stand-in kernels
+def _fake_kernels():
+    """CPU stand-ins with mamba_ssm's exact signatures and input checks (from ssd_combined.py and
+    layernorm_gated.py of mamba-ssm 2.3.2), computing the documented math with our reference code."""
+    from samba.nn._mamba_ssm import MambaSSMKernels
+    from samba.nn.ssd import ssd_recurrent
+
+    calls = []
+
+    def mamba_chunk_scan_combined(x, dt, A, B, C, chunk_size, D=None, z=None, dt_bias=None, initial_states=None,
+                                  seq_idx=None, cu_seqlens=None, dt_softplus=False,
+                                  dt_limit=(0.0, float("inf")), return_final_states=False,
+                                  return_varlen_states=False):
+        batch, seqlen, nheads, headdim = x.shape
+        _, _, ngroups, dstate = B.shape
+        assert nheads % ngroups == 0
+        assert B.shape == (batch, seqlen, ngroups, dstate) and C.shape == B.shape
+        assert dt.shape == (batch, seqlen, nheads) and A.shape == (nheads,)
+        assert z is None or z.shape == x.shape
+        assert D is None or D.shape in ((nheads, headdim), (nheads,))
+        assert dt_bias is None or dt_bias.shape == (nheads,)
+        assert x.stride(-1) == 1 or x.stride(1) == 1
+        calls.append(dict(nheads=nheads, ngroups=ngroups, chunk_size=chunk_size))
+        dt = dt.double() + (0 if dt_bias is None else dt_bias.double())
+        if dt_softplus:
+            dt = F.softplus(dt)
+        dt = dt.clamp(min=dt_limit[0], max=dt_limit[1])
+        y, _ = ssd_recurrent(x.double(), dt, A.double(), B.double(), C.double(),
+                             None if D is None else D.double())
+        if z is not None:
+            y = y * F.silu(z.double())
+        return y.to(x.dtype)
+
+    def rmsnorm_fn(x, weight, bias, z=None, eps=1e-6, group_size=None, norm_before_gate=True):
+        assert bias is None and x.shape[-1] == weight.shape[0]
+        calls.append(dict(norm_group_size=group_size))
+        xg = x.double()
+        if z is not None and not norm_before_gate:
+            xg = xg * F.silu(z.double())
+        xg = xg.unflatten(-1, (-1, group_size or x.shape[-1]))
+        out = (xg * torch.rsqrt(xg.square().mean(-1, keepdim=True) + eps)).flatten(-2) * weight.double()
+        if z is not None and norm_before_gate:
+            out = out * F.silu(z.double())
+        return out.to(x.dtype)
+
+    fake = MambaSSMKernels(mamba_chunk_scan_combined=mamba_chunk_scan_combined, rmsnorm_fn=rmsnorm_fn,
+                           causal_conv1d_fn=None, module=None, stubbed_selective_scan_cuda=False)
+    return fake, calls
+
+
+@pytest.mark.parametrize("cfg", [
+    dict(d_model=16, d_state=8, d_conv=2, expand=8, headdim=64),
+    dict(d_model=16, d_state=4, d_conv=4, expand=2, headdim=4, ngroups=2, rmsnorm=False, D_has_hdim=True),
+    dict(d_model=16, d_state=4, d_conv=3, expand=2, headdim=8, norm_before_gate=True, dt_limit=(0.01, 0.05)),
+])
+def test_mamba_ssm_branch_calls_kernels_correctly(monkeypatch, cfg):
+    """The 'mamba_ssm' code path (argument names, shapes, layouts) checked on CPU with stand-in kernels."""
+    import samba.nn._mamba_ssm as guard
+    from samba.nn import DiffMamba
+
+    fake, calls = _fake_kernels()
+    monkeypatch.setattr(guard, "_cache", fake)
+    monkeypatch.setattr(mamba2_module, "resolve_backend", lambda backend, x: backend)
+    import samba.nn.diff_mamba as dm
+    monkeypatch.setattr(dm, "resolve_backend", lambda backend, x: backend)
+
+    torch.manual_seed(0)
+    m = Mamba2(**cfg).double()
+    with torch.no_grad():
+        m.D.normal_()
+    x = torch.randn(2, 21, cfg["d_model"], dtype=torch.float64)
+    assert (m(x, backend="mamba_ssm") - m(x, backend="torch")).abs().max().item() < 1e-10
+    assert calls[0]["nheads"] == m.nheads and calls[0]["ngroups"] == m.ngroups
+
+    team = {k: v for k, v in cfg.items() if k != "d_model"}
+    d = DiffMamba(32, head_dim=16, **team).double()
+    calls.clear()
+    assert (d(x.repeat(1, 1, 2), backend="mamba_ssm") - d(x.repeat(1, 1, 2), backend="torch")).abs().max() < 1e-10
+    assert calls[0]["nheads"] == 4 * d.nheads and calls[0]["ngroups"] == 4 * d.ngroups  # ONE call, 4 teams

@@ -180,6 +180,14 @@ def ssd_chunked(x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, chunk_si
     b, l, h, p, g, n = _check_shapes(x, dt, A, B, C, D, initial_state)
     if chunk_size < 1:
         raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+    with torch.autocast(device_type=x.device.type, enabled=False):  # the reference scan always runs in >= fp32
+        return _ssd_chunked(x, dt, A, B, C, chunk_size, D, initial_state, return_final_state)
+
+
+def _ssd_chunked(x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, chunk_size: int, D: Tensor | None,
+                 initial_state: Tensor | None, return_final_state: bool) -> Tensor | tuple[Tensor, Tensor]:
+    b, l, h, p = x.shape
+    g, n = B.shape[2], B.shape[3]
     out_dtype = x.dtype
     work = torch.promote_types(x.dtype, torch.float32)
     x_, dt_, A_, B_, C_ = (t.to(work) for t in (x, dt, A, B, C))
