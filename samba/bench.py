@@ -277,6 +277,15 @@ def _samba_backend_used(model: nn.Module, x: torch.Tensor) -> str | None:
         return f"unresolved ({type(err).__name__}: {err})"[:200]
 
 
+def _mamba_ssm_unavailable_reason() -> str | None:
+    try:
+        from .nn import _mamba_ssm
+
+        return _mamba_ssm.mamba_ssm_unavailable_reason()
+    except Exception as err:
+        return f"unknown ({type(err).__name__})"
+
+
 # --------------------------------------------------------------------------- timing one row
 def _is_oom(err: BaseException) -> bool:
     if isinstance(err, torch.cuda.OutOfMemoryError):
