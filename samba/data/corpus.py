@@ -49,6 +49,7 @@ def pretraining_corpus(
     skipped: list[str] = []
     for name in datasets:
         present = {e.path for e in registry.available(name, mirror)}
+        present |= {f.path for f, _ in recordings.recording_files(name) if recordings.is_cached(f, params, cache_dir)}
         files = [(f, fid) for f, fid in recordings.recording_files(name) if f.path in present]
         n_absent = len(recordings.recording_files(name)) - len(files)
         if n_absent:

@@ -65,12 +65,30 @@ def companions(f: registry.FileEntry) -> list[str]:
     return []
 
 
+def is_cached(f: registry.FileEntry, params: Preprocessing = Preprocessing(),
+              cache_dir: str | os.PathLike | None = None) -> bool:
+    """Whether a complete preprocessed cache entry exists for ``f`` (then no raw file is needed)."""
+    reader = registry.dataset_info(f.dataset)["reader"]
+    key = cache.cache_key(f.sha256, reader, params)
+    where = cache.cache_dir(cache_dir)
+    return (where / f"{key}.json").is_file() and (where / f"{key}.npy").is_file()
+
+
 def load_recording(
     f: registry.FileEntry, mirror: str | os.PathLike | None = None, params: Preprocessing = Preprocessing(),
     cache_dir: str | os.PathLike | None = None, use_cache: bool = True,
 ) -> Recording:
-    """Fetch (sha256-verified), read and preprocess one registry recording, through the on-disk cache."""
+    """Fetch (sha256-verified), read and preprocess one registry recording, through the on-disk cache.
+
+    The cache is consulted first: its key is the registry's sha256 of the file, and entries are only ever
+    written from files that passed that check, so a cache hit needs no raw file at all (a compute node
+    can train from a copied cache, see ``samba.data.cache.export_entries``).
+    """
     reader = registry.dataset_info(f.dataset)["reader"]
+    if use_cache:
+        hit = cache.load(cache.cache_key(f.sha256, reader, params), cache.cache_dir(cache_dir))
+        if hit is not None:
+            return hit
     path = registry.fetch(f.dataset, f.path, mirror=mirror)
     for extra in companions(f):
         registry.fetch(f.dataset, extra, mirror=mirror)

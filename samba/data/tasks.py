@@ -121,7 +121,8 @@ def _parse_subjects(subjects) -> set[int] | None:
     return {number(s) for s in subjects}
 
 
-def _select_files(spec: TaskSpec, mirror, subjects: set[int] | None, profile: str):
+def _select_files(spec: TaskSpec, mirror, subjects: set[int] | None, profile: str,
+                  params: Preprocessing = Preprocessing(), cache_dir=None, use_cache: bool = True):
     chosen = []
     for f, fid in recordings.recording_files(spec.dataset):
         if spec.name == "eegmmidb-mi" and fid.run not in _MI_RUNS:
@@ -134,6 +135,8 @@ def _select_files(spec: TaskSpec, mirror, subjects: set[int] | None, profile: st
     if profile not in ("quick", "full"):
         raise ValueError(f"profile must be 'quick' or 'full', got {profile!r}")
     present = {e.path for e in registry.available(spec.dataset, mirror)}
+    if use_cache:  # a preprocessed cache entry stands in for the raw file
+        present |= {f.path for f, _ in chosen if recordings.is_cached(f, params, cache_dir)}
     missing = [f for f, _ in chosen if f.path not in present]
     here = [(f, fid) for f, fid in chosen if f.path in present]
     if missing:
@@ -179,7 +182,7 @@ def load_task(
     params = preprocessing or Preprocessing(sfreq=float(sfreq))
     if params.sfreq != float(sfreq) and preprocessing is not None and sfreq != 128.0:
         raise ValueError("pass sfreq through preprocessing= or sfreq=, not both")
-    files = _select_files(spec, mirror, _parse_subjects(subjects), profile)
+    files = _select_files(spec, mirror, _parse_subjects(subjects), profile, params, cache_dir, use_cache)
     win = int(round(spec.window_s * params.sfreq))
     if win < 8:
         raise ValueError(f"{task}: window of {win} samples at {params.sfreq:g} Hz is shorter than 8 samples")
