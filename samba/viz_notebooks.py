@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["plot_traces", "plot_mask_over_signal", "plot_head_points", "mask_run_lengths"]
+__all__ = ["plot_traces", "plot_mask_over_signal", "plot_head_points", "mask_run_lengths", "plot_electrode_values"]
 
 
 def plot_traces(ax, data, sfreq: float, ch_names, spacing: float | None = None, color="k", lw=0.6):
@@ -70,3 +70,21 @@ def mask_run_lengths(mask, value: bool = True) -> np.ndarray:
     starts = np.argwhere(edges == 1)
     stops = np.argwhere(edges == -1)
     return (stops[:, 1] - starts[:, 1]).astype(np.int64)
+
+
+def plot_electrode_values(values, ch_names, ax, title: str = "", cmap="viridis", vlim=(None, None)):
+    """Topomap of one value per input electrode (names resolved by ``samba.montage``), on the same head
+    projection as ``samba.viz``'s plots. Returns the image handle for a colorbar."""
+    import mne
+
+    from . import montage, viz
+
+    values = np.asarray(values, dtype=float)
+    names = list(ch_names)
+    info = mne.create_info(names, 100.0, "eeg")
+    pos = montage.positions(names).astype(float)
+    info.set_montage(mne.channels.make_dig_montage(ch_pos=dict(zip(names, pos)), coord_frame="head"), verbose="error")
+    im, _ = mne.viz.plot_topomap(values, info, axes=ax, show=False, sphere=viz.head_sphere(), cmap=cmap,
+                                 vlim=vlim, contours=0)
+    ax.set_title(title, fontsize=9)
+    return im
