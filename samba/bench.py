@@ -541,7 +541,7 @@ def _bench_model_cpu(name: str, prof: Profile, budget: _Budget, measure: Callabl
 
 def _bench_model_subprocess(name: str, device: str, quick: bool, contexts_s, batches, share_s: float,
                             samba_backend: str, on_row: Callable, out: Path, grace_s: float = 120.0,
-                            threads: int | None = None) -> None:
+                            threads: int | None = None, device_out: dict | None = None) -> None:
     """Run one model's sweeps in a child ``samba bench`` process and feed its rows to ``on_row``."""
     spec = MODEL_SPECS.get(name) or ModelSpec(name, 128.0)
     if share_s <= 0:
@@ -576,15 +576,18 @@ def _bench_model_subprocess(name: str, device: str, quick: bool, contexts_s, bat
             proc.kill()
             proc.wait()
         rc = proc.returncode
-    rows = []
+    rows, part_doc = [], {}
     if part.exists():
         try:
-            rows = json.loads(part.read_text())["results"]
+            part_doc = json.loads(part.read_text())
+            rows = part_doc["results"]
         except (OSError, ValueError, KeyError):
             rows = []
         part.unlink(missing_ok=True)
     for r in rows:
         on_row(r, quiet=True)  # the child already logged them
+    if device_out is not None and rows and part_doc.get("device"):
+        device_out["device"] = part_doc["device"]
     if rc != 0 or why:
         on_row({"model": name, "context_s": 0, "sfreq": spec.sfreq, "batch": 0, "mode": "train", "ms": None,
                 "peak_mib": None, "eeg_s_per_s": None, "status": "error", "sweep": "all",
@@ -703,8 +706,10 @@ def _run_bench(device, out, models, contexts_s, batches, quick, time_budget_s, s
 
     def write(done: bool) -> None:
         used = next((r["samba_backend"] for r in results + current if r.get("samba_backend")), None)
+        if "device" not in state and not (isolate and device == "cuda"):
+            state["device"] = _device_name(device)  # (isolated CUDA runs: the parent never touches the GPU)
         doc = {
-            "device": _device_name(device),
+            "device": state.get("device", "cuda (no model ran)"),
             "commit": _git_commit(),
             "date": datetime.now(timezone.utc).strftime("%Y-%m-%d"),
             "torch": torch.__version__,
@@ -752,7 +757,8 @@ def _run_bench(device, out, models, contexts_s, batches, quick, time_budget_s, s
         try:
             if isolate:
                 _bench_model_subprocess(name, device, quick, contexts_s, batches, budget.model_left(), samba_backend,
-                                        on_row, out, threads=torch.get_num_threads() if device == "cpu" else None)
+                                        on_row, out, threads=torch.get_num_threads() if device == "cpu" else None,
+                                        device_out=state)
             else:
                 (_bench_model_gpu if plan == "gpu" else _bench_model_cpu)(name, prof, budget, measure, on_row)
         except KeyboardInterrupt:  # SIGINT from a timeout: keep what was measured
@@ -839,7 +845,8 @@ def plot_bench(json_path, out_dir, reference: bool = True) -> list[Path]:
 
     GPU runs: ``bench_context.png`` (train-step ms and peak memory vs context at batch 4, log axes;
     failed lengths marked x) and ``bench_throughput.png`` (best EEG-s/s at 10 s train, 60 s train and
-    60 s infer; with ``reference`` the authors' SAMBA from GPU.md as a hatched bar). CPU runs:
+    60 s infer; with ``reference`` the authors' SAMBA from GPU.md as a hatched bar and each peer's GPU.md
+    value as a black tick). CPU runs:
     ``bench_realtime.png`` (inference real-time factor per model, window and batch).
     """
     import matplotlib
@@ -882,7 +889,8 @@ def plot_bench(json_path, out_dir, reference: bool = True) -> list[Path]:
                     axes[0].plot(600, ms, "*", color=_COLORS[name], ms=12, label="authors' SAMBA, 600 s (GPU.md)")
                     axes[1].plot(600, gib, "*", color=_COLORS[name], ms=12, label="authors' SAMBA (GPU.md)")
         axes[1].axhline(TARGETS["context_600s_train_peak_gib"], color="k", lw=0.8, ls="--")
-        axes[1].text(4, TARGETS["context_600s_train_peak_gib"] * 1.1, "target 3 GiB at 600 s", fontsize=7)
+        axes[1].annotate("target: 3 GiB at 600 s", (0.02, TARGETS["context_600s_train_peak_gib"]),
+                         xycoords=("axes fraction", "data"), fontsize=7, va="bottom")
         for ax, yl in zip(axes, ("step time (ms)", "peak memory, train step (GiB)")):
             ax.set_xscale("log")
             ax.set_yscale("log")
@@ -920,11 +928,20 @@ def plot_bench(json_path, out_dir, reference: bool = True) -> list[Path]:
             xs = np.arange(len(groups)) + (i - (len(names) - 1) / 2) * width
             ax.bar(xs, vals, width, color=_COLORS.get(name), label=name,
                    hatch="//" if name == "authors' SAMBA" else None, edgecolor="k", lw=0.3)
+            for x_, v in zip(xs, vals):
+                if v:
+                    ax.text(x_, v * 1.04, f"{v / 1e3:.0f}k", ha="center", fontsize=6)
+            ref = AUTHORS_REFERENCE["throughput"].get(name) if reference and name != "authors' SAMBA" else None
+            if ref:  # the same peer in the GPU.md run, for a sanity check of our harness
+                ax.scatter(xs, [ref.get(g, np.nan) for g in groups], marker="_", s=120, color="k", zorder=3,
+                           label="GPU.md value" if not any(h.get_label() == "GPU.md value"
+                                                           for h in ax.collections) else None)
         ax.set_xticks(np.arange(len(groups)), [f"{c} s windows, {m}" for c, m in groups])
         ax.set_yscale("log")
         ax.set_ylabel("best throughput (EEG-s / s)")
         ax.grid(True, axis="y", which="both", alpha=0.3)
-        ax.legend(fontsize=7, ncol=4)
+        ax.set_ylim(top=ax.get_ylim()[1] * 1.6)
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
         ax.set_title(f"Best throughput at saturating batch\n{title}", fontsize=9)
         fig.tight_layout()
         p = out_dir / f"{stem}_throughput.png"
