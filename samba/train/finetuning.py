@@ -38,8 +38,8 @@ FORMAT = "samba-finetuned"
 
 PROFILES = {
     # CPU smoke runs: a few epochs on a capped number of windows.
-    "quick": dict(epochs=3, batch_size=16, patience=2, probe_epochs=60, max_train_windows=96,
-                  max_eval_windows=96),
+    "quick": dict(epochs=2, batch_size=16, patience=2, probe_epochs=60, max_train_windows=64,
+                  max_eval_windows=64),
     "full": dict(epochs=40, batch_size=64, patience=8, probe_epochs=300, max_train_windows=None,
                  max_eval_windows=None),
 }
@@ -240,7 +240,7 @@ def finetune(task: str, init: str = "scratch", out: str | None = None, profile: 
             head.eval()
             with torch.no_grad():
                 m = classification_metrics(y[va], head(fva).float().cpu().numpy(), K)
-            history.append({"epoch": ep, "loss": float(loss), "val_balanced_accuracy": m["balanced_accuracy"]})
+            history.append({"epoch": ep, "loss": loss.item(), "val_balanced_accuracy": m["balanced_accuracy"]})
             if m["balanced_accuracy"] > best["score"]:
                 best = {"score": m["balanced_accuracy"], "epoch": ep, "state": copy.deepcopy(head.state_dict())}
             elif ep - best["epoch"] >= patience:
@@ -275,7 +275,7 @@ def finetune(task: str, init: str = "scratch", out: str | None = None, profile: 
                 torch.nn.utils.clip_grad_norm_(params, 1.0)
                 opt.step()
                 sched.step()
-                losses.append(float(loss))
+                losses.append(loss.item())
             m = classification_metrics(y[va], predict(net, ds.X, va, dev), K)
             record_spatial_weights()
             history.append({"epoch": ep, "loss": float(np.mean(losses)) if losses else float("nan"),

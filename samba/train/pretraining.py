@@ -352,6 +352,11 @@ def _pretrain(cfg: PretrainConfig, info: D.DistInfo, datasets) -> Path:
     step, wall_offset, calibrated = 0, 0.0, False
     state = load_train_state(run_dir) if cfg.resume else None
     if state is not None:
+        if state.get("model_config") != model_cfg.to_dict():
+            from .state import CheckpointError
+
+            raise CheckpointError(f"{state['_path']} was written for a different model config; pass --no-resume "
+                                  f"to start over or use another --out")
         raw_model.load_state_dict(state["model"])
         total_steps = int(state["total_steps"])
         sched = _make_scheduler(opt, cfg, total_steps)
@@ -432,6 +437,7 @@ def _pretrain(cfg: PretrainConfig, info: D.DistInfo, datasets) -> Path:
         pbar = tqdm(total=total_steps, initial=step, desc="pretrain", file=sys.stderr, dynamic_ncols=True)
     last_saved = step
     stop_reason = None
+    t_warm = t_start
     while step < total_steps:
         d, idx = plan.next()
         parts, eeg_s = train_step(d, idx)
@@ -443,10 +449,14 @@ def _pretrain(cfg: PretrainConfig, info: D.DistInfo, datasets) -> Path:
         if cfg.kill_at_step is not None and step == cfg.kill_at_step:
             raise SimulatedKill(f"simulated kill after step {step}")
 
-        # fit the one-cycle schedule to the time budget, once, after a few warm steps
-        if cfg.max_minutes and not calibrated and step == min(20, total_steps // 2) and step > 2:
-            per_step = D.all_reduce_mean((time.perf_counter() - t_start) / step, info)
-            fit = int(0.85 * (cfg.max_minutes * 60 - wall_offset) / per_step)
+        # fit the one-cycle schedule to the time budget, once: time steps 6..20 (after warm-up and
+        # any compilation), project what fits in 85 % of the budget left
+        if step == 5:
+            t_warm = time.perf_counter()
+        if cfg.max_minutes and not calibrated and step == min(20, total_steps // 2) and step > 5:
+            per_step = D.all_reduce_mean((time.perf_counter() - t_warm) / (step - 5), info)
+            left = D.all_reduce_mean(cfg.max_minutes * 60 - (time.perf_counter() - t_start), info)  # same on all ranks
+            fit = step + int(0.85 * left / per_step)
             if fit < total_steps:
                 total_steps = max(fit, step + 1)
                 sched = _make_scheduler(opt, cfg, total_steps)
@@ -477,7 +487,7 @@ def _pretrain(cfg: PretrainConfig, info: D.DistInfo, datasets) -> Path:
             checkpoint()
             last_saved = step
         if cfg.max_minutes:
-            over = (wall_offset + time.perf_counter() - t_start) > cfg.max_minutes * 60
+            over = (time.perf_counter() - t_start) > cfg.max_minutes * 60  # this invocation's time
             if D.all_reduce_mean(float(over), info) > 0:
                 stop_reason = f"time budget of {cfg.max_minutes} min reached at step {step}/{total_steps}"
                 break

@@ -29,6 +29,8 @@ from pathlib import Path
 import numpy as np
 
 TASKS = ("eegmmidb-mi", "eyes-open-closed", "eegmat-workload", "muse-p300")
+QUICK_TASKS = ("eyes-open-closed", "muse-p300")  # the two with the shortest windows: a CPU table in minutes
+QUICK_PRETRAIN_STEPS = 10
 METHODS = {
     "samba_pretrained_ft": dict(model="samba", pretrained=True, mode="full"),
     "samba_scratch": dict(model="samba", pretrained=False, mode="full"),
@@ -80,8 +82,9 @@ def run_table(tasks=TASKS, methods=tuple(METHODS), seeds=(0, 1, 2), profile: str
 
         pt_dir = (Path(runs_dir) if runs_dir else out.parent) / f"pretrain_{profile}"
         print(f"no --pretrained checkpoint: pretraining ({profile} profile) into {pt_dir}", file=sys.stderr)
-        pretrained = str(pretrain(PretrainConfig(out=str(pt_dir), profile=profile, mirror=mirror, device=device,
-                                                 progress=False)))
+        steps = QUICK_PRETRAIN_STEPS if profile == "quick" else None
+        pretrained = str(pretrain(PretrainConfig(out=str(pt_dir), profile=profile, steps=steps, mirror=mirror,
+                                                 device=device, progress=False)))
     meta = {"commit": git_commit(), "device": _device_name(device),
             "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d"), "profile": profile,
             "pretrained": pretrained, "tasks": list(tasks), "methods": list(methods), "seeds": list(seeds)}
@@ -171,9 +174,10 @@ def render_table(results) -> str:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m samba.train.results", description=__doc__.split("\n")[0])
-    p.add_argument("--tasks", nargs="+", default=list(TASKS))
+    p.add_argument("--tasks", nargs="+", default=None, help=f"default: all ({' '.join(TASKS)}); "
+                   f"quick profile: {' '.join(QUICK_TASKS)}")
     p.add_argument("--methods", nargs="+", default=list(METHODS))
-    p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    p.add_argument("--seeds", nargs="+", type=int, default=None, help="default: 0 1 2 (quick: 0 1)")
     p.add_argument("--profile", choices=["quick", "full"], default="quick")
     p.add_argument("--pretrained", default=None, help="pretrained SAMBA checkpoint (default: quick pretrain)")
     p.add_argument("--out", default="results/finetune.json")
@@ -186,7 +190,9 @@ def main(argv=None) -> int:
     a = p.parse_args(argv)
     import os
 
-    path = run_table(a.tasks, a.methods, a.seeds, a.profile, a.out, a.pretrained,
+    tasks = a.tasks or list(QUICK_TASKS if a.profile == "quick" else TASKS)
+    seeds = a.seeds if a.seeds is not None else ([0, 1] if a.profile == "quick" else [0, 1, 2])
+    path = run_table(tasks, a.methods, seeds, a.profile, a.out, a.pretrained,
                      a.mirror or os.environ.get("SAMBA_DATA_MIRROR"), a.device, a.runs_dir, a.max_minutes, a.epochs)
     table = render_table(path)
     if a.markdown:
