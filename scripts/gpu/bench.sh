@@ -32,7 +32,7 @@ fi
 if ! python3 -c "import importlib.util,sys; sys.exit(importlib.util.find_spec('mamba_ssm') is None)" 2>/dev/null \
    && ! PYTHONPATH="$SITE" python3 -c "import importlib.util,sys; sys.exit(importlib.util.find_spec('mamba_ssm') is None)"; then
   if [ -f scripts/gpu/install_mamba_ssm.sh ]; then
-    SITE="$SITE" bash scripts/gpu/install_mamba_ssm.sh "$SITE" || echo "WARNING: install_mamba_ssm.sh failed" >&2
+    MAMBA_SITE="$SITE" bash scripts/gpu/install_mamba_ssm.sh || echo "WARNING: install_mamba_ssm.sh failed" >&2
   fi
   if ! PYTHONPATH="$SITE" python3 -c "import importlib.util,sys; sys.exit(importlib.util.find_spec('mamba_ssm') is None)"; then
     sdist=$(ls .whl/mamba_ssm-*.tar.gz 2>/dev/null | head -1)
