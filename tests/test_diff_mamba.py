@@ -127,3 +127,15 @@ def test_residual_shape_and_errors():
         DiffMamba(32, backend="fast")
     with pytest.raises(ValueError, match=r"\(batch, length, 32\)"):
         m(torch.randn(3, 11, 16))
+
+
+def test_cpu_microbatching_is_exact(monkeypatch):
+    import samba.nn.mamba2 as mamba2_module
+
+    loop, grouped = _pair(F64, d_model=32, head_dim=16)
+    x = torch.randn(5, 40, 32, dtype=F64)
+    whole = grouped(x)
+    monkeypatch.setattr(mamba2_module, "CPU_HEAD_TOKENS_PER_CALL", 2 * 40 * grouped.n_teams * grouped.nheads)
+    assert mamba2_module.cpu_microbatch(x, grouped.n_teams * grouped.nheads) == 2
+    assert (grouped(x) - whole).abs().max().item() < 1e-12
+    assert (loop(x) - whole).abs().max().item() < 1e-10

@@ -32,8 +32,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ._mamba_ssm import require_mamba_ssm
-from .mamba2 import (DEFAULT_TORCH_CHUNK_SIZE, Mamba2, causal_depthwise_conv, check_backend_name, init_A_log,
-                     init_dt_bias, resolve_backend, rms_norm_gated, skip_dtype, softplus_dt)
+from .mamba2 import (DEFAULT_TORCH_CHUNK_SIZE, Mamba2, causal_depthwise_conv, check_backend_name, cpu_microbatch,
+                     init_A_log, init_dt_bias, resolve_backend, rms_norm_gated, skip_dtype, softplus_dt)
 from .ssd import ssd_chunked
 
 __all__ = ["DiffMamba", "DiffMambaLoop"]
@@ -195,6 +195,12 @@ class DiffMamba(nn.Module):
         if u.dim() != 3 or u.shape[-1] != self.d_model:
             raise ValueError(f"DiffMamba expects (batch, length, {self.d_model}), got {tuple(u.shape)}")
         be = resolve_backend(self.backend if backend is None else check_backend_name(backend), u)
+        per_call = cpu_microbatch(u, self.n_teams * self.nheads) if be == "torch" else None
+        if per_call is not None:  # exact: samples are independent (GroupNorm is per sample)
+            return torch.cat([self._forward(part, be) for part in u.split(per_call)])
+        return self._forward(u, be)
+
+    def _forward(self, u: Tensor, be: str) -> Tensor:
         b, L, _ = u.shape
         H, G, nh, p = self.num_heads, self.n_teams, self.nheads, self.headdim
         ng, n, di = self.ngroups, self.d_state, self.d_inner

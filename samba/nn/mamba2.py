@@ -31,10 +31,26 @@ from ._mamba_ssm import mamba_ssm_kernels, require_mamba_ssm
 from .ssd import ssd_chunked
 
 __all__ = ["Mamba2", "RMSNormGated", "gated_rms_norm", "rms_norm_gated", "BACKENDS", "resolve_backend", "softplus_dt",
-           "causal_depthwise_conv", "init_dt_bias", "init_A_log"]
+           "causal_depthwise_conv", "cpu_microbatch", "init_dt_bias", "init_A_log"]
 
 BACKENDS = ("auto", "torch", "mamba_ssm")
 DEFAULT_TORCH_CHUNK_SIZE = 64  # the torch scan is fastest with chunks of 32-64 on CPU (measured); same result
+
+
+CPU_HEAD_TOKENS_PER_CALL = 32768
+
+
+def cpu_microbatch(u: Tensor, nheads: int) -> int | None:
+    """Samples per call for the torch scan on CPU, or None to run the batch at once.
+
+    The chunked scan's (chunk x chunk) tensors grow with batch * length * heads; once they fall out of the
+    CPU caches every pass over them slows down (measured 2.5x for DiffMamba(128), B=8, L=960). Samples are
+    independent, so splitting the batch is exact.
+    """
+    if u.is_cuda or u.dim() != 3:
+        return None
+    per_call = max(1, CPU_HEAD_TOKENS_PER_CALL // max(1, u.shape[1] * nheads))
+    return per_call if per_call < u.shape[0] else None
 
 
 def resolve_backend(backend: str, x: Tensor) -> str:
@@ -270,6 +286,12 @@ class Mamba2(nn.Module):
         if u.dim() != 3 or u.shape[-1] != self.d_model:
             raise ValueError(f"Mamba2 expects (batch, length, {self.d_model}), got {tuple(u.shape)}")
         be = resolve_backend(self.backend if backend is None else check_backend_name(backend), u)
+        per_call = cpu_microbatch(u, self.nheads) if be == "torch" else None
+        if per_call is not None:
+            return torch.cat([self._forward(part, be) for part in u.split(per_call)])
+        return self._forward(u, be)
+
+    def _forward(self, u: Tensor, be: str) -> Tensor:
         batch, seqlen, _ = u.shape
         h, p, g, n = self.nheads, self.headdim, self.ngroups, self.d_state
 
