@@ -32,8 +32,9 @@ class DistInfo:
 
 def setup(device: str | None = None) -> DistInfo:
     """Initialise the process group when launched by torchrun (or already initialised by a test)."""
-    # NVLink SHARP multicast hangs on some lent multi-GPU hosts; never rely on it.
-    os.environ.setdefault("NCCL_NVLS_ENABLE", "0")
+    # NVLink multicast can take shared multi-GPU hosts out of service: keep it off everywhere.
+    for var, val in (("NCCL_NVLS_ENABLE", "0"), ("TORCH_SYMM_MEM_DISABLE_MULTICAST", "1"), ("NVSHMEM_DISABLE_NVLS", "1")):
+        os.environ.setdefault(var, val)
     want_cuda = (device or ("cuda" if torch.cuda.is_available() else "cpu")).startswith("cuda")
     world = int(os.environ.get("WORLD_SIZE", "1"))
     initialized_here = False

@@ -311,8 +311,12 @@ def _pretrain(cfg: PretrainConfig, info: D.DistInfo, datasets) -> Path:
 
     # ---- data: per-montage train/val split of windows, per-montage input scale
     _seed_everything(cfg.seed)
-    if datasets is None:
+    if datasets is None:  # rank 0 fills the preprocessing cache first; the others then read it
+        if not info.is_main:
+            D.barrier(info)
         datasets = _load_corpus(cfg)
+        if info.is_main:
+            D.barrier(info)
     datasets = [d for d in datasets if len(d) > 0]
     if not datasets:
         raise RuntimeError("pretraining corpus is empty: check --mirror / SAMBA_DATA_MIRROR")

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Full-profile results table (all tasks x 5 methods x 3 seeds) on the GPU machine, one 10-minute call.
 #
-#   CKPT=checkpoints/samba_pretrained.pt MINUTES=8 bash scripts/gpu/finetune_table.sh
+#   CKPT=checkpoints/samba_pretrained.pt MINUTES=7 bash scripts/gpu/finetune_table.sh
 #
 # Device call (the checkpoint must be in the working tree: copy pretrain_full.sh's samba_pretrained.pt
 # to checkpoints/ first; carry ".whl" for the offline installs):
@@ -14,7 +14,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 export OUT=${OUT:-runs/gpu_out}
 mkdir -p "$OUT"
-export NCCL_NVLS_ENABLE=0 PYTHONUNBUFFERED=1 MPLBACKEND=Agg
+export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1 PYTHONUNBUFFERED=1 MPLBACKEND=Agg
 PY=${PYTHON:-python3}
 # The GPU image has torch but not mne/braindecode: install them from the carried wheel folder (.whl,
 # filled by scripts/gpu/fetch_wheels.sh) without any registry.
@@ -35,7 +35,7 @@ echo "mirror: ${SAMBA_DATA_MIRROR:-none}  out: $OUT" >&2
 $PY -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available(), torch.cuda.device_count(), 'GPU(s)', torch.cuda.get_device_name(0) if torch.cuda.is_available() else '')" >&2
 # --- end environment ---
 CKPT=${CKPT:-checkpoints/samba_pretrained.pt}
-MINUTES=${MINUTES:-8}
+MINUTES=${MINUTES:-7}
 SEEDS=${SEEDS:-"0 1 2"}
 TASKS=${TASKS:-"eegmmidb-mi eyes-open-closed eegmat-workload muse-p300"}
 if [ ! -f "$CKPT" ]; then

@@ -15,7 +15,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 export OUT=${OUT:-runs/gpu_out}
 mkdir -p "$OUT"
-export NCCL_NVLS_ENABLE=0 PYTHONUNBUFFERED=1 MPLBACKEND=Agg
+export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1 PYTHONUNBUFFERED=1 MPLBACKEND=Agg
 PY=${PYTHON:-python3}
 # The GPU image has torch but not mne/braindecode: install them from the carried wheel folder (.whl,
 # filled by scripts/gpu/fetch_wheels.sh) without any registry.
