@@ -84,7 +84,7 @@ class DiffMambaLoop(nn.Module):
         self.head_norms = nn.ModuleList([nn.GroupNorm(1, head_dim, **factory) for _ in range(self.num_heads)])
         self.out_proj = nn.Linear(d_model, d_model, **factory)
 
-    def forward(self, x: Tensor, backend: str | None = None) -> Tensor:
+    def forward(self, x: Tensor, *, backend: str | None = None) -> Tensor:
         """x: (B, L, d_model) -> (B, L, d_model)."""
         heads = torch.split(x, self.head_dim, dim=-1)  # n_heads x (B, L, head_dim)
         outs = []
@@ -190,7 +190,7 @@ class DiffMamba(nn.Module):
                 f"backend={self.backend!r}")
 
     # ------------------------------------------------------------------ forward
-    def forward(self, u: Tensor, backend: str | None = None) -> Tensor:
+    def forward(self, u: Tensor, *, backend: str | None = None) -> Tensor:
         """u: (B, L, d_model) -> (B, L, d_model). `backend` overrides self.backend for this call."""
         if u.dim() != 3 or u.shape[-1] != self.d_model:
             raise ValueError(f"DiffMamba expects (batch, length, {self.d_model}), got {tuple(u.shape)}")

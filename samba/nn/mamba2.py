@@ -143,7 +143,7 @@ class RMSNormGated(nn.Module):
             raise ValueError(f"hidden_size {hidden_size} is not divisible by group_size {self.group_size}")
         self.norm_before_gate = norm_before_gate
 
-    def forward(self, x: Tensor, z: Tensor | None = None, backend: str = "torch") -> Tensor:
+    def forward(self, x: Tensor, z: Tensor | None = None, *, backend: str = "torch") -> Tensor:
         return rms_norm_gated(x, z, self.weight, self.eps, self.group_size, self.norm_before_gate, backend)
 
     def extra_repr(self) -> str:
@@ -281,7 +281,7 @@ class Mamba2(nn.Module):
     def _D(self) -> Tensor:
         return self.D.view(self.nheads, self.headdim) if self.D_has_hdim else self.D  # (h,) or (h, p)
 
-    def forward(self, u: Tensor, backend: str | None = None) -> Tensor:
+    def forward(self, u: Tensor, *, backend: str | None = None) -> Tensor:
         """u: (B, L, d_model) -> (B, L, d_model). `backend` overrides self.backend for this call."""
         if u.dim() != 3 or u.shape[-1] != self.d_model:
             raise ValueError(f"Mamba2 expects (batch, length, {self.d_model}), got {tuple(u.shape)}")
