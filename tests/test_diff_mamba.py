@@ -19,11 +19,11 @@ def _perturb(module):
             p.add_(0.1 * torch.randn(p.shape, generator=gen, dtype=p.dtype))
 
 
-def _pair(dtype, **cfg):
+def _pair(dtype, projections="auto", **cfg):
     torch.manual_seed(0)
     loop = DiffMambaLoop(**cfg, backend="torch").to(dtype)
     _perturb(loop)
-    grouped = DiffMamba.from_loop(loop)
+    grouped = DiffMamba.from_loop(loop, projections=projections)
     return loop, grouped
 
 
@@ -48,9 +48,12 @@ def _forward_backward(module, x, w):
 
 
 @pytest.mark.parametrize("dtype,tol", [(F64, 1e-10), (torch.float32, 2e-5)])
-@pytest.mark.parametrize("cfg,L", CASES, ids=[f"{i}" for i in range(len(CASES))])
-def test_grouped_equals_loop_forward_and_gradients(cfg, L, dtype, tol):
-    loop, grouped = _pair(dtype, **cfg)
+@pytest.mark.parametrize("cfg,L,projections", [(c, L, "einsum") for c, L in CASES]
+                         + [(c, L, "dense") for c, L in (CASES[0], CASES[3], CASES[4])],
+                         ids=[f"einsum{i}" for i in range(len(CASES))] + ["dense0", "dense3", "dense4"])
+def test_grouped_equals_loop_forward_and_gradients(cfg, L, projections, dtype, tol):
+    """Both projection layouts of the grouped form ("einsum": CPU default, "dense": CUDA default)."""
+    loop, grouped = _pair(dtype, projections=projections, **cfg)
     gen = torch.Generator().manual_seed(7)
     x = torch.randn(2, L, cfg["d_model"], generator=gen, dtype=dtype)
     w = torch.randn(2, L, cfg["d_model"], generator=gen, dtype=dtype)
@@ -125,6 +128,8 @@ def test_residual_shape_and_errors():
         DiffMamba(30, head_dim=16)
     with pytest.raises(ValueError, match="unknown backend"):
         DiffMamba(32, backend="fast")
+    with pytest.raises(ValueError, match="projections"):
+        DiffMamba(32, projections="sparse")
     with pytest.raises(ValueError, match=r"\(batch, length, 32\)"):
         m(torch.randn(3, 11, 16))
 

@@ -134,13 +134,15 @@ DIFF_CASES = [  # (config, L)
 ]
 
 
+@pytest.mark.parametrize("projections", ["dense", "einsum"])  # "auto" picks dense on CUDA
 @pytest.mark.parametrize("cfg,L", DIFF_CASES, ids=[str(i) for i in range(len(DIFF_CASES))])
-def test_diff_mamba_grouped_kernels_match_torch_and_loop(cfg, L):
+def test_diff_mamba_grouped_kernels_match_torch_and_loop(cfg, L, projections):
     torch.manual_seed(0)
     loop = DiffMambaLoop(**cfg).cuda()
     _perturb(loop)
-    grouped = DiffMamba.from_loop(loop)
+    grouped = DiffMamba.from_loop(loop, projections=projections)
     x = torch.randn(2, L, cfg["d_model"], device="cuda")
+    cfg = {**cfg, "projections": projections}
     compare(f"DiffMamba{cfg} L={L}", grouped, x)
     # the one grouped kernel call (ngroups = 2 * n_heads) against 2 * n_heads separate kernel calls
     w = torch.randn_like(x)

@@ -289,7 +289,10 @@ def test_mamba_ssm_branch_calls_kernels_correctly(monkeypatch, cfg):
     assert calls[0]["nheads"] == m.nheads and calls[0]["ngroups"] == m.ngroups
 
     team = {k: v for k, v in cfg.items() if k != "d_model"}
-    d = DiffMamba(32, head_dim=16, **team).double()
-    calls.clear()
-    assert (d(x.repeat(1, 1, 2), backend="mamba_ssm") - d(x.repeat(1, 1, 2), backend="torch")).abs().max() < 1e-10
-    assert calls[0]["nheads"] == 4 * d.nheads and calls[0]["ngroups"] == 4 * d.ngroups  # ONE call, 4 teams
+    for projections in ("einsum", "dense"):
+        torch.manual_seed(0)
+        d = DiffMamba(32, head_dim=16, projections=projections, **team).double()
+        calls.clear()
+        x2 = x.repeat(1, 1, 2)
+        assert (d(x2, backend="mamba_ssm") - d(x2, backend="torch")).abs().max() < 1e-10
+        assert calls[0]["nheads"] == 4 * d.nheads and calls[0]["ngroups"] == 4 * d.ngroups  # ONE call, 4 teams

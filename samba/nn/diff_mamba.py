@@ -117,13 +117,16 @@ class DiffMamba(nn.Module):
                  rmsnorm: bool = True, norm_before_gate: bool = False, dt_min: float = 0.001, dt_max: float = 0.1,
                  dt_init_floor: float = 1e-4, dt_limit=(0.0, float("inf")), conv_init: float | None = None,
                  chunk_size: int = 256, backend: str = "auto", torch_chunk_size: int | None = None,
-                 device=None, dtype=None):
+                 projections: str = "auto", device=None, dtype=None):
         super().__init__()
         self.config = _config(d_model, head_dim, d_state, d_conv, expand, headdim, ngroups, A_init_range,
                               D_has_hdim, rmsnorm, norm_before_gate, dt_min, dt_max, dt_init_floor, dt_limit,
                               conv_init, chunk_size, backend, torch_chunk_size)
         factory = {"device": device, "dtype": dtype}
         self.backend = backend
+        if projections not in ("auto", "einsum", "dense"):
+            raise ValueError(f"projections must be 'auto', 'einsum' or 'dense', got {projections!r}")
+        self.projections = projections  # "auto": dense block-diagonal GEMMs on CUDA, batched einsums on CPU
         self.d_model, self.head_dim, self.num_heads = d_model, head_dim, d_model // head_dim
         self.n_teams = G = 2 * self.num_heads
         self.d_state, self.d_conv, self.ngroups, self.headdim = d_state, d_conv, ngroups, headdim
@@ -205,21 +208,25 @@ class DiffMamba(nn.Module):
         H, G, nh, p = self.num_heads, self.n_teams, self.nheads, self.headdim
         ng, n, di = self.ngroups, self.d_state, self.d_inner
 
-        # One batched in_proj for all teams: head h feeds team1[h] and team2[h].
-        w_in = self.team_in_proj_weight.view(2, H, self.d_in_proj, self.head_dim)
-        zxbcdt = torch.einsum("blhk,thok->bltho", u.view(b, L, H, self.head_dim), w_in)  # (b, L, 2, H, d_in_proj)
-        zxbcdt = zxbcdt.reshape(b, L, G, self.d_in_proj)  # team-major g = t * H + h
-        z, xBC, dt = torch.split(zxbcdt, [di, self.conv_dim, nh], dim=-1)
+        dense = self.projections == "dense" or (self.projections == "auto" and u.is_cuda)
+        if dense:
+            x, B, C, dt, z = self._project_in_dense(u, be)
+        else:
+            # One batched in_proj for all teams: head h feeds team1[h] and team2[h].
+            w_in = self.team_in_proj_weight.view(2, H, self.d_in_proj, self.head_dim)
+            zxbcdt = torch.einsum("blhk,thok->bltho", u.view(b, L, H, self.head_dim), w_in)  # (b, L, 2, H, d_in_proj)
+            zxbcdt = zxbcdt.reshape(b, L, G, self.d_in_proj)  # team-major g = t * H + h
+            z, xBC, dt = torch.split(zxbcdt, [di, self.conv_dim, nh], dim=-1)
 
-        # One depthwise causal conv over all teams' (x, B, C) channels.
-        xBC = causal_depthwise_conv(xBC.reshape(b, L, G * self.conv_dim), self.team_conv1d_weight,
-                                    self.team_conv1d_bias, be).view(b, L, G, self.conv_dim)
-        x, B, C = torch.split(xBC, [di, ng * n, ng * n], dim=-1)
-        x = x.reshape(b, L, G * nh, p)  # (b, L, G*nh, p): team g owns SSM heads g*nh ... g*nh + nh - 1
-        B = B.reshape(b, L, G * ng, n)  # (b, L, G*ng, n): so each team's heads read that team's B, C
-        C = C.reshape(b, L, G * ng, n)
-        dt = dt.reshape(b, L, G * nh)
-        z = z.reshape(b, L, G * di)
+            # One depthwise causal conv over all teams' (x, B, C) channels.
+            xBC = causal_depthwise_conv(xBC.reshape(b, L, G * self.conv_dim), self.team_conv1d_weight,
+                                        self.team_conv1d_bias, be).view(b, L, G, self.conv_dim)
+            x, B, C = torch.split(xBC, [di, ng * n, ng * n], dim=-1)
+            x = x.reshape(b, L, G * nh, p)  # (b, L, G*nh, p): team g owns SSM heads g*nh ... g*nh + nh - 1
+            B = B.reshape(b, L, G * ng, n)  # (b, L, G*ng, n): so each team's heads read that team's B, C
+            C = C.reshape(b, L, G * ng, n)
+            dt = dt.reshape(b, L, G * nh)
+            z = z.reshape(b, L, G * di)
         A = -torch.exp(self.team_A_log.to(torch.promote_types(self.team_A_log.dtype, torch.float32)))  # (G*nh,)
         D = self.team_D.view(G * nh, p) if self.D_has_hdim else self.team_D
 
@@ -240,12 +247,46 @@ class DiffMamba(nn.Module):
         if self.rmsnorm:  # grouped gated RMSNorm: every team's groups normalised on their own
             y = rms_norm_gated(y, z, self.team_norm_weight, self.norm_eps, di // ng, self.norm_before_gate, be)
 
-        # One batched out_proj, then the differential combination per head.
-        y = torch.einsum("blgi,goi->blgo", y.view(b, L, G, di), self.team_out_proj_weight)  # (b, L, G, head_dim)
-        y = y.reshape(b, L, 2, self.d_model)  # team-major: [:, :, 0] = team1 heads, [:, :, 1] = team2 heads
-        diff = y[:, :, 0] - self.lam * y[:, :, 1]  # (b, L, d_model)
+        if dense:  # out_proj, lambda and the difference folded into one (d_model, G*di) matrix
+            diff = F.linear(y, self._out_matrix_dense())  # (b, L, d_model)
+        else:  # one batched out_proj, then the differential combination per head
+            y = torch.einsum("blgi,goi->blgo", y.view(b, L, G, di), self.team_out_proj_weight)  # (b, L, G, hd)
+            y = y.reshape(b, L, 2, self.d_model)  # team-major: [:, :, 0] = team1 heads, [:, :, 1] = team2 heads
+            diff = y[:, :, 0] - self.lam * y[:, :, 1]  # (b, L, d_model)
         normed = F.group_norm(diff.transpose(1, 2), H, self.head_norm_weight, self.head_norm_bias, eps=1e-5)
         return u + self.out_proj(normed.transpose(1, 2))  # (b, L, d_model)
+
+    # ------------------------------------------------------------------ dense projections (CUDA)
+    # On a GPU the per-head projections are tiny, memory-bound matmuls whose outputs need permute copies. There
+    # the block-diagonal weights are assembled once per call (a few hundred kB) and applied as ONE dense GEMM
+    # whose output rows are ordered by type ([z | x | B | C | dt], each team-major), so that every tensor the
+    # scan and the norm read is a view: 8x the (negligible) FLOPs, several full-size copies fewer. Same math.
+    def _project_in_dense(self, u: Tensor, be: str) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+        H, G, nh, p = self.num_heads, self.n_teams, self.nheads, self.headdim
+        ng, n, di, cd, k = self.ngroups, self.d_state, self.d_inner, self.conv_dim, self.d_conv
+        eye = torch.eye(H, device=u.device, dtype=self.team_in_proj_weight.dtype)
+        w = self.team_in_proj_weight.view(2, H, self.d_in_proj, self.head_dim)
+        blocks = torch.einsum("thok,hj->thojk", w, eye).reshape(G, self.d_in_proj, self.d_model)  # 0 off-head
+        rows = torch.cat([part.reshape(-1, self.d_model)
+                          for part in blocks.split([di, di, ng * n, ng * n, nh], dim=1)])  # (G*d_in_proj, d_model)
+        zxbcdt = F.linear(u, rows)  # (b, L, G*d_in_proj) = [z | x | B | C | dt], each (G, width) team-major
+        z, xBC, dt = zxbcdt.split([G * di, G * cd, G * nh], dim=-1)
+        conv_w = torch.cat([part.reshape(-1, k) for part in
+                            self.team_conv1d_weight.view(G, cd, k).split([di, ng * n, ng * n], dim=1)])
+        conv_b = torch.cat([part.reshape(-1) for part in
+                            self.team_conv1d_bias.view(G, cd).split([di, ng * n, ng * n], dim=1)])
+        xBC = causal_depthwise_conv(xBC, conv_w.unsqueeze(1), conv_b, be)  # (b, L, G*cd) type-major
+        x, B, C = xBC.split([G * di, G * ng * n, G * ng * n], dim=-1)
+        return (x.unflatten(-1, (G * nh, p)), B.unflatten(-1, (G * ng, n)), C.unflatten(-1, (G * ng, n)),
+                dt, z)  # (b, L, G*nh, p), (b, L, G*ng, n) x2, (b, L, G*nh), (b, L, G*di)
+
+    def _out_matrix_dense(self) -> Tensor:
+        """(d_model, G*di): row h*hd+j reads team1[h] with W1[j] and team2[h] with -lam[h*hd+j] * W2[j]."""
+        H, hd, di = self.num_heads, self.head_dim, self.d_inner
+        w = self.team_out_proj_weight.view(2, H, hd, di)
+        signed = torch.stack([w[0], -self.lam.view(H, hd, 1) * w[1]])  # (2, H, hd, di)
+        eye = torch.eye(H, device=w.device, dtype=w.dtype)
+        return torch.einsum("thji,hk->hjtki", signed, eye).reshape(self.d_model, self.n_teams * di)
 
     # ------------------------------------------------------------------ loop <-> grouped
     def _team_slices(self) -> list[tuple[str, str, Any]]:
