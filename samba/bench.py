@@ -572,13 +572,18 @@ def _bench_model_subprocess(name: str, device: str, quick: bool, contexts_s, bat
         rc = proc.wait(timeout=share_s + grace_s)
     except (subprocess.TimeoutExpired, KeyboardInterrupt) as err:
         interrupted = isinstance(err, KeyboardInterrupt)
-        why = "interrupted" if interrupted else f"killed after {share_s + grace_s:.0f} s"
-        proc.send_signal(signal.SIGINT)  # the child writes what it has on SIGINT
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        why = "interrupted" if interrupted else f"stopped after {share_s + grace_s:.0f} s"
+        # A SIGINT sent to the process group (bench.sh's timeout) reached the child too; a second one could
+        # cut its last write short, so give it a moment first. The child writes what it has on SIGINT.
+        for action in ((lambda: None) if interrupted else (lambda: proc.send_signal(signal.SIGINT)),
+                       lambda: proc.send_signal(signal.SIGINT), proc.kill):
+            action()
+            try:
+                proc.wait(timeout=6)
+                break
+            except subprocess.TimeoutExpired:
+                continue
+        proc.wait()
         rc = proc.returncode
     rows, part_doc = [], {}
     if part.exists():
@@ -592,7 +597,7 @@ def _bench_model_subprocess(name: str, device: str, quick: bool, contexts_s, bat
         on_row(r, quiet=True)  # the child already logged them
     if device_out is not None and rows and part_doc.get("device"):
         device_out["device"] = part_doc["device"]
-    if rc != 0 or why:
+    if (rc != 0 or why) and not interrupted:  # (an interrupted child marks that itself)
         on_row({"model": name, "context_s": 0, "sfreq": spec.sfreq, "batch": 0, "mode": "train", "ms": None,
                 "peak_mib": None, "eeg_s_per_s": None, "status": "error", "sweep": "all",
                 "error": f"benchmark process for {name} {why or 'exited with ' + str(rc)} after {len(rows)} rows"})
@@ -768,7 +773,8 @@ def _run_bench(device, out, models, contexts_s, batches, quick, time_budget_s, s
                 (_bench_model_gpu if plan == "gpu" else _bench_model_cpu)(name, prof, budget, measure, on_row)
         except KeyboardInterrupt:  # SIGINT from a timeout: keep what was measured
             state["interrupted"] = True
-            current.append(_skipped(name, 0, 0, "train", "all", "run interrupted during this model"))
+            if not any(r.get("sweep") == "all" for r in current):
+                current.append(_skipped(name, 0, 0, "train", "all", "run interrupted during this model"))
         results.extend(current)
         current.clear()
         _free(device)
