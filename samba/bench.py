@@ -290,8 +290,11 @@ def _mamba_ssm_unavailable_reason() -> str | None:
 def _is_oom(err: BaseException) -> bool:
     if isinstance(err, torch.cuda.OutOfMemoryError):
         return True
+    if isinstance(err, MemoryError):
+        return True
     msg = str(err).lower()
-    return isinstance(err, (RuntimeError, MemoryError)) and ("out of memory" in msg or isinstance(err, MemoryError))
+    return isinstance(err, RuntimeError) and any(
+        k in msg for k in ("out of memory", "cudnn_status_alloc_failed", "cublas_status_alloc_failed"))
 
 
 def _free(device: str):
