@@ -196,6 +196,8 @@ class Mamba2(nn.Module):
 
     `torch_chunk_size` (extension): chunk length of the torch scan (default min(chunk_size, 64), which
     is faster on CPU; the result does not depend on it). `chunk_size` is what the Triton kernels use.
+    On CPU the torch backend runs large batches in slices (`cpu_microbatch`): exact, and cache-friendly.
+    `forward(u, *, backend=None)`: `backend` overrides the constructor's choice for one call.
     """
 
     def __init__(

@@ -223,7 +223,7 @@ def _ssd_chunked(x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, chunk_s
     inc = B_to_end.transpose(-1, -2) @ xdt  # (b, c, g, r, n, p)
 
     # 3. Pass states across chunks (linear scan over c with decay exp(sum of the chunk's dA)).
-    init = None if initial_state is None else initial_state.to(work).view(b, g, r, p, n).transpose(-1, -2)
+    init = None if initial_state is None else initial_state.to(work).reshape(b, g, r, p, n).transpose(-1, -2)
     entering, final = _pass_states(
         inc.flatten(-2).permute(0, 2, 3, 1, 4),  # (b, g, r, c, n*p)
         dA_cum[..., -1].permute(0, 2, 3, 1),  # (b, g, r, c)
@@ -239,7 +239,7 @@ def _ssd_chunked(x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, chunk_s
     skip = _skip(x_[:, :l], None if D is None else D.to(work))
     if skip is not None:
         y = y + skip
-    final = final.view(b, h, n, p).transpose(-1, -2)  # (b, h, p, n)
+    final = final.reshape(b, h, n, p).transpose(-1, -2)  # (b, h, p, n)
     y = y.to(out_dtype)
     if return_final_state:
         return y, final.to(out_dtype)
