@@ -175,7 +175,7 @@ def test_state_dict_runs_in_real_mamba_ssm_mamba2(cfg, L):
     back = Mamba2(**cfg).cuda()
     back.load_state_dict(real.state_dict())
     with torch.no_grad():
-        assert torch.equal(back(x, backend="mamba_ssm"), ours(x, backend="mamba_ssm"))
+        assert max_rel(back(x, backend="mamba_ssm"), ours(x, backend="mamba_ssm")) < 1e-6
 
 
 def test_torch_backend_on_cuda_bf16_autocast_runs():
