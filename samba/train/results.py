@@ -41,6 +41,11 @@ METHODS = {
 
 
 def git_commit(short: bool = True) -> str:
+    """HEAD's hash; $SAMBA_COMMIT where the tree travelled without .git (the GPU machine)."""
+    import os
+
+    if os.environ.get("SAMBA_COMMIT") and os.environ["SAMBA_COMMIT"] != "unknown":
+        return os.environ["SAMBA_COMMIT"]
     try:
         args = ["git", "rev-parse"] + (["--short"] if short else []) + ["HEAD"]
         return subprocess.run(args, capture_output=True, text=True, check=True,
