@@ -121,3 +121,21 @@ def test_ddp_gloo_two_processes_keep_parameters_identical(tmp_path):
     assert state["step"] == 3 and len(state["rng"]) == 2  # every rank's RNG is in the checkpoint
     with open(out / "metrics.csv") as f:
         assert [int(r["step"]) for r in csv.DictReader(f)] == [1, 2, 3]
+
+
+def test_max_minutes_fits_the_schedule_to_the_budget(tmp_path, monkeypatch):
+    import itertools
+
+    import samba.train.pretraining as P
+
+    ticks = itertools.count()
+    monkeypatch.setattr(P.time, "perf_counter", lambda: next(ticks) * 0.05)  # a deterministic clock
+    out = tmp_path / "budget"
+    # 24 steps asked; timed over steps 6..12; only 2 s of (fake) budget -> fewer steps fit
+    run(out, steps=24, max_minutes=2.0 / 60, ckpt_every=1000, val_every=1000)
+    state = load_train_state(out)
+    assert state["calibrated"] and 12 < state["total_steps"] < 24  # schedule refitted to the budget
+    assert state["step"] <= state["total_steps"]
+    with open(out / "metrics.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert int(rows[-1]["step"]) == state["step"]
