@@ -13,7 +13,6 @@ import argparse
 import json
 import math
 import os
-import sys
 
 
 def _json_line(obj) -> str:

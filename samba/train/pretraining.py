@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import csv
 import json
-import math
 import random
 import sys
 import time
