@@ -200,11 +200,10 @@ def finetune(task: str, init: str = "scratch", out: str | None = None, profile: 
     kwargs = dict(n_chans=int(C), n_outputs=int(K), n_times=int(T), sfreq=float(ds.sfreq),
                   positions=positions.tolist(), ch_names=list(ds.ch_names), pooling=pooling,
                   freeze_encoder=(mode == "probe"), input_scale=scale)
-    torch.manual_seed(seed)
-    net = build_model(model, pretrained=pretrained if model == "samba" else None,
-                      samba_config=samba_config, **kwargs).to(dev)
     if pretrained and model != "samba":
         raise ValueError("--init CKPT applies to --model samba only")
+    torch.manual_seed(seed)
+    net = build_model(model, pretrained=pretrained, samba_config=samba_config, **kwargs).to(dev)
 
     cw = _class_weights(y[tr], K, dev)
     spatial = []
