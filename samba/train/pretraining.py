@@ -474,9 +474,11 @@ def _pretrain(cfg: PretrainConfig, info: D.DistInfo, datasets) -> Path:
 
         val_loss = ""
         if step % cfg.val_every == 0 or step == total_steps:
+            t_v = time.perf_counter()
             v = validate() if info.is_main else 0.0
             D.barrier(info)
             val_loss = f"{v:.6f}"
+            t_log += time.perf_counter() - t_v  # throughput counts training only
         if step % cfg.log_every == 0 or val_loss or step == total_steps:
             loss_mean = D.all_reduce_mean(parts["loss"], info)
             now = time.perf_counter()
@@ -487,8 +489,10 @@ def _pretrain(cfg: PretrainConfig, info: D.DistInfo, datasets) -> Path:
                        "val_loss": val_loss})
             t_log, eeg_s_since_log = now, 0.0
         if step % cfg.ckpt_every == 0:
+            t_c = time.perf_counter()
             checkpoint()
             last_saved = step
+            t_log += time.perf_counter() - t_c
         if cfg.max_minutes:
             over = (time.perf_counter() - t_start) > cfg.max_minutes * 60  # this invocation's time
             if D.all_reduce_mean(float(over), info) > 0:
