@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import gc
 import json
-import math
 import os
 import platform
 import signal
@@ -39,7 +38,6 @@ import statistics
 import subprocess
 import sys
 import time
-import types
 import warnings
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -84,50 +82,9 @@ TARGETS = {"train_60s_vs_best_peer": 1.1, "infer_60s_vs_best_peer": 1.1, "contex
 
 # --------------------------------------------------------------------------- environment helpers
 def _ensure_torchaudio_importable() -> bool:
-    """Make ``import braindecode`` work when torchaudio's C++ extension cannot load.
+    from ._compat import ensure_torchaudio_importable
 
-    braindecode imports torchaudio at module level, but none of the benchmarked models uses it. A
-    torchaudio wheel built for another torch release raises OSError on import (seen on the CPU dev
-    machine: torchaudio 2.11 beside torch 2.13); then a stand-in module whose members raise on use
-    is registered. Returns True when the stand-in was installed.
-    """
-    if "torchaudio" in sys.modules:
-        return False
-    try:
-        import torchaudio  # noqa: F401
-        return False
-    except (OSError, ImportError):
-        pass
-    for k in [k for k in sys.modules if k == "torchaudio" or k.startswith("torchaudio.")]:
-        del sys.modules[k]
-
-    def unavailable(*args, **kwargs):
-        raise RuntimeError("torchaudio is not usable in this environment (stand-in module)")
-
-    def stand_in(name: str) -> types.ModuleType:
-        mod = types.ModuleType(name)
-        mod.__path__ = []
-        made: dict = {}
-
-        def __getattr__(attr):
-            if attr.startswith("__"):
-                raise AttributeError(attr)
-            if attr not in made:  # classes are subclassed at import time, functions only called
-                made[attr] = (type(attr, (nn.Module,), {"__init__": unavailable}) if attr[:1].isupper()
-                              else unavailable)
-            return made[attr]
-
-        mod.__getattr__ = __getattr__
-        return mod
-
-    root = stand_in("torchaudio")
-    sys.modules["torchaudio"] = root
-    for sub in ("functional", "transforms"):
-        mod = stand_in(f"torchaudio.{sub}")
-        setattr(root, sub, mod)
-        sys.modules[mod.__name__] = mod
-    warnings.warn("torchaudio failed to import; using a stand-in so braindecode imports", RuntimeWarning)
-    return True
+    return ensure_torchaudio_importable()
 
 
 def _braindecode_models():

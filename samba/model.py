@@ -40,8 +40,7 @@ likewise the final 1x1 conv and the inverse CDSE are fused into one channel map.
 """
 from __future__ import annotations
 
-import math
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, fields
 
 import torch
 import torch.nn.functional as F

@@ -6,65 +6,13 @@ them all on the same windows and splits.
 
 from __future__ import annotations
 
-import sys
-import types
-import warnings
-
 import torch
 from torch import nn
 
 MODELS = ("samba", "eegnet", "shallow")
 
 
-def _stub_torchaudio() -> None:
-    """Stand-in for a torchaudio whose compiled extension does not match torch.
-
-    braindecode imports torchaudio at module level for a few filters/resamplers that EEGNet and
-    ShallowFBCSPNet never call; a CPU torch newer than the installed torchaudio makes that import
-    fail. The stub lets braindecode import; calling anything from it raises.
-    """
-    def unavailable(*args, **kwargs):
-        raise RuntimeError("torchaudio is not usable in this environment (version mismatch with torch)")
-
-    class Unavailable:
-        def __init__(self, *args, **kwargs):
-            unavailable()
-
-    def getattr_for(obj):
-        def __getattr__(name):
-            if name.startswith("__"):
-                raise AttributeError(name)
-            return obj
-        return __getattr__
-
-    ta = types.ModuleType("torchaudio")
-    ta.__path__ = []
-    fn, tr = types.ModuleType("torchaudio.functional"), types.ModuleType("torchaudio.transforms")
-    fn.__getattr__, tr.__getattr__ = getattr_for(unavailable), getattr_for(Unavailable)
-    ta.__getattr__ = getattr_for(unavailable)
-    ta.functional, ta.transforms = fn, tr
-    for k in [k for k in sys.modules if k == "torchaudio" or k.startswith("torchaudio.")]:
-        del sys.modules[k]
-    sys.modules.update({"torchaudio": ta, "torchaudio.functional": fn, "torchaudio.transforms": tr})
-
-
-def import_braindecode():
-    """`braindecode` module, working around a broken torchaudio install (see _stub_torchaudio)."""
-    try:
-        import braindecode
-        import braindecode.models  # noqa: F401
-        return braindecode
-    except (OSError, ImportError) as e:
-        if "torchaudio" not in repr(e) and "torchaudio" not in str(getattr(e, "__cause__", "")):
-            raise
-        warnings.warn(f"torchaudio unusable ({e.__class__.__name__}); importing braindecode with a stub",
-                      RuntimeWarning, stacklevel=2)
-        for k in [k for k in sys.modules if k == "braindecode" or k.startswith("braindecode.")]:
-            del sys.modules[k]
-        _stub_torchaudio()
-        import braindecode
-        import braindecode.models  # noqa: F401
-        return braindecode
+from samba._compat import import_braindecode  # noqa: E402  (kept importable from here)
 
 
 class Scaled(nn.Module):
