@@ -11,6 +11,11 @@ export PYTHONUNBUFFERED=1 MPLBACKEND=Agg SAMBA_DOWNLOAD=0
 export SAMBA_DATA_DIR=${SAMBA_DATA_DIR:-/tmp/samba_data}
 export SAMBA_CACHE_DIR=${SAMBA_CACHE_DIR:-$SAMBA_DATA_DIR/preprocessed}
 export SAMBA_COMMIT=${SAMBA_COMMIT:-$(cat .gpu/COMMIT 2>/dev/null || echo unknown)}
+if [ -z "${SAMBA_DATA_MIRROR:-}" ]; then  # a raw mirror if one travelled; else the data pack below
+  for c in shared/data ../shared/data; do
+    if [ -f "$c/SHA256SUMS" ]; then export SAMBA_DATA_MIRROR=$(cd "$c" && pwd); break; fi
+  done
+fi
 _t0=$(date +%s)
 if [ ! -f /tmp/site/.samba_wheels ]; then
   python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl 2>&1 | tail -2

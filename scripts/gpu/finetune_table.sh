@@ -14,11 +14,6 @@ cd "$(dirname "$0")/../.."
 # shared GPU environment (offline wheels, preprocessed-data pack, OUT, NCCL without NVLink multicast)
 source scripts/gpu/env.sh
 PY=python3
-if [ -z "${SAMBA_DATA_MIRROR:-}" ]; then  # raw mirror if one travelled; else the data pack in the cache
-  for c in shared/data ../shared/data; do
-    if [ -f "$c/SHA256SUMS" ]; then export SAMBA_DATA_MIRROR=$(cd "$c" && pwd); break; fi
-  done
-fi
 CKPT=${CKPT:-checkpoints/samba_pretrained.pt}
 MINUTES=${MINUTES:-7}
 SEEDS=${SEEDS:-"0 1 2"}

@@ -15,11 +15,6 @@ cd "$(dirname "$0")/../.."
 # shared GPU environment (offline wheels, preprocessed-data pack, OUT, NCCL without NVLink multicast)
 source scripts/gpu/env.sh
 PY=python3
-if [ -z "${SAMBA_DATA_MIRROR:-}" ]; then  # raw mirror if one travelled; else the data pack in the cache
-  for c in shared/data ../shared/data; do
-    if [ -f "$c/SHA256SUMS" ]; then export SAMBA_DATA_MIRROR=$(cd "$c" && pwd); break; fi
-  done
-fi
 NGPU=${NGPU:-$($PY -c "import torch; print(max(torch.cuda.device_count(), 1))")}
 MINUTES=${MINUTES:-6}
 RUN=runs/pretrain_full
