@@ -85,14 +85,19 @@ def _check_readable(path: Path) -> None:
         raise CorruptFileError(f"{path}: empty file")
 
 
-def _read_edf(path: Path) -> mne.io.BaseRaw:
+def _mne_read(reader, path: Path, kind: str) -> mne.io.BaseRaw:
+    """``reader(path)`` (an ``mne.io.read_raw_*``) fully loaded; any failure -> CorruptFileError naming ``kind``."""
     _check_readable(path)
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*annotation.*outside the data range.*")
-            raw = mne.io.read_raw_edf(path, preload=True, verbose="ERROR")
+            return reader(path, preload=True, verbose="ERROR")
     except Exception as err:
-        raise CorruptFileError(f"{path}: cannot read as EDF/EDF+ ({type(err).__name__}: {err})") from err
+        raise CorruptFileError(f"{path}: cannot read as {kind} ({type(err).__name__}: {err})") from err
+
+
+def _read_edf(path: Path) -> mne.io.BaseRaw:
+    raw = _mne_read(mne.io.read_raw_edf, path, "EDF/EDF+")
     _check_edf_size(path, raw)
     return raw
 
@@ -206,23 +211,13 @@ def read_muse_csv(path: str | os.PathLike) -> mne.io.BaseRaw:
 
 def read_eeglab(path: str | os.PathLike) -> mne.io.BaseRaw:
     """EEGLAB .set (+ .fdt). Names are kept; positions come from the file when it has them."""
-    path = Path(path)
-    _check_readable(path)
-    try:
-        raw = mne.io.read_raw_eeglab(path, preload=True, verbose="ERROR")
-    except Exception as err:
-        raise CorruptFileError(f"{path}: cannot read as EEGLAB ({type(err).__name__}: {err})") from err
+    raw = _mne_read(mne.io.read_raw_eeglab, Path(path), "EEGLAB")
     return _rename_canonical(raw, on_unknown="keep")
 
 
 def read_fif(path: str | os.PathLike) -> mne.io.BaseRaw:
     """FIF raw file; referential derivations to a mastoid/ear ("F4-A1") take their active electrode's name."""
-    path = Path(path)
-    _check_readable(path)
-    try:
-        raw = mne.io.read_raw_fif(path, preload=True, verbose="ERROR")
-    except Exception as err:
-        raise CorruptFileError(f"{path}: cannot read as FIF ({type(err).__name__}: {err})") from err
+    raw = _mne_read(mne.io.read_raw_fif, Path(path), "FIF")
     raw.pick("eeg")
     return _rename_canonical(raw)  # normalize_name drops ear/mastoid references: "F4-A1" -> "F4"
 
@@ -251,13 +246,12 @@ def read_raw(path: str | os.PathLike, montage=None, on_unknown: str = "raise") -
         head = path.open().readline()
         raw = read_muse_csv(path) if "timestamps" in head else read_eye_state_csv(path)
         return raw
-    if path.suffix.lower() in (".edf", ".bdf"):
-        raw = _read_edf(path) if path.suffix.lower() == ".edf" else mne.io.read_raw_bdf(path, preload=True, verbose="ERROR")
+    if path.suffix.lower() == ".edf":
+        raw = _read_edf(path)
+    elif path.suffix.lower() == ".bdf":
+        raw = _mne_read(mne.io.read_raw_bdf, path, "BDF")
     else:
-        try:
-            raw = mne.io.read_raw(path, preload=True, verbose="ERROR")
-        except Exception as err:
-            raise CorruptFileError(f"{path}: MNE cannot read it ({type(err).__name__}: {err})") from err
+        raw = _mne_read(mne.io.read_raw, path, "an MNE-readable recording")
     picks = mne.pick_types(raw.info, eeg=True, exclude=[])
     if len(picks) == 0:
         raise ValueError(f"{path}: no EEG channels")

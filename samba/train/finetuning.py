@@ -121,26 +121,25 @@ def _autocast(device):
 
 
 @torch.no_grad()
+def _batched(fn, model, X, idx, device, batch_size=64) -> list[torch.Tensor]:
+    """``fn(xb)`` over ``X[idx]`` in eval mode, batch by batch, as float tensors."""
+    model.eval()
+    out = []
+    for s in range(0, len(idx), batch_size):
+        xb = torch.from_numpy(np.asarray(X[idx[s:s + batch_size]], np.float32)).to(device)
+        with _autocast(device):
+            out.append(fn(xb).float())
+    return out
+
+
 def predict(model, X, idx, device, batch_size=64) -> np.ndarray:
     """Logits (len(idx), K) in eval mode."""
-    model.eval()
-    out = []
-    for s in range(0, len(idx), batch_size):
-        xb = torch.from_numpy(np.asarray(X[idx[s:s + batch_size]], np.float32)).to(device)
-        with _autocast(device):
-            out.append(model(xb).float().cpu())
-    return torch.cat(out).numpy() if out else np.zeros((0, 1))
+    out = _batched(model, model, X, idx, device, batch_size)
+    return torch.cat(out).cpu().numpy() if out else np.zeros((0, 1))
 
 
-@torch.no_grad()
 def _features(model, X, idx, device, batch_size=64) -> torch.Tensor:
-    model.eval()
-    out = []
-    for s in range(0, len(idx), batch_size):
-        xb = torch.from_numpy(np.asarray(X[idx[s:s + batch_size]], np.float32)).to(device)
-        with _autocast(device):
-            out.append(model.features(xb).float())
-    return torch.cat(out)
+    return torch.cat(_batched(model.features, model, X, idx, device, batch_size))
 
 
 def _class_weights(y, n_classes, device):
