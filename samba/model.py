@@ -45,9 +45,11 @@ from dataclasses import asdict, dataclass, fields
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from .nn.cdse import CDSE, InverseCDSE
 from .nn.diff_mamba import DiffMamba, DiffMambaLoop
+from .nn.fast_ops import upsample_linear
 from .nn.mamba2 import Mamba2
 
 __all__ = ["SAMBAConfig", "SAMBA", "MambaBlock"]
@@ -84,8 +86,12 @@ class SAMBAConfig:
     headdim: int = 64
     chunk_size: int = 64
     backend: str = "auto"  # "auto" | "torch" | "mamba_ssm"
-    # speed
+    # speed / memory (result-neutral)
     fuse_spatial: bool = True
+    # Recompute the Mamba2 blocks (enc1 with its projection, dec3, dec2, the bottleneck) in the backward
+    # pass instead of storing their activations: what the 10-minute-context memory target needs
+    # (docs/performance_log.md); costs one extra forward of those blocks per training step.
+    activation_checkpointing: bool = False
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -182,7 +188,9 @@ class SAMBA(nn.Module):
             raise ValueError(f"coords must be (C, 3) or (B, C, 3) with C={C}; got {tuple(coords.shape)}")
         if coords.dim() == 3 and coords.shape[0] not in (1, B):
             raise ValueError(f"coords batch {coords.shape[0]} does not match x batch {B}")
-        if not torch.isfinite(x).all():
+        # The one host sync of the forward pass. Skipped while a CUDA graph is being captured (where a sync
+        # is illegal): samba.graphs.GraphedInference / GraphedTrainStep check their inputs themselves.
+        if not (x.is_cuda and torch.cuda.is_current_stream_capturing()) and not torch.isfinite(x).all():
             raise ValueError("x contains NaN or Inf")
         if channel_mask is not None and tuple(channel_mask.shape) != (B, C):
             raise ValueError(f"channel_mask must be (B, C)=({B}, {C}); got {tuple(channel_mask.shape)}")
@@ -233,10 +241,14 @@ class SAMBA(nn.Module):
             out = out * channel_mask[:, :, None]
         return out
 
-    @staticmethod
-    def _seq(f, h):
-        """Apply a (B, L, D) module to a (B, D, L) tensor."""
-        return f(h.transpose(1, 2)).transpose(1, 2)
+    def _seq(self, f, h):
+        """Apply a (B, L, D) module to a (B, D, L) tensor (recomputed in backward with activation_checkpointing)."""
+        return self._ckpt(f, h.transpose(1, 2)).transpose(1, 2)
+
+    def _ckpt(self, f, h):
+        if self.cfg.activation_checkpointing and self.training and torch.is_grad_enabled():
+            return checkpoint(f, h, use_reentrant=False)
+        return f(h)
 
     # ------------------------------------------------------------------ forward
     def _encoder(self, x, coords, channel_mask):
@@ -249,7 +261,7 @@ class SAMBA(nn.Module):
         s2 = self.enc2(F.max_pool1d(s1, 2))                             # (B, D1, T/2)
         s3 = self.enc3(F.max_pool1d(s2, 2))                             # (B, D2, T/4)
         z = F.max_pool1d(s3, 2).transpose(1, 2)                         # (B, T/8, D2)
-        z = self.bottleneck_out(self.bottleneck(self.bottleneck_in(z)))  # (B, T/8, Db)
+        z = self.bottleneck_out(self._ckpt(self.bottleneck, self.bottleneck_in(z)))  # (B, T/8, Db)
         return z.transpose(1, 2), (s1, s2, s3), T                       # (B, Db, T/8)
 
     def encode(self, x: torch.Tensor, coords, channel_mask=None) -> torch.Tensor:
@@ -263,7 +275,7 @@ class SAMBA(nn.Module):
         z, (s1, s2, s3), T = self._encoder(x, coords, channel_mask)
 
         def up(h, skip):  # linear upsampling to the skip's length, then [skip, up] channel concat
-            return torch.cat([skip, F.interpolate(h, size=skip.shape[-1], mode="linear", align_corners=False)], 1)
+            return torch.cat([skip, upsample_linear(h, skip.shape[-1])], 1)
 
         h = self._seq(self.dec3_mamba, self.dec3(up(z, s3)))  # (B, E3, T/4)
         h = self._seq(self.dec2_mamba, self.dec2(up(h, s2)))  # (B, E2, T/2)

@@ -12,12 +12,18 @@ torch's conv1d otherwise.
     >>> k.mamba_chunk_scan_combined      # (x, dt, A, B, C, chunk_size, D=..., dt_bias=..., ...)
 
 Nothing here is imported at `import samba`; the first call does the import and caches the outcome.
+
+`SAMBA_TRITON_AUTOTUNE=first` (read at that first import) makes every `triton.autotune` in mamba_ssm keep
+only its first config: no benchmarking of ~10 configs per kernel and shape family, so a fresh process
+compiles in seconds instead of minutes. The tests use it (the result of a kernel does not depend on its
+tile sizes beyond float rounding); never use it for timings.
 """
 
 from __future__ import annotations
 
 import importlib
 import importlib.util
+import os
 import sys
 import types
 from dataclasses import dataclass
@@ -61,19 +67,41 @@ def _register_selective_scan_stub() -> bool:
         return True
 
 
+def _first_config_autotune():
+    """Patch `triton.autotune` to keep each kernel's first config; returns the function that undoes it."""
+    import triton
+
+    original = triton.autotune
+
+    def first_only(configs, key, *args, **kwargs):
+        return original(list(configs)[:1], key, *args, **kwargs)
+
+    triton.autotune = first_only
+
+    def restore():
+        triton.autotune = original
+
+    return restore
+
+
 def _load() -> MambaSSMKernels | str:
     if importlib.util.find_spec("mamba_ssm") is None:
         return "mamba_ssm is not installed"
     if importlib.util.find_spec("triton") is None:
         return "triton is not installed (mamba_ssm's Mamba2 kernels are Triton code)"
     stubbed = _register_selective_scan_stub()
+    restore = _first_config_autotune() if os.environ.get("SAMBA_TRITON_AUTOTUNE", "").lower() == "first" else None
     try:
         import mamba_ssm
         from mamba_ssm.ops.triton.ssd_combined import mamba_chunk_scan_combined
+        from mamba_ssm.ops.triton import layernorm_gated  # noqa: F401  (decorated under the same switch)
     except Exception as err:  # ImportError, or Triton/CUDA errors raised at import time
         if stubbed:
             sys.modules.pop("selective_scan_cuda", None)
         return f"importing mamba_ssm failed: {type(err).__name__}: {err}"
+    finally:
+        if restore is not None:
+            restore()
     try:
         from mamba_ssm.ops.triton.layernorm_gated import rmsnorm_fn
     except Exception:

@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ._mamba_ssm import mamba_ssm_kernels, require_mamba_ssm
+from .fast_ops import causal_conv1d_silu
 from .ssd import ssd_chunked
 
 __all__ = ["Mamba2", "RMSNormGated", "gated_rms_norm", "rms_norm_gated", "BACKENDS", "resolve_backend", "softplus_dt",
@@ -168,6 +169,8 @@ def causal_depthwise_conv(xBC: Tensor, weight: Tensor, bias: Tensor | None, back
         if kernels is not None and kernels.causal_conv1d_fn is not None and 2 <= k <= 4:
             return kernels.causal_conv1d_fn(xBC.transpose(1, 2), weight.squeeze(1), bias=bias,
                                             activation="silu").transpose(1, 2)
+    if xBC.is_cuda:  # time-shifted multiply-adds on (B, L, ch): no transposes, no depthwise-conv kernel
+        return causal_conv1d_silu(xBC, weight, bias)
     L = xBC.shape[1]
     x = xBC.transpose(1, 2)  # (B, ch, L)
     if x.dtype == torch.float64 and not x.is_cuda:

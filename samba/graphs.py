@@ -1,0 +1,178 @@
+"""CUDA graphs for fixed-shape SAMBA steps: capture once, replay with one launch.
+
+At small batches a SAMBA step is bound by the host, not the GPU: one forward issues a few hundred
+kernels (convolutions, Triton scans, norms, element-wise ops), and Python plus the Triton launcher
+spend more time issuing them than the GPU spends running them (measured: batch 4 train steps of
+40-75 ms at every context length; docs/performance_log.md). A CUDA graph records the whole sequence
+once and replays it with a single launch, so the step costs what the kernels cost.
+
+Two runners, both for fixed shapes (a new shape needs a new runner, which takes a few warm-up steps):
+
+    runner = GraphedInference(model, coords, batch=1, n_times=1280)   # bf16 autocast on by default
+    y = runner(x)                         # x (1, C, 1280) on the GPU; y is the runner's output buffer
+
+    step = GraphedTrainStep(model, optimizer, loss_fn, coords, batch=4, n_times=76800)
+    loss = step(x)                        # forward, backward and optimizer.step() in one replay
+
+Rules that make capture possible (enforced or documented here):
+- Nothing may synchronise with the host inside the captured region: `SAMBA` skips its NaN/Inf input
+  check while a capture is under way, so the runners check the input themselves: a flag computed on
+  the device and read once per call (inference: after the replay; training: before it, so a bad
+  batch never reaches the weights). `check_finite=False` drops even that read.
+- Triton autotunes on its first calls: the runners warm up on a side stream before capturing.
+- Autocast runs with its weight-cast cache disabled (cached casts would be freed after capture).
+- The optimizer must hold its state on the GPU and be "capturable" (`torch.optim.AdamW(...,
+  capturable=True)`); `GraphedTrainStep` checks this and says so.
+- Outputs live in the graph's memory pool and are overwritten by the next replay: `.clone()` what you keep.
+
+The eager model stays the reference: tests compare a replay with the eager step on the same input.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+from torch import Tensor, nn
+
+__all__ = ["GraphedInference", "GraphedTrainStep", "graphs_available"]
+
+
+def graphs_available() -> bool:
+    """CUDA graphs need a CUDA device."""
+    return torch.cuda.is_available()
+
+
+def _autocast(dtype: torch.dtype | None):
+    if dtype is None:
+        return torch.autocast("cuda", enabled=False)
+    return torch.autocast("cuda", dtype=dtype, cache_enabled=False)
+
+
+def _check_device(model: nn.Module) -> torch.device:
+    p = next(model.parameters())
+    if p.device.type != "cuda":
+        raise RuntimeError(f"CUDA graphs need the model on a CUDA device; its parameters are on {p.device}")
+    return p.device
+
+
+class _Runner:
+    def __init__(self, model: nn.Module, coords, batch: int, n_times: int, n_channels: int | None,
+                 channel_mask: Tensor | None, check_finite: bool, warmup: int):
+        self.device = _check_device(model)
+        self.model = model
+        coords = torch.as_tensor(coords, dtype=torch.float32, device=self.device)
+        C = n_channels if n_channels is not None else coords.shape[-2]
+        self.coords = coords.clone()  # static: the graph reads this buffer
+        self.channel_mask = None if channel_mask is None else channel_mask.to(self.device).clone()
+        self.static_x = torch.zeros(batch, C, n_times, device=self.device)
+        self.check_finite = check_finite
+        self._finite = torch.ones((), dtype=torch.bool, device=self.device)
+        if warmup < 1:
+            raise ValueError("warmup must be >= 1 (Triton compiles and autotunes on the first calls)")
+        self.warmup = warmup
+        self.graph = torch.cuda.CUDAGraph()
+
+    def _load(self, x: Tensor) -> None:
+        if tuple(x.shape) != tuple(self.static_x.shape):
+            raise ValueError(f"this graph was captured for input shape {tuple(self.static_x.shape)}; got "
+                             f"{tuple(x.shape)} (build another runner for another shape)")
+        self.static_x.copy_(x, non_blocking=True)
+        if self.check_finite:
+            torch.all(torch.isfinite(self.static_x), out=self._finite)  # stays on the device
+
+    def _verify(self) -> None:
+        if self.check_finite and not bool(self._finite):  # the one host read, after the replay
+            raise ValueError("x contains NaN or Inf")
+
+
+class GraphedInference(_Runner):
+    """``model(x, coords)`` (eval mode, no grad) captured for one input shape; call it like the model.
+
+    ``dtype``: autocast dtype (default bfloat16; None runs in the parameters' dtype).
+    """
+
+    def __init__(self, model: nn.Module, coords, batch: int, n_times: int, *, channel_mask: Tensor | None = None,
+                 dtype: torch.dtype | None = torch.bfloat16, check_finite: bool = True, warmup: int = 3,
+                 method: str = "forward"):
+        super().__init__(model, coords, batch, n_times, None, channel_mask, check_finite, warmup)
+        if method not in ("forward", "encode"):
+            raise ValueError(f"method must be 'forward' or 'encode', got {method!r}")
+        fn = model.forward if method == "forward" else model.encode
+        was_training = model.training
+        model.eval()
+        try:
+            stream = torch.cuda.Stream(self.device)
+            stream.wait_stream(torch.cuda.current_stream(self.device))
+            with torch.cuda.stream(stream), torch.inference_mode(), _autocast(dtype):
+                for _ in range(warmup):
+                    fn(self.static_x, self.coords, self.channel_mask)
+            torch.cuda.current_stream(self.device).wait_stream(stream)
+            with torch.cuda.graph(self.graph), torch.inference_mode(), _autocast(dtype):
+                self.static_out = fn(self.static_x, self.coords, self.channel_mask)
+        finally:
+            model.train(was_training)
+
+    def __call__(self, x: Tensor) -> Tensor:
+        """Copy ``x`` into the graph's input, replay; returns the output buffer (``.clone()`` to keep it)."""
+        self._load(x)
+        self.graph.replay()
+        self._verify()
+        return self.static_out
+
+
+class GraphedTrainStep(_Runner):
+    """One training step ``loss_fn(model(x, coords), x)`` + backward + ``optimizer.step()`` as one graph.
+
+    ``loss_fn(pred, x) -> scalar``: sees the static input, so masks or targets it needs must be made
+    from ``x`` inside it, or live in buffers the caller refills before each call (``static_x`` is the
+    input buffer). Gradients are zeroed inside the graph. Returns the loss tensor (graph-owned).
+    """
+
+    def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, loss_fn: Callable[[Tensor, Tensor], Tensor],
+                 coords, batch: int, n_times: int, *, channel_mask: Tensor | None = None,
+                 dtype: torch.dtype | None = torch.bfloat16, check_finite: bool = True, warmup: int = 3):
+        super().__init__(model, coords, batch, n_times, None, channel_mask, check_finite, warmup)
+        for group in optimizer.param_groups:
+            if "capturable" in group and not group["capturable"]:
+                raise ValueError("the optimizer must be created with capturable=True to run inside a CUDA graph "
+                                 "(e.g. torch.optim.AdamW(model.parameters(), lr=..., capturable=True))")
+        self.optimizer = optimizer
+        model.train()
+
+        def step():
+            optimizer.zero_grad(set_to_none=False)
+            with _autocast(dtype):
+                pred = model(self.static_x, self.coords, self.channel_mask)
+            loss = loss_fn(pred.float(), self.static_x)
+            loss.backward()
+            optimizer.step()
+            return loss
+
+        # Warm-up on a side stream (Triton autotune, optimizer state allocation), then capture.
+        # The warm-up steps are real optimizer steps on zeros input; they move the weights a little, so
+        # the runner keeps a copy and restores weights and optimizer state before capture.
+        params = [p for g in optimizer.param_groups for p in g["params"]]
+        saved = [p.detach().clone() for p in params]
+        stream = torch.cuda.Stream(self.device)
+        stream.wait_stream(torch.cuda.current_stream(self.device))
+        with torch.cuda.stream(stream):
+            for _ in range(warmup):
+                step()
+        torch.cuda.current_stream(self.device).wait_stream(stream)
+        with torch.no_grad():
+            for p, s in zip(params, saved):
+                p.copy_(s)
+            for st in optimizer.state.values():  # fresh moments and step counts, kept as device tensors
+                for k, v in st.items():
+                    if torch.is_tensor(v):
+                        v.zero_()
+        with torch.cuda.graph(self.graph):
+            self.static_loss = step()
+
+    def __call__(self, x: Tensor) -> Tensor:
+        """One training step on ``x`` (same shape as at capture); returns the loss (graph-owned tensor)."""
+        self._load(x)
+        self._verify()  # before the replay: a NaN batch must not reach the weights
+        self.graph.replay()
+        return self.static_loss

@@ -1,0 +1,71 @@
+"""The rewritten ops of samba.nn.fast_ops against their PyTorch references (run on CPU here, on CUDA too)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from samba.nn.fast_ops import causal_conv1d_silu, causal_conv1d_silu_ref, upsample2x_linear, upsample_linear
+
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("L", [1, 2, 7, 160])
+def test_upsample2x_equals_interpolate_values_and_grads(device, L):
+    h = torch.randn(3, 5, L, dtype=torch.float64, device=device, requires_grad=True)
+    ref = F.interpolate(h, size=2 * L, mode="linear", align_corners=False)
+    out = upsample2x_linear(h)
+    torch.testing.assert_close(out, ref, rtol=1e-12, atol=1e-12)
+    g = torch.randn_like(ref)
+    (gr,) = torch.autograd.grad(ref, h, g)
+    (go,) = torch.autograd.grad(out, h, g)
+    torch.testing.assert_close(go, gr, rtol=1e-12, atol=1e-12)
+
+
+def test_upsample_linear_other_sizes_fall_back_to_interpolate():
+    h = torch.randn(2, 3, 10)
+    torch.testing.assert_close(upsample_linear(h, 25), F.interpolate(h, size=25, mode="linear", align_corners=False))
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("k", [2, 3, 4])
+@pytest.mark.parametrize("bias", [True, False])
+def test_causal_conv1d_silu_equals_conv1d_reference(device, k, bias):
+    torch.manual_seed(k)
+    zx = torch.randn(2, 37, 30, dtype=torch.float64, device=device)
+    x = zx[..., 5:25].requires_grad_(False).clone().requires_grad_(True)  # (B, L, ch)
+    x_strided = zx[..., 5:25]  # a non-contiguous view, as the layer passes it
+    w = torch.randn(20, 1, k, dtype=torch.float64, device=device, requires_grad=True)
+    b = torch.randn(20, dtype=torch.float64, device=device, requires_grad=True) if bias else None
+    out = causal_conv1d_silu(x, w, b)
+    ref = causal_conv1d_silu_ref(x, w, b)
+    torch.testing.assert_close(out, ref, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(causal_conv1d_silu(x_strided, w, b), ref.detach(), rtol=1e-12, atol=1e-12)
+    g = torch.randn_like(ref)
+    inputs = [x, w] + ([b] if bias else [])
+    grads = torch.autograd.grad(out, inputs, g)
+    grads_ref = torch.autograd.grad(ref, inputs, g)
+    for a, r in zip(grads, grads_ref):
+        torch.testing.assert_close(a, r, rtol=1e-10, atol=1e-10)
+
+
+def test_causal_conv1d_silu_is_causal_and_checks_channels():
+    x = torch.randn(1, 12, 4)
+    w = torch.randn(4, 1, 2)
+    y = causal_conv1d_silu(x, w, None)
+    x2 = x.clone()
+    x2[:, 7:] += 1.0  # change the future
+    torch.testing.assert_close(causal_conv1d_silu(x2, w, None)[:, :7], y[:, :7])
+    with pytest.raises(ValueError, match="channels"):
+        causal_conv1d_silu(x, torch.randn(5, 1, 2), None)
+
+
+def test_causal_conv1d_silu_bf16_close_to_reference():
+    torch.manual_seed(0)
+    x = torch.randn(2, 64, 48).to(torch.bfloat16)
+    w, b = torch.randn(48, 1, 2), torch.randn(48)
+    out = causal_conv1d_silu(x, w, b).float()
+    ref = causal_conv1d_silu_ref(x.float(), w, b)
+    assert ((out - ref).norm() / ref.norm()).item() < 1e-2
