@@ -53,6 +53,9 @@ __all__ = ["run_bench", "bench_main", "plot_bench", "MODEL_NAMES", "CHANNELS_102
            "STATUSES", "ROW_FIELDS"]
 
 SCHEMA_VERSION = 1
+# SAMBA train rows at this context or longer run with activation checkpointing (the memory option for
+# minutes-long windows; docs/performance_log.md). Shorter windows fit easily without it.
+SAMBA_CHECKPOINT_FROM_S = 300.0
 # The 19-channel 10-20 montage every model sees.
 CHANNELS_1020 = ("Fp1", "Fp2", "F7", "F3", "Fz", "F4", "F8", "T7", "C3", "Cz", "C4", "T8",
                  "P7", "P3", "Pz", "P4", "P8", "O1", "O2")
@@ -281,19 +284,25 @@ class _Clock:
 
 def measure_row(model_name: str, context_s: float, batch: int, mode: str, *, device: str, warmup: int = 3,
                 repeats: int = 5, row_cap_s: float = 30.0, samba_backend: str = "auto",
-                builder: Callable | None = None) -> dict:
+                builder: Callable | None = None, samba_graphs: bool = True,
+                samba_checkpoint_from_s: float = SAMBA_CHECKPOINT_FROM_S) -> dict:
     """Build the model, run ``warmup`` untimed and up to ``repeats`` timed steps; one result row.
 
     The row's time is capped: warm-up stops early (after at least 2 calls on CUDA, where the first
     compiles) once half of ``row_cap_s`` is spent, and timed repeats stop (after at least one) when the
     cap is reached. ``builder(spec, n_times, samba_backend) -> (model, call)`` replaces the registry
     (tests use it to inject a failing model).
+
+    SAMBA on CUDA runs as a CUDA graph (``samba.graphs``: the whole train step, or the forward, captured
+    once and replayed) unless ``samba_graphs=False``, and its train steps at contexts of
+    ``samba_checkpoint_from_s`` seconds or more use activation checkpointing (the long-context memory
+    option). Both are recorded in the row. Peers run as braindecode ships them (eager).
     """
     spec = MODEL_SPECS.get(model_name) or ModelSpec(model_name, 128.0)
     n_times = spec.n_times(context_s)
     row = {"model": model_name, "context_s": context_s, "sfreq": spec.sfreq, "batch": batch, "mode": mode,
            "ms": None, "peak_mib": None, "eeg_s_per_s": None, "status": "ok", "n_times": n_times}
-    model = opt = x = target = None
+    model = opt = x = target = runner = None
     t_row = time.perf_counter()
     try:
         model, call = (builder or _build)(spec, n_times, samba_backend)
@@ -303,11 +312,29 @@ def measure_row(model_name: str, context_s: float, batch: int, mode: str, *, dev
         torch.manual_seed(0)  # drawn on the device: a large batch drawn on the host would take seconds
         x = torch.randn(batch, len(CHANNELS_1020), n_times, device=dev)  # never time zeros
         target = torch.randint(0, 2, (batch,), device=dev)
+        graphed = model_name == "SAMBA" and builder is None and device == "cuda" and samba_graphs
         if model_name == "SAMBA" and builder is None:
             row["samba_backend"] = _samba_backend_used(model, x)
+            row["samba_graphs"] = graphed
+            row["activation_checkpointing"] = mode == "train" and context_s >= samba_checkpoint_from_s
+            model.cfg.activation_checkpointing = row["activation_checkpointing"]
         autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if device == "cuda"
                     else torch.autocast("cpu", enabled=False))
-        if mode == "train":
+        if graphed:
+            from .graphs import GraphedInference, GraphedTrainStep
+
+            coords = torch.as_tensor(_coords_1020(), device=dev)
+            if mode == "train":
+                opt = torch.optim.AdamW(model.parameters(), lr=1e-4, capturable=True)
+                runner = GraphedTrainStep(model, opt, lambda pred, _x: pred.pow(2).mean(), coords, batch, n_times)
+            elif mode == "infer":
+                runner = GraphedInference(model, coords, batch, n_times)
+            else:
+                raise ValueError(f"mode must be 'train' or 'infer', got {mode!r}")
+
+            def step():
+                runner(x)
+        elif mode == "train":
             model.train()
             opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
 
@@ -352,7 +379,7 @@ def measure_row(model_name: str, context_s: float, batch: int, mode: str, *, dev
         row["error"] = f"{type(err).__name__}: {str(err).strip().splitlines()[0][:300] if str(err).strip() else ''}"
         del err
     finally:
-        model = opt = x = target = None
+        model = opt = x = target = runner = None
         if row["status"] != "ok":
             _free(device)  # a traceback may hold tensors in reference cycles
         elif device == "cuda":
@@ -505,7 +532,8 @@ def _bench_model_cpu(name: str, prof: Profile, budget: _Budget, measure: Callabl
 
 def _bench_model_subprocess(name: str, device: str, quick: bool, contexts_s, batches, share_s: float,
                             samba_backend: str, on_row: Callable, out: Path, grace_s: float = 120.0,
-                            threads: int | None = None, device_out: dict | None = None) -> None:
+                            threads: int | None = None, device_out: dict | None = None,
+                            samba_graphs: bool = True) -> None:
     """Run one model's sweeps in a child ``samba bench`` process and feed its rows to ``on_row``."""
     spec = MODEL_SPECS.get(name) or ModelSpec(name, 128.0)
     if share_s <= 0:
@@ -517,6 +545,8 @@ def _bench_model_subprocess(name: str, device: str, quick: bool, contexts_s, bat
            "--budget-s", f"{share_s:.1f}", "--samba-backend", samba_backend, "--no-isolate", "--child"]
     if quick:
         cmd.append("--quick")
+    if not samba_graphs:
+        cmd.append("--samba-eager")
     if contexts_s:
         cmd += ["--contexts", ",".join(f"{c:g}" for c in contexts_s)]
     if batches:
@@ -609,7 +639,8 @@ def _summary(results: list[dict]) -> dict:
 def run_bench(device: str = "cuda", out: Path | str = "bench.json", models=None, contexts_s=None, batches=None,
               quick: bool = False, time_budget_s: float | None = None, samba_backend: str = "auto",
               builder: Callable | None = None, log: Callable[[str], None] | None = print,
-              plan: str | None = None, threads: int | None = None, isolate: bool | None = None) -> Path:
+              plan: str | None = None, threads: int | None = None, isolate: bool | None = None,
+              samba_graphs: bool = True) -> Path:
     """Run the benchmark, write the JSON to ``out`` and return its path (see the module docstring).
 
     ``models``: names from :data:`MODEL_NAMES` (default: all on GPU and CPU full; SAMBA + EEGNet with
@@ -622,19 +653,20 @@ def run_bench(device: str = "cuda", out: Path | str = "bench.json", models=None,
     ``isolate`` (default: on for CUDA) runs each model in its own Python process, so a crash, a poisoned
     CUDA context or a hang in one model (killed after its share of the budget + 120 s) costs only that
     model, and every model starts from an empty GPU; the per-process import time comes out of the budget.
+    ``samba_graphs`` (CUDA): SAMBA's steps run as CUDA graphs (default; ``samba.graphs``) or eagerly.
     """
     previous_threads = torch.get_num_threads()
     if threads:
         torch.set_num_threads(int(threads))
     try:
         return _run_bench(device, out, models, contexts_s, batches, quick, time_budget_s, samba_backend, builder,
-                          log, plan, isolate)
+                          log, plan, isolate, samba_graphs)
     finally:
         torch.set_num_threads(previous_threads)
 
 
 def _run_bench(device, out, models, contexts_s, batches, quick, time_budget_s, samba_backend, builder, log,
-               plan, isolate) -> Path:
+               plan, isolate, samba_graphs=True) -> Path:
     if device == "cuda" and not torch.cuda.is_available():
         raise RuntimeError("--device cuda but CUDA is not available")
     if device not in ("cuda", "cpu"):
@@ -667,7 +699,8 @@ def _run_bench(device, out, models, contexts_s, batches, quick, time_budget_s, s
 
     def measure(name, ctx, batch, mode, row_cap_s):
         r = measure_row(name, ctx, batch, mode, device=device, warmup=prof.warmup, repeats=prof.repeats,
-                        row_cap_s=row_cap_s, samba_backend=samba_backend, builder=builder)
+                        row_cap_s=row_cap_s, samba_backend=samba_backend, builder=builder,
+                        samba_graphs=samba_graphs)
         return r
 
     results: list[dict] = []
@@ -689,6 +722,8 @@ def _run_bench(device, out, models, contexts_s, batches, quick, time_budget_s, s
                          "samba": _version("samba-eeg"), "cuda": torch.version.cuda if device == "cuda" else None},
             "samba_backend": {"requested": samba_backend, "used": used,
                               "mamba_ssm_unavailable": _mamba_ssm_unavailable_reason()},
+            "samba_execution": ({"cuda_graphs": samba_graphs, "activation_checkpointing_train_from_s":
+                                 SAMBA_CHECKPOINT_FROM_S} if device == "cuda" else {"cuda_graphs": False}),
             "dtype": "bf16-autocast" if device == "cuda" else "float32",
             "profile": prof.name,
             "schema_version": SCHEMA_VERSION,
@@ -728,7 +763,7 @@ def _run_bench(device, out, models, contexts_s, batches, quick, time_budget_s, s
             if isolate:
                 _bench_model_subprocess(name, device, quick, contexts_s, batches, budget.model_left(), samba_backend,
                                         on_row, out, threads=torch.get_num_threads() if device == "cpu" else None,
-                                        device_out=state)
+                                        device_out=state, samba_graphs=samba_graphs)
             else:
                 (_bench_model_gpu if plan == "gpu" else _bench_model_cpu)(name, prof, budget, measure, on_row)
         except KeyboardInterrupt:  # SIGINT from a timeout: keep what was measured
@@ -783,6 +818,8 @@ def bench_main(argv: list[str] | None = None) -> int:
     p.add_argument("--quick", action="store_true", help="tiny sizes (tests, smoke runs)")
     p.add_argument("--budget-s", type=float, default=None, help="time budget of the whole run in seconds")
     p.add_argument("--samba-backend", default="auto", choices=("auto", "torch", "mamba_ssm"))
+    p.add_argument("--samba-eager", dest="samba_graphs", action="store_false", default=True,
+                   help="CUDA: run SAMBA eagerly instead of as CUDA graphs")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     p.add_argument("--no-isolate", dest="isolate", action="store_false", default=None,
                    help="CUDA: run all models in this process (default: one process per model)")
@@ -796,7 +833,7 @@ def bench_main(argv: list[str] | None = None) -> int:
     path = run_bench(device=device, out=Path(a.out), models=split(a.models, str),
                      contexts_s=split(a.contexts, float), batches=split(a.batches, int), quick=a.quick,
                      time_budget_s=a.budget_s, samba_backend=a.samba_backend, log=None if a.quiet else err,
-                     threads=a.threads, isolate=a.isolate)
+                     threads=a.threads, isolate=a.isolate, samba_graphs=a.samba_graphs)
     if not a.quiet and not a.child:
         err(_table(json.loads(path.read_text())))
     if a.plot:

@@ -47,7 +47,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from .nn.cdse import CDSE, InverseCDSE
+from .nn.cdse import CDSE, InverseCDSE, capturing
 from .nn.diff_mamba import DiffMamba, DiffMambaLoop
 from .nn.fast_ops import upsample_linear
 from .nn.mamba2 import Mamba2
@@ -190,7 +190,7 @@ class SAMBA(nn.Module):
             raise ValueError(f"coords batch {coords.shape[0]} does not match x batch {B}")
         # The one host sync of the forward pass. Skipped while a CUDA graph is being captured (where a sync
         # is illegal): samba.graphs.GraphedInference / GraphedTrainStep check their inputs themselves.
-        if not (x.is_cuda and torch.cuda.is_current_stream_capturing()) and not torch.isfinite(x).all():
+        if not capturing(x) and not torch.isfinite(x).all():
             raise ValueError("x contains NaN or Inf")
         if channel_mask is not None and tuple(channel_mask.shape) != (B, C):
             raise ValueError(f"channel_mask must be (B, C)=({B}, {C}); got {tuple(channel_mask.shape)}")

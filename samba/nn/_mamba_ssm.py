@@ -13,8 +13,8 @@ torch's conv1d otherwise.
 
 Nothing here is imported at `import samba`; the first call does the import and caches the outcome.
 
-`SAMBA_TRITON_AUTOTUNE=first` (read at that first import) makes every `triton.autotune` in mamba_ssm keep
-only its first config: no benchmarking of ~10 configs per kernel and shape family, so a fresh process
+`SAMBA_TRITON_AUTOTUNE=single` (read at that first import) makes every `triton.autotune` in mamba_ssm keep
+only one config (its smallest tiles): no benchmarking of ~10 configs per kernel and shape family, so a fresh process
 compiles in seconds instead of minutes. The tests use it (the result of a kernel does not depend on its
 tile sizes beyond float rounding); never use it for timings.
 """
@@ -67,16 +67,31 @@ def _register_selective_scan_stub() -> bool:
         return True
 
 
+def _config_footprint(cfg) -> int:
+    """Tile volume x pipeline depth: a proxy for a Triton config's shared memory (smaller fits every GPU)."""
+    size = max(1, int(getattr(cfg, "num_stages", 1) or 1))
+    for v in getattr(cfg, "kwargs", {}).values():
+        if isinstance(v, int) and v > 1:
+            size *= v
+    return size
+
+
 def _first_config_autotune():
-    """Patch `triton.autotune` to keep each kernel's first config; returns the function that undoes it."""
+    """Patch `triton.autotune` to keep one config per kernel (the smallest); returns the undo function.
+
+    The smallest, not the first: the first configs of some mamba_ssm kernels need more shared memory than a
+    Hopper SM has (measured: 263-296 kB vs 227 kB on an H200), which autotuning would skip but a single
+    forced config cannot.
+    """
     import triton
 
     original = triton.autotune
 
-    def first_only(configs, key, *args, **kwargs):
-        return original(list(configs)[:1], key, *args, **kwargs)
+    def one_config(configs, key, *args, **kwargs):
+        configs = list(configs)
+        return original([min(configs, key=_config_footprint)] if configs else configs, key, *args, **kwargs)
 
-    triton.autotune = first_only
+    triton.autotune = one_config
 
     def restore():
         triton.autotune = original
@@ -90,7 +105,7 @@ def _load() -> MambaSSMKernels | str:
     if importlib.util.find_spec("triton") is None:
         return "triton is not installed (mamba_ssm's Mamba2 kernels are Triton code)"
     stubbed = _register_selective_scan_stub()
-    restore = _first_config_autotune() if os.environ.get("SAMBA_TRITON_AUTOTUNE", "").lower() == "first" else None
+    restore = _first_config_autotune() if os.environ.get("SAMBA_TRITON_AUTOTUNE", "").lower() == "single" else None
     try:
         import mamba_ssm
         from mamba_ssm.ops.triton.ssd_combined import mamba_chunk_scan_combined

@@ -30,6 +30,12 @@ from torch import nn
 __all__ = ["CDSE", "InverseCDSE", "pad_montages"]
 
 
+def capturing(t: torch.Tensor) -> bool:
+    """True while ``t``'s CUDA stream is being captured into a CUDA graph, where value checks that read
+    the tensor on the host are illegal (samba.graphs validates before and after capture instead)."""
+    return t.is_cuda and torch.cuda.is_current_stream_capturing()
+
+
 def _coords_tensor(coords, like: torch.Tensor) -> torch.Tensor:
     """Validate coords; return them as (B, C, 3) (B = 1 for a (C, 3) input) on ``like``'s device/dtype."""
     coords = torch.as_tensor(coords, device=like.device).to(like.dtype)
@@ -39,7 +45,7 @@ def _coords_tensor(coords, like: torch.Tensor) -> torch.Tensor:
         raise ValueError(f"coords must be (C, 3) or (B, C, 3) electrode positions; got shape {tuple(coords.shape)}")
     if coords.shape[1] == 0:
         raise ValueError("coords has no channels (C = 0)")
-    if not torch.isfinite(coords).all():
+    if not capturing(coords) and not torch.isfinite(coords).all():
         bad = (~torch.isfinite(coords)).any(-1).nonzero()[:, -1].unique().tolist()
         raise ValueError(f"coords contain NaN or Inf (channel indices {bad}); every electrode needs a position")
     return coords
@@ -57,7 +63,7 @@ def _mask_tensor(channel_mask, coords: torch.Tensor) -> torch.Tensor | None:
             f"channel_mask must be (B, C) with C={coords.shape[1]} matching coords {tuple(coords.shape)}; "
             f"got {tuple(mask.shape)}"
         )
-    if not mask.any(1).all():
+    if not capturing(mask) and not mask.any(1).all():
         empty = (~mask.any(1)).nonzero()[:, 0].tolist()
         raise ValueError(f"channel_mask has samples with no real channel (batch indices {empty})")
     return mask
