@@ -51,6 +51,34 @@ def test_causal_conv1d_silu_equals_conv1d_reference(device, k, bias):
         torch.testing.assert_close(a, r, rtol=1e-10, atol=1e-10)
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("impl", ["triton", "torch"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_causal_conv1d_silu_cuda_impls_match_reference(impl, dtype):
+    from samba.nn import triton_conv
+
+    if impl == "triton" and not triton_conv.available():
+        pytest.skip("Triton not importable")
+    torch.manual_seed(0)
+    zx = torch.randn(3, 1000, 700, device="cuda")
+    x = zx[..., 100:644].to(dtype).requires_grad_(True)  # (B, L, 544) like the full-rate layer's xBC
+    w = torch.randn(544, 1, 2, device="cuda", requires_grad=True)
+    b = torch.randn(544, device="cuda", requires_grad=True)
+    out = causal_conv1d_silu(x, w, b, impl=impl)
+    ref = causal_conv1d_silu_ref(x.float(), w, b)
+    g = torch.randn_like(ref)
+    grads = torch.autograd.grad(out.float(), [x, w, b], g)
+    grads_ref = torch.autograd.grad(ref, [x, w, b], g)
+    tol = 1e-5 if dtype == torch.float32 else 2e-2
+    err = ((out.float() - ref).norm() / ref.norm()).item()
+    print(f"GPU-TOL causal conv {impl} {dtype}: out {err:.2e}")
+    assert err < tol
+    for name, a, r in zip("xwb", grads, grads_ref):
+        e = ((a.float() - r).norm() / r.norm()).item()
+        print(f"GPU-TOL causal conv {impl} {dtype}: d{name} {e:.2e}")
+        assert e < 5 * tol
+
+
 def test_causal_conv1d_silu_is_causal_and_checks_channels():
     x = torch.randn(1, 12, 4)
     w = torch.randn(4, 1, 2)

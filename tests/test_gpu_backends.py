@@ -90,12 +90,18 @@ def compare(name, module, x, backend_pairs=(("mamba_ssm", "torch"),)):
         worst = max(g_ref, key=lambda k: max_rel(g[k], g_ref[k]))
         report(f"{name} fp32 {be} vs {ref_be} grad (worst: {worst})", max_rel(g[worst], g_ref[worst]), F32_GRAD_TOL)
         assert set(g) == set(g_ref)
-        # bf16 autocast kernels against the float32 reference
+        # bf16 autocast against the float32 reference. bf16 rounding alone moves some small gradients (A_log,
+        # D on short sequences) by 5-13 % (measured on an H200), so the bar is the reference backend's own
+        # bf16 error: the kernels may be at most twice as far from float32 as the torch path in bf16 is.
         y16, g16 = run(module, x, w, be, autocast=True)
-        report(f"{name} bf16 {be} vs fp32 {ref_be} forward", norm_rel(y16, y_ref), BF16_TOL)
-        worst = max(g_ref, key=lambda k: norm_rel(g16[k], g_ref[k]))
-        report(f"{name} bf16 {be} vs fp32 {ref_be} grad (worst: {worst})", norm_rel(g16[worst], g_ref[worst]),
-               BF16_GRAD_TOL)
+        y16r, g16r = run(module, x, w, ref_be, autocast=True)
+        report(f"{name} bf16 {be} vs fp32 {ref_be} forward (bf16 {ref_be}: {norm_rel(y16r, y_ref):.1e})",
+               norm_rel(y16, y_ref), max(BF16_TOL, 2 * norm_rel(y16r, y_ref)))
+        excess = {k: norm_rel(g16[k], g_ref[k]) - 2 * norm_rel(g16r[k], g_ref[k]) for k in g_ref}
+        worst = max(excess, key=excess.get)
+        ref_err = norm_rel(g16r[worst], g_ref[worst])
+        report(f"{name} bf16 {be} vs fp32 {ref_be} grad (worst: {worst}; bf16 {ref_be}: {ref_err:.1e})",
+               norm_rel(g16[worst], g_ref[worst]), max(BF16_GRAD_TOL, 2 * ref_err))
 
 
 MAMBA_CASES = [  # (config, L)

@@ -13,7 +13,8 @@ element-wise passes. Each has its plain-PyTorch reference beside it and a test c
 * `causal_conv1d_silu`: Mamba2's causal depthwise convolution + SiLU, on the ``(B, L, channels)``
   layout the layer already has (no transposes, no depthwise-conv kernel). For a kernel of k taps it
   is k multiply-adds of time-shifted views; the backward recomputes the pre-activation instead of
-  storing it (one saved tensor: the input, a view of in_proj's output).
+  storing it (one saved tensor: the input, a view of in_proj's output). On CUDA the same function
+  runs as two fused Triton kernels (`samba.nn.triton_conv`) when Triton is importable.
 """
 
 from __future__ import annotations
@@ -80,12 +81,34 @@ class _CausalConv1dSiLU(torch.autograd.Function):
         return dx, dw, db
 
 
-def causal_conv1d_silu(x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
-    """SiLU(causal depthwise conv) over time. x: (B, L, ch) any strides; weight (ch, 1, k) or (ch, k) -> (B, L, ch)."""
+def causal_conv1d_silu(x: Tensor, weight: Tensor, bias: Tensor | None, impl: str = "auto") -> Tensor:
+    """SiLU(causal depthwise conv) over time. x: (B, L, ch) any strides; weight (ch, 1, k) or (ch, k) -> (B, L, ch).
+
+    ``impl``: "triton" (two fused kernels, `samba.nn.triton_conv`), "torch" (shifted multiply-adds here) or
+    "auto": Triton for CUDA tensors when it is importable, unless the environment sets SAMBA_TRITON_CONV=0.
+    """
     w = weight.reshape(weight.shape[0], -1)
     if x.shape[-1] != w.shape[0]:
         raise ValueError(f"x has {x.shape[-1]} channels, the conv weight {w.shape[0]}")
+    if impl == "auto":
+        impl = "triton" if x.is_cuda and _triton_conv_enabled() else "torch"
+    if impl == "triton":
+        from .triton_conv import causal_conv1d_silu_triton
+
+        return causal_conv1d_silu_triton(x, w, bias)
+    if impl != "torch":
+        raise ValueError(f"impl must be 'auto', 'triton' or 'torch', got {impl!r}")
     return _CausalConv1dSiLU.apply(x, w, bias)
+
+
+def _triton_conv_enabled() -> bool:
+    import os
+
+    if os.environ.get("SAMBA_TRITON_CONV", "1") == "0":
+        return False
+    from . import triton_conv
+
+    return triton_conv.available()
 
 
 def causal_conv1d_silu_ref(x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
