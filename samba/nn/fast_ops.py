@@ -85,13 +85,13 @@ def causal_conv1d_silu(x: Tensor, weight: Tensor, bias: Tensor | None, impl: str
     """SiLU(causal depthwise conv) over time. x: (B, L, ch) any strides; weight (ch, 1, k) or (ch, k) -> (B, L, ch).
 
     ``impl``: "triton" (two fused kernels, `samba.nn.triton_conv`), "torch" (shifted multiply-adds here) or
-    "auto": Triton for CUDA tensors when it is importable, unless the environment sets SAMBA_TRITON_CONV=0.
+    "auto": Triton for CUDA tensors (not float64) when it is importable, unless SAMBA_TRITON_CONV=0 is set.
     """
     w = weight.reshape(weight.shape[0], -1)
     if x.shape[-1] != w.shape[0]:
         raise ValueError(f"x has {x.shape[-1]} channels, the conv weight {w.shape[0]}")
-    if impl == "auto":
-        impl = "triton" if x.is_cuda and _triton_conv_enabled() else "torch"
+    if impl == "auto":  # the kernels accumulate in float32: float64 stays on the exact torch path
+        impl = "triton" if x.is_cuda and x.dtype != torch.float64 and _triton_conv_enabled() else "torch"
     if impl == "triton":
         from .triton_conv import causal_conv1d_silu_triton
 
