@@ -11,7 +11,8 @@ either way. It runs
 - backend "torch": the scan is `samba.nn.ssd.ssd_chunked` (plain PyTorch, any device; the reference).
 - backend "mamba_ssm": the scan is mamba_ssm's Triton `mamba_chunk_scan_combined` and the norm its Triton
   `rmsnorm_fn`, called with this module's own parameters (what `mamba_ssm.Mamba2(use_mem_eff_path=False)`
-  computes); the conv uses causal_conv1d when importable, else torch.
+  computes); the causal conv uses causal_conv1d's CUDA extension when importable, else our Triton kernels
+  (`samba.nn.triton_conv`), else the PyTorch version in `samba.nn.fast_ops`.
 - backend "auto": "mamba_ssm" for CUDA inputs when importable, else "torch"; decided on every call, so
   `.to("cuda")` after construction works.
 
@@ -169,8 +170,10 @@ def causal_depthwise_conv(xBC: Tensor, weight: Tensor, bias: Tensor | None, back
         if kernels is not None and kernels.causal_conv1d_fn is not None and 2 <= k <= 4:
             return kernels.causal_conv1d_fn(xBC.transpose(1, 2), weight.squeeze(1), bias=bias,
                                             activation="silu").transpose(1, 2)
-    if xBC.is_cuda:  # time-shifted multiply-adds on (B, L, ch): no transposes, no depthwise-conv kernel
-        return causal_conv1d_silu(xBC, weight, bias)
+    if xBC.is_cuda:  # on (B, L, ch): no transposes, no depthwise-conv kernel (samba.nn.fast_ops)
+        # mamba_ssm backend: the fused Triton kernels when importable; torch backend: plain PyTorch
+        # shifted multiply-adds, so the reference stays PyTorch end to end.
+        return causal_conv1d_silu(xBC, weight, bias, impl="auto" if backend == "mamba_ssm" else "torch")
     L = xBC.shape[1]
     x = xBC.transpose(1, 2)  # (B, ch, L)
     if x.dtype == torch.float64 and not x.is_cuda:
