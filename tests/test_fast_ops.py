@@ -97,3 +97,47 @@ def test_causal_conv1d_silu_bf16_close_to_reference():
     out = causal_conv1d_silu(x, w, b).float()
     ref = causal_conv1d_silu_ref(x.float(), w, b)
     assert ((out - ref).norm() / ref.norm()).item() < 1e-2
+
+
+_INTERPRETER_CHECK = r"""
+import torch
+from samba.nn.triton_conv import causal_conv1d_silu_triton
+from samba.nn.fast_ops import causal_conv1d_silu_ref
+torch.manual_seed(0)
+worst = 0.0
+for K in (2, 3, 4):
+    for bias in (True, False):
+        zx = torch.randn(2, 70, 150)
+        x = zx[..., 10:110].clone().requires_grad_(True)  # L=70 spans two 64-step blocks, C=100 two 64-channel blocks
+        w = torch.randn(100, K, requires_grad=True)
+        b = torch.randn(100, requires_grad=True) if bias else None
+        out, ref = causal_conv1d_silu_triton(x, w, b), causal_conv1d_silu_ref(x, w, b)
+        g = torch.randn_like(ref)
+        ins = [x, w] + ([b] if bias else [])
+        errs = [((out - ref).abs().max() / ref.abs().max()).item()]
+        errs += [((a - r).abs().max() / r.abs().max()).item()
+                 for a, r in zip(torch.autograd.grad(out, ins, g), torch.autograd.grad(ref, ins, g))]
+        errs.append(((causal_conv1d_silu_triton(zx[..., 10:110], w, b) - ref).abs().max() / ref.abs().max()).item())
+        worst = max(worst, *errs)
+print(worst)
+"""
+
+
+def test_triton_conv_kernels_match_reference_in_the_triton_interpreter():
+    """The Triton kernels themselves, run on CPU by Triton's interpreter (where Triton is installed)."""
+    import importlib.util
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    if importlib.util.find_spec("triton") is None:
+        pytest.skip("Triton not installed (CPU-only torch): the kernels run in the GPU tests")
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "TRITON_INTERPRET": "1", "PYTHONPATH": os.pathsep.join(
+        filter(None, [str(root), os.environ.get("PYTHONPATH")]))}
+    res = subprocess.run([sys.executable, "-c", _INTERPRETER_CHECK], capture_output=True, text=True, env=env,
+                         timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    worst = float(res.stdout.strip().splitlines()[-1])
+    assert worst < 1e-5, worst
