@@ -411,6 +411,7 @@ class Profile:
     row_cap_s: float = 20.0
     budget_s: float = 480.0
     plateau: float = 1.05
+    plateau_patience: int = 2  # stop after this many doublings in a row without a plateau-sized gain
 
 
 def _profile(device: str, quick: bool, contexts_s, batches, budget_s) -> Profile:
@@ -476,7 +477,7 @@ def _bench_model_gpu(name: str, prof: Profile, budget: _Budget, measure: Callabl
     # 1) best throughput at a saturating batch
     for ctx in prof.throughput_contexts_s:
         for mode in prof.throughput_modes:
-            best, last_ms, prev_batch = 0.0, None, None
+            best, last_ms, prev_batch, flat = 0.0, None, None, 0
             batch_list = list(prof.batches) if prof.batches else None
             b = batch_list.pop(0) if batch_list else prof.batch_start
             while b is not None and b <= MODEL_SPECS.get(name, ModelSpec(name, 128)).max_batch:
@@ -485,8 +486,15 @@ def _bench_model_gpu(name: str, prof: Profile, budget: _Budget, measure: Callabl
                 if r["status"] != "ok":
                     break
                 tp = r["eeg_s_per_s"]
+                # Stop once `plateau_patience` doublings in a row gained < 5 %: one noisy median must not end
+                # the sweep (seen: BIOT's 60-s inference stopped at 113 k by batch 32 in one run, 264 k at
+                # batch 1,024 in the next).
                 if prof.batches is None and best and tp < best * prof.plateau:
-                    break  # throughput stopped improving by more than 5 %: larger batches are not worth it
+                    flat += 1
+                    if flat >= prof.plateau_patience:
+                        break
+                else:
+                    flat = 0
                 best, last_ms, prev_batch = max(best, tp), r["ms"], b
                 b = (batch_list.pop(0) if batch_list else None) if prof.batches else 2 * b
     # 2) batch-1 latency of a 10 s window (the "under 5 ms")

@@ -142,3 +142,21 @@ def test_isolated_run_merges_child_rows(tmp_path):
     check_schema(doc)
     assert [(r["model"], r["status"]) for r in doc["results"]] == [(model, "ok")]
     assert not list(tmp_path.glob("*.part.json"))
+
+
+def test_throughput_sweep_stops_after_two_flat_doublings_not_one():
+    """One noisy median (no 5 % gain) must not end the batch sweep; two in a row do."""
+    curve = {8: 100.0, 16: 103.0, 32: 200.0, 64: 204.0, 128: 206.0, 256: 400.0}  # EEG-s/s by batch
+    seen = []
+
+    def measure(name, ctx, batch, mode, row_cap_s):
+        seen.append(batch)
+        return {"model": name, "context_s": ctx, "batch": batch, "mode": mode, "status": "ok", "ms": 1.0,
+                "eeg_s_per_s": curve[batch], "peak_mib": 1.0}
+
+    prof = bench.Profile("t", (), throughput_contexts_s=(60,), throughput_modes=("infer",), latency=False)
+    budget = bench._Budget(60.0, {"X": 1.0})
+    budget.start_model("X")
+    rows = bench._bench_model_gpu("X", prof, budget, measure)
+    assert seen == [8, 16, 32, 64, 128]  # 16 was flat but 32 doubled; 64 and 128 flat -> stop
+    assert max(r["eeg_s_per_s"] for r in rows) == 206.0  # 256 (a late jump) is never reached
