@@ -141,3 +141,24 @@ def test_triton_conv_kernels_match_reference_in_the_triton_interpreter():
     assert res.returncode == 0, res.stderr[-2000:]
     worst = float(res.stdout.strip().splitlines()[-1])
     assert worst < 1e-5, worst
+
+
+@pytest.mark.parametrize("has_bias", [True, False])
+def test_triton_conv_kernels_compile_for_hopper(has_bias):
+    """Code generation down to PTX for sm_90 needs Triton but no GPU (the interpreter test checks the numbers)."""
+    triton = pytest.importorskip("triton")
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import ASTSource
+
+    from samba.nn import triton_conv as tc
+
+    const = {"K": 2, "HAS_BIAS": has_bias, "BL": tc.BLOCK_L, "BC": tc.BLOCK_C}
+    ptr = {"x_ptr": "*bf16", "w_ptr": "*fp32", "b_ptr": "*fp32"}
+    i64 = lambda *names: {n: "i64" for n in names}  # noqa: E731
+    fwd = {**ptr, "out_ptr": "*bf16", "L": "i32", "C": "i32", **i64("sxb", "sxl", "sob", "sol")}
+    bwd = {**ptr, "g_ptr": "*bf16", "dx_ptr": "*bf16", "dwp_ptr": "*fp32", "dbp_ptr": "*fp32", "L": "i32",
+           "C": "i32", "n_lblocks": "i32", **i64("sxb", "sxl", "sgb", "sgl", "sgc", "sdb", "sdl")}
+    for fn, sig in ((tc._conv_fwd_kernel, fwd), (tc._conv_bwd_kernel, bwd)):
+        src = ASTSource(fn=fn, signature={**sig, **{k: "constexpr" for k in const}}, constexprs=const)
+        compiled = triton.compile(src, target=GPUTarget("cuda", 90, 32))
+        assert ".target sm_90" in compiled.asm["ptx"]

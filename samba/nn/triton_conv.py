@@ -37,24 +37,35 @@ def available() -> bool:
 if triton is not None:
 
     @triton.jit
+    def _load_shifted(x_ptr, bi, sxb, sxl, ts, c, mc, L):
+        """x[bi, ts, c] as a float32 (BL, BC) tile, zero outside 0 <= ts < L (the causal left padding)."""
+        m = ((ts >= 0) & (ts < L))[:, None] & mc[None, :]
+        return tl.load(x_ptr + bi * sxb + ts[:, None].to(tl.int64) * sxl + c[None, :], mask=m, other=0.0).to(tl.float32)
+
+    @triton.jit
+    def _pre_activation(x_ptr, w_ptr, bi, sxb, sxl, u, c, mc, L, bias, K: tl.constexpr):
+        """bias + sum_j w[:, j] * x[u - (K-1-j)]: the conv output at time steps u, float32."""
+        pre = bias[None, :] + tl.zeros((u.shape[0], c.shape[0]), dtype=tl.float32)
+        for j in tl.static_range(K):  # tap j looks K-1-j steps back
+            wv = tl.load(w_ptr + c * K + j, mask=mc, other=0.0).to(tl.float32)
+            pre += _load_shifted(x_ptr, bi, sxb, sxl, u - (K - 1 - j), c, mc, L) * wv[None, :]
+        return pre
+
+    @triton.jit
+    def _load_bias(b_ptr, c, mc, HAS_BIAS: tl.constexpr):
+        if HAS_BIAS:
+            return tl.load(b_ptr + c, mask=mc, other=0.0).to(tl.float32)
+        return tl.zeros(c.shape, dtype=tl.float32)
+
+    @triton.jit
     def _conv_fwd_kernel(x_ptr, w_ptr, b_ptr, out_ptr, L, C, sxb, sxl, sob, sol,
                          K: tl.constexpr, HAS_BIAS: tl.constexpr, BL: tl.constexpr, BC: tl.constexpr):
-        pid_l = tl.program_id(0)
-        pid_c = tl.program_id(1)
         bi = tl.program_id(2).to(tl.int64)
-        t = pid_l * BL + tl.arange(0, BL)
-        c = pid_c * BC + tl.arange(0, BC)
+        t = tl.program_id(0) * BL + tl.arange(0, BL)
+        c = tl.program_id(1) * BC + tl.arange(0, BC)
         mc = c < C
-        acc = tl.zeros((BL, BC), dtype=tl.float32)
-        if HAS_BIAS:
-            acc += tl.load(b_ptr + c, mask=mc, other=0.0).to(tl.float32)[None, :]
-        for j in tl.static_range(K):
-            ts = t - (K - 1 - j)  # tap j looks K-1-j steps back
-            m = ((ts >= 0) & (ts < L))[:, None] & mc[None, :]
-            xv = tl.load(x_ptr + bi * sxb + ts[:, None].to(tl.int64) * sxl + c[None, :], mask=m, other=0.0)
-            wv = tl.load(w_ptr + c * K + j, mask=mc, other=0.0).to(tl.float32)
-            acc += xv.to(tl.float32) * wv[None, :]
-        out = acc * tl.sigmoid(acc)
+        pre = _pre_activation(x_ptr, w_ptr, bi, sxb, sxl, t, c, mc, L, _load_bias(b_ptr, c, mc, HAS_BIAS), K)
+        out = pre * tl.sigmoid(pre)
         mo = (t < L)[:, None] & mc[None, :]
         tl.store(out_ptr + bi * sob + t[:, None].to(tl.int64) * sol + c[None, :], out.to(out_ptr.dtype.element_ty),
                  mask=mo)
@@ -64,39 +75,27 @@ if triton is not None:
                          sxb, sxl, sgb, sgl, sgc, sdb, sdl,
                          K: tl.constexpr, HAS_BIAS: tl.constexpr, BL: tl.constexpr, BC: tl.constexpr):
         pid_l = tl.program_id(0)
-        pid_c = tl.program_id(1)
         bi = tl.program_id(2).to(tl.int64)
         t = pid_l * BL + tl.arange(0, BL)
-        c = pid_c * BC + tl.arange(0, BC)
+        c = tl.program_id(1) * BC + tl.arange(0, BC)
         mc = c < C
-        bias = tl.zeros((BC,), dtype=tl.float32)
-        if HAS_BIAS:
-            bias = tl.load(b_ptr + c, mask=mc, other=0.0).to(tl.float32)
+        bias = _load_bias(b_ptr, c, mc, HAS_BIAS)
         dx = tl.zeros((BL, BC), dtype=tl.float32)
         part = (bi * n_lblocks + pid_l) * C  # row of the partial-sum buffers
-        for s in tl.static_range(K):  # output u = t + s uses x[t] through tap K-1-s
+        for s in tl.static_range(K):  # output u = t + s reads x[t] through tap K-1-s
             u = t + s
             mu = (u < L)[:, None] & mc[None, :]
-            pre = tl.zeros((BL, BC), dtype=tl.float32) + bias[None, :]
-            for j in tl.static_range(K):
-                ts = u - (K - 1 - j)
-                m = ((ts >= 0) & (ts < L))[:, None] & mc[None, :]
-                xv = tl.load(x_ptr + bi * sxb + ts[:, None].to(tl.int64) * sxl + c[None, :], mask=m, other=0.0)
-                wv = tl.load(w_ptr + c * K + j, mask=mc, other=0.0).to(tl.float32)
-                pre += xv.to(tl.float32) * wv[None, :]
+            pre = _pre_activation(x_ptr, w_ptr, bi, sxb, sxl, u, c, mc, L, bias, K)  # recomputed, not stored
             g = tl.load(g_ptr + bi * sgb + u[:, None].to(tl.int64) * sgl + c[None, :] * sgc, mask=mu,
                         other=0.0).to(tl.float32)
             sig = tl.sigmoid(pre)
-            dpre = g * sig * (1.0 + pre * (1.0 - sig))  # d silu / d pre
-            dpre = tl.where(mu, dpre, 0.0)
+            dpre = tl.where(mu, g * sig * (1.0 + pre * (1.0 - sig)), 0.0)  # through d silu / d pre
             w_tap = tl.load(w_ptr + c * K + (K - 1 - s), mask=mc, other=0.0).to(tl.float32)
             dx += dpre * w_tap[None, :]
             if s == 0:  # weight and bias gradients from this block's own outputs u = t
                 for j in tl.static_range(K):
-                    ts = t - (K - 1 - j)
-                    m = ((ts >= 0) & (ts < L))[:, None] & mc[None, :]
-                    xv = tl.load(x_ptr + bi * sxb + ts[:, None].to(tl.int64) * sxl + c[None, :], mask=m, other=0.0)
-                    tl.store(dwp_ptr + (part + c) * K + j, tl.sum(dpre * xv.to(tl.float32), axis=0), mask=mc)
+                    xv = _load_shifted(x_ptr, bi, sxb, sxl, t - (K - 1 - j), c, mc, L)
+                    tl.store(dwp_ptr + (part + c) * K + j, tl.sum(dpre * xv, axis=0), mask=mc)
                 if HAS_BIAS:
                     tl.store(dbp_ptr + part + c, tl.sum(dpre, axis=0), mask=mc)
         mt = (t < L)[:, None] & mc[None, :]

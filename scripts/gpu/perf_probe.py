@@ -8,7 +8,6 @@ and without activation checkpointing. Kernel tables of the eager train and infer
 """
 import argparse
 import json
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -20,18 +19,8 @@ from profile_step import make_step, time_step  # noqa: E402
 
 
 def timed(fn, repeats=10, warmup=2):
-    for _ in range(warmup):
-        fn()
-    torch.cuda.synchronize()
-    ts = []
-    for _ in range(repeats):
-        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        a.record()
-        fn()
-        b.record()
-        b.synchronize()
-        ts.append(a.elapsed_time(b))
-    return statistics.median(ts)
+    """Median GPU milliseconds of fn() (profile_step.time_step, host time dropped)."""
+    return time_step(fn, warmup=warmup, repeats=repeats)[0]
 
 
 def main():
