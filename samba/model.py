@@ -49,7 +49,7 @@ from torch.utils.checkpoint import checkpoint
 
 from .nn.cdse import CDSE, InverseCDSE, capturing
 from .nn.diff_mamba import DiffMamba, DiffMambaLoop
-from .nn.fast_ops import upsample_linear
+from .nn.fast_ops import upsample_concat
 from .nn.mamba2 import Mamba2
 
 __all__ = ["SAMBAConfig", "SAMBA", "MambaBlock"]
@@ -281,7 +281,7 @@ class SAMBA(nn.Module):
         z, (s1, s2, s3), T = self._encoder(x, coords, channel_mask)
 
         def up(h, skip):  # linear upsampling to the skip's length, then [skip, up] channel concat
-            return torch.cat([skip, upsample_linear(h, skip.shape[-1])], 1)
+            return upsample_concat(skip, h)
 
         h = self._seq(self.dec3_mamba, self.dec3(up(z, s3)))  # (B, E3, T/4)
         h = self._seq(self.dec2_mamba, self.dec2(up(h, s2)))  # (B, E2, T/2)

@@ -10,6 +10,10 @@ element-wise passes. Each has its plain-PyTorch reference beside it and a test c
       out[2m]   = 0.75 h[m] + 0.25 h[m-1]      (h[-1] := h[0])
       out[2m+1] = 0.75 h[m] + 0.25 h[m+1]      (h[L] := h[L-1])
 
+* `upsample_concat`: the decoder's skip join ``cat([skip, upsample(h)], 1)``; on CUDA one Triton kernel each
+  way (`samba.nn.triton_upsample`) instead of six passes (predicted ~5-8 % of an inference step, not yet
+  measured on a GPU: docs/performance_log.md).
+
 * `causal_conv1d_silu`: Mamba2's causal depthwise convolution + SiLU, on the ``(B, L, channels)``
   layout the layer already has (no transposes, no depthwise-conv kernel). For a kernel of k taps it
   is k multiply-adds of time-shifted views; the backward recomputes the pre-activation instead of
@@ -23,7 +27,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["upsample2x_linear", "upsample_linear", "causal_conv1d_silu", "causal_conv1d_silu_ref"]
+__all__ = ["upsample2x_linear", "upsample_linear", "upsample_concat", "upsample_concat_ref", "causal_conv1d_silu",
+           "causal_conv1d_silu_ref"]
 
 
 def upsample2x_linear(h: Tensor) -> Tensor:
@@ -40,6 +45,28 @@ def upsample_linear(h: Tensor, size: int) -> Tensor:
     if h.is_cuda and size == 2 * h.shape[-1]:
         return upsample2x_linear(h)
     return F.interpolate(h, size=size, mode="linear", align_corners=False)
+
+
+def upsample_concat_ref(skip: Tensor, h: Tensor) -> Tensor:
+    """The decoder's skip join: ``cat([skip (B, Cs, T), upsample_linear(h (B, Cu, L), T)], dim=1)``."""
+    return torch.cat([skip, upsample_linear(h, skip.shape[-1])], dim=1)
+
+
+def upsample_concat(skip: Tensor, h: Tensor, impl: str = "auto") -> Tensor:
+    """`upsample_concat_ref`, as one Triton kernel each way (`samba.nn.triton_upsample`) when ``impl`` is
+    "triton", or "auto" with CUDA tensors, an exact x2 factor, no float64, Triton importable and
+    SAMBA_TRITON_UPCAT not set to 0."""
+    if impl == "auto":
+        impl = "triton" if (skip.is_cuda and skip.shape[-1] == 2 * h.shape[-1] and torch.float64 not in
+                            (skip.dtype, h.dtype) and _triton_enabled("SAMBA_TRITON_UPCAT", "triton_upsample")) \
+            else "torch"
+    if impl == "triton":
+        from .triton_upsample import upsample_concat_triton
+
+        return upsample_concat_triton(skip, h)
+    if impl != "torch":
+        raise ValueError(f"impl must be 'auto', 'triton' or 'torch', got {impl!r}")
+    return upsample_concat_ref(skip, h)
 
 
 def _taps(x: Tensor, w: Tensor, b: Tensor | None) -> Tensor:
@@ -101,14 +128,18 @@ def causal_conv1d_silu(x: Tensor, weight: Tensor, bias: Tensor | None, impl: str
     return _CausalConv1dSiLU.apply(x, w, bias)
 
 
-def _triton_conv_enabled() -> bool:
+def _triton_enabled(env: str, module: str) -> bool:
+    """Triton importable for samba.nn.<module>, and not switched off by the environment variable ``env`` = 0."""
+    import importlib
     import os
 
-    if os.environ.get("SAMBA_TRITON_CONV", "1") == "0":
+    if os.environ.get(env, "1") == "0":
         return False
-    from . import triton_conv
+    return importlib.import_module(f"{__package__}.{module}").available()
 
-    return triton_conv.available()
+
+def _triton_conv_enabled() -> bool:
+    return _triton_enabled("SAMBA_TRITON_CONV", "triton_conv")
 
 
 def causal_conv1d_silu_ref(x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
