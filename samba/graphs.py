@@ -57,12 +57,12 @@ def _check_device(model: nn.Module) -> torch.device:
 
 
 class _Runner:
-    def __init__(self, model: nn.Module, coords, batch: int, n_times: int, n_channels: int | None,
-                 channel_mask: Tensor | None, check_finite: bool, warmup: int):
+    def __init__(self, model: nn.Module, coords, batch: int, n_times: int, channel_mask: Tensor | None,
+                 check_finite: bool, warmup: int):
         self.device = _check_device(model)
         self.model = model
         coords = torch.as_tensor(coords, dtype=torch.float32, device=self.device)
-        C = n_channels if n_channels is not None else coords.shape[-2]
+        C = coords.shape[-2]
         self.coords = coords.clone()  # static: the graph reads this buffer
         self.channel_mask = None if channel_mask is None else channel_mask.to(self.device).clone()
         self.static_x = torch.zeros(batch, C, n_times, device=self.device)
@@ -82,7 +82,7 @@ class _Runner:
             torch.all(torch.isfinite(self.static_x), out=self._finite)  # stays on the device
 
     def _verify(self) -> None:
-        if self.check_finite and not bool(self._finite):  # the one host read, after the replay
+        if self.check_finite and not bool(self._finite):  # the one host read of a call
             raise ValueError("x contains NaN or Inf")
 
 
@@ -95,7 +95,7 @@ class GraphedInference(_Runner):
     def __init__(self, model: nn.Module, coords, batch: int, n_times: int, *, channel_mask: Tensor | None = None,
                  dtype: torch.dtype | None = torch.bfloat16, check_finite: bool = True, warmup: int = 3,
                  method: str = "forward"):
-        super().__init__(model, coords, batch, n_times, None, channel_mask, check_finite, warmup)
+        super().__init__(model, coords, batch, n_times, channel_mask, check_finite, warmup)
         if method not in ("forward", "encode"):
             raise ValueError(f"method must be 'forward' or 'encode', got {method!r}")
         fn = model.forward if method == "forward" else model.encode
@@ -132,7 +132,7 @@ class GraphedTrainStep(_Runner):
     def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, loss_fn: Callable[[Tensor, Tensor], Tensor],
                  coords, batch: int, n_times: int, *, channel_mask: Tensor | None = None,
                  dtype: torch.dtype | None = torch.bfloat16, check_finite: bool = True, warmup: int = 3):
-        super().__init__(model, coords, batch, n_times, None, channel_mask, check_finite, warmup)
+        super().__init__(model, coords, batch, n_times, channel_mask, check_finite, warmup)
         for group in optimizer.param_groups:
             if "capturable" in group and not group["capturable"]:
                 raise ValueError("the optimizer must be created with capturable=True to run inside a CUDA graph "

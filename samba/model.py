@@ -248,9 +248,9 @@ class SAMBA(nn.Module):
     def _ckpt(self, f, h):
         """``f(h)``; with activation checkpointing (training only), recomputed in backward instead of stored.
 
-        One checkpoint per block and batch. Cutting it into per-sample pieces was measured (H200, batch 4 x
-        600 s): the peak stayed at 4.15 GiB and the step went from 76 to 113 ms, so the peak is not inside
-        the blocks (docs/performance_log.md).
+        One checkpoint per block and batch. Per-sample pieces were tried (H200, batch 4 x 600 s): the peak
+        stayed at 4.15 GiB and the step was slower, so the peak is not inside these blocks
+        (docs/performance_log.md).
         """
         if self.cfg.activation_checkpointing and self.training and torch.is_grad_enabled():
             return checkpoint(f, h, use_reentrant=False)

@@ -14,8 +14,8 @@ torch's conv1d otherwise.
 Nothing here is imported at `import samba`; the first call does the import and caches the outcome.
 
 `SAMBA_TRITON_AUTOTUNE=single` (read at that first import) makes every `triton.autotune` in mamba_ssm keep
-only one config (its smallest tiles): no benchmarking of ~10 configs per kernel and shape family, so a fresh process
-compiles in seconds instead of minutes. The tests use it (the result of a kernel does not depend on its
+one config (its smallest tiles): no benchmarking of ~10 configs per kernel and shape family, so a fresh
+process compiles in seconds instead of minutes. The tests use it (the result of a kernel does not depend on its
 tile sizes beyond float rounding); never use it for timings.
 """
 
@@ -76,7 +76,7 @@ def _config_footprint(cfg) -> int:
     return size
 
 
-def _first_config_autotune():
+def _single_config_autotune():
     """Patch `triton.autotune` to keep one config per kernel (the smallest); returns the undo function.
 
     The smallest, not the first: the first configs of some mamba_ssm kernels need more shared memory than a
@@ -105,7 +105,7 @@ def _load() -> MambaSSMKernels | str:
     if importlib.util.find_spec("triton") is None:
         return "triton is not installed (mamba_ssm's Mamba2 kernels are Triton code)"
     stubbed = _register_selective_scan_stub()
-    restore = _first_config_autotune() if os.environ.get("SAMBA_TRITON_AUTOTUNE", "").lower() == "single" else None
+    restore = _single_config_autotune() if os.environ.get("SAMBA_TRITON_AUTOTUNE", "").lower() == "single" else None
     try:
         import mamba_ssm
         from mamba_ssm.ops.triton.ssd_combined import mamba_chunk_scan_combined
