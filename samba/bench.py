@@ -867,6 +867,15 @@ _COLORS = {"SAMBA": "#d62728", "BIOT": "#1f77b4", "CBraMod": "#2ca02c", "LUNA": 
            "EEGPT": "#e377c2", "EEGNet": "#7f7f7f", "authors' SAMBA": "#ff9896"}
 
 
+def _save_figure(fig, path: Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    fig.savefig(path, dpi=130)
+    plt.close(fig)
+    return path
+
+
 def plot_bench(json_path, out_dir, reference: bool = True) -> list[Path]:
     """Figures (PNG) from a benchmark JSON; returns their paths.
 
@@ -927,11 +936,7 @@ def plot_bench(json_path, out_dir, reference: bool = True) -> list[Path]:
         axes[0].legend(fontsize=6, ncol=2)
         axes[1].legend(fontsize=6)
         fig.suptitle(f"Context sweep at batch 4 (x: failed)\n{title}", fontsize=9)
-        fig.tight_layout()
-        p = out_dir / f"{stem}_context.png"
-        fig.savefig(p, dpi=130)
-        plt.close(fig)
-        paths.append(p)
+        paths.append(_save_figure(fig, out_dir / f"{stem}_context.png"))
 
     tp_rows = [r for r in rows if r.get("sweep") == "throughput" and r["status"] == "ok"]
     if tp_rows:
@@ -970,11 +975,7 @@ def plot_bench(json_path, out_dir, reference: bool = True) -> list[Path]:
         ax.set_ylim(top=ax.get_ylim()[1] * 1.6)
         ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
         ax.set_title(f"Best throughput at saturating batch\n{title}", fontsize=9)
-        fig.tight_layout()
-        p = out_dir / f"{stem}_throughput.png"
-        fig.savefig(p, dpi=130)
-        plt.close(fig)
-        paths.append(p)
+        paths.append(_save_figure(fig, out_dir / f"{stem}_throughput.png"))
 
     rt_rows = [r for r in rows if r.get("sweep") == "realtime"]
     if rt_rows:
@@ -997,9 +998,5 @@ def plot_bench(json_path, out_dir, reference: bool = True) -> list[Path]:
         ax.set_ylabel("real-time factor (EEG-s / wall-s)")
         ax.legend(fontsize=7)
         ax.set_title(f"CPU inference real-time factor (19 ch)\n{title}", fontsize=9)
-        fig.tight_layout()
-        p = out_dir / f"{stem}_realtime.png"
-        fig.savefig(p, dpi=130)
-        plt.close(fig)
-        paths.append(p)
+        paths.append(_save_figure(fig, out_dir / f"{stem}_realtime.png"))
     return paths

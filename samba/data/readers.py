@@ -150,11 +150,7 @@ def read_eye_state_csv(path: str | os.PathLike) -> mne.io.BaseRaw:
     The DC offset and spikes are left in: ``preprocess`` removes the offset and clips spikes robustly.
     """
     path = Path(path)
-    _check_readable(path)
-    try:
-        df = pd.read_csv(path)
-    except Exception as err:
-        raise CorruptFileError(f"{path}: cannot parse CSV ({err})") from err
+    df = _read_csv(path)
     df = df.rename(columns={"P": "P7"})
     missing = [c for c in (*EYE_STATE_CHANNELS, "class") if c not in df.columns]
     if missing:
@@ -165,6 +161,15 @@ def read_eye_state_csv(path: str | os.PathLike) -> mne.io.BaseRaw:
     label = df["class"].to_numpy()
     raw.set_annotations(_segments_to_annotations(label, 128.0, {0: "eyes_open", 1: "eyes_closed"}))
     return _rename_canonical(raw)
+
+
+def _read_csv(path: Path) -> pd.DataFrame:
+    """A readable, parseable CSV as a DataFrame, or CorruptFileError naming the file."""
+    _check_readable(path)
+    try:
+        return pd.read_csv(path)
+    except Exception as err:
+        raise CorruptFileError(f"{path}: cannot parse CSV ({err})") from err
 
 
 def _segments_to_annotations(label: np.ndarray, sfreq: float, names: dict) -> mne.Annotations:
@@ -179,11 +184,7 @@ def _segments_to_annotations(label: np.ndarray, sfreq: float, names: dict) -> mn
 def read_muse_csv(path: str | os.PathLike) -> mne.io.BaseRaw:
     """Muse CSV (timestamps, TP9, AF7, AF8, TP10, Right AUX, Marker*) with stimulus annotations."""
     path = Path(path)
-    _check_readable(path)
-    try:
-        df = pd.read_csv(path)
-    except Exception as err:
-        raise CorruptFileError(f"{path}: cannot parse CSV ({err})") from err
+    df = _read_csv(path)
     marker_cols = [c for c in df.columns if c.lower().startswith("marker")]
     missing = [c for c in ("timestamps", *MUSE_CHANNELS) if c not in df.columns]
     if missing or not marker_cols:

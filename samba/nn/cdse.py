@@ -97,8 +97,8 @@ def _default_targets(target_positions) -> torch.Tensor:
     return target
 
 
-class CDSE(nn.Module):
-    """Any montage -> fixed target montage: ``(B, C, T), coords (C|B, C, 3) -> (B, O, T)``."""
+class _CoordinateMixer(nn.Module):
+    """What CDSE and its inverse share: the target positions (buffer) and the displacement-scoring MLP."""
 
     def __init__(self, target_positions=None, hidden: int = 32):
         super().__init__()
@@ -108,6 +108,10 @@ class CDSE(nn.Module):
     @property
     def n_targets(self) -> int:
         return self.target_positions.shape[0]
+
+
+class CDSE(_CoordinateMixer):
+    """Any montage -> fixed target montage: ``(B, C, T), coords (C|B, C, 3) -> (B, O, T)``."""
 
     def weights(self, coords, channel_mask=None) -> torch.Tensor:
         """Mixing weights ``(B, O, C)``; rows sum to 1 over the real (unmasked) channels.
@@ -132,21 +136,12 @@ class CDSE(nn.Module):
         return torch.matmul(W.to(x.dtype), x)  # (B, O, T)
 
 
-class InverseCDSE(nn.Module):
+class InverseCDSE(_CoordinateMixer):
     """Target montage -> input electrodes: ``(B, O, T), coords (C|B, C, 3) -> (B, C, T)``.
 
     Each electrode c is a convex combination of the targets: softmax over o of MLP(P_in[c] - P_out[o]).
     Masked (padded) electrodes have all-zero weight rows and output zeros.
     """
-
-    def __init__(self, target_positions=None, hidden: int = 32):
-        super().__init__()
-        self.register_buffer("target_positions", _default_targets(target_positions))  # (O, 3)
-        self.mlp = _score_mlp(hidden)
-
-    @property
-    def n_targets(self) -> int:
-        return self.target_positions.shape[0]
 
     def weights(self, coords, channel_mask=None) -> torch.Tensor:
         """Weights ``(B, C, O)``: rows of real electrodes sum to 1, rows of masked ones are 0."""

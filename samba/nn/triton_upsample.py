@@ -20,20 +20,12 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-try:  # optional: CPU installs have no Triton
-    import triton
-    import triton.language as tl
-except Exception:  # pragma: no cover - depends on the install
-    triton = None
+from ._triton import available, tl, triton
 
 __all__ = ["available", "upsample_concat_triton"]
 
 BLOCK_C = 16
 BLOCK_T = 128
-
-
-def available() -> bool:
-    return triton is not None
 
 
 if triton is not None:
