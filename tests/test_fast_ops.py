@@ -137,12 +137,47 @@ for Cs, Cu, L in ((5, 7, 1), (16, 20, 3), (3, 33, 150)):  # L=1 edge case; chann
                              torch.autograd.grad(upsample_concat_ref(skip, h), [skip, h], gt))]
     errs.append(((upsample_concat_triton(zs[:, 2:2 + Cs, 1:1 + 2 * L], h) - ref).abs().max() / ref.abs().max()).item())
     worst = max(worst, *errs)
+from samba.nn.triton_norm import gated_rms_norm_triton, gated_rms_norm_fwd, gated_rms_norm_bwd
+from samba.nn.mamba2 import gated_rms_norm
+for nbg in (False, True):
+    for gs, hasz in ((32, True), (16, True), (64, False)):
+        x = torch.randn(3, 37, 64, requires_grad=True)  # 111 rows: row tails in both kernels
+        zbig = torch.randn(3, 37, 80, requires_grad=True)
+        z = zbig[..., 8:72] if hasz else None  # a strided slice, like z inside in_proj's output
+        w = (1 + 0.1 * torch.randn(64)).requires_grad_(True)
+        out, ref = gated_rms_norm_triton(x, z, w, 1e-5, gs, nbg), gated_rms_norm(x, z, w, 1e-5, gs, nbg)
+        g = torch.randn_like(ref)
+        ins = [x, w] + ([zbig] if hasz else [])
+        errs = [((out - ref).abs().max() / ref.abs().max()).item()]
+        errs += [((a - r).abs().max() / r.abs().max()).item()
+                 for a, r in zip(torch.autograd.grad(out, ins, g), torch.autograd.grad(ref, ins, g, retain_graph=True))]
+        if hasz:  # the fused block's call: dz into a slice of a bigger buffer, output recomputed
+            x2, z2 = x.detach().reshape(-1, 64), zbig.detach().reshape(-1, 80)[:, 8:72]
+            _, rstd = gated_rms_norm_fwd(x2, z2, w.detach(), 1e-5, gs, nbg)
+            dzbuf, rec = torch.zeros(111, 90), torch.empty(111, 64)
+            dx, dw, _ = gated_rms_norm_bwd(g.reshape(-1, 64), x2, z2, w.detach(), rstd, gs, nbg,
+                                           dz=dzbuf[:, 3:67], recompute_out=rec)
+            gx, gw, gz = torch.autograd.grad(ref, [x, w, zbig], g)
+            errs += [((rec - ref.reshape(-1, 64)).abs().max() / ref.abs().max()).item(),
+                     ((dx - gx.reshape(-1, 64)).abs().max() / gx.abs().max()).item(),
+                     ((dw - gw).abs().max() / gw.abs().max()).item(),
+                     ((dzbuf[:, 3:67] - gz.reshape(-1, 80)[:, 8:72]).abs().max() / gz.abs().max()).item(),
+                     dzbuf[:, :3].abs().max().item() + dzbuf[:, 67:].abs().max().item()]  # untouched outside
+        worst = max(worst, *errs)
+from samba.nn.triton_conv import conv_bwd, conv_fwd
+x = torch.randn(2, 70, 100)
+w, b, g = torch.randn(100, 3), torch.randn(100), torch.randn(2, 70, 100)
+dx_ref, dw_ref, db_ref = conv_bwd(x, w, b, g)
+buf = torch.zeros(2, 70, 130)
+conv_bwd(x, w, b, g, dx=buf[..., 20:120])  # the fused block writes dxBC into its slice of dzxbcdt
+worst = max(worst, ((buf[..., 20:120] - dx_ref).abs().max() / dx_ref.abs().max()).item(),
+            buf[..., :20].abs().max().item() + buf[..., 120:].abs().max().item())
 print(worst)
 """
 
 
 def test_triton_kernels_match_reference_in_the_triton_interpreter():
-    """The Triton kernels themselves (causal conv, upsample + concat), run on CPU by Triton's interpreter."""
+    """The Triton kernels themselves (causal conv, upsample + concat, gated RMSNorm), run on CPU by Triton's interpreter."""
     import importlib.util
     import os
     import subprocess
@@ -177,6 +212,28 @@ def test_triton_conv_kernels_compile_for_hopper(has_bias):
     bwd = {**ptr, "g_ptr": "*bf16", "dx_ptr": "*bf16", "dwp_ptr": "*fp32", "dbp_ptr": "*fp32", "L": "i32",
            "C": "i32", "n_lblocks": "i32", **i64("sxb", "sxl", "sgb", "sgl", "sgc", "sdb", "sdl")}
     for fn, sig in ((tc._conv_fwd_kernel, fwd), (tc._conv_bwd_kernel, bwd)):
+        src = ASTSource(fn=fn, signature={**sig, **{k: "constexpr" for k in const}}, constexprs=const)
+        compiled = triton.compile(src, target=GPUTarget("cuda", 90, 32))
+        assert ".target sm_90" in compiled.asm["ptx"]
+
+
+@pytest.mark.parametrize("has_z,norm_before_gate", [(True, False), (True, True), (False, False)])
+def test_triton_norm_kernels_compile_for_hopper(has_z, norm_before_gate):
+    triton = pytest.importorskip("triton")
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import ASTSource
+
+    from samba.nn import triton_norm as tn
+
+    bm, bn = 16, 512  # the full-rate layer's group of 512 channels
+    flags = {"HAS_Z": has_z, "NORM_BEFORE_GATE": norm_before_gate, "BM": bm, "BN": bn}
+    i64 = lambda *names: {n: "i64" for n in names}  # noqa: E731
+    fwd = {"X": "*bf16", "Z": "*bf16", "W": "*fp32", "Y": "*bf16", "RSTD": "*fp32", "M": "i32", "N": "i32",
+           **i64("sx", "sz", "sy"), "eps": "fp32"}
+    bwd = {"X": "*bf16", "Z": "*bf16", "W": "*fp32", "DY": "*bf16", "DX": "*bf16", "DZ": "*bf16", "Y": "*bf16",
+           "RSTD": "*fp32", "DWP": "*fp32", "M": "i32", "N": "i32", **i64("sx", "sz", "sdy", "sdx", "sdz", "sy")}
+    for fn, sig, const in ((tn._gnorm_fwd_kernel, fwd, flags),
+                           (tn._gnorm_bwd_kernel, bwd, {**flags, "RECOMPUTE": True, "ITERS": tn.BWD_ITERS})):
         src = ASTSource(fn=fn, signature={**sig, **{k: "constexpr" for k in const}}, constexprs=const)
         compiled = triton.compile(src, target=GPUTarget("cuda", 90, 32))
         assert ".target sm_90" in compiled.asm["ptx"]

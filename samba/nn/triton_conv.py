@@ -20,7 +20,7 @@ from torch import Tensor
 
 from ._triton import available, tl, triton
 
-__all__ = ["available", "causal_conv1d_silu_triton"]
+__all__ = ["available", "causal_conv1d_silu_triton", "conv_fwd", "conv_bwd"]
 
 BLOCK_L = 64
 BLOCK_C = 64
@@ -99,37 +99,50 @@ def _unit_channel_stride(x: Tensor) -> Tensor:
     return x if x.stride(-1) == 1 else x.contiguous()
 
 
+def conv_fwd(x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
+    """SiLU(causal depthwise conv): x (B, L, C) with unit channel stride, weight (C, k) -> new (B, L, C)."""
+    B, L, C = x.shape
+    K = weight.shape[1]
+    w = weight.contiguous()
+    out = torch.empty((B, L, C), device=x.device, dtype=x.dtype)
+    grid = (triton.cdiv(L, BLOCK_L), triton.cdiv(C, BLOCK_C), B)
+    _conv_fwd_kernel[grid](x, w, bias if bias is not None else w, out, L, C, x.stride(0), x.stride(1),
+                           out.stride(0), out.stride(1), K=K, HAS_BIAS=bias is not None, BL=BLOCK_L, BC=BLOCK_C)
+    return out
+
+
+def conv_bwd(x: Tensor, weight: Tensor, bias: Tensor | None, g: Tensor, dx: Tensor | None = None
+             ) -> tuple[Tensor, Tensor, Tensor | None]:
+    """Gradients (dx, dweight, dbias) of `conv_fwd` for the output gradient g (B, L, C), any strides.
+    `dx` may be given: a (B, L, C) buffer with unit channel stride (e.g. a slice of a larger gradient)."""
+    B, L, C = x.shape
+    K = weight.shape[1]
+    w = weight.contiguous()
+    n_lb = triton.cdiv(L, BLOCK_L)
+    if dx is None:
+        dx = torch.empty((B, L, C), device=x.device, dtype=x.dtype)
+    dwp = torch.empty((B * n_lb, C, K), device=x.device, dtype=torch.float32)
+    dbp = torch.empty((B * n_lb, C), device=x.device, dtype=torch.float32) if bias is not None else dwp
+    grid = (n_lb, triton.cdiv(C, BLOCK_C), B)
+    _conv_bwd_kernel[grid](x, w, bias if bias is not None else w, g, dx, dwp, dbp, L, C, n_lb,
+                           x.stride(0), x.stride(1), g.stride(0), g.stride(1), g.stride(2),
+                           dx.stride(0), dx.stride(1), K=K, HAS_BIAS=bias is not None, BL=BLOCK_L, BC=BLOCK_C)
+    dw = dwp.sum(0).to(weight.dtype)
+    db = dbp.sum(0).to(bias.dtype) if bias is not None else None
+    return dx, dw, db
+
+
 class _TritonCausalConv1dSiLU(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
         x = _unit_channel_stride(x)
-        B, L, C = x.shape
-        K = weight.shape[1]
-        w = weight.contiguous()
-        out = torch.empty((B, L, C), device=x.device, dtype=x.dtype)
-        grid = (triton.cdiv(L, BLOCK_L), triton.cdiv(C, BLOCK_C), B)
-        _conv_fwd_kernel[grid](x, w, bias if bias is not None else w, out, L, C, x.stride(0), x.stride(1),
-                               out.stride(0), out.stride(1), K=K, HAS_BIAS=bias is not None, BL=BLOCK_L, BC=BLOCK_C)
         ctx.save_for_backward(x, weight, bias)
-        return out
+        return conv_fwd(x, weight, bias)
 
     @staticmethod
     def backward(ctx, g: Tensor):
         x, weight, bias = ctx.saved_tensors
-        B, L, C = x.shape
-        K = weight.shape[1]
-        w = weight.contiguous()
-        n_lb = triton.cdiv(L, BLOCK_L)
-        dx = torch.empty((B, L, C), device=x.device, dtype=x.dtype)
-        dwp = torch.empty((B * n_lb, C, K), device=x.device, dtype=torch.float32)
-        dbp = torch.empty((B * n_lb, C), device=x.device, dtype=torch.float32) if bias is not None else dwp
-        grid = (n_lb, triton.cdiv(C, BLOCK_C), B)
-        _conv_bwd_kernel[grid](x, w, bias if bias is not None else w, g, dx, dwp, dbp, L, C, n_lb,
-                               x.stride(0), x.stride(1), g.stride(0), g.stride(1), g.stride(2),
-                               dx.stride(0), dx.stride(1), K=K, HAS_BIAS=bias is not None, BL=BLOCK_L, BC=BLOCK_C)
-        dw = dwp.sum(0).to(weight.dtype)
-        db = dbp.sum(0).to(bias.dtype) if bias is not None else None
-        return dx, dw, db
+        return conv_bwd(x, weight, bias, g)
 
 
 def causal_conv1d_silu_triton(x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
