@@ -79,6 +79,11 @@ class SAMBAConfig:
     # (chunk x chunk) decay matrices, not the matmuls, the cost: 32 halves the CPU time of 64 there
     # (2 cores, B=8, T/8=160: 66 vs 131 ms).
     diff_torch_chunk_size: int = 32
+    # Chunk of the Triton scan in the bottleneck (result-neutral). mamba_ssm's default 256 made its backward
+    # hold three (B, L/256, 16 teams, 256, 256) float32 buffers, 608 MiB each at batch 4 x 10 min (the peak
+    # of that step, measured on an H100: docs/performance_log.md), and spends 256 x 256 work per chunk on
+    # 16-wide heads; 64 cuts both by 4x.
+    diff_chunk_size: int = 64
     # Mamba2 (paper: d_state 16, d_conv 2, expand 8)
     d_state: int = 16
     d_conv: int = 2
@@ -163,7 +168,7 @@ class SAMBA(nn.Module):
         Diff = DiffMamba if cfg.diff_mamba_impl == "grouped" else DiffMambaLoop
         self.bottleneck = Diff(Db, head_dim=cfg.diff_head_dim, d_state=cfg.d_state, d_conv=cfg.d_conv,
                                expand=cfg.expand, headdim=cfg.diff_mamba_headdim, backend=cfg.backend,
-                               torch_chunk_size=cfg.diff_torch_chunk_size)
+                               chunk_size=cfg.diff_chunk_size, torch_chunk_size=cfg.diff_torch_chunk_size)
         self.bottleneck_out = nn.Linear(Db, Db)
         self.dec3 = conv(D2 + Db, E3, k)
         self.dec3_mamba = MambaBlock(E3, cfg)

@@ -100,24 +100,25 @@ class _MambaSplitConvScan(torch.autograd.Function):
         s = ctx.spec
         Bsz, L, _ = zxbcdt.shape
         z, xBC, dt = _split(zxbcdt, s)
-        w2 = conv_w.reshape(conv_w.shape[0], -1)
-        xBC_conv = conv_fwd(xBC, w2, conv_b)  # recomputed, not stored
-        x, Bm, Cm = _xbc(xBC_conv, s)
         dzxbcdt = torch.empty_like(zxbcdt, memory_format=torch.contiguous_format)
         dz, dxBC_in, ddt = _split(dzxbcdt, s)
-        dxBC = torch.empty_like(xBC_conv)
-        dx, dB, dC = _xbc(dxBC, s)
-
+        # Order matters for the peak (the 10-minute context): out_proj and norm first, each buffer dropped as
+        # soon as it is used up, then the conv output is recomputed for the scan.
         dout2 = _rows(dout).to(W.dtype)  # (B*L, d_model)
         dnormed = dout2 @ W  # (B*L, d_ssm)
         normed = torch.empty((Bsz * L, s.d_ssm), device=y.device, dtype=y.dtype)  # recomputed for dW
         dy, dnorm_w, _ = gated_rms_norm_bwd(dnormed, _rows(y), _rows(z), norm_w, rstd, s.group_size,
                                             s.norm_before_gate, dz=_rows(dz), recompute_out=normed)
-        del dnormed  # buffers are dropped as soon as they are used up: the backward's peak is what limits context
+        del dnormed
         dW = dout2.t() @ normed.to(W.dtype)  # (d_model, d_ssm)
         del normed
         dbo = dout2.sum(0) if bo is not None else None
         dy = dy.view(Bsz, L, s.d_ssm // s.headdim, s.headdim)
+        w2 = conv_w.reshape(conv_w.shape[0], -1)
+        xBC_conv = conv_fwd(xBC, w2, conv_b)  # recomputed, not stored
+        x, Bm, Cm = _xbc(xBC_conv, s)
+        dxBC = torch.empty_like(xBC_conv)
+        dx, dB, dC = _xbc(dxBC, s)
         _, _, dA, _, _, dD, _, ddt_bias, _ = scan_bwd(
             dy, x, dt, A, Bm, Cm, y.view_as(dy), s.chunk_size, D=D, z=None, dt_bias=dt_bias, dt_softplus=True,
             dt_limit=s.dt_limit, dx=dx, ddt=ddt, dB=dB, dC=dC)  # fills dx, dB, dC (in dxBC) and ddt (in dzxbcdt)

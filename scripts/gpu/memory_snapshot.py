@@ -89,8 +89,14 @@ def main():
         opt.step()
         note("optimizer")
 
-    for _ in range(2):
-        step()
+    try:
+        for _ in range(2):
+            step()
+    except Exception:  # report it in full (the shell keeps only the tail of the output)
+        import traceback
+        tag = f"b{args.batch}_{args.seconds:g}s_ckpt{int(bool(args.checkpointing))}"
+        (out / f"memory_{tag}_error.txt").write_text(traceback.format_exc())
+        raise
     torch.cuda.synchronize()
     base = torch.cuda.memory_allocated() / MiB
     torch.cuda.reset_peak_memory_stats()

@@ -28,7 +28,9 @@ def main():
     p.add_argument("--out", default="probe_out")
     p.add_argument("--big", type=int, default=64)
     p.add_argument("--parts", nargs="+", default=["eager", "profile", "graphs", "memory"])
+    p.add_argument("--config", default="{}", help="JSON of SAMBAConfig overrides (every model built here)")
     args = p.parse_args()
+    over = json.loads(args.config)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     from samba import SAMBA, SAMBAConfig
@@ -46,7 +48,7 @@ def main():
                                                          "torch": torch.__version__, "rows": rows}, indent=1))
 
     torch.manual_seed(0)
-    model = SAMBA(SAMBAConfig(backend="mamba_ssm")).to(dev)
+    model = SAMBA(SAMBAConfig(backend="mamba_ssm", **over)).to(dev)
     t0 = time.perf_counter()
     step = make_step(model, torch.randn(2, 19, 7680, device=dev), coords, "train")
     step()
@@ -92,7 +94,7 @@ def main():
         for b, sec in ((4, 60), (args.big // 2, 60)):
             T = int(sec * 128)
             x = torch.randn(b, 19, T, device=dev)
-            m2 = SAMBA(SAMBAConfig(backend="mamba_ssm")).to(dev)
+            m2 = SAMBA(SAMBAConfig(backend="mamba_ssm", **over)).to(dev)
             opt = torch.optim.AdamW(m2.parameters(), lr=1e-4, capturable=True)
             torch.cuda.reset_peak_memory_stats()
             s = GraphedTrainStep(m2, opt, lambda pr, xx: pr.pow(2).mean(), coords, batch=b, n_times=T)
@@ -105,7 +107,7 @@ def main():
 
     if "memory" in args.parts:
         for ck in (False, True):
-            m2 = SAMBA(SAMBAConfig(backend="mamba_ssm", activation_checkpointing=ck)).to(dev)
+            m2 = SAMBA(SAMBAConfig(backend="mamba_ssm", activation_checkpointing=ck, **over)).to(dev)
             x = torch.randn(4, 19, 600 * 128, device=dev)
             st = make_step(m2, x, coords, "train")
             st()
