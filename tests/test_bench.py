@@ -160,3 +160,20 @@ def test_throughput_sweep_stops_after_two_flat_doublings_not_one():
     rows = bench._bench_model_gpu("X", prof, budget, measure)
     assert seen == [8, 16, 32, 64, 128]  # 16 was flat but 32 doubled; 64 and 128 flat -> stop
     assert max(r["eeg_s_per_s"] for r in rows) == 206.0  # 256 (a late jump) is never reached
+
+
+def test_ten_minute_train_row_comes_before_the_rest_of_the_context_sweep():
+    """The 10-minute train step is an issue-6 target: measured right after the latency row, and only once."""
+    seen = []
+
+    def measure(name, ctx, batch, mode, row_cap_s):
+        seen.append((ctx, mode))
+        return {"model": name, "context_s": ctx, "batch": batch, "mode": mode, "status": "ok", "ms": 1.0,
+                "eeg_s_per_s": 1.0, "peak_mib": 1.0}
+
+    prof = bench.Profile("t", (4, 60, 600), throughput_contexts_s=(), latency=True)
+    budget = bench._Budget(60.0, {"X": 1.0})
+    budget.start_model("X")
+    bench._bench_model_gpu("X", prof, budget, measure)
+    assert seen == [(10, "infer"), (600, "train"), (4, "train"), (4, "infer"), (60, "train"), (60, "infer"),
+                    (600, "infer")]
