@@ -55,7 +55,8 @@ __all__ = ["run_bench", "bench_main", "plot_bench", "MODEL_NAMES", "CHANNELS_102
 SCHEMA_VERSION = 1
 # SAMBA train rows at this context or longer run with activation checkpointing (the memory option for
 # minutes-long windows; docs/performance_log.md). Shorter windows fit easily without it.
-SAMBA_CHECKPOINT_FROM_S = 300.0
+# SAMBA_BENCH_CHECKPOINT_FROM_S overrides it (a huge value switches checkpointing off in the bench).
+SAMBA_CHECKPOINT_FROM_S = float(os.environ.get("SAMBA_BENCH_CHECKPOINT_FROM_S", "300"))
 # The 19-channel 10-20 montage every model sees.
 CHANNELS_1020 = ("Fp1", "Fp2", "F7", "F3", "Fz", "F4", "F8", "T7", "C3", "Cz", "C4", "T8",
                  "P7", "P3", "Pz", "P4", "P8", "O1", "O2")
@@ -751,7 +752,10 @@ def _run_bench(device, out, models, contexts_s, batches, quick, time_budget_s, s
             "samba_backend": {"requested": samba_backend, "used": used,
                               "mamba_ssm_unavailable": _mamba_ssm_unavailable_reason()},
             "samba_execution": ({"cuda_graphs": samba_graphs, "activation_checkpointing_train_from_s":
-                                 SAMBA_CHECKPOINT_FROM_S} if device == "cuda" else {"cuda_graphs": False}),
+                                 SAMBA_CHECKPOINT_FROM_S,
+                                 "fused_mamba_block": os.environ.get("SAMBA_FUSED_MAMBA", "1") != "0",
+                                 "triton_norm_backward": os.environ.get("SAMBA_TRITON_NORM", "0") == "1"}
+                                if device == "cuda" else {"cuda_graphs": False}),
             "dtype": "bf16-autocast" if device == "cuda" else "float32",
             "profile": prof.name,
             "schema_version": SCHEMA_VERSION,

@@ -45,7 +45,7 @@ from dataclasses import asdict, dataclass, fields
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.checkpoint import checkpoint
+from torch.utils.checkpoint import checkpoint, set_checkpoint_early_stop
 
 from .nn.cdse import CDSE, InverseCDSE, capturing
 from .nn.diff_mamba import DiffMamba, DiffMambaLoop
@@ -258,7 +258,12 @@ class SAMBA(nn.Module):
         (docs/performance_log.md).
         """
         if self.cfg.activation_checkpointing and self.training and torch.is_grad_enabled():
-            return checkpoint(f, h, use_reentrant=False)
+            # No early stop: by default the recompute is cut short by an exception raised when the last needed
+            # tensor is saved; raised inside a custom autograd Function (the fused Mamba2 block, mamba_ssm's
+            # scan), it surfaced on an H100 as "SystemError: ... apply ... returned NULL without setting an
+            # exception" on the first checkpointed step. Recomputing to the end costs one residual add.
+            with set_checkpoint_early_stop(False):
+                return checkpoint(f, h, use_reentrant=False)
         return f(h)
 
     # ------------------------------------------------------------------ forward

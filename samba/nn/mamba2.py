@@ -124,7 +124,7 @@ def rms_norm_gated(x: Tensor, z: Tensor | None, weight: Tensor, eps: float, grou
                    norm_before_gate: bool, backend: str) -> Tensor:
     """`gated_rms_norm`, through mamba_ssm's Triton kernel when backend == 'mamba_ssm' and it is importable."""
     if backend == "mamba_ssm":
-        if x.is_cuda and x.dtype != torch.float64 and _triton_enabled("SAMBA_TRITON_NORM", "triton_norm"):
+        if x.is_cuda and x.dtype != torch.float64 and _triton_norm_bwd_opted_in():
             from .triton_norm import gated_rms_norm_triton  # several rows per program (samba.nn.triton_norm)
 
             return gated_rms_norm_triton(x, z, weight, eps, group_size, norm_before_gate)
@@ -171,7 +171,15 @@ def _fused_path_enabled(zxbcdt: Tensor) -> bool:
     mamba_ssm importable, not switched off with SAMBA_FUSED_MAMBA=0."""
     if not zxbcdt.is_cuda or zxbcdt.dtype == torch.float64 or mamba_ssm_kernels() is None:
         return False
-    return (_triton_enabled("SAMBA_FUSED_MAMBA", "triton_conv") and _triton_enabled("SAMBA_TRITON_NORM", "triton_norm"))
+    return _triton_enabled("SAMBA_FUSED_MAMBA", "triton_conv") and _triton_enabled("SAMBA_FUSED_MAMBA", "triton_norm")
+
+
+def _triton_norm_bwd_opted_in() -> bool:
+    """Our Triton gated-norm backward (samba.nn.triton_norm) instead of mamba_ssm's: only with SAMBA_TRITON_NORM=1
+    until its smaller tile is measured (its first tile size made the train step slower, H100)."""
+    import os
+
+    return os.environ.get("SAMBA_TRITON_NORM", "0") == "1" and _triton_enabled("SAMBA_TRITON_NORM", "triton_norm")
 
 
 def causal_depthwise_conv(xBC: Tensor, weight: Tensor, bias: Tensor | None, backend: str) -> Tensor:

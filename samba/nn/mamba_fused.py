@@ -2,7 +2,8 @@
 
 This is mamba_ssm's `mamba_split_conv1d_scan_combined` (its "memory-efficient path") rebuilt on kernels we can
 ship without the `causal_conv1d` CUDA extension: our Triton causal conv (`samba.nn.triton_conv`), mamba_ssm's
-Triton scan (`_mamba_chunk_scan_combined_fwd/_bwd`) and our Triton gated RMSNorm (`samba.nn.triton_norm`).
+Triton scan (`_mamba_chunk_scan_combined_fwd/_bwd`), our Triton gated-RMSNorm forward (`samba.nn.triton_norm`)
+and mamba_ssm's gated-RMSNorm backward (ours with SAMBA_TRITON_NORM=1, see samba.nn.mamba2).
 
 What it changes against the layer-by-layer path in `Mamba2._forward` (same math, same parameters):
 - memory: it saves only in_proj's output `zxbcdt` and the scan output `y` (about 1,064 + 512 values per time
@@ -26,6 +27,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ._mamba_ssm import require_mamba_ssm
+from .mamba2 import _triton_norm_bwd_opted_in
 
 
 class Spec(NamedTuple):
@@ -107,8 +109,16 @@ class _MambaSplitConvScan(torch.autograd.Function):
         dout2 = _rows(dout).to(W.dtype)  # (B*L, d_model)
         dnormed = dout2 @ W  # (B*L, d_ssm)
         normed = torch.empty((Bsz * L, s.d_ssm), device=y.device, dtype=y.dtype)  # recomputed for dW
-        dy, dnorm_w, _ = gated_rms_norm_bwd(dnormed, _rows(y), _rows(z), norm_w, rstd, s.group_size,
-                                            s.norm_before_gate, dz=_rows(dz), recompute_out=normed)
+        if _triton_norm_bwd_opted_in():
+            dy, dnorm_w, _ = gated_rms_norm_bwd(dnormed, _rows(y), _rows(z), norm_w, rstd, s.group_size,
+                                                s.norm_before_gate, dz=_rows(dz), recompute_out=normed)
+        else:  # mamba_ssm's kernel (same rstd layout: one float32 per row and group, group-major)
+            from mamba_ssm.ops.triton.layernorm_gated import _layer_norm_bwd
+
+            dy, dnorm_w, _, _, _ = _layer_norm_bwd(dnormed, _rows(y), norm_w, None, s.eps, None, rstd, _rows(z),
+                                                   group_size=s.group_size, norm_before_gate=s.norm_before_gate,
+                                                   is_rms_norm=True, recompute_output=True, dz=_rows(dz),
+                                                   out=normed)
         del dnormed
         dW = dout2.t() @ normed.to(W.dtype)  # (d_model, d_ssm)
         del normed
