@@ -17,4 +17,4 @@ timeout 120 python3 scripts/gpu/preflight.py > $OUT/preflight.log 2>&1
 echo "preflight rc $? in $(( $(date +%s) - t0 )) s"; grep -v Warn $OUT/preflight.log | tail -8 | cut -c1-300
 grep -q FUSED_OK $OUT/preflight.log || { export SAMBA_FUSED_MAMBA=0; echo "FALLBACK: SAMBA_FUSED_MAMBA=0"; }
 grep -q CKPT_OK $OUT/preflight.log || { export SAMBA_BENCH_CHECKPOINT_FROM_S=1e9; echo "FALLBACK: no checkpointing"; }
-BUDGET_S=${BUDGET_S:-380} TOTAL_S=${TOTAL_S:-440} bash scripts/gpu/bench.sh
+BUDGET_S=${BUDGET_S:-360} TOTAL_S=${TOTAL_S:-420} bash scripts/gpu/bench.sh
