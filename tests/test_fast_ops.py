@@ -340,3 +340,17 @@ def test_upsample_concat_cuda_impls_match_reference(dtype):
         e = ((a.double() - r).norm() / r.norm()).item()
         print(f"GPU-TOL upsample_concat triton {dtype}: {name} {e:.2e}")
         assert e < tol
+
+
+def test_fused_block_and_triton_norm_backward_are_opt_in(monkeypatch):
+    """Both measured slower in a train step (docs/performance_log.md, section 4): off unless asked for, and
+    never on CPU or in float64."""
+    from samba.nn import mamba2
+
+    monkeypatch.delenv("SAMBA_FUSED_MAMBA", raising=False)
+    monkeypatch.delenv("SAMBA_TRITON_NORM", raising=False)
+    assert not mamba2._fused_path_enabled(torch.zeros(1))
+    assert not mamba2._triton_norm_bwd_opted_in()
+    monkeypatch.setenv("SAMBA_FUSED_MAMBA", "1")
+    assert not mamba2._fused_path_enabled(torch.zeros(1))  # CPU tensor: the layer-by-layer path
+    assert not mamba2._fused_path_enabled(torch.zeros(1, dtype=torch.float64))

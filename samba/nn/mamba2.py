@@ -167,8 +167,17 @@ def softplus_dt(dt: Tensor, dt_bias: Tensor, dt_limit: tuple[float, float]) -> T
 
 
 def _fused_path_enabled(zxbcdt: Tensor) -> bool:
-    """The fused Mamba2 Function applies: CUDA, not float64 (its kernels accumulate in float32), Triton and
-    mamba_ssm importable, not switched off with SAMBA_FUSED_MAMBA=0."""
+    """The fused Mamba2 Function (samba.nn.mamba_fused) applies: opted in with SAMBA_FUSED_MAMBA=1, CUDA, not
+    float64 (its kernels accumulate in float32), Triton and mamba_ssm importable.
+
+    Opt-in because of what it measured (docs/performance_log.md, section 4): it cuts the 10-minute batch-4
+    train step's peak (H100: 4,534 MiB without checkpointing, 3,334 MiB with it, vs 5,433 MiB before), but
+    its train step was slower (batch 64 x 60 s: 95 vs 63 ms with our norm backward, H100; batch 4: 50 vs 34 ms
+    with mamba_ssm's, H200), which is not understood yet. Use it for long contexts where memory binds."""
+    import os
+
+    if os.environ.get("SAMBA_FUSED_MAMBA", "0") != "1":
+        return False
     if not zxbcdt.is_cuda or zxbcdt.dtype == torch.float64 or mamba_ssm_kernels() is None:
         return False
     return _triton_enabled("SAMBA_FUSED_MAMBA", "triton_conv") and _triton_enabled("SAMBA_FUSED_MAMBA", "triton_norm")
@@ -326,8 +335,9 @@ class Mamba2(nn.Module):
         zxbcdt = self.in_proj(u)  # (B, L, d_in_proj)
         d_mlp = self.d_inner - self.d_ssm
         if be == "mamba_ssm" and self.rmsnorm and d_mlp == 0 and _fused_path_enabled(zxbcdt):
-            # conv -> scan -> gated norm -> out_proj as one Function (samba.nn.mamba_fused): same math, stores
-            # ~40 % fewer activations and no gradient concatenations; the code below is its reference.
+            # conv -> scan -> gated norm -> out_proj as one Function (samba.nn.mamba_fused, SAMBA_FUSED_MAMBA=1):
+            # same math, stores ~40 % fewer activations, no gradient concatenations; the code below is its
+            # reference.
             from .mamba_fused import Spec, mamba_split_conv_scan
 
             A = -torch.exp(self.A_log.float())  # (h,)

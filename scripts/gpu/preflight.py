@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
-"""Before a benchmark, in a fresh process: is the fused Mamba2 block right on this GPU, and does a checkpointed
-train step run from the very first step (eager and as a CUDA graph)? Prints FUSED_OK / CKPT_OK lines that
-scripts/gpu/session5c.sh turns into fallbacks (SAMBA_FUSED_MAMBA=0, no checkpointing in the bench), so one
-broken path costs its rows, not the whole benchmark."""
+"""Before a benchmark, in a fresh process: is the fused Mamba2 block (SAMBA_FUSED_MAMBA=1) right on this GPU,
+and does a checkpointed train step run from the very first step (eager and as a CUDA graph)? Prints FUSED_OK /
+CKPT_OK lines that a call script can turn into fallbacks, so one broken path costs its rows, not the whole
+benchmark. bf16 autocast only: float32 shapes are autotuned anew by Triton (its key includes the dtypes), which
+alone took more than the 120 s this script had in session 5's third call."""
 import os
 import traceback
 
@@ -34,14 +35,13 @@ try:
     x = torch.randn(2, 1000, 64, device=dev)
     w = torch.randn_like(x)
     worst = {}
-    for ac in (False, True):
-        a = grads(m, x, w, ac)
-        os.environ["SAMBA_FUSED_MAMBA"] = "0"
-        b = grads(m, x, w, ac)
-        del os.environ["SAMBA_FUSED_MAMBA"]
-        worst["bf16" if ac else "fp32"] = max(rel(p, q) for p, q in zip(a, b))
+    os.environ["SAMBA_FUSED_MAMBA"] = "1"
+    a = grads(m, x, w, True)
+    os.environ["SAMBA_FUSED_MAMBA"] = "0"
+    b = grads(m, x, w, True)
+    worst["bf16"] = max(rel(p, q) for p, q in zip(a, b))
     print("fused vs layer-by-layer, worst relative error over output and gradients:", worst, flush=True)
-    if worst["fp32"] < 1e-3 and worst["bf16"] < 5e-2:
+    if worst["bf16"] < 5e-2:
         print("FUSED_OK", flush=True)
 except Exception:
     traceback.print_exc()
