@@ -16,8 +16,9 @@ A training step is forward + loss + backward + AdamW step (SAMBA: MSE of its rec
 against zeros; peers: cross-entropy on ``n_outputs=2`` logits); inference is one forward under
 ``torch.inference_mode``. On CUDA everything runs under bf16 autocast, is timed with CUDA events
 after warm-up (Triton compiles and autotunes on the first calls), and reports the median of the
-timed repeats; peak memory is ``torch.cuda.max_memory_allocated`` reset per row (it includes
-weights, gradients and optimizer state). A row that raises is recorded with ``status`` ``"oom"``
+timed repeats; peak memory is ``torch.cuda.max_memory_allocated`` reset per row before the model's
+first step (it includes weights, gradients and optimizer state; for SAMBA's CUDA graphs, the eager
+warm-up and the capture, i.e. what the graph's memory pool holds). A row that raises is recorded with ``status`` ``"oom"``
 or ``"error"`` and an ``error`` field; rows that the time budget did not reach are ``"skipped"``
 with a ``reason`` (an extension of the API's status set).
 
@@ -314,6 +315,13 @@ def measure_row(model_name: str, context_s: float, batch: int, mode: str, *, dev
         x = torch.randn(batch, len(CHANNELS_1020), n_times, device=dev)  # never time zeros
         target = torch.randint(0, 2, (batch,), device=dev)
         graphed = model_name == "SAMBA" and builder is None and device == "cuda" and samba_graphs
+        if device == "cuda":
+            # Reset before a graph runner is built: its eager warm-up and its capture allocate the step's
+            # memory (kept afterwards in the graph's private pool, which replays do not count as allocated).
+            # Resetting after the capture reported only the replays' persistent tensors (e.g. 1.4 GiB for a
+            # 600-s step whose eager peak is several GiB; the H200 run of commit af54ccf).
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats()
         if model_name == "SAMBA" and builder is None:
             row["samba_backend"] = _samba_backend_used(model, x)
             row["samba_graphs"] = graphed
@@ -359,7 +367,6 @@ def measure_row(model_name: str, context_s: float, batch: int, mode: str, *, dev
         clock = _Clock(device)
         if device == "cuda":
             torch.cuda.synchronize()
-            torch.cuda.reset_peak_memory_stats()
         min_warm = 2 if device == "cuda" else 1  # CUDA: the first call compiles (Triton) and autotunes
         for i in range(max(warmup, min_warm if warmup else 0)):
             clock.time(step)
