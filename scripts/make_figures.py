@@ -3,7 +3,7 @@
 
     python scripts/make_figures.py
 
-- results/bench_h200.json          -> figures/bench_h200_*.png        (samba.bench.plot_bench)
+- results/bench_*.json              -> figures/bench_*_{context,throughput}.png (samba.bench.plot_bench)
 - results/cdse_weights/<task>.npz  -> figures/cdse_weights_<task>.png (CDSE weights across fine-tuning)
 - checkpoints/samba_pretrained_metrics.csv -> figures/pretraining_curve.png
 No number is computed here; every figure is a drawing of a committed file.
