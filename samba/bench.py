@@ -62,6 +62,7 @@ SAMBA_CHECKPOINT_FROM_S = float(os.environ.get("SAMBA_BENCH_CHECKPOINT_FROM_S", 
 CHANNELS_1020 = ("Fp1", "Fp2", "F7", "F3", "Fz", "F4", "F8", "T7", "C3", "Cz", "C4", "T8",
                  "P7", "P3", "Pz", "P4", "P8", "O1", "O2")
 STATUSES = ("ok", "oom", "error", "skipped")
+SWEEPS = ("throughput", "latency", "context")  # the GPU plan's sweeps, in their order of importance
 ROW_FIELDS = ("model", "context_s", "sfreq", "batch", "mode", "ms", "peak_mib", "eeg_s_per_s", "status")
 
 # The bar (shared/GPU.md, one H100 80GB, bf16 autocast, 2026-11-27): best EEG-s/s at saturating batch.
@@ -420,9 +421,10 @@ class Profile:
     budget_s: float = 480.0
     plateau: float = 1.05
     plateau_patience: int = 2  # stop after this many doublings in a row without a plateau-sized gain
+    sweeps: tuple = SWEEPS  # GPU: which of the throughput / latency / context sweeps run (one call each fits)
 
 
-def _profile(device: str, quick: bool, contexts_s, batches, budget_s) -> Profile:
+def _profile(device: str, quick: bool, contexts_s, batches, budget_s, sweeps=None) -> Profile:
     if device == "cuda":
         p = (Profile("gpu-quick", (4, 60), throughput_contexts_s=(10,), batches=(8, 16), warmup=3, repeats=3,
                      row_cap_s=10.0, budget_s=120.0) if quick else
@@ -434,6 +436,11 @@ def _profile(device: str, quick: bool, contexts_s, batches, budget_s) -> Profile
              Profile("cpu", (10, 60), batches=(1, 8), warmup=2, repeats=5, row_cap_s=8.0, budget_s=110.0))
     if contexts_s:
         p.contexts_s = tuple(contexts_s)
+    if sweeps:
+        unknown = set(sweeps) - set(SWEEPS)
+        if unknown:
+            raise ValueError(f"unknown sweeps {sorted(unknown)}; choose from {', '.join(SWEEPS)}")
+        p.sweeps = tuple(w for w in SWEEPS if w in sweeps)
     if batches:
         p.batches = tuple(int(b) for b in batches)
     if budget_s is not None:
@@ -483,7 +490,7 @@ def _bench_model_gpu(name: str, prof: Profile, budget: _Budget, measure: Callabl
     # Order = importance, so a spent budget costs the least: the throughput claims first, then the
     # batch-1 latency, then the 10-minute train step, then the rest of the context sweep.
     # 1) best throughput at a saturating batch
-    for ctx in prof.throughput_contexts_s:
+    for ctx in (prof.throughput_contexts_s if "throughput" in prof.sweeps else ()):
         for mode in prof.throughput_modes:
             best, last_ms, prev_batch, flat = 0.0, None, None, 0
             batch_list = list(prof.batches) if prof.batches else None
@@ -506,18 +513,19 @@ def _bench_model_gpu(name: str, prof: Profile, budget: _Budget, measure: Callabl
                 best, last_ms, prev_batch = max(best, tp), r["ms"], b
                 b = (batch_list.pop(0) if batch_list else None) if prof.batches else 2 * b
     # 2) batch-1 latency of a 10 s window (the issue's "under 5 ms")
-    if prof.latency:
+    if prof.latency and "latency" in prof.sweeps:
         run("latency", 10, 1, "infer")
     # 3) the longest context's train step at batch 4 (the 10-minute memory target) before the rest of the
     #    context sweep, so a spent budget does not skip a target row
     done = set()
-    if prof.contexts_s and max(prof.contexts_s) >= 600:
-        longest = max(prof.contexts_s)
+    contexts = prof.contexts_s if "context" in prof.sweeps else ()
+    if contexts and max(contexts) >= 600:
+        longest = max(contexts)
         run("context", longest, prof.sweep_batch, "train")
         done.add((longest, "train"))
     # 4) context sweep at batch 4, train and infer; once a length runs out of memory, longer ones would too
     oom_at = {}
-    for ctx in prof.contexts_s:
+    for ctx in contexts:
         for mode in ("train", "infer"):
             if (ctx, mode) in done:
                 continue
@@ -558,7 +566,7 @@ def _bench_model_cpu(name: str, prof: Profile, budget: _Budget, measure: Callabl
 def _bench_model_subprocess(name: str, device: str, quick: bool, contexts_s, batches, share_s: float,
                             samba_backend: str, on_row: Callable, out: Path, grace_s: float = 120.0,
                             threads: int | None = None, device_out: dict | None = None,
-                            samba_graphs: bool = True) -> None:
+                            samba_graphs: bool = True, sweeps=None) -> None:
     """Run one model's sweeps in a child ``samba bench`` process and feed its rows to ``on_row``."""
     spec = MODEL_SPECS.get(name) or ModelSpec(name, 128.0)
     if share_s <= 0:
@@ -576,6 +584,8 @@ def _bench_model_subprocess(name: str, device: str, quick: bool, contexts_s, bat
         cmd += ["--contexts", ",".join(f"{c:g}" for c in contexts_s)]
     if batches:
         cmd += ["--batches", ",".join(str(int(b)) for b in batches)]
+    if sweeps:
+        cmd += ["--sweeps", ",".join(sweeps)]
     if threads:
         cmd += ["--threads", str(int(threads))]
     env = dict(os.environ)
@@ -676,7 +686,7 @@ def run_bench(device: str = "cuda", out: Path | str = "bench.json", models=None,
               quick: bool = False, time_budget_s: float | None = None, samba_backend: str = "auto",
               builder: Callable | None = None, log: Callable[[str], None] | None = print,
               plan: str | None = None, threads: int | None = None, isolate: bool | None = None,
-              samba_graphs: bool = True) -> Path:
+              samba_graphs: bool = True, sweeps=None) -> Path:
     """Run the benchmark, write the JSON to ``out`` and return its path (see the module docstring).
 
     ``models``: names from :data:`MODEL_NAMES` (default: all on GPU and CPU full; SAMBA + EEGNet with
@@ -690,26 +700,27 @@ def run_bench(device: str = "cuda", out: Path | str = "bench.json", models=None,
     CUDA context or a hang in one model (killed after its share of the budget + 120 s) costs only that
     model, and every model starts from an empty GPU; the per-process import time comes out of the budget.
     ``samba_graphs`` (CUDA): SAMBA's steps run as CUDA graphs (default; ``samba.graphs``) or eagerly.
+    ``sweeps`` (GPU plan): a subset of :data:`SWEEPS` to run (default: all).
     """
     previous_threads = torch.get_num_threads()
     if threads:
         torch.set_num_threads(int(threads))
     try:
         return _run_bench(device, out, models, contexts_s, batches, quick, time_budget_s, samba_backend, builder,
-                          log, plan, isolate, samba_graphs)
+                          log, plan, isolate, samba_graphs, sweeps)
     finally:
         torch.set_num_threads(previous_threads)
 
 
 def _run_bench(device, out, models, contexts_s, batches, quick, time_budget_s, samba_backend, builder, log,
-               plan, isolate, samba_graphs=True) -> Path:
+               plan, isolate, samba_graphs=True, sweeps=None) -> Path:
     if device == "cuda" and not torch.cuda.is_available():
         raise RuntimeError("--device cuda but CUDA is not available")
     if device not in ("cuda", "cpu"):
         raise ValueError(f"device must be 'cuda' or 'cpu', got {device!r}")
     out = Path(out)
     plan = plan or ("gpu" if device == "cuda" else "cpu")
-    prof = _profile("cuda" if plan == "gpu" else "cpu", quick, contexts_s, batches, time_budget_s)
+    prof = _profile("cuda" if plan == "gpu" else "cpu", quick, contexts_s, batches, time_budget_s, sweeps)
     log = log or (lambda s: None)
     if models is None:
         models = ["SAMBA", "EEGNet"] if quick else list(MODEL_NAMES)
@@ -765,6 +776,7 @@ def _run_bench(device, out, models, contexts_s, batches, quick, time_budget_s, s
                                 if device == "cuda" else {"cuda_graphs": False}),
             "dtype": "bf16-autocast" if device == "cuda" else "float32",
             "profile": prof.name,
+            "sweeps": list(prof.sweeps),
             "schema_version": SCHEMA_VERSION,
             "complete": done and not state["interrupted"],
             "statuses": {"ok": "measured", "oom": "out of memory (error field)", "error": "raised (error field)",
@@ -802,7 +814,7 @@ def _run_bench(device, out, models, contexts_s, batches, quick, time_budget_s, s
             if isolate:
                 _bench_model_subprocess(name, device, quick, contexts_s, batches, budget.model_left(), samba_backend,
                                         on_row, out, threads=torch.get_num_threads() if device == "cpu" else None,
-                                        device_out=state, samba_graphs=samba_graphs)
+                                        device_out=state, samba_graphs=samba_graphs, sweeps=sweeps)
             else:
                 (_bench_model_gpu if plan == "gpu" else _bench_model_cpu)(name, prof, budget, measure, on_row)
         except KeyboardInterrupt:  # SIGINT from a timeout: keep what was measured
@@ -859,6 +871,9 @@ def bench_main(argv: list[str] | None = None) -> int:
     p.add_argument("--samba-backend", default="auto", choices=("auto", "torch", "mamba_ssm"))
     p.add_argument("--samba-eager", dest="samba_graphs", action="store_false", default=True,
                    help="CUDA: run SAMBA eagerly instead of as CUDA graphs")
+    p.add_argument("--sweeps", default=None,
+                   help=f"GPU: comma-separated subset of {','.join(SWEEPS)} (default: all; e.g. one device call "
+                        "for the throughput sweeps of every model, another for latency,context)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     p.add_argument("--no-isolate", dest="isolate", action="store_false", default=None,
                    help="CUDA: run all models in this process (default: one process per model)")
@@ -872,7 +887,8 @@ def bench_main(argv: list[str] | None = None) -> int:
     path = run_bench(device=device, out=Path(a.out), models=split(a.models, str),
                      contexts_s=split(a.contexts, float), batches=split(a.batches, int), quick=a.quick,
                      time_budget_s=a.budget_s, samba_backend=a.samba_backend, log=None if a.quiet else err,
-                     threads=a.threads, isolate=a.isolate, samba_graphs=a.samba_graphs)
+                     threads=a.threads, isolate=a.isolate, samba_graphs=a.samba_graphs,
+                     sweeps=split(a.sweeps, str))
     if not a.quiet and not a.child:
         err(_table(json.loads(path.read_text())))
     if a.plot:

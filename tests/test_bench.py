@@ -177,3 +177,23 @@ def test_ten_minute_train_row_comes_before_the_rest_of_the_context_sweep():
     bench._bench_model_gpu("X", prof, budget, measure)
     assert seen == [(10, "infer"), (600, "train"), (4, "train"), (4, "infer"), (60, "train"), (60, "infer"),
                     (600, "infer")]
+
+
+def test_sweeps_subset_runs_only_those_sweeps():
+    """--sweeps splits the GPU plan over device calls (e.g. throughput for every model in one call)."""
+    seen = []
+
+    def measure(name, ctx, batch, mode, row_cap_s):
+        seen.append((ctx, batch, mode))
+        return {"model": name, "context_s": ctx, "batch": batch, "mode": mode, "status": "ok", "ms": 1.0,
+                "eeg_s_per_s": 1.0, "peak_mib": 1.0}
+
+    prof = bench._profile("cuda", False, (4, 600), None, 60.0, sweeps=["context", "latency"])
+    assert prof.sweeps == ("latency", "context")
+    budget = bench._Budget(60.0, {"X": 1.0})
+    budget.start_model("X")
+    rows = bench._bench_model_gpu("X", prof, budget, measure)
+    assert {r["sweep"] for r in rows} == {"latency", "context"}
+    assert seen[:2] == [(10, 1, "infer"), (600, 4, "train")]
+    with pytest.raises(ValueError, match="unknown sweeps"):
+        bench._profile("cuda", False, None, None, 60.0, sweeps=["thruput"])
