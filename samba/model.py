@@ -97,6 +97,12 @@ class SAMBAConfig:
     # pass instead of storing their activations: what the 10-minute-context memory target needs
     # (docs/performance_log.md); costs one extra forward of those blocks per training step.
     activation_checkpointing: bool = False
+    # With activation_checkpointing: cut each checkpointed block's batch into pieces of whole samples of about
+    # this many time steps, each recomputed and freed on its own, so the backward holds one piece's Mamba2
+    # internals instead of the batch's (None: one piece). Session 4 measured no memory gain from it, but the
+    # peak then sat in the bottleneck's chunk-256 buffers (fixed since); predicted to cut the 10-minute step's
+    # full-rate transient ~4x at batch 4, not yet measured (docs/performance_log.md, section 4).
+    checkpoint_piece_tokens: int | None = None
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -253,18 +259,20 @@ class SAMBA(nn.Module):
     def _ckpt(self, f, h):
         """``f(h)``; with activation checkpointing (training only), recomputed in backward instead of stored.
 
-        One checkpoint per block and batch. Per-sample pieces were tried (H200, batch 4 x 600 s): the peak
-        stayed at 4.15 GiB and the step was slower, so the peak is not inside these blocks
-        (docs/performance_log.md).
+        One checkpoint per block and batch, or per piece of ``cfg.checkpoint_piece_tokens`` time steps (whole
+        samples; every block is per-sample, so the result is the same).
         """
-        if self.cfg.activation_checkpointing and self.training and torch.is_grad_enabled():
-            # No early stop: by default the recompute is cut short by an exception raised when the last needed
-            # tensor is saved; raised inside a custom autograd Function (the fused Mamba2 block, mamba_ssm's
-            # scan), it surfaced on an H100 as "SystemError: ... apply ... returned NULL without setting an
-            # exception" on the first checkpointed step. Recomputing to the end costs one residual add.
-            with set_checkpoint_early_stop(False):
-                return checkpoint(f, h, use_reentrant=False)
-        return f(h)
+        if not (self.cfg.activation_checkpointing and self.training and torch.is_grad_enabled()):
+            return f(h)
+        tokens = self.cfg.checkpoint_piece_tokens
+        per_piece = h.shape[0] if not tokens else max(1, int(tokens) // max(1, h.shape[1]))  # whole samples
+        # No early stop: by default the recompute is cut short by an exception raised when the last needed
+        # tensor is saved; raised inside a custom autograd Function (the fused Mamba2 block, mamba_ssm's
+        # scan), it surfaced on an H100 as "SystemError: ... apply ... returned NULL without setting an
+        # exception" on the first checkpointed step. Recomputing to the end costs one residual add.
+        with set_checkpoint_early_stop(False):
+            pieces = [checkpoint(f, p, use_reentrant=False) for p in h.split(per_piece)]
+        return pieces[0] if len(pieces) == 1 else torch.cat(pieces)
 
     # ------------------------------------------------------------------ forward
     def _encoder(self, x, coords, channel_mask):

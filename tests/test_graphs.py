@@ -19,10 +19,12 @@ def _grads(model):
     return {n: p.grad.detach().clone() for n, p in model.named_parameters() if p.grad is not None}
 
 
-def test_activation_checkpointing_gives_the_same_loss_and_gradients():
+@pytest.mark.parametrize("piece_tokens", [None, 96, 1])  # one piece; one sample per piece; tokens < length
+def test_activation_checkpointing_gives_the_same_loss_and_gradients(piece_tokens):
     torch.manual_seed(0)
     ref = SAMBA(SAMBAConfig(backend="torch")).double()
-    ck = SAMBA(SAMBAConfig(backend="torch", activation_checkpointing=True)).double()
+    ck = SAMBA(SAMBAConfig(backend="torch", activation_checkpointing=True,
+                           checkpoint_piece_tokens=piece_tokens)).double()
     ck.load_state_dict(ref.state_dict())
     x = torch.randn(2, 19, 96, dtype=torch.float64)
     c = COORDS.double()
