@@ -8,6 +8,7 @@ and without activation checkpointing. Kernel tables of the eager train and infer
 """
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -106,15 +107,18 @@ def main():
             torch.cuda.empty_cache()
 
     if "memory" in args.parts:
-        for ck in (False, True):
-            m2 = SAMBA(SAMBAConfig(backend="mamba_ssm", activation_checkpointing=ck, **over)).to(dev)
+        # without checkpointing; one checkpoint per block; one per 10-minute sample (checkpoint_piece_tokens)
+        for ck, pieces in ((False, None), (True, None), (True, 600 * 128)):
+            m2 = SAMBA(SAMBAConfig(backend="mamba_ssm", activation_checkpointing=ck, checkpoint_piece_tokens=pieces,
+                                   **over)).to(dev)
             x = torch.randn(4, 19, 600 * 128, device=dev)
             st = make_step(m2, x, coords, "train")
             st()
             torch.cuda.synchronize()
             torch.cuda.reset_peak_memory_stats()
             ms, host = time_step(st, warmup=1, repeats=4)
-            emit(part="memory600", activation_checkpointing=ck, batch=4, seconds=600, ms=round(ms, 3),
+            emit(part="memory600", activation_checkpointing=ck, checkpoint_piece_tokens=pieces,
+                 fused_mamba_block=os.environ.get("SAMBA_FUSED_MAMBA", "0") == "1", batch=4, seconds=600, ms=round(ms, 3),
                  host_ms=round(host, 3), peak_mib=round(torch.cuda.max_memory_allocated() / 2**20, 1))
             del m2, st
             torch.cuda.empty_cache()
