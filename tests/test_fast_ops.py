@@ -176,8 +176,9 @@ print(worst)
 """
 
 
-def test_triton_kernels_match_reference_in_the_triton_interpreter():
-    """The Triton kernels themselves (causal conv, upsample + concat, gated RMSNorm), run on CPU by Triton's interpreter."""
+def _worst_error_in_the_interpreter(code: str, **env_vars) -> float:
+    """Run `code` in a fresh process with TRITON_INTERPRET=1 (Triton's CPU interpreter); its last stdout line
+    is the worst relative error it saw."""
     import importlib.util
     import os
     import subprocess
@@ -187,13 +188,16 @@ def test_triton_kernels_match_reference_in_the_triton_interpreter():
     if importlib.util.find_spec("triton") is None:
         pytest.skip("Triton not installed (CPU-only torch): the kernels run in the GPU tests")
     root = Path(__file__).resolve().parents[1]
-    env = {**os.environ, "TRITON_INTERPRET": "1", "PYTHONPATH": os.pathsep.join(
-        filter(None, [str(root), os.environ.get("PYTHONPATH")]))}
-    res = subprocess.run([sys.executable, "-c", _INTERPRETER_CHECK], capture_output=True, text=True, env=env,
-                         timeout=300)
+    env = {**os.environ, "TRITON_INTERPRET": "1", **env_vars,
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")]))}
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
     assert res.returncode == 0, res.stderr[-2000:]
-    worst = float(res.stdout.strip().splitlines()[-1])
-    assert worst < 1e-5, worst
+    return float(res.stdout.strip().splitlines()[-1])
+
+
+def test_triton_kernels_match_reference_in_the_triton_interpreter():
+    """The Triton kernels themselves (causal conv, upsample + concat, gated RMSNorm), run on CPU by Triton's interpreter."""
+    assert _worst_error_in_the_interpreter(_INTERPRETER_CHECK) < 1e-5
 
 
 # The fused Mamba2 block's plumbing (splits, gradient slices, recompute order, autocast-free float32) on CPU:
@@ -242,22 +246,8 @@ print(worst)
 
 
 def test_fused_mamba2_block_plumbing_in_the_triton_interpreter():
-    import importlib.util
-    import os
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    if importlib.util.find_spec("triton") is None:
-        pytest.skip("Triton not installed (CPU-only torch): the fused block runs in the GPU tests")
-    root = Path(__file__).resolve().parents[1]
-    env = {**os.environ, "TRITON_INTERPRET": "1", "PYTHONPATH": os.pathsep.join(
-        filter(None, [str(root), os.environ.get("PYTHONPATH")]))}
-    env["SAMBA_TRITON_NORM"] = "1"  # our norm backward (mamba_ssm's, the default there, needs CUDA)
-    res = subprocess.run([sys.executable, "-c", _FUSED_CHECK], capture_output=True, text=True, env=env, timeout=300)
-    assert res.returncode == 0, res.stderr[-2000:]
-    worst = float(res.stdout.strip().splitlines()[-1])
-    assert worst < 1e-5, worst
+    # our norm backward (mamba_ssm's, the fused block's default, needs CUDA)
+    assert _worst_error_in_the_interpreter(_FUSED_CHECK, SAMBA_TRITON_NORM="1") < 1e-5
 
 
 @pytest.mark.parametrize("has_bias", [True, False])

@@ -32,3 +32,11 @@ print("torch", torch.__version__, "| GPUs", torch.cuda.device_count(), torch.cud
       "| mamba_ssm", u.find_spec("mamba_ssm") is not None, "| braindecode", u.find_spec("braindecode") is not None)
 PY
 echo "env ready in $(( $(date +%s) - _t0 )) s"
+# Triton's autotune choices carried from an earlier call (.gpu/autotune_cache.tgz, JSON only, a few kB): call
+# `use_autotune_cache` to unpack them and compile one (the chosen) config per kernel instead of autotuning.
+use_autotune_cache() {
+  mkdir -p /tmp/tc_full
+  [ -f .gpu/autotune_cache.tgz ] && tar xzf .gpu/autotune_cache.tgz -C /tmp/tc_full && \
+    echo "autotune cache entries: $(find /tmp/tc_full -name '*.autotune.json' | wc -l)"
+  export TRITON_CACHE_AUTOTUNING=1 TRITON_CACHE_DIR=/tmp/tc_full
+}

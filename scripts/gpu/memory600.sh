@@ -5,9 +5,7 @@
 # bf16 only (float32 shapes would autotune anew); the first process compiles every kernel (~60-90 s).
 set -u
 source scripts/gpu/env.sh
-mkdir -p /tmp/tc_full
-[ -f .gpu/autotune_cache.tgz ] && tar xzf .gpu/autotune_cache.tgz -C /tmp/tc_full
-export TRITON_CACHE_AUTOTUNING=1 TRITON_CACHE_DIR=/tmp/tc_full
+use_autotune_cache
 t0=$(date +%s)
 for fused in 0 1; do
   SAMBA_FUSED_MAMBA=$fused timeout 150 python3 scripts/gpu/perf_probe.py --out $OUT/probe_mem_fused$fused \
