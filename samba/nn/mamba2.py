@@ -183,6 +183,20 @@ def _fused_path_enabled(zxbcdt: Tensor) -> bool:
     return _triton_enabled("SAMBA_FUSED_MAMBA", "triton_conv") and _triton_enabled("SAMBA_FUSED_MAMBA", "triton_norm")
 
 
+def _triton_scan_opted_in(x: Tensor, B: Tensor) -> bool:
+    """Our Triton SSD scan (samba.nn.triton_ssd) instead of mamba_ssm's: only with SAMBA_TRITON_SCAN=1 (not yet
+    run on a GPU), on CUDA, not float64, for headdim and d_state powers of two >= 16."""
+    import os
+
+    if os.environ.get("SAMBA_TRITON_SCAN", "0") != "1" or not x.is_cuda or x.dtype == torch.float64:
+        return False
+    if not _triton_enabled("SAMBA_TRITON_SCAN", "triton_ssd"):
+        return False
+    from .triton_ssd import supported
+
+    return supported(x, B)
+
+
 def _triton_norm_bwd_opted_in() -> bool:
     """Our Triton gated-norm backward (samba.nn.triton_norm) instead of mamba_ssm's: only with SAMBA_TRITON_NORM=1
     until its smaller tile is measured (its first tile size made the train step slower, H100)."""
@@ -353,7 +367,15 @@ class Mamba2(nn.Module):
         C = C.unflatten(-1, (g, n))  # (B, L, g, n)
         A = -torch.exp(self.A_log.to(torch.promote_types(self.A_log.dtype, torch.float32)))  # (h,), never fp16
 
-        if be == "mamba_ssm":
+        if be == "mamba_ssm" and _triton_scan_opted_in(x, B):
+            # our one-kernel-per-direction scan for small states (samba.nn.triton_ssd, SAMBA_TRITON_SCAN=1)
+            from .triton_ssd import ssd_scan_triton
+
+            dt = softplus_dt(dt, self.dt_bias, self.dt_limit)  # (B, L, h) float32; autograd takes the softplus
+            y = ssd_scan_triton(x, dt, A, B, C, self._D()).flatten(-2)  # (B, L, d_ssm)
+            if not self.rmsnorm:
+                y = y * F.silu(z)
+        elif be == "mamba_ssm":
             kernels = require_mamba_ssm()
             limit = {} if self.dt_limit == (0.0, float("inf")) else {"dt_limit": self.dt_limit}
             y = kernels.mamba_chunk_scan_combined(

@@ -1,0 +1,246 @@
+"""Mamba2's SSD scan for SAMBA's small state (d_state 16) as one Triton kernel each way (experimental, opt-in).
+
+Why: at the full-rate layer about half of a training step is mamba_ssm's scan (results/profiles/
+kernels_h100_train_b64_a6962f7.txt): five kernels forward and about ten backward, each a pass over
+(B, L, heads, headdim) tensors plus (Q x Q) float32 buffers per chunk, with tiles chosen for d_state 64-128.
+With d_state 16 a head's state is 16 x headdim values: small enough to live in registers for the whole
+sequence. So here one program owns one (sample, head) and walks its chunks in order (forward) or in reverse
+(backward), carrying the state (forward) or its gradient (backward) on chip; every chunk is a handful of
+(64 x 64) matrix products. Each input is read once per direction and each output written once; the only extra
+memory is the state at the start of every chunk (saved by the forward for the backward).
+
+The price is parallelism: batch x heads programs (e.g. 64 x 8 = 512 at the training batch), and the chunks of
+a sequence run one after another, so it suits large batches and long sequences, not batch 1 of a short window.
+
+Math (per head, chunk of Q steps, a_t = cumsum(dt * A) inside the chunk, h the state entering it):
+    y_t   = sum_{s<=t} exp(a_t - a_s) (C_t . B_s) dt_s x_s  +  exp(a_t) C_t h  +  D x_t
+    h_out = exp(a_Q) h + sum_s exp(a_Q - a_s) dt_s B_s x_s^T
+and the backward is derived from these two lines (see the kernel comments). `dt` comes in already through
+softplus(dt + dt_bias) (and its clamp), which the caller leaves to autograd. Reference: `samba.nn.ssd.ssd_chunked`;
+the tests compare the two in Triton's interpreter (CPU) and on CUDA.
+
+Status: checked in the interpreter and compiled for sm_90; NOT yet run on a GPU, so not measured. It is used only
+with SAMBA_TRITON_SCAN=1 (see samba.nn.mamba2).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from ._triton import available, tl, triton
+
+__all__ = ["available", "ssd_scan_triton", "supported"]
+
+CHUNK = 64
+# 8 warps: ptxas for sm_90 (offline, Triton 3.6) reports no spills for the forward at headdim 64 (4 warps: 64 B),
+# and 640 B of spill stores per thread for the backward (4 warps: 1.3 kB; 16 warps: 1.5 kB).
+NUM_WARPS = 8
+
+
+if triton is not None:
+
+    @triton.jit
+    def _load_chunk(X, DT, Bm, Cm, b64, h, g, t64, mt, rp, rn, sxb, sxl, sxh, sdb, sdl, sdh, sbb, sbl, sbg,
+                    scb, scl, scg, A_h):
+        dt = tl.load(DT + b64 * sdb + t64 * sdl + h * sdh, mask=mt, other=0.0).to(tl.float32)  # (Q,)
+        a = tl.cumsum(dt * A_h, axis=0)  # (Q,) log-decay from the chunk start, <= 0
+        x = tl.load(X + b64 * sxb + t64[:, None] * sxl + h * sxh + rp[None, :], mask=mt[:, None], other=0.0)
+        Bc = tl.load(Bm + b64 * sbb + t64[:, None] * sbl + g * sbg + rn[None, :], mask=mt[:, None], other=0.0)
+        Cc = tl.load(Cm + b64 * scb + t64[:, None] * scl + g * scg + rn[None, :], mask=mt[:, None], other=0.0)
+        return dt, a, x, Bc, Cc
+
+    @triton.jit
+    def _ssd_fwd_kernel(X, DT, A, Bm, Cm, Dv, Y, S, L, n_chunks, H, HPG,
+                        sxb, sxl, sxh, sdb, sdl, sdh, sbb, sbl, sbg, scb, scl, scg, syb, syl, syh,
+                        HAS_D: tl.constexpr, D_PER_P: tl.constexpr, Q: tl.constexpr, P: tl.constexpr,
+                        N: tl.constexpr):
+        pid = tl.program_id(0)
+        b, h = pid // H, pid % H
+        g = h // HPG
+        b64 = b.to(tl.int64)
+        A_h = tl.load(A + h).to(tl.float32)
+        rq, rp, rn = tl.arange(0, Q), tl.arange(0, P), tl.arange(0, N)
+        causal = rq[:, None] >= rq[None, :]
+        state = tl.zeros((N, P), dtype=tl.float32)  # the state entering the chunk (n, p)
+        s_base = S + pid.to(tl.int64) * n_chunks * N * P
+        for c in range(n_chunks):
+            t = c * Q + rq
+            mt = t < L
+            t64 = t.to(tl.int64)
+            dt, a, x, Bc, Cc = _load_chunk(X, DT, Bm, Cm, b64, h, g, t64, mt, rp, rn, sxb, sxl, sxh, sdb, sdl, sdh,
+                                           sbb, sbl, sbg, scb, scl, scg, A_h)
+            tl.store(s_base + c * N * P + rn[:, None] * P + rp[None, :], state)  # for the backward
+            CB = tl.dot(Cc, tl.trans(Bc))  # (Q, Q): C_t . B_s
+            E = tl.where(causal, tl.exp(a[:, None] - a[None, :]), 0.0)
+            W = CB * E * dt[None, :]
+            y = tl.dot(W.to(x.dtype), x)  # intra-chunk (Q, P)
+            y += tl.exp(a)[:, None] * tl.dot(Cc, state.to(Cc.dtype))  # from the entering state
+            if HAS_D:
+                if D_PER_P:
+                    y += tl.load(Dv + h * P + rp).to(tl.float32)[None, :] * x.to(tl.float32)
+                else:
+                    y += tl.load(Dv + h).to(tl.float32) * x.to(tl.float32)
+            tl.store(Y + b64 * syb + t64[:, None] * syl + h * syh + rp[None, :], y.to(Y.dtype.element_ty),
+                     mask=mt[:, None])
+            a_last = tl.sum(tl.where(rq == Q - 1, a, 0.0), axis=0)  # masked steps have dt = 0: a_last = a_L
+            u = tl.exp(a_last - a) * dt  # (Q,)
+            state = tl.exp(a_last) * state + tl.dot(tl.trans((Bc.to(tl.float32) * u[:, None]).to(x.dtype)), x)
+
+    @triton.jit
+    def _ssd_bwd_kernel(X, DT, A, Bm, Cm, Dv, DY, S, DX, DDT, DBH, DCH, DAP, DDP, L, n_chunks, H, HPG,
+                        sxb, sxl, sxh, sdb, sdl, sdh, sbb, sbl, sbg, scb, scl, scg, syb, syl, syh,
+                        HAS_D: tl.constexpr, D_PER_P: tl.constexpr, Q: tl.constexpr, P: tl.constexpr,
+                        N: tl.constexpr):
+        # Outputs: DX (B, L, H, P) like X's dtype, contiguous; DDT (B, L, H) fp32 contiguous; DBH, DCH
+        # (B, L, H, N) fp32 per head (summed over a group's heads afterwards); DAP (B*H,), DDP (B*H, P) fp32.
+        pid = tl.program_id(0)
+        b, h = pid // H, pid % H
+        g = h // HPG
+        b64 = b.to(tl.int64)
+        A_h = tl.load(A + h).to(tl.float32)
+        rq, rp, rn = tl.arange(0, Q), tl.arange(0, P), tl.arange(0, N)
+        causal = rq[:, None] >= rq[None, :]
+        if HAS_D:
+            if D_PER_P:
+                d = tl.load(Dv + h * P + rp).to(tl.float32)[None, :]
+            else:
+                d = tl.load(Dv + h).to(tl.float32)
+        dstate = tl.zeros((N, P), dtype=tl.float32)  # d loss / d (state leaving the chunk)
+        dA_acc = tl.zeros((Q,), dtype=tl.float32)
+        dD_acc = tl.zeros((P,), dtype=tl.float32)
+        s_base = S + pid.to(tl.int64) * n_chunks * N * P
+        for i in range(n_chunks):
+            c = n_chunks - 1 - i
+            t = c * Q + rq
+            mt = t < L
+            t64 = t.to(tl.int64)
+            dt, a, x, Bc, Cc = _load_chunk(X, DT, Bm, Cm, b64, h, g, t64, mt, rp, rn, sxb, sxl, sxh, sdb, sdl, sdh,
+                                           sbb, sbl, sbg, scb, scl, scg, A_h)
+            dy = tl.load(DY + b64 * syb + t64[:, None] * syl + h * syh + rp[None, :], mask=mt[:, None], other=0.0)
+            dy = dy.to(x.dtype)
+            h_in = tl.load(s_base + c * N * P + rn[:, None] * P + rp[None, :])  # (N, P) fp32
+            xf, dyf = x.to(tl.float32), dy.to(tl.float32)
+            ea = tl.exp(a)
+            a_last = tl.sum(tl.where(rq == Q - 1, a, 0.0), axis=0)
+            # intra-chunk term y_t += sum_s W_ts x_s, W_ts = E_ts CB_ts dt_s. Ordered so that few (Q, Q) tiles
+            # are alive at once (register pressure: ptxas reports spills otherwise).
+            G = tl.dot(dy, tl.trans(x))  # (Q, Q): dy_t . x_s
+            E = tl.where(causal, tl.exp(a[:, None] - a[None, :]), 0.0)
+            T = G * E * dt[None, :]
+            dC = tl.dot(T.to(Bc.dtype), Bc)  # sum_s T_ts B_s
+            dB = tl.dot(tl.trans(T.to(Cc.dtype)), Cc)  # sum_t T_ts C_t
+            CBE = tl.dot(Cc, tl.trans(Bc)) * E
+            ddt = tl.sum(CBE * G, axis=0)  # direct d/d dt_s
+            W = CBE * dt[None, :]
+            Z = W * G
+            da = tl.sum(Z, axis=1) - tl.sum(Z, axis=0)  # exp(a_t - a_s): +t, -s
+            dx = tl.dot(tl.trans(W.to(dy.dtype)), dy)  # sum_t W_ts dy_t
+            # entering-state term y_t += exp(a_t) C_t h_in
+            CH = tl.dot(Cc, h_in.to(Cc.dtype))  # (Q, P)
+            da += ea * tl.sum(dyf * CH, axis=1)
+            dC += ea[:, None] * tl.dot(dy, tl.trans(h_in.to(dy.dtype)))
+            dh_in = tl.dot(tl.trans((Cc.to(tl.float32) * ea[:, None]).to(dy.dtype)), dy)  # (N, P)
+            # leaving state h_out = exp(a_last) h_in + sum_s u_s B_s x_s^T, u_s = exp(a_last - a_s) dt_s
+            dec = tl.exp(a_last - a)
+            u = dec * dt
+            BD = tl.dot(Bc, dstate.to(Bc.dtype))  # (Q, P): B_s . dstate
+            dx += u[:, None] * BD
+            dB += u[:, None] * tl.dot(x, tl.trans(dstate.to(x.dtype)))
+            q = tl.sum(xf * BD, axis=1)  # B_s^T dstate x_s
+            ddt += dec * q
+            da -= u * q
+            extra = tl.sum(u * q, axis=0) + tl.exp(a_last) * tl.sum(tl.sum(h_in * dstate, axis=1), axis=0)
+            da += tl.where(rq == Q - 1, extra, 0.0)
+            dh_in += tl.exp(a_last) * dstate
+            # a = cumsum(dt * A): d dt_s += A * sum_{t>=s} da_t; dA += sum_s dt_s * sum_{t>=s} da_t
+            rc = tl.cumsum(da, axis=0, reverse=True)
+            ddt += A_h * rc
+            dA_acc += dt * rc
+            if HAS_D:
+                dx += d * dyf
+                dD_acc += tl.sum(dyf * xf, axis=0)
+            tl.store(DX + b64 * syb + t64[:, None] * syl + h * syh + rp[None, :], dx.to(DX.dtype.element_ty),
+                     mask=mt[:, None])
+            tl.store(DDT + (b64 * L + t64) * H + h, ddt, mask=mt)
+            bh = (b64 * L + t64[:, None]) * H * N + h * N + rn[None, :]
+            tl.store(DBH + bh, dB, mask=mt[:, None])
+            tl.store(DCH + bh, dC, mask=mt[:, None])
+            dstate = dh_in
+        tl.store(DAP + pid, tl.sum(dA_acc, axis=0))
+        tl.store(DDP + pid * P + rp, dD_acc)
+
+
+def _pow2_at_least_16(v: int) -> bool:
+    return v >= 16 and v & (v - 1) == 0
+
+
+def supported(x: Tensor, B: Tensor) -> bool:
+    """Shapes the kernels handle: headdim and d_state powers of two >= 16 (SAMBA: 64 / 16 and 16 / 16)."""
+    return triton is not None and _pow2_at_least_16(x.shape[-1]) and _pow2_at_least_16(B.shape[-1])
+
+
+def _unit_last(t: Tensor) -> Tensor:
+    return t if t.stride(-1) == 1 else t.contiguous()
+
+
+class _SSDScan(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, D: Tensor | None) -> Tensor:
+        x, B, C = _unit_last(x), _unit_last(B), _unit_last(C)
+        Bsz, L, H, P = x.shape
+        G, N = B.shape[2], B.shape[3]
+        n_chunks = triton.cdiv(L, CHUNK)
+        y = torch.empty((Bsz, L, H, P), device=x.device, dtype=x.dtype)
+        S = torch.empty((Bsz * H, n_chunks, N, P), device=x.device, dtype=torch.float32)
+        Dc = D.contiguous() if D is not None else A
+        _ssd_fwd_kernel[(Bsz * H,)](
+            x, dt, A, B, C, Dc, y, S, L, n_chunks, H, H // G,
+            x.stride(0), x.stride(1), x.stride(2), dt.stride(0), dt.stride(1), dt.stride(2),
+            B.stride(0), B.stride(1), B.stride(2), C.stride(0), C.stride(1), C.stride(2),
+            y.stride(0), y.stride(1), y.stride(2),
+            HAS_D=D is not None, D_PER_P=D is not None and D.dim() == 2, Q=CHUNK, P=P, N=N, num_warps=NUM_WARPS)
+        ctx.save_for_backward(x, dt, A, B, C, D, S)
+        return y
+
+    @staticmethod
+    def backward(ctx, dy: Tensor):
+        x, dt, A, B, C, D, S = ctx.saved_tensors
+        Bsz, L, H, P = x.shape
+        G, N = B.shape[2], B.shape[3]
+        n_chunks = S.shape[1]
+        dy = dy.contiguous()  # same layout as the forward's y
+        dx = torch.empty((Bsz, L, H, P), device=x.device, dtype=x.dtype)
+        ddt = torch.empty((Bsz, L, H), device=x.device, dtype=torch.float32)
+        dBh = torch.empty((Bsz, L, H, N), device=x.device, dtype=torch.float32)
+        dCh = torch.empty_like(dBh)
+        dAp = torch.empty((Bsz * H,), device=x.device, dtype=torch.float32)
+        dDp = torch.empty((Bsz * H, P), device=x.device, dtype=torch.float32)
+        Dc = D.contiguous() if D is not None else A
+        _ssd_bwd_kernel[(Bsz * H,)](
+            x, dt, A, B, C, Dc, dy, S, dx, ddt, dBh, dCh, dAp, dDp, L, n_chunks, H, H // G,
+            x.stride(0), x.stride(1), x.stride(2), dt.stride(0), dt.stride(1), dt.stride(2),
+            B.stride(0), B.stride(1), B.stride(2), C.stride(0), C.stride(1), C.stride(2),
+            dy.stride(0), dy.stride(1), dy.stride(2),
+            HAS_D=D is not None, D_PER_P=D is not None and D.dim() == 2, Q=CHUNK, P=P, N=N, num_warps=NUM_WARPS)
+        dB = dBh.view(Bsz, L, G, H // G, N).sum(3).to(B.dtype)
+        dC = dCh.view(Bsz, L, G, H // G, N).sum(3).to(C.dtype)
+        dA = dAp.view(Bsz, H).sum(0).to(A.dtype)
+        dD = None
+        if D is not None:
+            dDh = dDp.view(Bsz, H, P).sum(0)
+            dD = (dDh if D.dim() == 2 else dDh.sum(-1)).to(D.dtype)
+        return dx, ddt.to(dt.dtype), dA, dB, dC, dD
+
+
+def ssd_scan_triton(x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, D: Tensor | None = None) -> Tensor:
+    """y (b, l, h, p) of the Mamba2 SSM from zero state, like `samba.nn.ssd.ssd_chunked` (whose chunk size does
+    not change the result). x (b, l, h, p); dt (b, l, h) already softplus'd; A (h,); B, C (b, l, g, n);
+    D None, (h,) or (h, p)."""
+    if triton is None:
+        raise RuntimeError("Triton is not installed; use samba.nn.ssd.ssd_chunked")
+    if not supported(x, B):
+        raise ValueError(f"headdim {x.shape[-1]} and d_state {B.shape[-1]} must be powers of two >= 16")
+    if x.shape[2] % B.shape[2]:
+        raise ValueError(f"nheads ({x.shape[2]}) must be divisible by ngroups ({B.shape[2]})")
+    return _SSDScan.apply(x, dt, A, B, C, D)
