@@ -279,6 +279,42 @@ print(worst)
 """
 
 
+# The fused block on our kernels only (conv, SSD scan, gated norm: all Triton, run by the interpreter on CPU)
+# against the torch backend: no stand-in left.
+_FUSED_OURS_CHECK = r"""
+import torch
+import samba.nn.mamba_fused as mf
+from samba.nn import Mamba2
+mf._triton_scan_opted_in = lambda x, B: True  # CPU tensors: force our scan (the switch itself is tested apart)
+torch.manual_seed(0)
+worst = 0.0
+for cfg in (dict(d_model=16, d_state=16, d_conv=2, expand=4, headdim=16),
+            dict(d_model=16, d_state=16, d_conv=3, expand=4, headdim=16, ngroups=2, norm_before_gate=True,
+                 dt_limit=(0.01, 0.5))):
+    m = Mamba2(**cfg, backend="torch")
+    with torch.no_grad():
+        for p in m.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    u = torch.randn(2, 100, 16, requires_grad=True)  # 100 steps: one full chunk of 64 and a partial one
+    ref = m(u)
+    g = torch.randn_like(ref)
+    gr = torch.autograd.grad(ref, [u] + list(m.parameters()), g)
+    zx = m.in_proj(u)
+    spec = mf.Spec(m.d_ssm, m.headdim, m.ngroups, m.d_state, m.chunk_size, tuple(m.dt_limit), m.norm.eps,
+                   m.norm.group_size, m.norm.norm_before_gate)
+    out = mf.mamba_split_conv_scan(zx, m.conv1d.weight, m.conv1d.bias, m.dt_bias, -torch.exp(m.A_log.float()),
+                                   m._D(), m.norm.weight, m.out_proj.weight, m.out_proj.bias, spec)
+    go = torch.autograd.grad(out, [u] + list(m.parameters()), g)
+    worst = max(worst, ((out - ref).abs().max() / ref.abs().max()).item(),
+                *[((a - b).abs().max() / b.abs().max()).item() for a, b in zip(go, gr)])
+print(worst)
+"""
+
+
+def test_fused_mamba2_block_on_our_triton_kernels_in_the_interpreter():
+    assert _worst_error_in_the_interpreter(_FUSED_OURS_CHECK, SAMBA_TRITON_NORM="1") < 1e-5
+
+
 def test_fused_mamba2_block_plumbing_in_the_triton_interpreter():
     # our norm backward (mamba_ssm's, the fused block's default, needs CUDA)
     assert _worst_error_in_the_interpreter(_FUSED_CHECK, SAMBA_TRITON_NORM="1") < 1e-5
@@ -418,7 +454,7 @@ _SSD_FWD_SIG = {"X": "*bf16", "DT": "*fp32", "A": "*fp32", "Bm": "*bf16", "Cm": 
 _SSD_BWD_SIG = {**{k: v for k, v in _SSD_FWD_SIG.items() if k not in ("Y", "S", "L", "n_chunks", "H", "HPG")},
                 "DY": "*bf16", "S": "*fp32", "DX": "*bf16", "DDT": "*fp32", "DBH": "*fp32", "DCH": "*fp32",
                 "DAP": "*fp32", "DDP": "*fp32", "L": "i32", "n_chunks": "i32", "H": "i32", "HPG": "i32",
-                **{n: "i64" for n in _I64}}
+                **{n: "i64" for n in _I64 + ("sob", "sol", "soh")}}
 _NORM_BWD_SIG = {"X": "*bf16", "Z": "*bf16", "W": "*fp32", "DY": "*bf16", "DX": "*bf16", "DZ": "*bf16", "Y": "*bf16",
                  "RSTD": "*fp32", "DWP": "*fp32", "M": "i32", "N": "i32",
                  **{n: "i64" for n in ("sx", "sz", "sdy", "sdx", "sdz", "sy")}}

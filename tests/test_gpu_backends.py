@@ -194,9 +194,10 @@ def test_torch_backend_on_cuda_bf16_autocast_runs():
     report("DiffMamba torch backend bf16 vs fp32 on CUDA", norm_rel(y, y32), BF16_TOL)
 
 
+@pytest.mark.parametrize("scan", ["mamba_ssm", "triton"])
 @pytest.mark.parametrize("norm_bwd", ["mamba_ssm", "triton"])
 @pytest.mark.parametrize("cfg,L", [MAMBA_CASES[i] for i in (0, 2, 4, 5)], ids=["samba-enc", "groups", "nbg", "short"])
-def test_fused_mamba2_block_matches_layer_by_layer(cfg, L, norm_bwd, monkeypatch):
+def test_fused_mamba2_block_matches_layer_by_layer(cfg, L, norm_bwd, scan, monkeypatch):
     """samba.nn.mamba_fused (SAMBA_FUSED_MAMBA=1: one Function, conv, scan, gated norm, out_proj; recompute in
     backward) against the layer-by-layer mamba_ssm path (the default) on the same weights, for both norm
     backwards (mamba_ssm's, and ours with SAMBA_TRITON_NORM=1). float32 and bf16 autocast."""
@@ -204,6 +205,7 @@ def test_fused_mamba2_block_matches_layer_by_layer(cfg, L, norm_bwd, monkeypatch
 
     monkeypatch.setenv("SAMBA_FUSED_MAMBA", "1")
     monkeypatch.setenv("SAMBA_TRITON_NORM", "1" if norm_bwd == "triton" else "0")
+    monkeypatch.delenv("SAMBA_TRITON_SCAN", raising=False)  # the layer-by-layer reference keeps mamba_ssm's scan
     assert _fused_path_enabled(torch.zeros(1, device="cuda", dtype=torch.bfloat16))
     torch.manual_seed(0)
     m = Mamba2(**cfg).cuda()
@@ -212,11 +214,14 @@ def test_fused_mamba2_block_matches_layer_by_layer(cfg, L, norm_bwd, monkeypatch
     w = torch.randn_like(x)
     for autocast, tol, gtol in ((False, F32_TOL, F32_GRAD_TOL), (True, BF16_TOL, BF16_GRAD_TOL)):
         monkeypatch.setenv("SAMBA_FUSED_MAMBA", "1")
+        monkeypatch.setenv("SAMBA_TRITON_SCAN", "1" if scan == "triton" else "0")
         y, g = run(m, x, w, "mamba_ssm", autocast)
         monkeypatch.setenv("SAMBA_FUSED_MAMBA", "0")
+        monkeypatch.setenv("SAMBA_TRITON_SCAN", "0")
         y_ref, g_ref = run(m, x, w, "mamba_ssm", autocast)
         tag = "bf16" if autocast else "fp32"
-        report(f"fused Mamba2{cfg} L={L} {tag} ({norm_bwd} norm bwd) forward vs layer-by-layer", norm_rel(y, y_ref), tol)
+        report(f"fused Mamba2{cfg} L={L} {tag} ({norm_bwd} norm bwd, {scan} scan) forward vs layer-by-layer",
+               norm_rel(y, y_ref), tol)
         assert set(g) == set(g_ref)
         worst = max(g_ref, key=lambda k: norm_rel(g[k], g_ref[k]))
         report(f"fused Mamba2 {tag} grad vs layer-by-layer (worst: {worst})", norm_rel(g[worst], g_ref[worst]), gtol)

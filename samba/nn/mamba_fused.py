@@ -27,7 +27,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ._mamba_ssm import require_mamba_ssm
-from .mamba2 import _triton_norm_bwd_opted_in
+from .mamba2 import _triton_norm_bwd_opted_in, _triton_scan_opted_in, softplus_dt
+from .triton_ssd import ssd_bwd, ssd_fwd
 
 
 class Spec(NamedTuple):
@@ -74,21 +75,26 @@ class _MambaSplitConvScan(torch.autograd.Function):
         from .triton_conv import conv_fwd
         from .triton_norm import gated_rms_norm_fwd
 
-        scan_fwd, _ = _scan_ops()
         Bsz, L, _ = zxbcdt.shape
         z, xBC, dt = _split(zxbcdt, s)
         w2 = conv_w.reshape(conv_w.shape[0], -1)
         x, Bm, Cm = _xbc(conv_fwd(xBC, w2, conv_b), s)  # SiLU(conv): (B, L, d_ssm + 2GN), then views
-        y = scan_fwd(x, dt, A, Bm, Cm, chunk_size=s.chunk_size, D=D, z=None, dt_bias=dt_bias, dt_softplus=True,
-                     dt_limit=s.dt_limit)[0]  # (B, L, H, P), includes D * x
+        ours = _triton_scan_opted_in(x, Bm)
+        S = None
+        if ours:  # samba.nn.triton_ssd (SAMBA_TRITON_SCAN=1); S: the states entering each chunk, for backward
+            y, S = ssd_fwd(x, softplus_dt(dt, dt_bias, s.dt_limit), A, Bm, Cm, D)
+        else:
+            scan_fwd = _scan_ops()[0]
+            y = scan_fwd(x, dt, A, Bm, Cm, chunk_size=s.chunk_size, D=D, z=None, dt_bias=dt_bias, dt_softplus=True,
+                         dt_limit=s.dt_limit)[0]  # (B, L, H, P), includes D * x
         y = y.reshape(Bsz, L, s.d_ssm)
         normed, rstd = gated_rms_norm_fwd(_rows(y), _rows(z), norm_w, s.eps, s.group_size, s.norm_before_gate)
         dtype = torch.get_autocast_dtype("cuda") if torch.is_autocast_enabled("cuda") else normed.dtype
         W = out_w.to(dtype)
         bo = out_b.to(dtype) if out_b is not None else None
         out = F.linear(normed.to(dtype), W, bo)  # (B*L, d_model)
-        ctx.save_for_backward(zxbcdt, conv_w, conv_b, y, A, D, dt_bias, norm_w, rstd, W, bo)
-        ctx.spec = s
+        ctx.save_for_backward(zxbcdt, conv_w, conv_b, y, A, D, dt_bias, norm_w, rstd, W, bo, S)
+        ctx.spec, ctx.ours = s, ours
         return out.view(Bsz, L, -1)
 
     @staticmethod
@@ -97,8 +103,8 @@ class _MambaSplitConvScan(torch.autograd.Function):
         from .triton_conv import conv_bwd, conv_fwd
         from .triton_norm import gated_rms_norm_bwd
 
-        _, scan_bwd = _scan_ops()
-        zxbcdt, conv_w, conv_b, y, A, D, dt_bias, norm_w, rstd, W, bo = ctx.saved_tensors
+        _, scan_bwd = _scan_ops() if not ctx.ours else (None, None)
+        zxbcdt, conv_w, conv_b, y, A, D, dt_bias, norm_w, rstd, W, bo, S = ctx.saved_tensors
         s = ctx.spec
         Bsz, L, _ = zxbcdt.shape
         z, xBC, dt = _split(zxbcdt, s)
@@ -129,9 +135,17 @@ class _MambaSplitConvScan(torch.autograd.Function):
         x, Bm, Cm = _xbc(xBC_conv, s)
         dxBC = torch.empty_like(xBC_conv)
         dx, dB, dC = _xbc(dxBC, s)
-        _, _, dA, _, _, dD, _, ddt_bias, _ = scan_bwd(
-            dy, x, dt, A, Bm, Cm, y.view_as(dy), s.chunk_size, D=D, z=None, dt_bias=dt_bias, dt_softplus=True,
-            dt_limit=s.dt_limit, dx=dx, ddt=ddt, dB=dB, dC=dC)  # fills dx, dB, dC (in dxBC) and ddt (in dzxbcdt)
+        if ctx.ours:
+            with torch.enable_grad():  # softplus(dt + dt_bias) and its clamp, differentiated by autograd
+                raw, bias = dt.detach().requires_grad_(), dt_bias.detach().requires_grad_()
+                dtp = softplus_dt(raw, bias, s.dt_limit)
+            _, ddtp, dA, _, _, dD = ssd_bwd(dy, x, dtp.detach(), A, Bm, Cm, D, S, dx=dx, dB=dB, dC=dC)
+            d_raw, ddt_bias = torch.autograd.grad(dtp, (raw, bias), ddtp)
+            ddt.copy_(d_raw)
+        else:
+            _, _, dA, _, _, dD, _, ddt_bias, _ = scan_bwd(
+                dy, x, dt, A, Bm, Cm, y.view_as(dy), s.chunk_size, D=D, z=None, dt_bias=dt_bias, dt_softplus=True,
+                dt_limit=s.dt_limit, dx=dx, ddt=ddt, dB=dB, dC=dC)  # fills dx, dB, dC (in dxBC), ddt (in dzxbcdt)
         del dy, x, Bm, Cm, xBC_conv
         _, dconv_w, dconv_b = conv_bwd(xBC, w2, conv_b, dxBC, dx=dxBC_in)  # writes dxBC_in inside dzxbcdt
         return (dzxbcdt, dconv_w.view_as(conv_w), dconv_b, ddt_bias, dA, dD, dnorm_w, dW,

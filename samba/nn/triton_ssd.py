@@ -30,11 +30,11 @@ from torch import Tensor
 
 from ._triton import available, tl, triton
 
-__all__ = ["available", "ssd_scan_triton", "supported"]
+__all__ = ["available", "ssd_scan_triton", "ssd_fwd", "ssd_bwd", "supported"]
 
 CHUNK = 64
 # 8 warps: ptxas for sm_90 (offline, Triton 3.6) reports no spills for the forward at headdim 64 (4 warps: 64 B),
-# and 640 B of spill stores per thread for the backward (4 warps: 1.3 kB; 16 warps: 1.5 kB).
+# and 576 B of spill stores per thread for the backward (4 warps: ~1.3 kB; 16 warps: 1.4 kB).
 NUM_WARPS = 8
 
 
@@ -72,7 +72,7 @@ if triton is not None:
                                            sbb, sbl, sbg, scb, scl, scg, A_h)
             tl.store(s_base + c * N * P + rn[:, None] * P + rp[None, :], state)  # for the backward
             CB = tl.dot(Cc, tl.trans(Bc))  # (Q, Q): C_t . B_s
-            E = tl.where(causal, tl.exp(a[:, None] - a[None, :]), 0.0)
+            E = tl.exp(tl.where(causal, a[:, None] - a[None, :], float("-inf")))
             W = CB * E * dt[None, :]
             y = tl.dot(W.to(x.dtype), x)  # intra-chunk (Q, P)
             y += tl.exp(a)[:, None] * tl.dot(Cc, state.to(Cc.dtype))  # from the entering state
@@ -89,10 +89,10 @@ if triton is not None:
 
     @triton.jit
     def _ssd_bwd_kernel(X, DT, A, Bm, Cm, Dv, DY, S, DX, DDT, DBH, DCH, DAP, DDP, L, n_chunks, H, HPG,
-                        sxb, sxl, sxh, sdb, sdl, sdh, sbb, sbl, sbg, scb, scl, scg, syb, syl, syh,
+                        sxb, sxl, sxh, sdb, sdl, sdh, sbb, sbl, sbg, scb, scl, scg, syb, syl, syh, sob, sol, soh,
                         HAS_D: tl.constexpr, D_PER_P: tl.constexpr, Q: tl.constexpr, P: tl.constexpr,
                         N: tl.constexpr):
-        # Outputs: DX (B, L, H, P) like X's dtype, contiguous; DDT (B, L, H) fp32 contiguous; DBH, DCH
+        # Outputs: DX (B, L, H, P) in X's dtype, strides (sob, sol, soh, 1); DDT (B, L, H) fp32 contiguous; DBH, DCH
         # (B, L, H, N) fp32 per head (summed over a group's heads afterwards); DAP (B*H,), DDP (B*H, P) fp32.
         pid = tl.program_id(0)
         b, h = pid // H, pid % H
@@ -126,7 +126,7 @@ if triton is not None:
             # intra-chunk term y_t += sum_s W_ts x_s, W_ts = E_ts CB_ts dt_s. Ordered so that few (Q, Q) tiles
             # are alive at once (register pressure: ptxas reports spills otherwise).
             G = tl.dot(dy, tl.trans(x))  # (Q, Q): dy_t . x_s
-            E = tl.where(causal, tl.exp(a[:, None] - a[None, :]), 0.0)
+            E = tl.exp(tl.where(causal, a[:, None] - a[None, :], float("-inf")))
             T = G * E * dt[None, :]
             dC = tl.dot(T.to(Bc.dtype), Bc)  # sum_s T_ts B_s
             dB = tl.dot(tl.trans(T.to(Cc.dtype)), Cc)  # sum_t T_ts C_t
@@ -160,7 +160,7 @@ if triton is not None:
             if HAS_D:
                 dx += d * dyf
                 dD_acc += tl.sum(dyf * xf, axis=0)
-            tl.store(DX + b64 * syb + t64[:, None] * syl + h * syh + rp[None, :], dx.to(DX.dtype.element_ty),
+            tl.store(DX + b64 * sob + t64[:, None] * sol + h * soh + rp[None, :], dx.to(DX.dtype.element_ty),
                      mask=mt[:, None])
             tl.store(DDT + (b64 * L + t64) * H + h, ddt, mask=mt)
             bh = (b64 * L + t64[:, None]) * H * N + h * N + rn[None, :]
@@ -184,52 +184,69 @@ def _unit_last(t: Tensor) -> Tensor:
     return t if t.stride(-1) == 1 else t.contiguous()
 
 
+def ssd_fwd(x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, D: Tensor | None) -> tuple[Tensor, Tensor]:
+    """Forward kernel: y (b, l, h, p) in x's dtype and the states entering each chunk (b*h, chunks, n, p) fp32
+    (kept for `ssd_bwd`). x, B, C need a unit last stride; dt (b, l, h) float32, any strides."""
+    Bsz, L, H, P = x.shape
+    G, N = B.shape[2], B.shape[3]
+    n_chunks = triton.cdiv(L, CHUNK)
+    y = torch.empty((Bsz, L, H, P), device=x.device, dtype=x.dtype)
+    S = torch.empty((Bsz * H, n_chunks, N, P), device=x.device, dtype=torch.float32)
+    Dc = D.contiguous() if D is not None else A
+    _ssd_fwd_kernel[(Bsz * H,)](
+        x, dt, A, B, C, Dc, y, S, L, n_chunks, H, H // G,
+        x.stride(0), x.stride(1), x.stride(2), dt.stride(0), dt.stride(1), dt.stride(2),
+        B.stride(0), B.stride(1), B.stride(2), C.stride(0), C.stride(1), C.stride(2),
+        y.stride(0), y.stride(1), y.stride(2),
+        HAS_D=D is not None, D_PER_P=D is not None and D.dim() == 2, Q=CHUNK, P=P, N=N, num_warps=NUM_WARPS)
+    return y, S
+
+
+def ssd_bwd(dy: Tensor, x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, D: Tensor | None, S: Tensor,
+            dx: Tensor | None = None, dB: Tensor | None = None, dC: Tensor | None = None):
+    """Backward kernel: (dx, ddt float32 (b, l, h), dA, dB, dC, dD). `dx`, `dB`, `dC` may be given as buffers
+    to write into (e.g. slices of a larger input gradient; dx with unit last stride)."""
+    Bsz, L, H, P = x.shape
+    G, N = B.shape[2], B.shape[3]
+    n_chunks = S.shape[1]
+    dy = dy.contiguous()  # the forward's y layout
+    if dx is None:
+        dx = torch.empty((Bsz, L, H, P), device=x.device, dtype=x.dtype)
+    ddt = torch.empty((Bsz, L, H), device=x.device, dtype=torch.float32)
+    dBh = torch.empty((Bsz, L, H, N), device=x.device, dtype=torch.float32)
+    dCh = torch.empty_like(dBh)
+    dAp = torch.empty((Bsz * H,), device=x.device, dtype=torch.float32)
+    dDp = torch.empty((Bsz * H, P), device=x.device, dtype=torch.float32)
+    Dc = D.contiguous() if D is not None else A
+    _ssd_bwd_kernel[(Bsz * H,)](
+        x, dt, A, B, C, Dc, dy, S, dx, ddt, dBh, dCh, dAp, dDp, L, n_chunks, H, H // G,
+        x.stride(0), x.stride(1), x.stride(2), dt.stride(0), dt.stride(1), dt.stride(2),
+        B.stride(0), B.stride(1), B.stride(2), C.stride(0), C.stride(1), C.stride(2),
+        dy.stride(0), dy.stride(1), dy.stride(2), dx.stride(0), dx.stride(1), dx.stride(2),
+        HAS_D=D is not None, D_PER_P=D is not None and D.dim() == 2, Q=CHUNK, P=P, N=N, num_warps=NUM_WARPS)
+    sum_group = lambda t: t.view(Bsz, L, G, H // G, N).sum(3)  # noqa: E731  (heads of a group share B, C)
+    dB = sum_group(dBh).to(B.dtype) if dB is None else dB.copy_(sum_group(dBh))
+    dC = sum_group(dCh).to(C.dtype) if dC is None else dC.copy_(sum_group(dCh))
+    dA = dAp.view(Bsz, H).sum(0).to(A.dtype)
+    dD = None
+    if D is not None:
+        dDh = dDp.view(Bsz, H, P).sum(0)
+        dD = (dDh if D.dim() == 2 else dDh.sum(-1)).to(D.dtype)
+    return dx, ddt, dA, dB, dC, dD
+
+
 class _SSDScan(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, D: Tensor | None) -> Tensor:
         x, B, C = _unit_last(x), _unit_last(B), _unit_last(C)
-        Bsz, L, H, P = x.shape
-        G, N = B.shape[2], B.shape[3]
-        n_chunks = triton.cdiv(L, CHUNK)
-        y = torch.empty((Bsz, L, H, P), device=x.device, dtype=x.dtype)
-        S = torch.empty((Bsz * H, n_chunks, N, P), device=x.device, dtype=torch.float32)
-        Dc = D.contiguous() if D is not None else A
-        _ssd_fwd_kernel[(Bsz * H,)](
-            x, dt, A, B, C, Dc, y, S, L, n_chunks, H, H // G,
-            x.stride(0), x.stride(1), x.stride(2), dt.stride(0), dt.stride(1), dt.stride(2),
-            B.stride(0), B.stride(1), B.stride(2), C.stride(0), C.stride(1), C.stride(2),
-            y.stride(0), y.stride(1), y.stride(2),
-            HAS_D=D is not None, D_PER_P=D is not None and D.dim() == 2, Q=CHUNK, P=P, N=N, num_warps=NUM_WARPS)
+        y, S = ssd_fwd(x, dt, A, B, C, D)
         ctx.save_for_backward(x, dt, A, B, C, D, S)
         return y
 
     @staticmethod
     def backward(ctx, dy: Tensor):
         x, dt, A, B, C, D, S = ctx.saved_tensors
-        Bsz, L, H, P = x.shape
-        G, N = B.shape[2], B.shape[3]
-        n_chunks = S.shape[1]
-        dy = dy.contiguous()  # same layout as the forward's y
-        dx = torch.empty((Bsz, L, H, P), device=x.device, dtype=x.dtype)
-        ddt = torch.empty((Bsz, L, H), device=x.device, dtype=torch.float32)
-        dBh = torch.empty((Bsz, L, H, N), device=x.device, dtype=torch.float32)
-        dCh = torch.empty_like(dBh)
-        dAp = torch.empty((Bsz * H,), device=x.device, dtype=torch.float32)
-        dDp = torch.empty((Bsz * H, P), device=x.device, dtype=torch.float32)
-        Dc = D.contiguous() if D is not None else A
-        _ssd_bwd_kernel[(Bsz * H,)](
-            x, dt, A, B, C, Dc, dy, S, dx, ddt, dBh, dCh, dAp, dDp, L, n_chunks, H, H // G,
-            x.stride(0), x.stride(1), x.stride(2), dt.stride(0), dt.stride(1), dt.stride(2),
-            B.stride(0), B.stride(1), B.stride(2), C.stride(0), C.stride(1), C.stride(2),
-            dy.stride(0), dy.stride(1), dy.stride(2),
-            HAS_D=D is not None, D_PER_P=D is not None and D.dim() == 2, Q=CHUNK, P=P, N=N, num_warps=NUM_WARPS)
-        dB = dBh.view(Bsz, L, G, H // G, N).sum(3).to(B.dtype)
-        dC = dCh.view(Bsz, L, G, H // G, N).sum(3).to(C.dtype)
-        dA = dAp.view(Bsz, H).sum(0).to(A.dtype)
-        dD = None
-        if D is not None:
-            dDh = dDp.view(Bsz, H, P).sum(0)
-            dD = (dDh if D.dim() == 2 else dDh.sum(-1)).to(D.dtype)
+        dx, ddt, dA, dB, dC, dD = ssd_bwd(dy, x, dt, A, B, C, D, S)
         return dx, ddt.to(dt.dtype), dA, dB, dC, dD
 
 

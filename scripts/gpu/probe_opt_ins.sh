@@ -3,9 +3,9 @@
 # call (one GPU, carry [".whl", ".gpu/autotune_cache.tgz"], ~8 min):
 #  1. their CUDA tests (one Triton config per kernel): the Triton SSD scan (SAMBA_TRITON_SCAN=1), the fused
 #     block with both norm backwards, the gated norm;
-#  2. the eager probe at 60 s (batch 4 / 64 / 128, train and infer) for the default, SAMBA_TRITON_SCAN=1, and
+#  2. the eager probe at 60 s (batch 4 / 64 / 128, train and infer) for the default, SAMBA_TRITON_SCAN=1,
 #     SAMBA_FUSED_MAMBA=1 SAMBA_TRITON_NORM=1 (its norm backward now at 4 x 512 tiles, which ptxas says do not
-#     spill), with the kernel table of each train step;
+#     spill), and that fused block on our scan too (every kernel of the block ours), with the kernel tables;
 #  3. the 600-s memory rows (no checkpointing / per block / per sample) for the default and the fused block.
 set -u
 source scripts/gpu/env.sh
@@ -24,6 +24,7 @@ probe() {  # name, then environment assignments
 probe default SAMBA_FUSED_MAMBA=0
 probe triton_scan SAMBA_TRITON_SCAN=1
 probe fused SAMBA_FUSED_MAMBA=1 SAMBA_TRITON_NORM=1
+probe fused_scan SAMBA_FUSED_MAMBA=1 SAMBA_TRITON_NORM=1 SAMBA_TRITON_SCAN=1
 for fused in 0 1; do
   SAMBA_FUSED_MAMBA=$fused timeout 100 python3 scripts/gpu/perf_probe.py --out $OUT/mem_fused$fused --parts memory \
     2>&1 | grep -v Warn | grep memory600 | cut -c1-220
