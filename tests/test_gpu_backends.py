@@ -287,3 +287,14 @@ def test_triton_scan_kernel_matches_ssd_chunked_on_cuda():
     report("Triton scan kernel fp32 vs float64 reference, forward", max_rel(out, ref), F32_TOL)
     for name, a, r in zip(("dx", "ddt", "dA", "dB", "dC", "dD"), go, gr):
         report(f"Triton scan kernel fp32 vs float64 reference, {name}", max_rel(a, r), F32_GRAD_TOL)
+
+
+@pytest.mark.parametrize("cfg,L", DIFF_CASES, ids=[str(i) for i in range(len(DIFF_CASES))])
+def test_diff_mamba_on_the_triton_scan_matches_torch(cfg, L, monkeypatch):
+    """The grouped differential Mamba (16 teams as 16 groups in one call) on samba.nn.triton_ssd."""
+    monkeypatch.setenv("SAMBA_TRITON_SCAN", "1")
+    torch.manual_seed(0)
+    loop = DiffMambaLoop(**cfg).cuda()
+    _perturb(loop)
+    grouped = DiffMamba.from_loop(loop)
+    compare(f"DiffMamba{cfg} L={L} on the Triton scan", grouped, torch.randn(2, L, cfg["d_model"], device="cuda"))

@@ -33,7 +33,8 @@ from torch import Tensor
 
 from ._mamba_ssm import require_mamba_ssm
 from .mamba2 import (DEFAULT_TORCH_CHUNK_SIZE, Mamba2, causal_depthwise_conv, check_backend_name, cpu_microbatch,
-                     init_A_log, init_dt_bias, resolve_backend, rms_norm_gated, skip_dtype, softplus_dt)
+                     _triton_scan_opted_in, init_A_log, init_dt_bias, resolve_backend, rms_norm_gated, skip_dtype,
+                     softplus_dt)
 from .ssd import ssd_chunked
 
 __all__ = ["DiffMamba", "DiffMambaLoop"]
@@ -231,7 +232,14 @@ class DiffMamba(nn.Module):
         D = self.team_D.view(G * nh, p) if self.D_has_hdim else self.team_D
 
         # ONE scan over every SSM head of every team.
-        if be == "mamba_ssm":
+        if be == "mamba_ssm" and _triton_scan_opted_in(x, B):  # samba.nn.triton_ssd (SAMBA_TRITON_SCAN=1)
+            from .triton_ssd import ssd_scan_triton
+
+            dt = softplus_dt(dt, self.team_dt_bias, self.dt_limit)
+            y = ssd_scan_triton(x, dt, A, B, C, D).reshape(b, L, G * di)
+            if not self.rmsnorm:
+                y = y * F.silu(z)
+        elif be == "mamba_ssm":
             kernels = require_mamba_ssm()
             limit = {} if self.dt_limit == (0.0, float("inf")) else {"dt_limit": self.dt_limit}
             y = kernels.mamba_chunk_scan_combined(
