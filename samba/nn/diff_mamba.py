@@ -31,11 +31,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
-from ._mamba_ssm import require_mamba_ssm
 from .mamba2 import (DEFAULT_TORCH_CHUNK_SIZE, Mamba2, causal_depthwise_conv, check_backend_name, cpu_microbatch,
-                     _triton_scan_opted_in, init_A_log, init_dt_bias, resolve_backend, rms_norm_gated, skip_dtype,
-                     softplus_dt)
-from .ssd import ssd_chunked
+                     init_A_log, init_dt_bias, resolve_backend, rms_norm_gated, skip_dtype, ssm_scan)
 
 __all__ = ["DiffMamba", "DiffMambaLoop"]
 
@@ -232,26 +229,9 @@ class DiffMamba(nn.Module):
         D = self.team_D.view(G * nh, p) if self.D_has_hdim else self.team_D
 
         # ONE scan over every SSM head of every team.
-        if be == "mamba_ssm" and _triton_scan_opted_in(x, B):  # samba.nn.triton_ssd (SAMBA_TRITON_SCAN=1)
-            from .triton_ssd import ssd_scan_triton
-
-            dt = softplus_dt(dt, self.team_dt_bias, self.dt_limit)
-            y = ssd_scan_triton(x, dt, A, B, C, D).reshape(b, L, G * di)
-            if not self.rmsnorm:
-                y = y * F.silu(z)
-        elif be == "mamba_ssm":
-            kernels = require_mamba_ssm()
-            limit = {} if self.dt_limit == (0.0, float("inf")) else {"dt_limit": self.dt_limit}
-            y = kernels.mamba_chunk_scan_combined(
-                x, dt, A, B, C, chunk_size=self.chunk_size, D=D,
-                z=None if self.rmsnorm else z.view(b, L, G * nh, p),
-                dt_bias=self.team_dt_bias, dt_softplus=True, **limit,
-            ).reshape(b, L, G * di)  # (b, L, G*di)
-        else:
-            dt = softplus_dt(dt, self.team_dt_bias, self.dt_limit)
-            y = ssd_chunked(x, dt, A, B, C, self.torch_chunk_size, D=D).reshape(b, L, G * di)
-            if not self.rmsnorm:
-                y = y * F.silu(z)
+        gate = None if self.rmsnorm else z.view(b, L, G * nh, p)
+        y = ssm_scan(x, dt, A, B, C, D, self.team_dt_bias, self.dt_limit, gate, be, self.chunk_size,
+                     self.torch_chunk_size).reshape(b, L, G * di)  # (b, L, G*di)
         if self.rmsnorm:  # grouped gated RMSNorm: every team's groups normalised on their own
             y = rms_norm_gated(y, z, self.team_norm_weight, self.norm_eps, di // ng, self.norm_before_gate, be)
 

@@ -22,6 +22,7 @@ No inference cache / `step` (SAMBA encodes whole windows).
 from __future__ import annotations
 
 import math
+import os
 
 import torch
 import torch.nn as nn
@@ -29,7 +30,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ._mamba_ssm import mamba_ssm_kernels, require_mamba_ssm
-from .fast_ops import _triton_enabled, causal_conv1d_silu
+from ._triton import available as triton_available
+from .fast_ops import causal_conv1d_silu
 from .ssd import ssd_chunked
 
 __all__ = ["Mamba2", "RMSNormGated", "gated_rms_norm", "rms_norm_gated", "BACKENDS", "resolve_backend", "softplus_dt",
@@ -174,23 +176,14 @@ def _fused_path_enabled(zxbcdt: Tensor) -> bool:
     train step's peak (H100: 4,534 MiB without checkpointing, 3,334 MiB with it, vs 5,433 MiB before), but
     its train step was slower (batch 64 x 60 s: 95 vs 63 ms with our norm backward, H100; batch 4: 50 vs 34 ms
     with mamba_ssm's, H200), which is not understood yet. Use it for long contexts where memory binds."""
-    import os
-
-    if os.environ.get("SAMBA_FUSED_MAMBA", "0") != "1":
-        return False
-    if not zxbcdt.is_cuda or zxbcdt.dtype == torch.float64 or mamba_ssm_kernels() is None:
-        return False
-    return _triton_enabled("SAMBA_FUSED_MAMBA", "triton_conv") and _triton_enabled("SAMBA_FUSED_MAMBA", "triton_norm")
+    return (_opted_in("SAMBA_FUSED_MAMBA") and zxbcdt.is_cuda and zxbcdt.dtype != torch.float64
+            and mamba_ssm_kernels() is not None)
 
 
 def _triton_scan_opted_in(x: Tensor, B: Tensor) -> bool:
     """Our Triton SSD scan (samba.nn.triton_ssd) instead of mamba_ssm's: only with SAMBA_TRITON_SCAN=1 (not yet
     run on a GPU), on CUDA, not float64, for headdim and d_state powers of two >= 16."""
-    import os
-
-    if os.environ.get("SAMBA_TRITON_SCAN", "0") != "1" or not x.is_cuda or x.dtype == torch.float64:
-        return False
-    if not _triton_enabled("SAMBA_TRITON_SCAN", "triton_ssd"):
+    if not (_opted_in("SAMBA_TRITON_SCAN") and x.is_cuda and x.dtype != torch.float64):
         return False
     from .triton_ssd import supported
 
@@ -200,9 +193,34 @@ def _triton_scan_opted_in(x: Tensor, B: Tensor) -> bool:
 def _triton_norm_bwd_opted_in() -> bool:
     """Our Triton gated-norm backward (samba.nn.triton_norm) instead of mamba_ssm's: only with SAMBA_TRITON_NORM=1
     until its smaller tile is measured (its first tile size made the train step slower, H100)."""
-    import os
+    return _opted_in("SAMBA_TRITON_NORM")
 
-    return os.environ.get("SAMBA_TRITON_NORM", "0") == "1" and _triton_enabled("SAMBA_TRITON_NORM", "triton_norm")
+
+def _opted_in(env: str) -> bool:
+    """An opt-in fast path: the environment variable ``env`` is 1 and Triton is importable."""
+    return os.environ.get(env, "0") == "1" and triton_available()
+
+
+def ssm_scan(x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, D: Tensor, dt_bias: Tensor, dt_limit,
+             z: Tensor | None, backend: str, chunk_size: int, torch_chunk_size: int) -> Tensor:
+    """Mamba2's selective scan on a backend: dt -> softplus(dt + dt_bias) (clamped to dt_limit), the SSD with the
+    D skip, then y * silu(z) when z is given (the variant without RMSNorm). Shared by Mamba2 and DiffMamba.
+
+    x, z (b, l, h, p); dt (b, l, h) raw; A (h,); B, C (b, l, g, n); D (h,) or (h, p) -> y (b, l, h, p).
+    mamba_ssm: its Triton kernels, or ours (samba.nn.triton_ssd) with SAMBA_TRITON_SCAN=1; torch: ssd_chunked.
+    """
+    if backend == "mamba_ssm" and not _triton_scan_opted_in(x, B):
+        limit = {} if tuple(dt_limit) == (0.0, float("inf")) else {"dt_limit": dt_limit}
+        return require_mamba_ssm().mamba_chunk_scan_combined(x, dt, A, B, C, chunk_size=chunk_size, D=D, z=z,
+                                                             dt_bias=dt_bias, dt_softplus=True, **limit)
+    dt = softplus_dt(dt, dt_bias, dt_limit)  # (b, l, h) float32; autograd differentiates the softplus
+    if backend == "mamba_ssm":
+        from .triton_ssd import ssd_scan_triton
+
+        y = ssd_scan_triton(x, dt, A, B, C, D)
+    else:
+        y = ssd_chunked(x, dt, A, B, C, torch_chunk_size, D=D)
+    return y if z is None else y * F.silu(z)
 
 
 def causal_depthwise_conv(xBC: Tensor, weight: Tensor, bias: Tensor | None, backend: str) -> Tensor:
@@ -367,28 +385,9 @@ class Mamba2(nn.Module):
         C = C.unflatten(-1, (g, n))  # (B, L, g, n)
         A = -torch.exp(self.A_log.to(torch.promote_types(self.A_log.dtype, torch.float32)))  # (h,), never fp16
 
-        if be == "mamba_ssm" and _triton_scan_opted_in(x, B):
-            # our one-kernel-per-direction scan for small states (samba.nn.triton_ssd, SAMBA_TRITON_SCAN=1)
-            from .triton_ssd import ssd_scan_triton
-
-            dt = softplus_dt(dt, self.dt_bias, self.dt_limit)  # (B, L, h) float32; autograd takes the softplus
-            y = ssd_scan_triton(x, dt, A, B, C, self._D()).flatten(-2)  # (B, L, d_ssm)
-            if not self.rmsnorm:
-                y = y * F.silu(z)
-        elif be == "mamba_ssm":
-            kernels = require_mamba_ssm()
-            limit = {} if self.dt_limit == (0.0, float("inf")) else {"dt_limit": self.dt_limit}
-            y = kernels.mamba_chunk_scan_combined(
-                x, dt, A, B, C, chunk_size=self.chunk_size, D=self._D(),
-                z=None if self.rmsnorm else z.unflatten(-1, (h, p)),
-                dt_bias=self.dt_bias, dt_softplus=True, **limit,
-            )  # (B, L, h, p)
-            y = y.flatten(-2)  # (B, L, d_ssm)
-        else:
-            dt = softplus_dt(dt, self.dt_bias, self.dt_limit)  # (B, L, h)
-            y = ssd_chunked(x, dt, A, B, C, self.torch_chunk_size, D=self._D()).flatten(-2)  # (B, L, d_ssm)
-            if not self.rmsnorm:
-                y = y * F.silu(z)
+        gate = None if self.rmsnorm else z.unflatten(-1, (h, p))  # without RMSNorm the scan gates by silu(z)
+        y = ssm_scan(x, dt, A, B, C, self._D(), self.dt_bias, self.dt_limit, gate, be, self.chunk_size,
+                     self.torch_chunk_size).flatten(-2)  # (B, L, d_ssm)
         if self.rmsnorm:
             y = self.norm(y, z, backend=be)  # (B, L, d_ssm)
         if d_mlp > 0:

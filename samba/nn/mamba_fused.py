@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ._mamba_ssm import require_mamba_ssm
+from ._triton import rows
 from .mamba2 import _triton_norm_bwd_opted_in, _triton_scan_opted_in, softplus_dt
 from .triton_ssd import ssd_bwd, ssd_fwd
 
@@ -64,10 +65,6 @@ def _xbc(xBC: Tensor, s: Spec):
             C.unflatten(-1, (s.ngroups, s.d_state)))
 
 
-def _rows(t: Tensor) -> Tensor:
-    return t.reshape(-1, t.shape[-1])  # a view for slices of a (B, L, *) buffer
-
-
 class _MambaSplitConvScan(torch.autograd.Function):
     @staticmethod
     @torch.amp.custom_fwd(device_type="cuda")
@@ -88,7 +85,7 @@ class _MambaSplitConvScan(torch.autograd.Function):
             y = scan_fwd(x, dt, A, Bm, Cm, chunk_size=s.chunk_size, D=D, z=None, dt_bias=dt_bias, dt_softplus=True,
                          dt_limit=s.dt_limit)[0]  # (B, L, H, P), includes D * x
         y = y.reshape(Bsz, L, s.d_ssm)
-        normed, rstd = gated_rms_norm_fwd(_rows(y), _rows(z), norm_w, s.eps, s.group_size, s.norm_before_gate)
+        normed, rstd = gated_rms_norm_fwd(rows(y), rows(z), norm_w, s.eps, s.group_size, s.norm_before_gate)
         dtype = torch.get_autocast_dtype("cuda") if torch.is_autocast_enabled("cuda") else normed.dtype
         W = out_w.to(dtype)
         bo = out_b.to(dtype) if out_b is not None else None
@@ -112,18 +109,18 @@ class _MambaSplitConvScan(torch.autograd.Function):
         dz, dxBC_in, ddt = _split(dzxbcdt, s)
         # Order matters for the peak (the 10-minute context): out_proj and norm first, each buffer dropped as
         # soon as it is used up, then the conv output is recomputed for the scan.
-        dout2 = _rows(dout).to(W.dtype)  # (B*L, d_model)
+        dout2 = rows(dout).to(W.dtype)  # (B*L, d_model)
         dnormed = dout2 @ W  # (B*L, d_ssm)
         normed = torch.empty((Bsz * L, s.d_ssm), device=y.device, dtype=y.dtype)  # recomputed for dW
         if _triton_norm_bwd_opted_in():
-            dy, dnorm_w, _ = gated_rms_norm_bwd(dnormed, _rows(y), _rows(z), norm_w, rstd, s.group_size,
-                                                s.norm_before_gate, dz=_rows(dz), recompute_out=normed)
+            dy, dnorm_w, _ = gated_rms_norm_bwd(dnormed, rows(y), rows(z), norm_w, rstd, s.group_size,
+                                                s.norm_before_gate, dz=rows(dz), recompute_out=normed)
         else:  # mamba_ssm's kernel (same rstd layout: one float32 per row and group, group-major)
             from mamba_ssm.ops.triton.layernorm_gated import _layer_norm_bwd
 
-            dy, dnorm_w, _, _, _ = _layer_norm_bwd(dnormed, _rows(y), norm_w, None, s.eps, None, rstd, _rows(z),
+            dy, dnorm_w, _, _, _ = _layer_norm_bwd(dnormed, rows(y), norm_w, None, s.eps, None, rstd, rows(z),
                                                    group_size=s.group_size, norm_before_gate=s.norm_before_gate,
-                                                   is_rms_norm=True, recompute_output=True, dz=_rows(dz),
+                                                   is_rms_norm=True, recompute_output=True, dz=rows(dz),
                                                    out=normed)
         del dnormed
         dW = dout2.t() @ normed.to(W.dtype)  # (d_model, d_ssm)

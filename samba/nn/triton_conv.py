@@ -18,7 +18,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ._triton import available, tl, triton
+from ._triton import available, tl, triton, unit_last_stride
 
 __all__ = ["available", "causal_conv1d_silu_triton", "conv_fwd", "conv_bwd"]
 
@@ -95,10 +95,6 @@ if triton is not None:
                  mask=mt)
 
 
-def _unit_channel_stride(x: Tensor) -> Tensor:
-    return x if x.stride(-1) == 1 else x.contiguous()
-
-
 def conv_fwd(x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
     """SiLU(causal depthwise conv): x (B, L, C) with unit channel stride, weight (C, k) -> new (B, L, C)."""
     B, L, C = x.shape
@@ -135,7 +131,7 @@ def conv_bwd(x: Tensor, weight: Tensor, bias: Tensor | None, g: Tensor, dx: Tens
 class _TritonCausalConv1dSiLU(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
-        x = _unit_channel_stride(x)
+        x = unit_last_stride(x)
         ctx.save_for_backward(x, weight, bias)
         return conv_fwd(x, weight, bias)
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ._triton import available, tl, triton
+from ._triton import available, rows, tl, triton
 
 __all__ = ["available", "gated_rms_norm_triton", "gated_rms_norm_fwd", "gated_rms_norm_bwd"]
 
@@ -105,16 +105,6 @@ if triton is not None:
         tl.store(DWP + pid * (N * tl.num_programs(1)) + g * N + cols, dw, mask=mc)
 
 
-def _rows(t: Tensor, n: int) -> Tensor:
-    """(..., n) with unit channel stride -> (M, n) view (any row stride); copies only when it must."""
-    if t.stride(-1) != 1:
-        t = t.contiguous()
-    try:
-        return t.view(-1, n)
-    except RuntimeError:
-        return t.reshape(-1, n)
-
-
 def _block_rows(group: int, tile: int = TILE) -> tuple[int, int]:
     bn = triton.next_power_of_2(group)
     return max(1, min(64, tile // bn)), bn
@@ -162,8 +152,8 @@ class _GatedRMSNorm(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: Tensor, z: Tensor | None, weight: Tensor, eps: float, group_size: int,
                 norm_before_gate: bool) -> Tensor:
-        shape, N = x.shape, x.shape[-1]
-        x2, z2 = _rows(x, N), (_rows(z, N) if z is not None else None)
+        shape = x.shape
+        x2, z2 = rows(x), (rows(z) if z is not None else None)
         out, rstd = gated_rms_norm_fwd(x2, z2, weight.contiguous(), eps, group_size, norm_before_gate)
         ctx.save_for_backward(x2, z2, weight, rstd)
         ctx.cfg = (group_size, norm_before_gate, shape)
@@ -173,7 +163,7 @@ class _GatedRMSNorm(torch.autograd.Function):
     def backward(ctx, g: Tensor):
         x2, z2, weight, rstd = ctx.saved_tensors
         group_size, nbg, shape = ctx.cfg
-        dx, dw, dz = gated_rms_norm_bwd(_rows(g, shape[-1]), x2, z2, weight.contiguous(), rstd, group_size, nbg)
+        dx, dw, dz = gated_rms_norm_bwd(rows(g), x2, z2, weight.contiguous(), rstd, group_size, nbg)
         return dx.view(shape), (dz.view(shape) if dz is not None else None), dw, None, None, None
 
 

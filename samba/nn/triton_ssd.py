@@ -28,13 +28,13 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ._triton import available, tl, triton
+from ._triton import available, tl, triton, unit_last_stride
 
 __all__ = ["available", "ssd_scan_triton", "ssd_fwd", "ssd_bwd", "supported"]
 
 CHUNK = 64
 # 8 warps: ptxas for sm_90 (offline, Triton 3.6) reports no spills for the forward at headdim 64 (4 warps: 64 B),
-# and 576 B of spill stores per thread for the backward (4 warps: ~1.3 kB; 16 warps: 1.4 kB).
+# and ~580 B of spill stores per thread for the backward (4 warps: ~1.3 kB; 16 warps: 1.4 kB).
 NUM_WARPS = 8
 
 
@@ -51,19 +51,24 @@ if triton is not None:
         return dt, a, x, Bc, Cc
 
     @triton.jit
+    def _program(A, S, n_chunks, H, HPG, Q: tl.constexpr, P: tl.constexpr, N: tl.constexpr):
+        """This program's (sample, head): its head h, group g, sample offset, decay rate, index ranges, the causal
+        (Q, Q) mask and where its chunk-entry states live in S."""
+        pid = tl.program_id(0)
+        b, h = pid // H, pid % H
+        A_h = tl.load(A + h).to(tl.float32)
+        rq = tl.arange(0, Q)
+        causal = rq[:, None] >= rq[None, :]
+        s_base = S + pid.to(tl.int64) * n_chunks * N * P
+        return pid, h, h // HPG, b.to(tl.int64), A_h, rq, tl.arange(0, P), tl.arange(0, N), causal, s_base
+
+    @triton.jit
     def _ssd_fwd_kernel(X, DT, A, Bm, Cm, Dv, Y, S, L, n_chunks, H, HPG,
                         sxb, sxl, sxh, sdb, sdl, sdh, sbb, sbl, sbg, scb, scl, scg, syb, syl, syh,
                         HAS_D: tl.constexpr, D_PER_P: tl.constexpr, Q: tl.constexpr, P: tl.constexpr,
                         N: tl.constexpr):
-        pid = tl.program_id(0)
-        b, h = pid // H, pid % H
-        g = h // HPG
-        b64 = b.to(tl.int64)
-        A_h = tl.load(A + h).to(tl.float32)
-        rq, rp, rn = tl.arange(0, Q), tl.arange(0, P), tl.arange(0, N)
-        causal = rq[:, None] >= rq[None, :]
+        pid, h, g, b64, A_h, rq, rp, rn, causal, s_base = _program(A, S, n_chunks, H, HPG, Q, P, N)
         state = tl.zeros((N, P), dtype=tl.float32)  # the state entering the chunk (n, p)
-        s_base = S + pid.to(tl.int64) * n_chunks * N * P
         for c in range(n_chunks):
             t = c * Q + rq
             mt = t < L
@@ -94,13 +99,7 @@ if triton is not None:
                         N: tl.constexpr):
         # Outputs: DX (B, L, H, P) in X's dtype, strides (sob, sol, soh, 1); DDT (B, L, H) fp32 contiguous; DBH, DCH
         # (B, L, H, N) fp32 per head (summed over a group's heads afterwards); DAP (B*H,), DDP (B*H, P) fp32.
-        pid = tl.program_id(0)
-        b, h = pid // H, pid % H
-        g = h // HPG
-        b64 = b.to(tl.int64)
-        A_h = tl.load(A + h).to(tl.float32)
-        rq, rp, rn = tl.arange(0, Q), tl.arange(0, P), tl.arange(0, N)
-        causal = rq[:, None] >= rq[None, :]
+        pid, h, g, b64, A_h, rq, rp, rn, causal, s_base = _program(A, S, n_chunks, H, HPG, Q, P, N)
         if HAS_D:
             if D_PER_P:
                 d = tl.load(Dv + h * P + rp).to(tl.float32)[None, :]
@@ -109,7 +108,6 @@ if triton is not None:
         dstate = tl.zeros((N, P), dtype=tl.float32)  # d loss / d (state leaving the chunk)
         dA_acc = tl.zeros((Q,), dtype=tl.float32)
         dD_acc = tl.zeros((P,), dtype=tl.float32)
-        s_base = S + pid.to(tl.int64) * n_chunks * N * P
         for i in range(n_chunks):
             c = n_chunks - 1 - i
             t = c * Q + rq
@@ -180,10 +178,6 @@ def supported(x: Tensor, B: Tensor) -> bool:
     return triton is not None and _pow2_at_least_16(x.shape[-1]) and _pow2_at_least_16(B.shape[-1])
 
 
-def _unit_last(t: Tensor) -> Tensor:
-    return t if t.stride(-1) == 1 else t.contiguous()
-
-
 def ssd_fwd(x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, D: Tensor | None) -> tuple[Tensor, Tensor]:
     """Forward kernel: y (b, l, h, p) in x's dtype and the states entering each chunk (b*h, chunks, n, p) fp32
     (kept for `ssd_bwd`). x, B, C need a unit last stride; dt (b, l, h) float32, any strides."""
@@ -238,7 +232,7 @@ def ssd_bwd(dy: Tensor, x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, 
 class _SSDScan(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, D: Tensor | None) -> Tensor:
-        x, B, C = _unit_last(x), _unit_last(B), _unit_last(C)
+        x, B, C = unit_last_stride(x), unit_last_stride(B), unit_last_stride(C)
         y, S = ssd_fwd(x, dt, A, B, C, D)
         ctx.save_for_backward(x, dt, A, B, C, D, S)
         return y

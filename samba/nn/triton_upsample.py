@@ -20,7 +20,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ._triton import available, tl, triton
+from ._triton import available, tl, triton, unit_last_stride
 
 __all__ = ["available", "upsample_concat_triton"]
 
@@ -70,14 +70,10 @@ if triton is not None:
                  mask=mask)
 
 
-def _unit_time_stride(x: Tensor) -> Tensor:
-    return x if x.stride(-1) == 1 else x.contiguous()
-
-
 class _UpsampleConcat(torch.autograd.Function):
     @staticmethod
     def forward(ctx, skip: Tensor, h: Tensor) -> Tensor:
-        skip, h = _unit_time_stride(skip), _unit_time_stride(h)
+        skip, h = unit_last_stride(skip), unit_last_stride(h)
         B, Cs, T = skip.shape
         Cu, L = h.shape[1], h.shape[2]
         dtype = torch.promote_types(skip.dtype, h.dtype)
