@@ -50,6 +50,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .nn.mamba2 import fast_path_switches
+
 __all__ = ["run_bench", "bench_main", "plot_bench", "MODEL_NAMES", "CHANNELS_1020", "AUTHORS_REFERENCE",
            "STATUSES", "ROW_FIELDS"]
 
@@ -328,6 +330,10 @@ def measure_row(model_name: str, context_s: float, batch: int, mode: str, *, dev
             row["samba_graphs"] = graphed
             row["activation_checkpointing"] = mode == "train" and context_s >= samba_checkpoint_from_s
             model.cfg.activation_checkpointing = row["activation_checkpointing"]
+            # one sample per recomputed piece: the lowest 10-minute peak measured (H200, batch 4: 2,543 MiB, vs
+            # 2,900 MiB per block and batch, 5,257 MiB without; docs/performance_log.md, section 5)
+            model.cfg.checkpoint_piece_tokens = n_times if row["activation_checkpointing"] else None
+            row["checkpoint_piece_tokens"] = model.cfg.checkpoint_piece_tokens
         autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if device == "cuda"
                     else torch.autocast("cpu", enabled=False))
         if graphed:
@@ -771,8 +777,8 @@ def _run_bench(device, out, models, contexts_s, batches, quick, time_budget_s, s
                               "mamba_ssm_unavailable": _mamba_ssm_unavailable_reason()},
             "samba_execution": ({"cuda_graphs": samba_graphs, "activation_checkpointing_train_from_s":
                                  SAMBA_CHECKPOINT_FROM_S,
-                                 "fused_mamba_block": os.environ.get("SAMBA_FUSED_MAMBA", "1") != "0",
-                                 "triton_norm_backward": os.environ.get("SAMBA_TRITON_NORM", "0") == "1"}
+                                 "activation_checkpointing_pieces": "one sample per piece",
+                                 **fast_path_switches()}
                                 if device == "cuda" else {"cuda_graphs": False}),
             "dtype": "bf16-autocast" if device == "cuda" else "float32",
             "profile": prof.name,

@@ -67,6 +67,19 @@ def test_cpu_quick_run_is_schema_valid(tmp_path):
     assert {(r["context_s"], r["batch"]) for r in ok if r["model"] == "EEGNet"} == {(1, 1), (1, 2)}
 
 
+@pytest.mark.skipif(not bench.samba_available(), reason="SAMBA not importable")
+def test_long_samba_train_rows_checkpoint_one_sample_per_piece():
+    """From samba_checkpoint_from_s on, SAMBA's train rows recompute each block one sample at a time (the lowest
+    10-minute peak measured); shorter rows and inference rows do not checkpoint."""
+    kw = dict(device="cpu", warmup=1, repeats=1, samba_checkpoint_from_s=2)
+    long = bench.measure_row("SAMBA", 2, 2, "train", **kw)
+    assert long["status"] == "ok", long
+    assert long["activation_checkpointing"] and long["checkpoint_piece_tokens"] == long["n_times"] == 256
+    for ctx, mode in ((1, "train"), (2, "infer")):
+        row = bench.measure_row("SAMBA", ctx, 2, mode, **kw)
+        assert row["status"] == "ok" and not row["activation_checkpointing"] and row["checkpoint_piece_tokens"] is None
+
+
 def test_failures_become_rows_not_crashes(tmp_path):
     out = bench.run_bench(device="cpu", out=tmp_path / "f.json", models=["Broken", "Hungry", "Fine"],
                           contexts_s=[1], batches=[2], quick=True, builder=tiny_builder, log=None)

@@ -402,18 +402,26 @@ def test_upsample_concat_cuda_impls_match_reference(dtype):
         assert e < tol
 
 
-def test_fused_block_and_triton_norm_backward_are_opt_in(monkeypatch):
-    """Both measured slower in a train step (docs/performance_log.md, section 4): off unless asked for, and
-    never on CPU or in float64."""
+def test_fast_path_switches_default_on_and_switch_off(monkeypatch):
+    """SAMBA's own CUDA kernels are on by default where Triton is importable (measured faster, session 6), each
+    off with its variable set to 0, and never on CPU or in float64."""
     from samba.nn import mamba2
 
-    monkeypatch.delenv("SAMBA_FUSED_MAMBA", raising=False)
-    monkeypatch.delenv("SAMBA_TRITON_NORM", raising=False)
-    assert not mamba2._fused_path_enabled(torch.zeros(1))
-    assert not mamba2._triton_norm_bwd_opted_in()
-    monkeypatch.setenv("SAMBA_FUSED_MAMBA", "1")
+    monkeypatch.setattr(mamba2, "triton_available", lambda: True)
+    for env in mamba2.FAST_PATH_SWITCHES:
+        monkeypatch.delenv(env, raising=False)
+    assert mamba2.fast_path_switches() == {"fused_mamba_block": True, "triton_scan": True,
+                                           "triton_norm_backward": True}
+    assert mamba2._triton_norm_bwd_opted_in()
+    monkeypatch.setenv("SAMBA_TRITON_NORM", "0")
+    monkeypatch.setenv("SAMBA_FUSED_MAMBA", " 0")
+    assert mamba2.fast_path_switches() == {"fused_mamba_block": False, "triton_scan": True,
+                                           "triton_norm_backward": False}
+    monkeypatch.delenv("SAMBA_FUSED_MAMBA")
     assert not mamba2._fused_path_enabled(torch.zeros(1))  # CPU tensor: the layer-by-layer path
     assert not mamba2._fused_path_enabled(torch.zeros(1, dtype=torch.float64))
+    monkeypatch.setattr(mamba2, "triton_available", lambda: False)  # no Triton: nothing of ours
+    assert not any(mamba2.fast_path_switches().values())
 
 
 def _compile_for_hopper(fn, sig: dict, const: dict, num_warps: int = 4):
@@ -486,11 +494,12 @@ def test_register_spills_of_the_chosen_tiles():
     assert _spill_stores(_compile_for_hopper(ts._ssd_fwd_kernel, _SSD_FWD_SIG, const, ts.NUM_WARPS)) == 0
 
 
-def test_triton_scan_is_opt_in(monkeypatch):
+def test_triton_scan_never_on_cpu(monkeypatch):
     from samba.nn import mamba2
 
+    monkeypatch.setattr(mamba2, "triton_available", lambda: True)
     x, B = torch.zeros(1, 4, 2, 64), torch.zeros(1, 4, 1, 16)
     monkeypatch.delenv("SAMBA_TRITON_SCAN", raising=False)
-    assert not mamba2._triton_scan_opted_in(x, B)
+    assert not mamba2._triton_scan_opted_in(x, B)  # CPU: the torch scan, whatever the switch
     monkeypatch.setenv("SAMBA_TRITON_SCAN", "1")
-    assert not mamba2._triton_scan_opted_in(x, B)  # CPU: the torch scan
+    assert not mamba2._triton_scan_opted_in(x, B)

@@ -115,8 +115,18 @@ MAMBA_CASES = [  # (config, L)
 ]
 
 
+@pytest.mark.parametrize("kernels", ["default", "mamba_ssm_only"])
 @pytest.mark.parametrize("cfg,L", MAMBA_CASES, ids=[str(i) for i in range(len(MAMBA_CASES))])
-def test_mamba2_mamba_ssm_backend_matches_torch(cfg, L):
+def test_mamba2_mamba_ssm_backend_matches_torch(cfg, L, kernels, monkeypatch):
+    """The mamba_ssm backend as it runs by default (our fused block, scan and norm backward where they apply) and
+    with every switch of FAST_PATH_SWITCHES at 0 (mamba_ssm's kernels layer by layer) against the torch backend."""
+    from samba.nn.mamba2 import FAST_PATH_SWITCHES
+
+    for env in FAST_PATH_SWITCHES:
+        if kernels == "default":
+            monkeypatch.delenv(env, raising=False)
+        else:
+            monkeypatch.setenv(env, "0")
     torch.manual_seed(0)
     m = Mamba2(**cfg).cuda()
     _perturb(m)
@@ -198,14 +208,13 @@ def test_torch_backend_on_cuda_bf16_autocast_runs():
 @pytest.mark.parametrize("norm_bwd", ["mamba_ssm", "triton"])
 @pytest.mark.parametrize("cfg,L", [MAMBA_CASES[i] for i in (0, 2, 4, 5)], ids=["samba-enc", "groups", "nbg", "short"])
 def test_fused_mamba2_block_matches_layer_by_layer(cfg, L, norm_bwd, scan, monkeypatch):
-    """samba.nn.mamba_fused (SAMBA_FUSED_MAMBA=1: one Function, conv, scan, gated norm, out_proj; recompute in
-    backward) against the layer-by-layer mamba_ssm path (the default) on the same weights, for both norm
-    backwards (mamba_ssm's, and ours with SAMBA_TRITON_NORM=1). float32 and bf16 autocast."""
+    """samba.nn.mamba_fused (the default; one Function, conv, scan, gated norm, out_proj; recompute in backward)
+    against mamba_ssm's layer-by-layer path (every switch 0) on the same weights, for both norm backwards
+    (mamba_ssm's, and ours) and both scans. float32 and bf16 autocast."""
     from samba.nn.mamba2 import _fused_path_enabled
 
     monkeypatch.setenv("SAMBA_FUSED_MAMBA", "1")
     monkeypatch.setenv("SAMBA_TRITON_NORM", "1" if norm_bwd == "triton" else "0")
-    monkeypatch.delenv("SAMBA_TRITON_SCAN", raising=False)  # the layer-by-layer reference keeps mamba_ssm's scan
     assert _fused_path_enabled(torch.zeros(1, device="cuda", dtype=torch.bfloat16))
     torch.manual_seed(0)
     m = Mamba2(**cfg).cuda()
@@ -251,11 +260,12 @@ def test_triton_gated_norm_matches_mamba_ssm_kernel(dtype):
 
 @pytest.mark.parametrize("cfg,L", MAMBA_CASES, ids=[str(i) for i in range(len(MAMBA_CASES))])
 def test_triton_scan_matches_torch(cfg, L, monkeypatch):
-    """samba.nn.triton_ssd (SAMBA_TRITON_SCAN=1: one kernel per direction for small states) inside Mamba2
-    against the torch backend, float32 and bf16 autocast (the same criteria as mamba_ssm's kernels)."""
+    """samba.nn.triton_ssd (one kernel per direction for small states) inside the layer-by-layer Mamba2 against
+    the torch backend, float32 and bf16 autocast (the same criteria as mamba_ssm's kernels)."""
     from samba.nn.mamba2 import _triton_scan_opted_in
 
     monkeypatch.setenv("SAMBA_TRITON_SCAN", "1")
+    monkeypatch.setenv("SAMBA_FUSED_MAMBA", "0")
     torch.manual_seed(0)
     m = Mamba2(**cfg).cuda()
     _perturb(m)

@@ -169,21 +169,23 @@ def softplus_dt(dt: Tensor, dt_bias: Tensor, dt_limit: tuple[float, float]) -> T
 
 
 def _fused_path_enabled(zxbcdt: Tensor) -> bool:
-    """The fused Mamba2 Function (samba.nn.mamba_fused) applies: opted in with SAMBA_FUSED_MAMBA=1, CUDA, not
-    float64 (its kernels accumulate in float32), Triton and mamba_ssm importable.
+    """The fused Mamba2 Function (samba.nn.mamba_fused) applies: switched on (SAMBA_FUSED_MAMBA, default on),
+    CUDA, not float64 (its kernels accumulate in float32), Triton and mamba_ssm importable.
 
-    Opt-in because of what it measured (docs/performance_log.md, section 4): it cuts the 10-minute batch-4
-    train step's peak (H100: 4,534 MiB without checkpointing, 3,334 MiB with it, vs 5,433 MiB before), but
-    its train step was slower (batch 64 x 60 s: 95 vs 63 ms with our norm backward, H100; batch 4: 50 vs 34 ms
-    with mamba_ssm's, H200), which is not understood yet. Use it for long contexts where memory binds."""
-    return (_opted_in("SAMBA_FUSED_MAMBA") and zxbcdt.is_cuda and zxbcdt.dtype != torch.float64
+    On by default since session 6 (docs/performance_log.md, section 5): with our scan and norm backward it was
+    the fastest train step measured on an H200 (batch 128 x 60 s: 100.7 ms, vs 106.3 ms with only our scan and
+    108.5 ms for mamba_ssm layer by layer). Earlier it was slower (batch 64: 95 vs 63 ms, H100) because our first
+    norm-backward tile spilled registers; the tile now used does not."""
+    return (_switched_on("SAMBA_FUSED_MAMBA") and zxbcdt.is_cuda and zxbcdt.dtype != torch.float64
             and mamba_ssm_kernels() is not None)
 
 
 def _triton_scan_opted_in(x: Tensor, B: Tensor) -> bool:
-    """Our Triton SSD scan (samba.nn.triton_ssd) instead of mamba_ssm's: only with SAMBA_TRITON_SCAN=1 (not yet
-    run on a GPU), on CUDA, not float64, for headdim and d_state powers of two >= 16."""
-    if not (_opted_in("SAMBA_TRITON_SCAN") and x.is_cuda and x.dtype != torch.float64):
+    """Our Triton SSD scan (samba.nn.triton_ssd) instead of mamba_ssm's (SAMBA_TRITON_SCAN, default on): on CUDA,
+    not float64, for headdim and d_state powers of two >= 16. H200 (session 6): batch-4 x 60-s train step
+    24.1 ms vs 34.5-40.4 ms with mamba_ssm's scan, batch 128 106.3 vs 108.5 ms; inference at batch 128 27.7 vs
+    28.2 ms."""
+    if not (_switched_on("SAMBA_TRITON_SCAN") and x.is_cuda and x.dtype != torch.float64):
         return False
     from .triton_ssd import supported
 
@@ -191,14 +193,28 @@ def _triton_scan_opted_in(x: Tensor, B: Tensor) -> bool:
 
 
 def _triton_norm_bwd_opted_in() -> bool:
-    """Our Triton gated-norm backward (samba.nn.triton_norm) instead of mamba_ssm's: only with SAMBA_TRITON_NORM=1
-    until its smaller tile is measured (its first tile size made the train step slower, H100)."""
-    return _opted_in("SAMBA_TRITON_NORM")
+    """Our Triton gated-norm backward (samba.nn.triton_norm) instead of mamba_ssm's (SAMBA_TRITON_NORM, default
+    on): part of the fastest measured configuration (see _fused_path_enabled)."""
+    return _switched_on("SAMBA_TRITON_NORM")
 
 
-def _opted_in(env: str) -> bool:
-    """An opt-in fast path: the environment variable ``env`` is 1 and Triton is importable."""
-    return os.environ.get(env, "0") == "1" and triton_available()
+# SAMBA's own CUDA kernels, each on by default and switched off by setting its environment variable to 0 (then
+# mamba_ssm's kernel runs that piece; SAMBA_FUSED_MAMBA=0 SAMBA_TRITON_SCAN=0 SAMBA_TRITON_NORM=0 is mamba_ssm's
+# layer-by-layer Mamba2). Parameters and results do not depend on them (tests compare every path with the torch
+# reference), so checkpoints move freely between them.
+FAST_PATH_SWITCHES = ("SAMBA_FUSED_MAMBA", "SAMBA_TRITON_SCAN", "SAMBA_TRITON_NORM")
+
+
+def _switched_on(env: str) -> bool:
+    """A fast path of FAST_PATH_SWITCHES: on unless the environment variable ``env`` is 0, and Triton importable."""
+    return os.environ.get(env, "1").strip() != "0" and triton_available()
+
+
+def fast_path_switches() -> dict:
+    """Which of SAMBA's own CUDA kernels are switched on (where they apply: CUDA, mamba_ssm importable), as recorded
+    by the benchmark: {"fused_mamba_block": bool, "triton_scan": bool, "triton_norm_backward": bool}."""
+    return {name: _switched_on(env) for name, env in zip(("fused_mamba_block", "triton_scan", "triton_norm_backward"),
+                                                         FAST_PATH_SWITCHES)}
 
 
 def ssm_scan(x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, D: Tensor, dt_bias: Tensor, dt_limit,
@@ -207,7 +223,7 @@ def ssm_scan(x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, D: Tensor, 
     D skip, then y * silu(z) when z is given (the variant without RMSNorm). Shared by Mamba2 and DiffMamba.
 
     x, z (b, l, h, p); dt (b, l, h) raw; A (h,); B, C (b, l, g, n); D (h,) or (h, p) -> y (b, l, h, p).
-    mamba_ssm: its Triton kernels, or ours (samba.nn.triton_ssd) with SAMBA_TRITON_SCAN=1; torch: ssd_chunked.
+    mamba_ssm: ours (samba.nn.triton_ssd; SAMBA_TRITON_SCAN=0: mamba_ssm's Triton kernels); torch: ssd_chunked.
     """
     if backend == "mamba_ssm" and not _triton_scan_opted_in(x, B):
         limit = {} if tuple(dt_limit) == (0.0, float("inf")) else {"dt_limit": dt_limit}
@@ -367,7 +383,7 @@ class Mamba2(nn.Module):
         zxbcdt = self.in_proj(u)  # (B, L, d_in_proj)
         d_mlp = self.d_inner - self.d_ssm
         if be == "mamba_ssm" and self.rmsnorm and d_mlp == 0 and _fused_path_enabled(zxbcdt):
-            # conv -> scan -> gated norm -> out_proj as one Function (samba.nn.mamba_fused, SAMBA_FUSED_MAMBA=1):
+            # conv -> scan -> gated norm -> out_proj as one Function (samba.nn.mamba_fused; SAMBA_FUSED_MAMBA=0 switches it off):
             # same math, stores ~40 % fewer activations, no gradient concatenations; the code below is its
             # reference.
             from .mamba_fused import Spec, mamba_split_conv_scan

@@ -1,9 +1,13 @@
 #!/usr/bin/env python3
-"""Before a benchmark, in a fresh process: is the fused Mamba2 block (SAMBA_FUSED_MAMBA=1) right on this GPU,
-and does a checkpointed train step run from the very first step (eager and as a CUDA graph)? Prints FUSED_OK /
-CKPT_OK lines that a call script can turn into fallbacks, so one broken path costs its rows, not the whole
-benchmark. bf16 autocast only: float32 shapes are autotuned anew by Triton (its key includes the dtypes), which
-alone took more than the 120 s this script had in session 5's third call."""
+"""Before a benchmark, in a fresh process: is SAMBA's default CUDA path (our fused Mamba2 block, Triton SSD scan
+and gated-norm backward: samba.nn.mamba2.FAST_PATH_SWITCHES) right on this GPU, and does a checkpointed train
+step (one sample per piece, as the benchmark runs it) work from the very first step, eager and as a CUDA graph?
+
+Prints FAST_OK / CKPT_OK lines that a call script turns into fallbacks (FAST_OK missing: every switch to 0, i.e.
+mamba_ssm's layer-by-layer kernels; CKPT_OK missing: no checkpointing), so a broken path costs its speed, not
+the benchmark. The check compares the whole model (output, input gradient and every parameter gradient) on the
+default path with mamba_ssm's path on the same weights; bf16 autocast only (float32 shapes would be autotuned
+anew by mamba_ssm's kernels, which took more than two minutes in session 5)."""
 import os
 import traceback
 
@@ -12,14 +16,25 @@ import torch
 from samba import SAMBA, SAMBAConfig
 from samba.graphs import GraphedTrainStep
 from samba.montage import DEVICE_PRESETS, positions
-from samba.nn import Mamba2
+from samba.nn.mamba2 import FAST_PATH_SWITCHES, fast_path_switches
+
+dev = torch.device("cuda")
+coords = torch.from_numpy(positions(list(DEVICE_PRESETS["10-20"]))).to(dev)
 
 
-def grads(m, x, w, autocast):
+def switches(value):
+    for env in FAST_PATH_SWITCHES:
+        if value is None:
+            os.environ.pop(env, None)
+        else:
+            os.environ[env] = value
+
+
+def grads(m, x, w):
     x = x.detach().clone().requires_grad_()
     m.zero_grad(set_to_none=True)
-    with torch.autocast("cuda", dtype=torch.bfloat16, enabled=autocast):
-        y = m(x)
+    with torch.autocast("cuda", dtype=torch.bfloat16):
+        y = m(x, coords)
     (y.float() * w).sum().backward()
     return [y.detach().float(), x.grad] + [p.grad for p in m.parameters()]
 
@@ -28,28 +43,30 @@ def rel(a, b):
     return ((a.float() - b.float()).norm() / b.float().norm().clamp_min(1e-12)).item()
 
 
-dev = torch.device("cuda")
 try:
     torch.manual_seed(0)
-    m = Mamba2(64, d_state=16, d_conv=2, expand=8, headdim=64, backend="mamba_ssm").to(dev)
-    x = torch.randn(2, 1000, 64, device=dev)
+    m = SAMBA(SAMBAConfig(backend="mamba_ssm")).to(dev).train()
+    x = torch.randn(2, 19, 1000, device=dev)  # not a multiple of the 64-step chunk at any level
     w = torch.randn_like(x)
-    worst = {}
-    os.environ["SAMBA_FUSED_MAMBA"] = "1"
-    a = grads(m, x, w, True)
-    os.environ["SAMBA_FUSED_MAMBA"] = "0"
-    b = grads(m, x, w, True)
-    worst["bf16"] = max(rel(p, q) for p, q in zip(a, b))
-    print("fused vs layer-by-layer, worst relative error over output and gradients:", worst, flush=True)
-    if worst["bf16"] < 5e-2:
-        print("FUSED_OK", flush=True)
+    switches(None)
+    print("default switches:", fast_path_switches(), flush=True)
+    a = grads(m, x, w)
+    switches("0")
+    b = grads(m, x, w)
+    switches(None)
+    errs = [rel(p, q) for p, q in zip(a, b)]
+    worst = max(range(len(errs)), key=errs.__getitem__)
+    print(f"default path vs mamba_ssm layer by layer (bf16): output {errs[0]:.2e}, input grad {errs[1]:.2e}, "
+          f"worst of {len(errs)} ({worst}) {errs[worst]:.2e}", flush=True)
+    if all(e == e for e in errs) and errs[worst] < 5e-2:  # bf16 criterion of tests/test_gpu_backends.py
+        print("FAST_OK", flush=True)
 except Exception:
     traceback.print_exc()
 
 try:
-    coords = torch.from_numpy(positions(list(DEVICE_PRESETS["10-20"]))).to(dev)
     torch.manual_seed(0)
-    model = SAMBA(SAMBAConfig(backend="mamba_ssm", activation_checkpointing=True)).to(dev).train()
+    model = SAMBA(SAMBAConfig(backend="mamba_ssm", activation_checkpointing=True,
+                              checkpoint_piece_tokens=1280)).to(dev).train()
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
     x = torch.randn(2, 19, 1280, device=dev)
     for _ in range(2):
@@ -59,7 +76,8 @@ try:
         out.float().pow(2).mean().backward()
         opt.step()
     print("checkpointed eager step ok", flush=True)
-    model2 = SAMBA(SAMBAConfig(backend="mamba_ssm", activation_checkpointing=True)).to(dev).train()
+    model2 = SAMBA(SAMBAConfig(backend="mamba_ssm", activation_checkpointing=True,
+                               checkpoint_piece_tokens=1280)).to(dev).train()
     opt2 = torch.optim.AdamW(model2.parameters(), lr=1e-4, capturable=True)
     step = GraphedTrainStep(model2, opt2, lambda pr, xx: pr.float().pow(2).mean(), coords, batch=2, n_times=1280)
     loss = step(x)
