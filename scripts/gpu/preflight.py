@@ -2,6 +2,7 @@
 """Before a benchmark, in a fresh process: is SAMBA's default CUDA path (our fused Mamba2 block, Triton SSD scan
 and gated-norm backward: samba.nn.mamba2.FAST_PATH_SWITCHES) right on this GPU, and does a checkpointed train
 step (one sample per piece, as the benchmark runs it) work from the very first step, eager and as a CUDA graph?
+`--parts fast ckpt` (default both) picks the checks.
 
 Prints FAST_OK / CKPT_OK lines that a call script turns into fallbacks (FAST_OK missing: every switch to 0, i.e.
 mamba_ssm's layer-by-layer kernels; CKPT_OK missing: no checkpointing), so a broken path costs its speed, not
@@ -9,6 +10,7 @@ the benchmark. The check compares the whole model (output, input gradient and ev
 default path with mamba_ssm's path on the same weights; bf16 autocast only (float32 shapes would be autotuned
 anew by mamba_ssm's kernels, which took more than two minutes in session 5)."""
 import os
+import sys
 import traceback
 
 import torch
@@ -43,46 +45,57 @@ def rel(a, b):
     return ((a.float() - b.float()).norm() / b.float().norm().clamp_min(1e-12)).item()
 
 
-try:
-    torch.manual_seed(0)
-    m = SAMBA(SAMBAConfig(backend="mamba_ssm")).to(dev).train()
-    x = torch.randn(2, 19, 1000, device=dev)  # not a multiple of the 64-step chunk at any level
-    w = torch.randn_like(x)
-    switches(None)
-    print("default switches:", fast_path_switches(), flush=True)
-    a = grads(m, x, w)
-    switches("0")
-    b = grads(m, x, w)
-    switches(None)
-    errs = [rel(p, q) for p, q in zip(a, b)]
-    worst = max(range(len(errs)), key=errs.__getitem__)
-    print(f"default path vs mamba_ssm layer by layer (bf16): output {errs[0]:.2e}, input grad {errs[1]:.2e}, "
-          f"worst of {len(errs)} ({worst}) {errs[worst]:.2e}", flush=True)
-    if all(e == e for e in errs) and errs[worst] < 5e-2:  # bf16 criterion of tests/test_gpu_backends.py
-        print("FAST_OK", flush=True)
-except Exception:
-    traceback.print_exc()
+parts = sys.argv[sys.argv.index("--parts") + 1:] if "--parts" in sys.argv else ["fast", "ckpt"]
 
-try:
-    torch.manual_seed(0)
-    model = SAMBA(SAMBAConfig(backend="mamba_ssm", activation_checkpointing=True,
-                              checkpoint_piece_tokens=1280)).to(dev).train()
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
-    x = torch.randn(2, 19, 1280, device=dev)
-    for _ in range(2):
-        opt.zero_grad(set_to_none=True)
-        with torch.autocast("cuda", dtype=torch.bfloat16):
-            out = model(x, coords)
-        out.float().pow(2).mean().backward()
-        opt.step()
-    print("checkpointed eager step ok", flush=True)
-    model2 = SAMBA(SAMBAConfig(backend="mamba_ssm", activation_checkpointing=True,
-                               checkpoint_piece_tokens=1280)).to(dev).train()
-    opt2 = torch.optim.AdamW(model2.parameters(), lr=1e-4, capturable=True)
-    step = GraphedTrainStep(model2, opt2, lambda pr, xx: pr.float().pow(2).mean(), coords, batch=2, n_times=1280)
-    loss = step(x)
-    torch.cuda.synchronize()
-    print("checkpointed graphed step ok, loss", float(loss), flush=True)
-    print("CKPT_OK", flush=True)
-except Exception:
-    traceback.print_exc()
+if "fast" in parts:
+    try:
+        torch.manual_seed(0)
+        m = SAMBA(SAMBAConfig(backend="mamba_ssm")).to(dev).train()
+        x = torch.randn(2, 19, 1000, device=dev)  # not a multiple of the 64-step chunk at any level
+        w = torch.randn_like(x)
+        switches(None)
+        print("default switches:", fast_path_switches(), flush=True)
+        a = grads(m, x, w)
+        switches("0")
+        b = grads(m, x, w)
+        switches(None)
+        names = ["output", "input grad"] + [n for n, _ in m.named_parameters()]
+        # Parameters whose true gradient is zero are left out: e.g. the last bias of each CDSE score MLP shifts
+        # every score of a softmax, which ignores it, so both paths give rounding noise there (session 6's
+        # first preflight compared that noise, 3.1 relative, and switched the benchmark to the fallback).
+        scale = torch.stack([q.float().norm() for q in b[2:]]).median()
+        errs = {n: rel(p, q) for n, p, q in zip(names, a, b) if n in names[:2] or q.float().norm() > 1e-4 * scale}
+        skipped = sorted(set(names) - set(errs))
+        worst = max(errs, key=errs.get)
+        print(f"default path vs mamba_ssm layer by layer (bf16): output {errs['output']:.2e}, input grad "
+              f"{errs['input grad']:.2e}, worst of {len(errs)}: {worst} {errs[worst]:.2e}; zero-gradient "
+              f"parameters left out: {skipped}", flush=True)
+        if all(e == e for e in errs.values()) and errs[worst] < 5e-2:  # bf16 criterion of tests/test_gpu_backends.py
+            print("FAST_OK", flush=True)
+    except Exception:
+        traceback.print_exc()
+
+if "ckpt" in parts:
+    try:
+        torch.manual_seed(0)
+        model = SAMBA(SAMBAConfig(backend="mamba_ssm", activation_checkpointing=True,
+                                  checkpoint_piece_tokens=1280)).to(dev).train()
+        opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+        x = torch.randn(2, 19, 1280, device=dev)
+        for _ in range(2):
+            opt.zero_grad(set_to_none=True)
+            with torch.autocast("cuda", dtype=torch.bfloat16):
+                out = model(x, coords)
+            out.float().pow(2).mean().backward()
+            opt.step()
+        print("checkpointed eager step ok", flush=True)
+        model2 = SAMBA(SAMBAConfig(backend="mamba_ssm", activation_checkpointing=True,
+                                   checkpoint_piece_tokens=1280)).to(dev).train()
+        opt2 = torch.optim.AdamW(model2.parameters(), lr=1e-4, capturable=True)
+        step = GraphedTrainStep(model2, opt2, lambda pr, xx: pr.float().pow(2).mean(), coords, batch=2, n_times=1280)
+        loss = step(x)
+        torch.cuda.synchronize()
+        print("checkpointed graphed step ok, loss", float(loss), flush=True)
+        print("CKPT_OK", flush=True)
+    except Exception:
+        traceback.print_exc()
