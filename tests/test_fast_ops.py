@@ -402,22 +402,22 @@ def test_upsample_concat_cuda_impls_match_reference(dtype):
         assert e < tol
 
 
-def test_fast_path_switches_default_on_and_switch_off(monkeypatch):
-    """SAMBA's own CUDA kernels are on by default where Triton is importable (measured faster, session 6), each
-    off with its variable set to 0, and never on CPU or in float64."""
+def test_fast_path_switches_are_opt_in(monkeypatch):
+    """SAMBA's own CUDA kernels run only when switched on (1; see FAST_PATH_SWITCHES for why), each on its own,
+    only where Triton is importable, and never on CPU or in float64."""
     from samba.nn import mamba2
 
     monkeypatch.setattr(mamba2, "triton_available", lambda: True)
     for env in mamba2.FAST_PATH_SWITCHES:
         monkeypatch.delenv(env, raising=False)
-    assert mamba2.fast_path_switches() == {"fused_mamba_block": True, "triton_scan": True,
+    assert mamba2.FAST_PATH_DEFAULT == "0"
+    assert not any(mamba2.fast_path_switches().values())
+    assert not mamba2._triton_norm_bwd_opted_in()
+    monkeypatch.setenv("SAMBA_TRITON_NORM", " 1")
+    monkeypatch.setenv("SAMBA_FUSED_MAMBA", "1")
+    monkeypatch.setenv("SAMBA_TRITON_SCAN", "0")
+    assert mamba2.fast_path_switches() == {"fused_mamba_block": True, "triton_scan": False,
                                            "triton_norm_backward": True}
-    assert mamba2._triton_norm_bwd_opted_in()
-    monkeypatch.setenv("SAMBA_TRITON_NORM", "0")
-    monkeypatch.setenv("SAMBA_FUSED_MAMBA", " 0")
-    assert mamba2.fast_path_switches() == {"fused_mamba_block": False, "triton_scan": True,
-                                           "triton_norm_backward": False}
-    monkeypatch.delenv("SAMBA_FUSED_MAMBA")
     assert not mamba2._fused_path_enabled(torch.zeros(1))  # CPU tensor: the layer-by-layer path
     assert not mamba2._fused_path_enabled(torch.zeros(1, dtype=torch.float64))
     monkeypatch.setattr(mamba2, "triton_available", lambda: False)  # no Triton: nothing of ours

@@ -115,18 +115,15 @@ MAMBA_CASES = [  # (config, L)
 ]
 
 
-@pytest.mark.parametrize("kernels", ["default", "mamba_ssm_only"])
+@pytest.mark.parametrize("kernels", ["mamba_ssm", "ours"])
 @pytest.mark.parametrize("cfg,L", MAMBA_CASES, ids=[str(i) for i in range(len(MAMBA_CASES))])
 def test_mamba2_mamba_ssm_backend_matches_torch(cfg, L, kernels, monkeypatch):
-    """The mamba_ssm backend as it runs by default (our fused block, scan and norm backward where they apply) and
-    with every switch of FAST_PATH_SWITCHES at 0 (mamba_ssm's kernels layer by layer) against the torch backend."""
+    """The mamba_ssm backend with mamba_ssm's kernels layer by layer (the default) and with every switch of
+    FAST_PATH_SWITCHES on (our fused block, scan and norm backward where they apply) against the torch backend."""
     from samba.nn.mamba2 import FAST_PATH_SWITCHES
 
     for env in FAST_PATH_SWITCHES:
-        if kernels == "default":
-            monkeypatch.delenv(env, raising=False)
-        else:
-            monkeypatch.setenv(env, "0")
+        monkeypatch.setenv(env, "1" if kernels == "ours" else "0")
     torch.manual_seed(0)
     m = Mamba2(**cfg).cuda()
     _perturb(m)
@@ -208,9 +205,9 @@ def test_torch_backend_on_cuda_bf16_autocast_runs():
 @pytest.mark.parametrize("norm_bwd", ["mamba_ssm", "triton"])
 @pytest.mark.parametrize("cfg,L", [MAMBA_CASES[i] for i in (0, 2, 4, 5)], ids=["samba-enc", "groups", "nbg", "short"])
 def test_fused_mamba2_block_matches_layer_by_layer(cfg, L, norm_bwd, scan, monkeypatch):
-    """samba.nn.mamba_fused (the default; one Function, conv, scan, gated norm, out_proj; recompute in backward)
-    against mamba_ssm's layer-by-layer path (every switch 0) on the same weights, for both norm backwards
-    (mamba_ssm's, and ours) and both scans. float32 and bf16 autocast."""
+    """samba.nn.mamba_fused (SAMBA_FUSED_MAMBA=1: one Function, conv, scan, gated norm, out_proj; recompute in
+    backward) against mamba_ssm's layer-by-layer path (every switch 0) on the same weights, for both norm
+    backwards (mamba_ssm's, and ours) and both scans. float32 and bf16 autocast."""
     from samba.nn.mamba2 import _fused_path_enabled
 
     monkeypatch.setenv("SAMBA_FUSED_MAMBA", "1")

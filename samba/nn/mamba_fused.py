@@ -2,9 +2,9 @@
 
 This is mamba_ssm's `mamba_split_conv1d_scan_combined` (its "memory-efficient path") rebuilt on kernels we can
 ship without the `causal_conv1d` CUDA extension: our Triton causal conv (`samba.nn.triton_conv`), mamba_ssm's
-Triton scan or ours (`samba.nn.triton_ssd`, the default; SAMBA_TRITON_SCAN=0 for mamba_ssm's
-`_mamba_chunk_scan_combined_fwd/_bwd`), our Triton gated-RMSNorm forward (`samba.nn.triton_norm`) and our
-gated-RMSNorm backward (mamba_ssm's with SAMBA_TRITON_NORM=0, see samba.nn.mamba2).
+Triton scan (`_mamba_chunk_scan_combined_fwd/_bwd`) or ours (`samba.nn.triton_ssd`, SAMBA_TRITON_SCAN=1), our
+Triton gated-RMSNorm forward (`samba.nn.triton_norm`) and mamba_ssm's gated-RMSNorm backward or ours
+(SAMBA_TRITON_NORM=1); see samba.nn.mamba2.FAST_PATH_SWITCHES.
 
 What it changes against the layer-by-layer path in `Mamba2._forward` (same math, same parameters):
 - memory: it saves only in_proj's output `zxbcdt` and the scan output `y` (about 1,064 + 512 values per time
@@ -79,7 +79,7 @@ class _MambaSplitConvScan(torch.autograd.Function):
         x, Bm, Cm = _xbc(conv_fwd(xBC, w2, conv_b), s)  # SiLU(conv): (B, L, d_ssm + 2GN), then views
         ours = _triton_scan_opted_in(x, Bm)
         S = None
-        if ours:  # samba.nn.triton_ssd (default; SAMBA_TRITON_SCAN=0: mamba_ssm's); S: the states entering each chunk, for backward
+        if ours:  # samba.nn.triton_ssd (SAMBA_TRITON_SCAN=1); S: the states entering each chunk, for backward
             y, S = ssd_fwd(x, softplus_dt(dt, dt_bias, s.dt_limit), A, Bm, Cm, D)
         else:
             scan_fwd = _scan_ops()[0]

@@ -23,7 +23,7 @@ Status: checked in the interpreter (6e-6 of the float64 reference) and, in sessi
 tables (batch 64 x 60 s) show 5.5 ms forward and 17.2 ms backward over all of SAMBA's Mamba2 layers (mamba_ssm's
 13 scan kernels: 24.5 ms per train step and 5.9 ms per inference in an earlier H200 table, results/profiles/
 kernels_h200_*_ef126e4.txt), with far fewer launches: the batch-4 x 60-s train step fell from 34.5-40.4 to
-24.1 ms. On by default on CUDA (SAMBA_TRITON_SCAN=0 for mamba_ssm's; see samba.nn.mamba2). The backward's
+24.1 ms. Opt-in (SAMBA_TRITON_SCAN=1; why: samba.nn.mamba2.FAST_PATH_SWITCHES). The backward's
 one-program-per-(sample, head) walk is the lever left (docs/performance_log.md, section 5).
 """
 
