@@ -52,7 +52,7 @@ from torch import nn
 
 from .nn.mamba2 import fast_path_switches
 
-__all__ = ["run_bench", "bench_main", "plot_bench", "MODEL_NAMES", "CHANNELS_1020", "AUTHORS_REFERENCE",
+__all__ = ["run_bench", "bench_main", "merge_bench", "plot_bench", "MODEL_NAMES", "CHANNELS_1020", "AUTHORS_REFERENCE",
            "STATUSES", "ROW_FIELDS"]
 
 SCHEMA_VERSION = 1
@@ -852,6 +852,50 @@ def _format_row(r: dict) -> str:
            f'{r.get("error") or r.get("reason")}'
 
 
+def merge_bench(paths, out: Path | str, note: str | None = None) -> Path:
+    """Merge the JSONs of one benchmark split across calls (``--sweeps``) into one, and return its path.
+
+    The parts must come from the same device, commit, torch and SAMBA execution (else the rows would not be
+    comparable: ``ValueError`` names the field), and no (model, context, batch, mode, sweep) row may appear
+    twice. Rows keep their order; sweeps, notes and ``complete`` are combined, ``elapsed_s`` summed, the
+    summary (best throughputs, targets) recomputed from all rows, and ``merged_from`` lists each part's file
+    name, sweeps, date and elapsed time. ``note`` is appended to ``notes``."""
+    docs = [(Path(p), json.loads(Path(p).read_text())) for p in paths]
+    if len(docs) < 2:
+        raise ValueError("merge_bench needs at least two JSON files")
+    first = docs[0][1]
+    for path, doc in docs[1:]:
+        for key in ("device", "commit", "torch", "samba_execution", "samba_backend", "dtype", "profile",
+                    "schema_version"):
+            if doc.get(key) != first.get(key):
+                raise ValueError(f"{path.name} differs from {docs[0][0].name} in {key!r}: {doc.get(key)!r} vs "
+                                 f"{first.get(key)!r}; only parts of one run (same card, commit, settings) merge")
+    rows, seen = [], set()
+    for path, doc in docs:
+        for r in doc["results"]:
+            key = (r["model"], r["context_s"], r["batch"], r["mode"], r.get("sweep"))
+            if key in seen:
+                raise ValueError(f"row {key} appears twice (again in {path.name})")
+            seen.add(key)
+            rows.append(r)
+    merged = {k: v for k, v in first.items() if k not in ("results", "summary", "notes")}
+    merged["sweeps"] = [w for w in SWEEPS if any(w in d.get("sweeps", SWEEPS) for _, d in docs)]
+    merged["complete"] = all(d.get("complete") for _, d in docs)
+    merged["elapsed_s"] = round(sum(d.get("elapsed_s") or 0 for _, d in docs), 1)
+    merged["merged_from"] = [{"file": p.name, "sweeps": d.get("sweeps"), "date": d.get("date"),
+                              "elapsed_s": d.get("elapsed_s"), "complete": d.get("complete")} for p, d in docs]
+    merged["date"] = max(d.get("date", "") for _, d in docs)
+    notes = [n for _, d in docs for n in (d.get("notes") or [])] + ([note] if note else [])
+    if notes:
+        merged["notes"] = notes
+    merged["results"] = rows
+    merged["summary"] = _summary(rows)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(merged, indent=1))
+    return out
+
+
 def _table(doc: dict) -> str:
     lines = [f'{doc["device"]}  torch {doc["torch"]}  commit {doc["commit"]}  {doc["profile"]}  '
              f'{doc["elapsed_s"]} s']
@@ -886,10 +930,21 @@ def bench_main(argv: list[str] | None = None) -> int:
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--plot", default=None, metavar="DIR", help="also draw the figures into DIR")
     p.add_argument("-q", "--quiet", action="store_true", help="no per-row log on stderr")
+    p.add_argument("--merge", nargs="+", default=None, metavar="JSON",
+                   help="merge these parts of one run (e.g. one JSON per --sweeps call) into --out; runs nothing")
     a = p.parse_args(argv)
+    err = (lambda s: print(s, file=sys.stderr, flush=True))
+    if a.merge:
+        path = merge_bench(a.merge, a.out)
+        if not a.quiet:
+            err(_table(json.loads(path.read_text())))
+        if a.plot:
+            for fig in plot_bench(path, a.plot):
+                err(f"figure {fig}")
+        print(path)
+        return 0
     device = a.device or ("cuda" if torch.cuda.is_available() else "cpu")
     split = (lambda s, f: [f(v) for v in s.split(",") if v.strip()] if s else None)
-    err = (lambda s: print(s, file=sys.stderr, flush=True))
     path = run_bench(device=device, out=Path(a.out), models=split(a.models, str),
                      contexts_s=split(a.contexts, float), batches=split(a.batches, int), quick=a.quick,
                      time_budget_s=a.budget_s, samba_backend=a.samba_backend, log=None if a.quiet else err,

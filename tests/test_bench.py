@@ -210,3 +210,27 @@ def test_sweeps_subset_runs_only_those_sweeps():
     assert seen[:2] == [(10, 1, "infer"), (600, 4, "train")]
     with pytest.raises(ValueError, match="unknown sweeps"):
         bench._profile("cuda", False, None, None, 60.0, sweeps=["thruput"])
+
+
+def test_merge_joins_the_sweeps_of_one_run_and_refuses_mixed_runs(tmp_path, capsys):
+    """A GPU plan split over device calls (--sweeps) merges back into one JSON whose summary sees every row."""
+    parts = []
+    for i, sweeps in enumerate((["throughput"], ["latency", "context"])):
+        parts.append(bench.run_bench(device="cpu", out=tmp_path / f"p{i}.json", models=["Fine"], contexts_s=[1],
+                                     batches=[2], threads=1, quick=True, builder=tiny_builder, plan="gpu",
+                                     time_budget_s=30, log=None, sweeps=sweeps))
+    assert bench.bench_main(["--merge", str(parts[0]), str(parts[1]), "--out", str(tmp_path / "m.json"), "-q"]) == 0
+    merged = json.loads((tmp_path / "m.json").read_text())
+    check_schema(merged)
+    docs = [json.loads(p.read_text()) for p in parts]
+    assert merged["results"] == docs[0]["results"] + docs[1]["results"]
+    assert merged["sweeps"] == ["throughput", "latency", "context"]
+    assert [m["file"] for m in merged["merged_from"]] == ["p0.json", "p1.json"]
+    assert {r["sweep"] for r in merged["results"]} == {"throughput", "latency", "context"}
+    assert merged["summary"] == bench._summary(merged["results"])
+    with pytest.raises(ValueError, match="appears twice"):
+        bench.merge_bench([parts[0], parts[0]], tmp_path / "x.json")
+    other = dict(docs[1], commit="0000000")
+    (tmp_path / "other.json").write_text(json.dumps(other))
+    with pytest.raises(ValueError, match="'commit'"):
+        bench.merge_bench([parts[0], tmp_path / "other.json"], tmp_path / "x.json")
