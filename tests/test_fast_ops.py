@@ -172,6 +172,7 @@ buf = torch.zeros(2, 70, 130)
 conv_bwd(x, w, b, g, dx=buf[..., 20:120])  # the fused block writes dxBC into its slice of dzxbcdt
 worst = max(worst, ((buf[..., 20:120] - dx_ref).abs().max() / dx_ref.abs().max()).item(),
             buf[..., :20].abs().max().item() + buf[..., 120:].abs().max().item())
+import os
 from samba.nn.triton_ssd import ssd_scan_triton
 from samba.nn.ssd import ssd_chunked
 for (b, L, h, p, g, n, dmode) in ((2, 150, 4, 16, 2, 16, "h"), (1, 64, 2, 32, 1, 16, "hp"), (2, 37, 2, 16, 1, 32, None)):
@@ -186,11 +187,13 @@ for (b, L, h, p, g, n, dmode) in ((2, 150, 4, 16, 2, 16, "h"), (1, 64, 2, 32, 1,
     ref = ssd_chunked(x, dt, A, B, C, 16, D=D)  # float64 reference
     gy = torch.randn_like(ref)
     gr = torch.autograd.grad(ref, ins, gy)
-    fins = [t.detach().float().requires_grad_(True) for t in ins]
-    out = ssd_scan_triton(*fins[:5], fins[5] if D is not None else None)
-    go = torch.autograd.grad(out, fins, gy.float())
-    worst = max(worst, ((out.double() - ref).abs().max() / ref.abs().max()).item(),
-                *[((a.double() - r).abs().max() / r.abs().max()).item() for a, r in zip(go, gr)])
+    for bwd in ("walk", "split"):  # both backwards (SAMBA_TRITON_SCAN_BWD)
+        os.environ["SAMBA_TRITON_SCAN_BWD"] = bwd
+        fins = [t.detach().float().requires_grad_(True) for t in ins]
+        out = ssd_scan_triton(*fins[:5], fins[5] if D is not None else None)
+        go = torch.autograd.grad(out, fins, gy.float())
+        worst = max(worst, ((out.double() - ref).abs().max() / ref.abs().max()).item(),
+                    *[((a.double() - r).abs().max() / r.abs().max()).item() for a, r in zip(go, gr)])
 print(worst)
 """
 
@@ -311,8 +314,9 @@ print(worst)
 """
 
 
-def test_fused_mamba2_block_on_our_triton_kernels_in_the_interpreter():
-    assert _worst_error_in_the_interpreter(_FUSED_OURS_CHECK, SAMBA_TRITON_NORM="1") < 1e-5
+@pytest.mark.parametrize("bwd", ["walk", "split"])  # the scan's two backwards (SAMBA_TRITON_SCAN_BWD)
+def test_fused_mamba2_block_on_our_triton_kernels_in_the_interpreter(bwd):
+    assert _worst_error_in_the_interpreter(_FUSED_OURS_CHECK, SAMBA_TRITON_NORM="1", SAMBA_TRITON_SCAN_BWD=bwd) < 1e-5
 
 
 def test_fused_mamba2_block_plumbing_in_the_triton_interpreter():
@@ -463,6 +467,15 @@ _SSD_BWD_SIG = {**{k: v for k, v in _SSD_FWD_SIG.items() if k not in ("Y", "S", 
                 "DY": "*bf16", "S": "*fp32", "DX": "*bf16", "DDT": "*fp32", "DBH": "*fp32", "DCH": "*fp32",
                 "DAP": "*fp32", "DDP": "*fp32", "L": "i32", "n_chunks": "i32", "H": "i32", "HPG": "i32",
                 **{n: "i64" for n in _I64 + ("sob", "sol", "soh")}}
+_SSD_BWD_CHUNK_SIG = {**{k: v for k, v in _SSD_BWD_SIG.items() if k not in ("DX", "DDT", "DBH", "DCH", "DAP", "DDP")},
+                      "DS": "*fp32", "DX": "*bf16", "DDT": "*fp32", "DBH": "*fp32", "DCH": "*fp32", "DAP": "*fp32",
+                      "DDP": "*fp32"}
+_SSD_BWD_CHUNK_SIG = {k: _SSD_BWD_CHUNK_SIG[k] for k in (
+    "X", "DT", "A", "Bm", "Cm", "Dv", "DY", "S", "DS", "DX", "DDT", "DBH", "DCH", "DAP", "DDP", "L", "n_chunks", "H",
+    "HPG", *_I64, "sob", "sol", "soh")}
+_SSD_BWD_DSTATE_SIG = {"DT": "*fp32", "A": "*fp32", "Cm": "*bf16", "DY": "*bf16", "S": "*fp32", "DS": "*fp32",
+                       "L": "i32", "n_chunks": "i32", "H": "i32", "HPG": "i32",
+                       **{n: "i64" for n in ("sdb", "sdl", "sdh", "scb", "scl", "scg", "syb", "syl", "syh")}}
 _NORM_BWD_SIG = {"X": "*bf16", "Z": "*bf16", "W": "*fp32", "DY": "*bf16", "DX": "*bf16", "DZ": "*bf16", "Y": "*bf16",
                  "RSTD": "*fp32", "DWP": "*fp32", "M": "i32", "N": "i32",
                  **{n: "i64" for n in ("sx", "sz", "sdy", "sdx", "sdz", "sy")}}
@@ -474,14 +487,18 @@ def test_triton_ssd_kernels_compile_for_hopper(headdim):
     from samba.nn import triton_ssd as ts
 
     const = {"HAS_D": True, "D_PER_P": False, "Q": ts.CHUNK, "P": headdim, "N": 16}
-    for fn, sig in ((ts._ssd_fwd_kernel, _SSD_FWD_SIG), (ts._ssd_bwd_kernel, _SSD_BWD_SIG)):
+    for fn, sig in ((ts._ssd_fwd_kernel, _SSD_FWD_SIG), (ts._ssd_bwd_kernel, _SSD_BWD_SIG),
+                    (ts._ssd_bwd_chunk_kernel, _SSD_BWD_CHUNK_SIG)):
         assert ".target sm_90" in _compile_for_hopper(fn, sig, const, ts.NUM_WARPS).asm["ptx"]
+    dstate = _compile_for_hopper(ts._ssd_bwd_dstate_kernel, _SSD_BWD_DSTATE_SIG, {"Q": ts.CHUNK, "P": headdim, "N": 16})
+    assert ".target sm_90" in dstate.asm["ptx"]
 
 
 def test_register_spills_of_the_chosen_tiles():
     """What ptxas says explains a measured slowdown: the gated-norm backward at 16 x 512 tiles (the first
     version; the fused block's train step went from 63 to 95 ms on an H100) spills kilobytes per thread, the
-    4 x 512 tile now used does not; the SSD forward at headdim 64 does not spill at its warp count."""
+    4 x 512 tile now used does not; the SSD forward at headdim 64 does not spill at its warp count, and the split
+    backward spills far less than the walking one."""
     pytest.importorskip("triton")
     from samba.nn import triton_norm as tn
     from samba.nn import triton_ssd as ts
@@ -492,6 +509,25 @@ def test_register_spills_of_the_chosen_tiles():
     assert _spill_stores(_compile_for_hopper(tn._gnorm_bwd_kernel, _NORM_BWD_SIG, {**flags, "BM": 16})) > 1000
     const = {"HAS_D": True, "D_PER_P": False, "Q": ts.CHUNK, "P": 64, "N": 16}
     assert _spill_stores(_compile_for_hopper(ts._ssd_fwd_kernel, _SSD_FWD_SIG, const, ts.NUM_WARPS)) == 0
+    # the split backward's per-chunk kernel holds no loop-carried state: ptxas (Triton 3.6) reports 36 B of
+    # spills per thread where the walking backward has 592 B; its first pass (the state gradients) none
+    walk = _spill_stores(_compile_for_hopper(ts._ssd_bwd_kernel, _SSD_BWD_SIG, const, ts.NUM_WARPS))
+    chunk = _spill_stores(_compile_for_hopper(ts._ssd_bwd_chunk_kernel, _SSD_BWD_CHUNK_SIG, const, ts.NUM_WARPS))
+    assert chunk <= 64 < walk
+    assert _spill_stores(_compile_for_hopper(ts._ssd_bwd_dstate_kernel, _SSD_BWD_DSTATE_SIG,
+                                             {"Q": ts.CHUNK, "P": 64, "N": 16})) == 0
+
+
+def test_triton_scan_backward_mode_is_checked(monkeypatch):
+    from samba.nn import triton_ssd as ts
+
+    monkeypatch.delenv("SAMBA_TRITON_SCAN_BWD", raising=False)
+    assert ts._bwd_mode() == "walk"  # the measured one
+    monkeypatch.setenv("SAMBA_TRITON_SCAN_BWD", "split")
+    assert ts._bwd_mode() == "split"
+    monkeypatch.setenv("SAMBA_TRITON_SCAN_BWD", "parallel")
+    with pytest.raises(ValueError, match="'walk' or 'split'"):
+        ts._bwd_mode()
 
 
 def test_triton_scan_never_on_cpu(monkeypatch):

@@ -273,9 +273,12 @@ def test_triton_scan_matches_torch(cfg, L, monkeypatch):
     compare(f"Triton scan Mamba2{cfg} L={L}", m, x)
 
 
-def test_triton_scan_kernel_matches_ssd_chunked_on_cuda():
+@pytest.mark.parametrize("bwd", ["walk", "split"])
+def test_triton_scan_kernel_matches_ssd_chunked_on_cuda(bwd, monkeypatch):
     from samba.nn.ssd import ssd_chunked
     from samba.nn.triton_ssd import ssd_scan_triton
+
+    monkeypatch.setenv("SAMBA_TRITON_SCAN_BWD", bwd)
 
     torch.manual_seed(0)
     b, L, h, p, g, n = 3, 1000, 8, 64, 1, 16
@@ -293,7 +296,7 @@ def test_triton_scan_kernel_matches_ssd_chunked_on_cuda():
     go = torch.autograd.grad(out, ins, gy)
     report("Triton scan kernel fp32 vs float64 reference, forward", max_rel(out, ref), F32_TOL)
     for name, a, r in zip(("dx", "ddt", "dA", "dB", "dC", "dD"), go, gr):
-        report(f"Triton scan kernel fp32 vs float64 reference, {name}", max_rel(a, r), F32_GRAD_TOL)
+        report(f"Triton scan kernel fp32 vs float64 reference, {name} ({bwd} backward)", max_rel(a, r), F32_GRAD_TOL)
 
 
 @pytest.mark.parametrize("cfg,L", DIFF_CASES, ids=[str(i) for i in range(len(DIFF_CASES))])

@@ -23,11 +23,21 @@ Status: checked in the interpreter (6e-6 of the float64 reference) and, in sessi
 tables (batch 64 x 60 s) show 5.5 ms forward and 17.2 ms backward over all of SAMBA's Mamba2 layers (mamba_ssm's
 13 scan kernels: 24.5 ms per train step and 5.9 ms per inference in an earlier H200 table, results/profiles/
 kernels_h200_*_ef126e4.txt), with far fewer launches: the batch-4 x 60-s train step fell from 34.5-40.4 to
-24.1 ms. Opt-in (SAMBA_TRITON_SCAN=1; why: samba.nn.mamba2.FAST_PATH_SWITCHES). The backward's
-one-program-per-(sample, head) walk is the lever left (docs/performance_log.md, section 5).
+24.1 ms. Opt-in (SAMBA_TRITON_SCAN=1; why: samba.nn.mamba2.FAST_PATH_SWITCHES).
+
+Two backwards (SAMBA_TRITON_SCAN_BWD): "walk" (default, the one measured above; three times the forward's time,
+and ptxas reports 592 B of register spills per thread at headdim 64) and "split", written after session 6's
+device time: a light reverse walk that only carries the state gradient (one (N x Q) @ (Q x P) product per
+chunk, no spills) and stores it per chunk, then one program per (sample, head, chunk), all independent, doing
+the chunk's full backward (36 B of spills). The split costs one more (b*h, chunks, N, P) float32 buffer and
+recomputes nothing; it fills the GPU where batch x heads is small (e.g. batch 4: 32 programs walk 120 chunks
+each at 60 s, 1,200 at 600 s). Both share the chunk code (`_bwd_chunk`) and match in the interpreter; the split
+is not yet measured on a GPU (scripts/gpu/verify_fast_path.sh measures both).
 """
 
 from __future__ import annotations
+
+import os
 
 import torch
 from torch import Tensor
@@ -97,80 +107,149 @@ if triton is not None:
             state = tl.exp(a_last) * state + tl.dot(tl.trans((Bc.to(tl.float32) * u[:, None]).to(x.dtype)), x)
 
     @triton.jit
-    def _ssd_bwd_kernel(X, DT, A, Bm, Cm, Dv, DY, S, DX, DDT, DBH, DCH, DAP, DDP, L, n_chunks, H, HPG,
-                        sxb, sxl, sxh, sdb, sdl, sdh, sbb, sbl, sbg, scb, scl, scg, syb, syl, syh, sob, sol, soh,
-                        HAS_D: tl.constexpr, D_PER_P: tl.constexpr, Q: tl.constexpr, P: tl.constexpr,
-                        N: tl.constexpr):
-        # Outputs: DX (B, L, H, P) in X's dtype, strides (sob, sol, soh, 1); DDT (B, L, H) fp32 contiguous; DBH, DCH
-        # (B, L, H, N) fp32 per head (summed over a group's heads afterwards); DAP (B*H,), DDP (B*H, P) fp32.
-        pid, h, g, b64, A_h, rq, rp, rn, causal, s_base = _program(A, S, n_chunks, H, HPG, Q, P, N)
+    def _bwd_chunk(X, DT, Bm, Cm, DY, DX, DDT, DBH, DCH, b64, h, g, c, h_in, dstate, A_h, d, rq, rp, rn, causal, L, H,
+                   sxb, sxl, sxh, sdb, sdl, sdh, sbb, sbl, sbg, scb, scl, scg, syb, syl, syh, sob, sol, soh,
+                   HAS_D: tl.constexpr, Q: tl.constexpr, N: tl.constexpr):
+        """The backward of chunk c of one (sample, head), given the state entering it (h_in, (N, P) fp32) and the
+        gradient of the state leaving it (dstate, (N, P) fp32): stores dx, ddt, dB, dC of its steps and returns
+        (gradient of h_in, dA terms (Q,), dD terms (P,)). Shared by the walking and the chunk-parallel backward."""
+        t = c * Q + rq
+        mt = t < L
+        t64 = t.to(tl.int64)
+        dt, a, x, Bc, Cc = _load_chunk(X, DT, Bm, Cm, b64, h, g, t64, mt, rp, rn, sxb, sxl, sxh, sdb, sdl, sdh,
+                                       sbb, sbl, sbg, scb, scl, scg, A_h)
+        dy = tl.load(DY + b64 * syb + t64[:, None] * syl + h * syh + rp[None, :], mask=mt[:, None], other=0.0)
+        dy = dy.to(x.dtype)
+        xf, dyf = x.to(tl.float32), dy.to(tl.float32)
+        ea = tl.exp(a)
+        a_last = tl.sum(tl.where(rq == Q - 1, a, 0.0), axis=0)
+        # intra-chunk term y_t += sum_s W_ts x_s, W_ts = E_ts CB_ts dt_s. Ordered so that few (Q, Q) tiles
+        # are alive at once (register pressure: ptxas reports spills otherwise).
+        G = tl.dot(dy, tl.trans(x))  # (Q, Q): dy_t . x_s
+        E = tl.exp(tl.where(causal, a[:, None] - a[None, :], float("-inf")))
+        T = G * E * dt[None, :]
+        dC = tl.dot(T.to(Bc.dtype), Bc)  # sum_s T_ts B_s
+        dB = tl.dot(tl.trans(T.to(Cc.dtype)), Cc)  # sum_t T_ts C_t
+        CBE = tl.dot(Cc, tl.trans(Bc)) * E
+        ddt = tl.sum(CBE * G, axis=0)  # direct d/d dt_s
+        W = CBE * dt[None, :]
+        Z = W * G
+        da = tl.sum(Z, axis=1) - tl.sum(Z, axis=0)  # exp(a_t - a_s): +t, -s
+        dx = tl.dot(tl.trans(W.to(dy.dtype)), dy)  # sum_t W_ts dy_t
+        # entering-state term y_t += exp(a_t) C_t h_in
+        CH = tl.dot(Cc, h_in.to(Cc.dtype))  # (Q, P)
+        da += ea * tl.sum(dyf * CH, axis=1)
+        dC += ea[:, None] * tl.dot(dy, tl.trans(h_in.to(dy.dtype)))
+        dh_in = tl.dot(tl.trans((Cc.to(tl.float32) * ea[:, None]).to(dy.dtype)), dy)  # (N, P)
+        # leaving state h_out = exp(a_last) h_in + sum_s u_s B_s x_s^T, u_s = exp(a_last - a_s) dt_s
+        dec = tl.exp(a_last - a)
+        u = dec * dt
+        BD = tl.dot(Bc, dstate.to(Bc.dtype))  # (Q, P): B_s . dstate
+        dx += u[:, None] * BD
+        dB += u[:, None] * tl.dot(x, tl.trans(dstate.to(x.dtype)))
+        q = tl.sum(xf * BD, axis=1)  # B_s^T dstate x_s
+        ddt += dec * q
+        da -= u * q
+        extra = tl.sum(u * q, axis=0) + tl.exp(a_last) * tl.sum(tl.sum(h_in * dstate, axis=1), axis=0)
+        da += tl.where(rq == Q - 1, extra, 0.0)
+        dh_in += tl.exp(a_last) * dstate
+        # a = cumsum(dt * A): d dt_s += A * sum_{t>=s} da_t; dA += sum_s dt_s * sum_{t>=s} da_t
+        rc = tl.cumsum(da, axis=0, reverse=True)
+        ddt += A_h * rc
+        if HAS_D:
+            dx += d * dyf
+            dD = tl.sum(dyf * xf, axis=0)
+        else:
+            dD = tl.zeros_like(tl.sum(dyf, axis=0))
+        tl.store(DX + b64 * sob + t64[:, None] * sol + h * soh + rp[None, :], dx.to(DX.dtype.element_ty),
+                 mask=mt[:, None])
+        tl.store(DDT + (b64 * L + t64) * H + h, ddt, mask=mt)
+        bh = (b64 * L + t64[:, None]) * H * N + h * N + rn[None, :]
+        tl.store(DBH + bh, dB, mask=mt[:, None])
+        tl.store(DCH + bh, dC, mask=mt[:, None])
+        return dh_in, dt * rc, dD
+
+    @triton.jit
+    def _skip_weight(Dv, h, rp, HAS_D: tl.constexpr, D_PER_P: tl.constexpr, P: tl.constexpr):
+        """The D skip of head h as a (1, P) row or a scalar (0.0 without D)."""
         if HAS_D:
             if D_PER_P:
                 d = tl.load(Dv + h * P + rp).to(tl.float32)[None, :]
             else:
                 d = tl.load(Dv + h).to(tl.float32)
+        else:
+            d = 0.0
+        return d
+
+    @triton.jit
+    def _ssd_bwd_kernel(X, DT, A, Bm, Cm, Dv, DY, S, DX, DDT, DBH, DCH, DAP, DDP, L, n_chunks, H, HPG,
+                        sxb, sxl, sxh, sdb, sdl, sdh, sbb, sbl, sbg, scb, scl, scg, syb, syl, syh, sob, sol, soh,
+                        HAS_D: tl.constexpr, D_PER_P: tl.constexpr, Q: tl.constexpr, P: tl.constexpr,
+                        N: tl.constexpr):
+        """The walking backward: one program per (sample, head) walks its chunks in reverse, carrying the state
+        gradient on chip. Outputs: DX (B, L, H, P) in X's dtype, strides (sob, sol, soh, 1); DDT (B, L, H) fp32
+        contiguous; DBH, DCH (B, L, H, N) fp32 per head (summed over a group's heads afterwards); DAP (B*H,),
+        DDP (B*H, P) fp32."""
+        pid, h, g, b64, A_h, rq, rp, rn, causal, s_base = _program(A, S, n_chunks, H, HPG, Q, P, N)
+        d = _skip_weight(Dv, h, rp, HAS_D, D_PER_P, P)
         dstate = tl.zeros((N, P), dtype=tl.float32)  # d loss / d (state leaving the chunk)
         dA_acc = tl.zeros((Q,), dtype=tl.float32)
         dD_acc = tl.zeros((P,), dtype=tl.float32)
         for i in range(n_chunks):
             c = n_chunks - 1 - i
+            h_in = tl.load(s_base + c * N * P + rn[:, None] * P + rp[None, :])  # (N, P) fp32
+            dstate, dA_c, dD_c = _bwd_chunk(X, DT, Bm, Cm, DY, DX, DDT, DBH, DCH, b64, h, g, c, h_in, dstate, A_h, d,
+                                            rq, rp, rn, causal, L, H, sxb, sxl, sxh, sdb, sdl, sdh, sbb, sbl, sbg,
+                                            scb, scl, scg, syb, syl, syh, sob, sol, soh, HAS_D, Q, N)
+            dA_acc += dA_c
+            dD_acc += dD_c
+        tl.store(DAP + pid, tl.sum(dA_acc, axis=0))
+        tl.store(DDP + pid * P + rp, dD_acc)
+
+    @triton.jit
+    def _ssd_bwd_dstate_kernel(DT, A, Cm, DY, S, DS, L, n_chunks, H, HPG, sdb, sdl, sdh, scb, scl, scg, syb, syl, syh,
+                               Q: tl.constexpr, P: tl.constexpr, N: tl.constexpr):
+        """Split backward, pass 1: one program per (sample, head) walks the chunks in reverse and stores the
+        gradient of the state leaving each chunk (DS, laid out like S). Per chunk it reads only dt, C and dy and
+        does one (N x Q) @ (Q x P) product: dstate <- exp(a_Q) dstate + (C * exp(a))^T dy."""
+        pid, h, g, b64, A_h, rq, rp, rn, causal, s_base = _program(A, S, n_chunks, H, HPG, Q, P, N)
+        ds_base = DS + pid.to(tl.int64) * n_chunks * N * P
+        dstate = tl.zeros((N, P), dtype=tl.float32)
+        for i in range(n_chunks):
+            c = n_chunks - 1 - i
+            tl.store(ds_base + c * N * P + rn[:, None] * P + rp[None, :], dstate)
             t = c * Q + rq
             mt = t < L
             t64 = t.to(tl.int64)
-            dt, a, x, Bc, Cc = _load_chunk(X, DT, Bm, Cm, b64, h, g, t64, mt, rp, rn, sxb, sxl, sxh, sdb, sdl, sdh,
-                                           sbb, sbl, sbg, scb, scl, scg, A_h)
+            dt = tl.load(DT + b64 * sdb + t64 * sdl + h * sdh, mask=mt, other=0.0).to(tl.float32)
+            a = tl.cumsum(dt * A_h, axis=0)
+            Cc = tl.load(Cm + b64 * scb + t64[:, None] * scl + g * scg + rn[None, :], mask=mt[:, None], other=0.0)
             dy = tl.load(DY + b64 * syb + t64[:, None] * syl + h * syh + rp[None, :], mask=mt[:, None], other=0.0)
-            dy = dy.to(x.dtype)
-            h_in = tl.load(s_base + c * N * P + rn[:, None] * P + rp[None, :])  # (N, P) fp32
-            xf, dyf = x.to(tl.float32), dy.to(tl.float32)
-            ea = tl.exp(a)
+            dy = dy.to(Cc.dtype)
             a_last = tl.sum(tl.where(rq == Q - 1, a, 0.0), axis=0)
-            # intra-chunk term y_t += sum_s W_ts x_s, W_ts = E_ts CB_ts dt_s. Ordered so that few (Q, Q) tiles
-            # are alive at once (register pressure: ptxas reports spills otherwise).
-            G = tl.dot(dy, tl.trans(x))  # (Q, Q): dy_t . x_s
-            E = tl.exp(tl.where(causal, a[:, None] - a[None, :], float("-inf")))
-            T = G * E * dt[None, :]
-            dC = tl.dot(T.to(Bc.dtype), Bc)  # sum_s T_ts B_s
-            dB = tl.dot(tl.trans(T.to(Cc.dtype)), Cc)  # sum_t T_ts C_t
-            CBE = tl.dot(Cc, tl.trans(Bc)) * E
-            ddt = tl.sum(CBE * G, axis=0)  # direct d/d dt_s
-            W = CBE * dt[None, :]
-            Z = W * G
-            da = tl.sum(Z, axis=1) - tl.sum(Z, axis=0)  # exp(a_t - a_s): +t, -s
-            dx = tl.dot(tl.trans(W.to(dy.dtype)), dy)  # sum_t W_ts dy_t
-            # entering-state term y_t += exp(a_t) C_t h_in
-            CH = tl.dot(Cc, h_in.to(Cc.dtype))  # (Q, P)
-            da += ea * tl.sum(dyf * CH, axis=1)
-            dC += ea[:, None] * tl.dot(dy, tl.trans(h_in.to(dy.dtype)))
-            dh_in = tl.dot(tl.trans((Cc.to(tl.float32) * ea[:, None]).to(dy.dtype)), dy)  # (N, P)
-            # leaving state h_out = exp(a_last) h_in + sum_s u_s B_s x_s^T, u_s = exp(a_last - a_s) dt_s
-            dec = tl.exp(a_last - a)
-            u = dec * dt
-            BD = tl.dot(Bc, dstate.to(Bc.dtype))  # (Q, P): B_s . dstate
-            dx += u[:, None] * BD
-            dB += u[:, None] * tl.dot(x, tl.trans(dstate.to(x.dtype)))
-            q = tl.sum(xf * BD, axis=1)  # B_s^T dstate x_s
-            ddt += dec * q
-            da -= u * q
-            extra = tl.sum(u * q, axis=0) + tl.exp(a_last) * tl.sum(tl.sum(h_in * dstate, axis=1), axis=0)
-            da += tl.where(rq == Q - 1, extra, 0.0)
-            dh_in += tl.exp(a_last) * dstate
-            # a = cumsum(dt * A): d dt_s += A * sum_{t>=s} da_t; dA += sum_s dt_s * sum_{t>=s} da_t
-            rc = tl.cumsum(da, axis=0, reverse=True)
-            ddt += A_h * rc
-            dA_acc += dt * rc
-            if HAS_D:
-                dx += d * dyf
-                dD_acc += tl.sum(dyf * xf, axis=0)
-            tl.store(DX + b64 * sob + t64[:, None] * sol + h * soh + rp[None, :], dx.to(DX.dtype.element_ty),
-                     mask=mt[:, None])
-            tl.store(DDT + (b64 * L + t64) * H + h, ddt, mask=mt)
-            bh = (b64 * L + t64[:, None]) * H * N + h * N + rn[None, :]
-            tl.store(DBH + bh, dB, mask=mt[:, None])
-            tl.store(DCH + bh, dC, mask=mt[:, None])
-            dstate = dh_in
-        tl.store(DAP + pid, tl.sum(dA_acc, axis=0))
-        tl.store(DDP + pid * P + rp, dD_acc)
+            dstate = (tl.dot(tl.trans((Cc.to(tl.float32) * tl.exp(a)[:, None]).to(dy.dtype)), dy)
+                      + tl.exp(a_last) * dstate)
+
+    @triton.jit
+    def _ssd_bwd_chunk_kernel(X, DT, A, Bm, Cm, Dv, DY, S, DS, DX, DDT, DBH, DCH, DAP, DDP, L, n_chunks, H, HPG,
+                              sxb, sxl, sxh, sdb, sdl, sdh, sbb, sbl, sbg, scb, scl, scg, syb, syl, syh, sob, sol,
+                              soh, HAS_D: tl.constexpr, D_PER_P: tl.constexpr, Q: tl.constexpr, P: tl.constexpr,
+                              N: tl.constexpr):
+        """Split backward, pass 2: one program per (sample, head, chunk), all independent, with the entering
+        state from the forward (S) and the leaving state's gradient from pass 1 (DS). DAP (B*H, n_chunks) and
+        DDP (B*H, n_chunks, P) hold per-chunk partial sums."""
+        pid, h, g, b64, A_h, rq, rp, rn, causal, s_base = _program(A, S, n_chunks, H, HPG, Q, P, N)
+        c = tl.program_id(1)
+        off = c * N * P + rn[:, None] * P + rp[None, :]
+        h_in = tl.load(s_base + off)
+        dstate = tl.load(DS + pid.to(tl.int64) * n_chunks * N * P + off)
+        d = _skip_weight(Dv, h, rp, HAS_D, D_PER_P, P)
+        _, dA_c, dD_c = _bwd_chunk(X, DT, Bm, Cm, DY, DX, DDT, DBH, DCH, b64, h, g, c, h_in, dstate, A_h, d, rq, rp,
+                                   rn, causal, L, H, sxb, sxl, sxh, sdb, sdl, sdh, sbb, sbl, sbg, scb, scl, scg, syb,
+                                   syl, syh, sob, sol, soh, HAS_D, Q, N)
+        part = pid.to(tl.int64) * n_chunks + c
+        tl.store(DAP + part, tl.sum(dA_c, axis=0))
+        tl.store(DDP + part * P + rp, dD_c)
 
 
 def _pow2_at_least_16(v: int) -> bool:
@@ -200,10 +279,22 @@ def ssd_fwd(x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, D: Tensor | 
     return y, S
 
 
+def _bwd_mode() -> str:
+    """SAMBA_TRITON_SCAN_BWD: "walk" (default; one program per (sample, head), the version measured in session 6)
+    or "split" (a light reverse walk for the state gradients, then every chunk in parallel; written after session
+    6's device time, checked in the interpreter, not yet measured)."""
+    mode = os.environ.get("SAMBA_TRITON_SCAN_BWD", "walk").strip() or "walk"
+    if mode not in ("walk", "split"):
+        raise ValueError(f"SAMBA_TRITON_SCAN_BWD must be 'walk' or 'split', got {mode!r}")
+    return mode
+
+
 def ssd_bwd(dy: Tensor, x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, D: Tensor | None, S: Tensor,
-            dx: Tensor | None = None, dB: Tensor | None = None, dC: Tensor | None = None):
-    """Backward kernel: (dx, ddt float32 (b, l, h), dA, dB, dC, dD). `dx`, `dB`, `dC` may be given as buffers
-    to write into (e.g. slices of a larger input gradient; dx with unit last stride)."""
+            dx: Tensor | None = None, dB: Tensor | None = None, dC: Tensor | None = None, mode: str | None = None):
+    """Backward kernels: (dx, ddt float32 (b, l, h), dA, dB, dC, dD). `dx`, `dB`, `dC` may be given as buffers
+    to write into (e.g. slices of a larger input gradient; dx with unit last stride). ``mode``: "walk" or
+    "split" (default: SAMBA_TRITON_SCAN_BWD, see `_bwd_mode`); both give the same gradients."""
+    mode = mode or _bwd_mode()
     Bsz, L, H, P = x.shape
     G, N = B.shape[2], B.shape[3]
     n_chunks = S.shape[1]
@@ -213,22 +304,31 @@ def ssd_bwd(dy: Tensor, x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, 
     ddt = torch.empty((Bsz, L, H), device=x.device, dtype=torch.float32)
     dBh = torch.empty((Bsz, L, H, N), device=x.device, dtype=torch.float32)
     dCh = torch.empty_like(dBh)
-    dAp = torch.empty((Bsz * H,), device=x.device, dtype=torch.float32)
-    dDp = torch.empty((Bsz * H, P), device=x.device, dtype=torch.float32)
+    parts = 1 if mode == "walk" else n_chunks  # partial sums of dA and dD per program
+    dAp = torch.empty((Bsz * H, parts), device=x.device, dtype=torch.float32)
+    dDp = torch.empty((Bsz * H, parts, P), device=x.device, dtype=torch.float32)
     Dc = D.contiguous() if D is not None else A
-    _ssd_bwd_kernel[(Bsz * H,)](
-        x, dt, A, B, C, Dc, dy, S, dx, ddt, dBh, dCh, dAp, dDp, L, n_chunks, H, H // G,
-        x.stride(0), x.stride(1), x.stride(2), dt.stride(0), dt.stride(1), dt.stride(2),
-        B.stride(0), B.stride(1), B.stride(2), C.stride(0), C.stride(1), C.stride(2),
-        dy.stride(0), dy.stride(1), dy.stride(2), dx.stride(0), dx.stride(1), dx.stride(2),
-        HAS_D=D is not None, D_PER_P=D is not None and D.dim() == 2, Q=CHUNK, P=P, N=N, num_warps=NUM_WARPS)
+    strides = (x.stride(0), x.stride(1), x.stride(2), dt.stride(0), dt.stride(1), dt.stride(2),
+               B.stride(0), B.stride(1), B.stride(2), C.stride(0), C.stride(1), C.stride(2),
+               dy.stride(0), dy.stride(1), dy.stride(2), dx.stride(0), dx.stride(1), dx.stride(2))
+    flags = dict(HAS_D=D is not None, D_PER_P=D is not None and D.dim() == 2, Q=CHUNK, P=P, N=N,
+                 num_warps=NUM_WARPS)
+    if mode == "walk":
+        _ssd_bwd_kernel[(Bsz * H,)](x, dt, A, B, C, Dc, dy, S, dx, ddt, dBh, dCh, dAp, dDp, L, n_chunks, H, H // G,
+                                    *strides, **flags)
+    else:
+        dS = torch.empty_like(S)  # (b*h, chunks, n, p) fp32: gradient of the state leaving each chunk
+        _ssd_bwd_dstate_kernel[(Bsz * H,)](dt, A, C, dy, S, dS, L, n_chunks, H, H // G, *strides[3:6], *strides[9:15],
+                                           Q=CHUNK, P=P, N=N, num_warps=4)
+        _ssd_bwd_chunk_kernel[(Bsz * H, n_chunks)](x, dt, A, B, C, Dc, dy, S, dS, dx, ddt, dBh, dCh, dAp, dDp, L,
+                                                   n_chunks, H, H // G, *strides, **flags)
     sum_group = lambda t: t.view(Bsz, L, G, H // G, N).sum(3)  # noqa: E731  (heads of a group share B, C)
     dB = sum_group(dBh).to(B.dtype) if dB is None else dB.copy_(sum_group(dBh))
     dC = sum_group(dCh).to(C.dtype) if dC is None else dC.copy_(sum_group(dCh))
-    dA = dAp.view(Bsz, H).sum(0).to(A.dtype)
+    dA = dAp.view(Bsz, H, parts).sum((0, 2)).to(A.dtype)
     dD = None
     if D is not None:
-        dDh = dDp.view(Bsz, H, P).sum(0)
+        dDh = dDp.view(Bsz, H, parts, P).sum((0, 2))
         dD = (dDh if D.dim() == 2 else dDh.sum(-1)).to(D.dtype)
     return dx, ddt, dA, dB, dC, dD
 
