@@ -936,20 +936,14 @@ def bench_main(argv: list[str] | None = None) -> int:
     err = (lambda s: print(s, file=sys.stderr, flush=True))
     if a.merge:
         path = merge_bench(a.merge, a.out)
-        if not a.quiet:
-            err(_table(json.loads(path.read_text())))
-        if a.plot:
-            for fig in plot_bench(path, a.plot):
-                err(f"figure {fig}")
-        print(path)
-        return 0
-    device = a.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    split = (lambda s, f: [f(v) for v in s.split(",") if v.strip()] if s else None)
-    path = run_bench(device=device, out=Path(a.out), models=split(a.models, str),
-                     contexts_s=split(a.contexts, float), batches=split(a.batches, int), quick=a.quick,
-                     time_budget_s=a.budget_s, samba_backend=a.samba_backend, log=None if a.quiet else err,
-                     threads=a.threads, isolate=a.isolate, samba_graphs=a.samba_graphs,
-                     sweeps=split(a.sweeps, str))
+    else:
+        device = a.device or ("cuda" if torch.cuda.is_available() else "cpu")
+        split = (lambda s, f: [f(v) for v in s.split(",") if v.strip()] if s else None)
+        path = run_bench(device=device, out=Path(a.out), models=split(a.models, str),
+                         contexts_s=split(a.contexts, float), batches=split(a.batches, int), quick=a.quick,
+                         time_budget_s=a.budget_s, samba_backend=a.samba_backend, log=None if a.quiet else err,
+                         threads=a.threads, isolate=a.isolate, samba_graphs=a.samba_graphs,
+                         sweeps=split(a.sweeps, str))
     if not a.quiet and not a.child:
         err(_table(json.loads(path.read_text())))
     if a.plot:

@@ -29,9 +29,9 @@ Two backwards (SAMBA_TRITON_SCAN_BWD): "walk" (default, the one measured above; 
 and ptxas reports 592 B of register spills per thread at headdim 64) and "split", written after session 6's
 device time: a light reverse walk that only carries the state gradient (one (N x Q) @ (Q x P) product per
 chunk, no spills) and stores it per chunk, then one program per (sample, head, chunk), all independent, doing
-the chunk's full backward (36 B of spills). The split costs one more (b*h, chunks, N, P) float32 buffer and
-recomputes nothing; it fills the GPU where batch x heads is small (e.g. batch 4: 32 programs walk 120 chunks
-each at 60 s, 1,200 at 600 s). Both share the chunk code (`_bwd_chunk`) and match in the interpreter; the split
+the chunk's full backward (36 B of spills). The split costs one more (b*h, chunks, N, P) float32 buffer and a
+second read of dt, C and dy; it fills the GPU where batch x heads is small (e.g. batch 4: 32 programs walk 120
+chunks each at 60 s, 1,200 at 600 s). Both share the chunk code (`_bwd_chunk`) and match in the interpreter; the split
 is not yet measured on a GPU (scripts/gpu/verify_fast_path.sh measures both).
 """
 
