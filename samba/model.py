@@ -99,9 +99,9 @@ class SAMBAConfig:
     activation_checkpointing: bool = False
     # With activation_checkpointing: cut each checkpointed block's batch into pieces of whole samples of about
     # this many time steps, each recomputed and freed on its own, so the backward holds one piece's Mamba2
-    # internals instead of the batch's (None: one piece). Session 4 measured no memory gain from it, but the
-    # peak then sat in the bottleneck's chunk-256 buffers (fixed since); predicted to cut the 10-minute step's
-    # full-rate transient ~4x at batch 4, not yet measured (docs/performance_log.md, section 4).
+    # internals instead of the batch's (None: one piece). 10-minute batch-4 train step, H200 (session 6,
+    # docs/performance_log.md section 5): 2,543 MiB with one sample per piece (76,800) vs 2,900 MiB per block,
+    # eager 103 vs 59 ms (more launches); as a CUDA graph, in the benchmark, 2,750 MiB and 53.6 ms.
     checkpoint_piece_tokens: int | None = None
 
     def to_dict(self) -> dict:
