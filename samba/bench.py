@@ -860,9 +860,17 @@ def merge_bench(paths, out: Path | str, note: str | None = None) -> Path:
     twice. Rows keep their order; sweeps, notes and ``complete`` are combined, ``elapsed_s`` summed, the
     summary (best throughputs, targets) recomputed from all rows, and ``merged_from`` lists each part's file
     name, sweeps, date and elapsed time. ``note`` is appended to ``notes``."""
-    docs = [(Path(p), json.loads(Path(p).read_text())) for p in paths]
-    if len(docs) < 2:
+    if len(paths) < 2:
         raise ValueError("merge_bench needs at least two JSON files")
+    docs = []
+    for p in map(Path, paths):
+        try:
+            doc = json.loads(p.read_text())
+            if not isinstance(doc, dict) or not isinstance(doc.get("results"), list):
+                raise ValueError("no 'results' list")
+        except (OSError, ValueError) as e:
+            raise ValueError(f"{p}: not a `samba bench` JSON ({e})") from e
+        docs.append((p, doc))
     first = docs[0][1]
     for path, doc in docs[1:]:
         for key in ("device", "commit", "torch", "samba_execution", "samba_backend", "dtype", "profile",

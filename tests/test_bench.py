@@ -234,3 +234,8 @@ def test_merge_joins_the_sweeps_of_one_run_and_refuses_mixed_runs(tmp_path, caps
     (tmp_path / "other.json").write_text(json.dumps(other))
     with pytest.raises(ValueError, match="'commit'"):
         bench.merge_bench([parts[0], tmp_path / "other.json"], tmp_path / "x.json")
+    (tmp_path / "broken.json").write_text('{"device": "cuda", "resu')  # cut short, e.g. a killed copy
+    with pytest.raises(ValueError, match="not a `samba bench` JSON"):
+        bench.merge_bench([parts[0], tmp_path / "broken.json"], tmp_path / "x.json")
+    with pytest.raises(ValueError, match="at least two"):
+        bench.merge_bench([parts[0]], tmp_path / "x.json")
