@@ -7,8 +7,5 @@
 # configs are the ones the autotuner picked on this GPU type, so timings are unaffected.
 set -u
 source scripts/gpu/env.sh
-mkdir -p /tmp/tc_full
-[ -f .gpu/autotune_cache.tgz ] && tar xzf .gpu/autotune_cache.tgz -C /tmp/tc_full && \
-  echo "autotune cache entries: $(find /tmp/tc_full -name '*.autotune.json' | wc -l)"
-export TRITON_CACHE_AUTOTUNING=1 TRITON_CACHE_DIR=/tmp/tc_full
+use_autotune_cache  # scripts/gpu/env.sh: unpack .gpu/autotune_cache.tgz into the Triton cache
 BUDGET_S=${BUDGET_S:-250} TOTAL_S=${TOTAL_S:-310} EXTRA_ARGS="--models BIOT,CBraMod,LUNA,SAMBA" bash scripts/gpu/bench.sh

@@ -8,10 +8,7 @@
 #    config per kernel instead of autotuning for ~160 s; the configs are the ones the autotuner picked).
 set -u
 source scripts/gpu/env.sh
-mkdir -p /tmp/tc_full
-[ -f .gpu/autotune_cache.tgz ] && tar xzf .gpu/autotune_cache.tgz -C /tmp/tc_full && \
-  echo "autotune cache entries: $(find /tmp/tc_full -name '*.autotune.json' | wc -l)"
-export TRITON_CACHE_AUTOTUNING=1 TRITON_CACHE_DIR=/tmp/tc_full
+use_autotune_cache  # scripts/gpu/env.sh: unpack .gpu/autotune_cache.tgz into the Triton cache
 t0=$(date +%s)
 timeout 120 python3 scripts/gpu/preflight.py > $OUT/preflight.log 2>&1
 echo "preflight rc $? in $(( $(date +%s) - t0 )) s"; grep -v Warn $OUT/preflight.log | tail -8 | cut -c1-300

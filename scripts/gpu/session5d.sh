@@ -7,9 +7,7 @@
 # path at 60 s on the same card.
 set -u
 source scripts/gpu/env.sh
-mkdir -p /tmp/tc_full
-[ -f .gpu/autotune_cache.tgz ] && tar xzf .gpu/autotune_cache.tgz -C /tmp/tc_full
-export TRITON_CACHE_AUTOTUNING=1 TRITON_CACHE_DIR=/tmp/tc_full
+use_autotune_cache  # scripts/gpu/env.sh: unpack .gpu/autotune_cache.tgz into the Triton cache
 t0=$(date +%s)
 timeout 100 python3 scripts/gpu/perf_probe.py --out $OUT/probe_fused --big 64 --parts memory eager 2>&1 | grep -v Warn | tail -9
 echo "fused done at $(( $(date +%s) - t0 )) s"
