@@ -173,7 +173,7 @@ conv_bwd(x, w, b, g, dx=buf[..., 20:120])  # the fused block writes dxBC into it
 worst = max(worst, ((buf[..., 20:120] - dx_ref).abs().max() / dx_ref.abs().max()).item(),
             buf[..., :20].abs().max().item() + buf[..., 120:].abs().max().item())
 import os
-from samba.nn.triton_ssd import ssd_scan_triton
+from samba.nn.triton_ssd import ssd_fwd, ssd_scan_triton
 from samba.nn.ssd import ssd_chunked
 for (b, L, h, p, g, n, dmode) in ((2, 150, 4, 16, 2, 16, "h"), (1, 64, 2, 32, 1, 16, "hp"), (2, 37, 2, 16, 1, 32, None)):
     x = torch.randn(b, L, h, p, dtype=torch.float64, requires_grad=True)  # L: partial chunks, one exact chunk
@@ -194,6 +194,13 @@ for (b, L, h, p, g, n, dmode) in ((2, 150, 4, 16, 2, 16, "h"), (1, 64, 2, 32, 1,
         go = torch.autograd.grad(out, fins, gy.float())
         worst = max(worst, ((out.double() - ref).abs().max() / ref.abs().max()).item(),
                     *[((a.double() - r).abs().max() / r.abs().max()).item() for a, r in zip(go, gr)])
+    with torch.no_grad():  # inference: the forward leaves the chunk states out, same output
+        out = ssd_scan_triton(*[t.detach().float() for t in ins[:5]], D.detach().float() if D is not None else None)
+        y, S = ssd_fwd(*[t.detach().float() for t in ins[:5]], D.detach().float() if D is not None else None,
+                       states=False)
+    assert S is None
+    worst = max(worst, ((out.double() - ref).abs().max() / ref.abs().max()).item(),
+                ((y.double() - ref).abs().max() / ref.abs().max()).item())
 print(worst)
 """
 
@@ -278,6 +285,11 @@ for cfg in (dict(d_model=16, d_state=8, d_conv=2, expand=4, headdim=16), dict(d_
     go = torch.autograd.grad(out, [u] + list(m.parameters()), g)
     worst = max(worst, ((out - ref).abs().max() / ref.abs().max()).item(),
                 *[((a - b).abs().max() / b.abs().max()).item() for a, b in zip(go, gr)])
+    with torch.inference_mode():  # the scan keeps no chunk states then; same output
+        out = mf.mamba_split_conv_scan(zx.detach(), m.conv1d.weight, m.conv1d.bias, m.dt_bias,
+                                       -torch.exp(m.A_log.float()), m._D(), m.norm.weight, m.out_proj.weight,
+                                       m.out_proj.bias, spec)
+    worst = max(worst, ((out - ref).abs().max() / ref.abs().max()).item())
 print(worst)
 """
 
@@ -310,6 +322,11 @@ for cfg in (dict(d_model=16, d_state=16, d_conv=2, expand=4, headdim=16),
     go = torch.autograd.grad(out, [u] + list(m.parameters()), g)
     worst = max(worst, ((out - ref).abs().max() / ref.abs().max()).item(),
                 *[((a - b).abs().max() / b.abs().max()).item() for a, b in zip(go, gr)])
+    with torch.inference_mode():  # the scan keeps no chunk states then; same output
+        out = mf.mamba_split_conv_scan(zx.detach(), m.conv1d.weight, m.conv1d.bias, m.dt_bias,
+                                       -torch.exp(m.A_log.float()), m._D(), m.norm.weight, m.out_proj.weight,
+                                       m.out_proj.bias, spec)
+    worst = max(worst, ((out - ref).abs().max() / ref.abs().max()).item())
 print(worst)
 """
 
@@ -487,8 +504,10 @@ def test_triton_ssd_kernels_compile_for_hopper(headdim):
     from samba.nn import triton_ssd as ts
 
     const = {"HAS_D": True, "D_PER_P": False, "Q": ts.CHUNK, "P": headdim, "N": 16}
-    for fn, sig in ((ts._ssd_fwd_kernel, _SSD_FWD_SIG), (ts._ssd_bwd_kernel, _SSD_BWD_SIG),
-                    (ts._ssd_bwd_chunk_kernel, _SSD_BWD_CHUNK_SIG)):
+    for store in (True, False):  # training (chunk states kept for the backward) and inference
+        fwd = _compile_for_hopper(ts._ssd_fwd_kernel, _SSD_FWD_SIG, {**const, "STORE_STATES": store}, ts.NUM_WARPS)
+        assert ".target sm_90" in fwd.asm["ptx"]
+    for fn, sig in ((ts._ssd_bwd_kernel, _SSD_BWD_SIG), (ts._ssd_bwd_chunk_kernel, _SSD_BWD_CHUNK_SIG)):
         assert ".target sm_90" in _compile_for_hopper(fn, sig, const, ts.NUM_WARPS).asm["ptx"]
     dstate = _compile_for_hopper(ts._ssd_bwd_dstate_kernel, _SSD_BWD_DSTATE_SIG, {"Q": ts.CHUNK, "P": headdim, "N": 16})
     assert ".target sm_90" in dstate.asm["ptx"]
@@ -508,7 +527,9 @@ def test_register_spills_of_the_chosen_tiles():
     assert _spill_stores(_compile_for_hopper(tn._gnorm_bwd_kernel, _NORM_BWD_SIG, {**flags, "BM": bm_now})) == 0
     assert _spill_stores(_compile_for_hopper(tn._gnorm_bwd_kernel, _NORM_BWD_SIG, {**flags, "BM": 16})) > 1000
     const = {"HAS_D": True, "D_PER_P": False, "Q": ts.CHUNK, "P": 64, "N": 16}
-    assert _spill_stores(_compile_for_hopper(ts._ssd_fwd_kernel, _SSD_FWD_SIG, const, ts.NUM_WARPS)) == 0
+    for store in (True, False):
+        fwd = _compile_for_hopper(ts._ssd_fwd_kernel, _SSD_FWD_SIG, {**const, "STORE_STATES": store}, ts.NUM_WARPS)
+        assert _spill_stores(fwd) == 0
     # the split backward's per-chunk kernel holds no loop-carried state: ptxas (Triton 3.6) reports 36 B of
     # spills per thread where the walking backward has 592 B; its first pass (the state gradients) none
     walk = _spill_stores(_compile_for_hopper(ts._ssd_bwd_kernel, _SSD_BWD_SIG, const, ts.NUM_WARPS))
@@ -528,6 +549,35 @@ def test_triton_scan_backward_mode_is_checked(monkeypatch):
     monkeypatch.setenv("SAMBA_TRITON_SCAN_BWD", "parallel")
     with pytest.raises(ValueError, match="'walk' or 'split'"):
         ts._bwd_mode()
+
+
+def test_triton_scan_forward_launch_config_is_checked(monkeypatch):
+    from samba.nn import triton_ssd as ts
+
+    monkeypatch.delenv("SAMBA_TRITON_SCAN_FWD", raising=False)
+    assert ts.fwd_launch_config() == {"num_warps": ts.NUM_WARPS, "num_stages": 3}
+    monkeypatch.setenv("SAMBA_TRITON_SCAN_FWD", "4,2")
+    assert ts.fwd_launch_config() == {"num_warps": 4, "num_stages": 2}
+    monkeypatch.setenv("SAMBA_TRITON_SCAN_FWD", "8,3,128")
+    assert ts.fwd_launch_config() == {"num_warps": 8, "num_stages": 3, "maxnreg": 128}
+    for bad in ("4", "four,2", "3,2", "8,0", "8,3,300", "8,3,128,1"):
+        monkeypatch.setenv("SAMBA_TRITON_SCAN_FWD", bad)
+        with pytest.raises(ValueError, match="SAMBA_TRITON_SCAN_FWD"):
+            ts.fwd_launch_config()
+
+
+def test_scan_states_are_kept_only_when_a_backward_will_run():
+    """The forward scan stores the state entering every chunk only for the backward: grad_needed decides, before
+    the Function runs (inside it grad mode is off, and ctx.needs_input_grad ignores no_grad)."""
+    from samba.nn.triton_ssd import grad_needed
+
+    w, x = torch.zeros(3, requires_grad=True), torch.zeros(3)
+    assert grad_needed(x, w, None)
+    assert not grad_needed(x, None)  # nothing to differentiate
+    with torch.no_grad():
+        assert not grad_needed(x, w)
+    with torch.inference_mode():
+        assert not grad_needed(x, w)
 
 
 def test_triton_scan_never_on_cpu(monkeypatch):

@@ -118,7 +118,7 @@ MAMBA_CASES = [  # (config, L)
 @pytest.mark.parametrize("kernels", ["mamba_ssm", "ours"])
 @pytest.mark.parametrize("cfg,L", MAMBA_CASES, ids=[str(i) for i in range(len(MAMBA_CASES))])
 def test_mamba2_mamba_ssm_backend_matches_torch(cfg, L, kernels, monkeypatch):
-    """The mamba_ssm backend with mamba_ssm's kernels layer by layer (the default) and with every switch of
+    """The mamba_ssm backend with mamba_ssm's kernels layer by layer (every switch 0) and with every switch of
     FAST_PATH_SWITCHES on (our fused block, scan and norm backward where they apply) against the torch backend."""
     from samba.nn.mamba2 import FAST_PATH_SWITCHES
 
@@ -308,3 +308,26 @@ def test_diff_mamba_on_the_triton_scan_matches_torch(cfg, L, monkeypatch):
     _perturb(loop)
     grouped = DiffMamba.from_loop(loop)
     compare(f"DiffMamba{cfg} L={L} on the Triton scan", grouped, torch.randn(2, L, cfg["d_model"], device="cuda"))
+
+
+@pytest.mark.parametrize("switches", ["1", "0"])
+def test_samba_inference_equals_the_training_forward(switches, monkeypatch):
+    """Under inference_mode the fast path's scan keeps no chunk states (samba.nn.triton_ssd.grad_needed); the
+    output must be the training forward's on the whole model (to well under bf16 rounding: the kernel's two
+    compiled variants may contract multiply-adds differently)."""
+    from samba import SAMBA, SAMBAConfig
+    from samba.montage import DEVICE_PRESETS, positions
+    from samba.nn.mamba2 import FAST_PATH_SWITCHES
+
+    for env in FAST_PATH_SWITCHES:
+        monkeypatch.setenv(env, switches)
+    torch.manual_seed(0)
+    model = SAMBA(SAMBAConfig(backend="mamba_ssm")).cuda().eval()
+    coords = torch.from_numpy(positions(list(DEVICE_PRESETS["10-20"]))).cuda()
+    x = torch.randn(2, 19, 1000, device="cuda")
+    with torch.autocast("cuda", dtype=torch.bfloat16):
+        train_fwd = model(x.clone().requires_grad_(), coords)
+        with torch.inference_mode():
+            infer = model(x, coords)
+    assert train_fwd.requires_grad
+    report(f"SAMBA inference vs training forward (switches {switches})", norm_rel(infer, train_fwd.detach()), 1e-3)

@@ -30,7 +30,7 @@ from torch import Tensor
 from ._mamba_ssm import require_mamba_ssm
 from ._triton import rows
 from .mamba2 import _triton_norm_bwd_opted_in, _triton_scan_opted_in, softplus_dt
-from .triton_ssd import ssd_bwd, ssd_fwd
+from .triton_ssd import grad_needed, ssd_bwd, ssd_fwd
 
 
 class Spec(NamedTuple):
@@ -69,7 +69,7 @@ def _xbc(xBC: Tensor, s: Spec):
 class _MambaSplitConvScan(torch.autograd.Function):
     @staticmethod
     @torch.amp.custom_fwd(device_type="cuda")
-    def forward(ctx, zxbcdt, conv_w, conv_b, dt_bias, A, D, norm_w, out_w, out_b, s: Spec):
+    def forward(ctx, zxbcdt, conv_w, conv_b, dt_bias, A, D, norm_w, out_w, out_b, s: Spec, train: bool):
         from .triton_conv import conv_fwd
         from .triton_norm import gated_rms_norm_fwd
 
@@ -80,7 +80,7 @@ class _MambaSplitConvScan(torch.autograd.Function):
         ours = _triton_scan_opted_in(x, Bm)
         S = None
         if ours:  # samba.nn.triton_ssd (SAMBA_TRITON_SCAN=1); S: the states entering each chunk, for backward
-            y, S = ssd_fwd(x, softplus_dt(dt, dt_bias, s.dt_limit), A, Bm, Cm, D)
+            y, S = ssd_fwd(x, softplus_dt(dt, dt_bias, s.dt_limit), A, Bm, Cm, D, states=train)
         else:
             scan_fwd = _scan_ops()[0]
             y = scan_fwd(x, dt, A, Bm, Cm, chunk_size=s.chunk_size, D=D, z=None, dt_bias=dt_bias, dt_softplus=True,
@@ -147,10 +147,11 @@ class _MambaSplitConvScan(torch.autograd.Function):
         del dy, x, Bm, Cm, xBC_conv
         _, dconv_w, dconv_b = conv_bwd(xBC, w2, conv_b, dxBC, dx=dxBC_in)  # writes dxBC_in inside dzxbcdt
         return (dzxbcdt, dconv_w.view_as(conv_w), dconv_b, ddt_bias, dA, dD, dnorm_w, dW,
-                dbo, None)
+                dbo, None, None)
 
 
 def mamba_split_conv_scan(zxbcdt: Tensor, conv_w: Tensor, conv_b: Tensor | None, dt_bias: Tensor, A: Tensor,
                           D: Tensor, norm_w: Tensor, out_w: Tensor, out_b: Tensor | None, spec: Spec) -> Tensor:
     """out_proj(gated_norm(scan(SiLU(conv(xBC))), z)) for zxbcdt (B, L, *) -> (B, L, d_model)."""
-    return _MambaSplitConvScan.apply(zxbcdt, conv_w, conv_b, dt_bias, A, D, norm_w, out_w, out_b, spec)
+    train = grad_needed(zxbcdt, conv_w, conv_b, dt_bias, A, D, norm_w, out_w, out_b)  # False: no scan states
+    return _MambaSplitConvScan.apply(zxbcdt, conv_w, conv_b, dt_bias, A, D, norm_w, out_w, out_b, spec, train)

@@ -44,7 +44,8 @@ from torch import Tensor
 
 from ._triton import available, tl, triton, unit_last_stride
 
-__all__ = ["available", "ssd_scan_triton", "ssd_fwd", "ssd_bwd", "supported"]
+__all__ = ["available", "ssd_scan_triton", "ssd_fwd", "ssd_bwd", "supported", "fwd_launch_config", "grad_needed",
+           "launch_settings"]
 
 CHUNK = 64
 # 8 warps: ptxas for sm_90 (offline, Triton 3.6) reports no spills for the forward at headdim 64 (4 warps: 64 B),
@@ -80,7 +81,7 @@ if triton is not None:
     def _ssd_fwd_kernel(X, DT, A, Bm, Cm, Dv, Y, S, L, n_chunks, H, HPG,
                         sxb, sxl, sxh, sdb, sdl, sdh, sbb, sbl, sbg, scb, scl, scg, syb, syl, syh,
                         HAS_D: tl.constexpr, D_PER_P: tl.constexpr, Q: tl.constexpr, P: tl.constexpr,
-                        N: tl.constexpr):
+                        N: tl.constexpr, STORE_STATES: tl.constexpr):
         pid, h, g, b64, A_h, rq, rp, rn, causal, s_base = _program(A, S, n_chunks, H, HPG, Q, P, N)
         state = tl.zeros((N, P), dtype=tl.float32)  # the state entering the chunk (n, p)
         for c in range(n_chunks):
@@ -89,7 +90,8 @@ if triton is not None:
             t64 = t.to(tl.int64)
             dt, a, x, Bc, Cc = _load_chunk(X, DT, Bm, Cm, b64, h, g, t64, mt, rp, rn, sxb, sxl, sxh, sdb, sdl, sdh,
                                            sbb, sbl, sbg, scb, scl, scg, A_h)
-            tl.store(s_base + c * N * P + rn[:, None] * P + rp[None, :], state)  # for the backward
+            if STORE_STATES:  # for the backward; not under inference (a fifth of the kernel's writes)
+                tl.store(s_base + c * N * P + rn[:, None] * P + rp[None, :], state)
             CB = tl.dot(Cc, tl.trans(Bc))  # (Q, Q): C_t . B_s
             E = tl.exp(tl.where(causal, a[:, None] - a[None, :], float("-inf")))
             W = CB * E * dt[None, :]
@@ -261,22 +263,49 @@ def supported(x: Tensor, B: Tensor) -> bool:
     return triton is not None and _pow2_at_least_16(x.shape[-1]) and _pow2_at_least_16(B.shape[-1])
 
 
-def ssd_fwd(x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, D: Tensor | None) -> tuple[Tensor, Tensor]:
+def ssd_fwd(x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, D: Tensor | None,
+            states: bool = True) -> tuple[Tensor, Tensor | None]:
     """Forward kernel: y (b, l, h, p) in x's dtype and the states entering each chunk (b*h, chunks, n, p) fp32
-    (kept for `ssd_bwd`). x, B, C need a unit last stride; dt (b, l, h) float32, any strides."""
+    (kept for `ssd_bwd`; None with ``states=False``, for inference). x, B, C need a unit last stride; dt (b, l, h)
+    float32, any strides. Launch config: `fwd_launch_config`."""
     Bsz, L, H, P = x.shape
     G, N = B.shape[2], B.shape[3]
     n_chunks = triton.cdiv(L, CHUNK)
     y = torch.empty((Bsz, L, H, P), device=x.device, dtype=x.dtype)
-    S = torch.empty((Bsz * H, n_chunks, N, P), device=x.device, dtype=torch.float32)
+    S = torch.empty((Bsz * H, n_chunks, N, P) if states else (0,), device=x.device, dtype=torch.float32)
     Dc = D.contiguous() if D is not None else A
     _ssd_fwd_kernel[(Bsz * H,)](
         x, dt, A, B, C, Dc, y, S, L, n_chunks, H, H // G,
         x.stride(0), x.stride(1), x.stride(2), dt.stride(0), dt.stride(1), dt.stride(2),
         B.stride(0), B.stride(1), B.stride(2), C.stride(0), C.stride(1), C.stride(2),
         y.stride(0), y.stride(1), y.stride(2),
-        HAS_D=D is not None, D_PER_P=D is not None and D.dim() == 2, Q=CHUNK, P=P, N=N, num_warps=NUM_WARPS)
-    return y, S
+        HAS_D=D is not None, D_PER_P=D is not None and D.dim() == 2, Q=CHUNK, P=P, N=N, STORE_STATES=states,
+        **fwd_launch_config())
+    return y, (S if states else None)
+
+
+def fwd_launch_config() -> dict:
+    """Launch options of the forward kernel: SAMBA_TRITON_SCAN_FWD="warps,stages[,maxnreg]" (default "8,3": 8 warps,
+    no spills at headdim 64 by ptxas; 3 stages, Triton's default on NVIDIA). ptxas (sm_90, inference variant):
+    8 warps use all 255 registers a thread may have, so one program runs per SM; "8,3,128" fits two per SM at
+    248 B of spills, "16,3" 112 B. For measuring these on a GPU (scripts/gpu/session7.sh)."""
+    raw = os.environ.get("SAMBA_TRITON_SCAN_FWD", "").strip() or f"{NUM_WARPS},3"
+    try:
+        vals = [int(v) for v in raw.split(",")]
+    except ValueError:
+        vals = []
+    if len(vals) not in (2, 3) or vals[0] not in (1, 2, 4, 8, 16) or not 1 <= vals[1] <= 8 \
+            or (len(vals) == 3 and not 32 <= vals[2] <= 255):
+        raise ValueError(f'SAMBA_TRITON_SCAN_FWD must be "warps,stages[,maxnreg]" (warps a power of two <= 16, '
+                         f'stages 1-8, maxnreg 32-255; e.g. "8,3"), got {raw!r}')
+    return {"num_warps": vals[0], "num_stages": vals[1], **({"maxnreg": vals[2]} if len(vals) == 3 else {})}
+
+
+def launch_settings() -> dict:
+    """The scan's settings as a benchmark records them: {"triton_scan_forward": "warps,stages[,maxnreg]",
+    "triton_scan_backward": "walk" | "split"} (SAMBA_TRITON_SCAN_FWD, SAMBA_TRITON_SCAN_BWD)."""
+    return {"triton_scan_forward": ",".join(str(v) for v in fwd_launch_config().values()),
+            "triton_scan_backward": _bwd_mode()}
 
 
 def _bwd_mode() -> str:
@@ -335,9 +364,10 @@ def ssd_bwd(dy: Tensor, x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, 
 
 class _SSDScan(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, D: Tensor | None) -> Tensor:
+    def forward(ctx, x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, D: Tensor | None,
+                states: bool) -> Tensor:
         x, B, C = unit_last_stride(x), unit_last_stride(B), unit_last_stride(C)
-        y, S = ssd_fwd(x, dt, A, B, C, D)
+        y, S = ssd_fwd(x, dt, A, B, C, D, states=states)
         ctx.save_for_backward(x, dt, A, B, C, D, S)
         return y
 
@@ -345,7 +375,14 @@ class _SSDScan(torch.autograd.Function):
     def backward(ctx, dy: Tensor):
         x, dt, A, B, C, D, S = ctx.saved_tensors
         dx, ddt, dA, dB, dC, dD = ssd_bwd(dy, x, dt, A, B, C, D, S)
-        return dx, ddt.to(dt.dtype), dA, dB, dC, dD
+        return dx, ddt.to(dt.dtype), dA, dB, dC, dD, None
+
+
+def grad_needed(*tensors: Tensor | None) -> bool:
+    """Will autograd call the backward of a Function applied to these now? (Inside `forward` grad mode is off and
+    `ctx.needs_input_grad` ignores no_grad, so callers decide before `apply`.) False under no_grad and
+    inference_mode: then the forward skips what only the backward needs (the chunk states)."""
+    return torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
 
 
 def ssd_scan_triton(x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, D: Tensor | None = None) -> Tensor:
@@ -358,4 +395,4 @@ def ssd_scan_triton(x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, D: T
         raise ValueError(f"headdim {x.shape[-1]} and d_state {B.shape[-1]} must be powers of two >= 16")
     if x.shape[2] % B.shape[2]:
         raise ValueError(f"nheads ({x.shape[2]}) must be divisible by ngroups ({B.shape[2]})")
-    return _SSDScan.apply(x, dt, A, B, C, D)
+    return _SSDScan.apply(x, dt, A, B, C, D, grad_needed(x, dt, A, B, C, D))
