@@ -423,17 +423,17 @@ def test_upsample_concat_cuda_impls_match_reference(dtype):
         assert e < tol
 
 
-def test_fast_path_switches_are_opt_in(monkeypatch):
-    """SAMBA's own CUDA kernels run only when switched on (1; see FAST_PATH_SWITCHES for why), each on its own,
-    only where Triton is importable, and never on CPU or in float64."""
+def test_fast_path_switches_default_on_and_each_can_be_switched_off(monkeypatch):
+    """SAMBA's own CUDA kernels run by default (FAST_PATH_DEFAULT "1", see FAST_PATH_SWITCHES for why), each can
+    be switched off on its own (0), and they never run without Triton, on CPU or in float64."""
     from samba.nn import mamba2
 
     monkeypatch.setattr(mamba2, "triton_available", lambda: True)
     for env in mamba2.FAST_PATH_SWITCHES:
         monkeypatch.delenv(env, raising=False)
-    assert mamba2.FAST_PATH_DEFAULT == "0"
-    assert not any(mamba2.fast_path_switches().values())
-    assert not mamba2._triton_norm_bwd_opted_in()
+    assert mamba2.FAST_PATH_DEFAULT == "1"
+    assert all(mamba2.fast_path_switches().values())
+    assert mamba2._triton_norm_bwd_opted_in()
     monkeypatch.setenv("SAMBA_TRITON_NORM", " 1")
     monkeypatch.setenv("SAMBA_FUSED_MAMBA", "1")
     monkeypatch.setenv("SAMBA_TRITON_SCAN", "0")
@@ -441,6 +441,10 @@ def test_fast_path_switches_are_opt_in(monkeypatch):
                                            "triton_norm_backward": True}
     assert not mamba2._fused_path_enabled(torch.zeros(1))  # CPU tensor: the layer-by-layer path
     assert not mamba2._fused_path_enabled(torch.zeros(1, dtype=torch.float64))
+    for env in mamba2.FAST_PATH_SWITCHES:
+        monkeypatch.setenv(env, "0")
+    assert not any(mamba2.fast_path_switches().values())
+    monkeypatch.delenv("SAMBA_FUSED_MAMBA")
     monkeypatch.setattr(mamba2, "triton_available", lambda: False)  # no Triton: nothing of ours
     assert not any(mamba2.fast_path_switches().values())
 
