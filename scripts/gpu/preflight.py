@@ -4,8 +4,9 @@ gated-norm backward: samba.nn.mamba2.FAST_PATH_SWITCHES, all at 1) right on this
 train step (one sample per piece, as the benchmark runs it) work from the very first step, eager and graphed?
 `--parts fast ckpt` (default both) picks the checks.
 
-Prints FAST_OK / CKPT_OK lines that a call script turns into switches (FAST_OK: all three at 1, else mamba_ssm's
-layer-by-layer kernels; CKPT_OK missing: no checkpointing), so a broken path costs its speed, not the benchmark.
+Prints FAST_OK / CKPT_OK lines that a call script turns into switches (FAST_OK: all three at 1, the default
+since session 7; else all three at 0: mamba_ssm's layer-by-layer kernels; CKPT_OK missing: no checkpointing), so
+a broken path costs its speed, not the benchmark.
 The check compares the whole model (output, input gradient and every parameter gradient) on the fast path with
 mamba_ssm's path on the same weights; bf16 autocast only (float32 shapes would be autotuned anew by mamba_ssm's
 kernels, which took more than two minutes in session 5)."""

@@ -23,7 +23,7 @@ fi
 cp /tmp/preflight.log $OUT/preflight.log
 grep -v Warn $OUT/preflight.log | tail -8 | cut -c1-300
 if grep -q FAST_OK $OUT/preflight.log; then export SAMBA_FUSED_MAMBA=1 SAMBA_TRITON_SCAN=1 SAMBA_TRITON_NORM=1
-else echo "FALLBACK: mamba_ssm layer by layer"; fi
+else export SAMBA_FUSED_MAMBA=0 SAMBA_TRITON_SCAN=0 SAMBA_TRITON_NORM=0; echo "FALLBACK: mamba_ssm layer by layer"; fi
 grep -q CKPT_OK $OUT/preflight.log || { export SAMBA_BENCH_CHECKPOINT_FROM_S=1e9; echo "FALLBACK: no checkpointing"; }
 left=$(( ${CALL_S:-580} - $(date +%s) + t0 ))  # seconds of the call left
 BUDGET_S=$(( left - 75 )) TOTAL_S=$(( left - 15 )) EXTRA_ARGS="--sweeps ${SWEEPS:-throughput}${MODELS:+ --models $MODELS}" bash scripts/gpu/bench.sh
