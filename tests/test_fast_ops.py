@@ -531,9 +531,12 @@ def test_register_spills_of_the_chosen_tiles():
     assert _spill_stores(_compile_for_hopper(tn._gnorm_bwd_kernel, _NORM_BWD_SIG, {**flags, "BM": bm_now})) == 0
     assert _spill_stores(_compile_for_hopper(tn._gnorm_bwd_kernel, _NORM_BWD_SIG, {**flags, "BM": 16})) > 1000
     const = {"HAS_D": True, "D_PER_P": False, "Q": ts.CHUNK, "P": 64, "N": 16}
-    for store in (True, False):
+    for store in (True, False):  # at 8 warps none; at the measured-faster default (4 warps) a few dozen bytes
         fwd = _compile_for_hopper(ts._ssd_fwd_kernel, _SSD_FWD_SIG, {**const, "STORE_STATES": store}, ts.NUM_WARPS)
         assert _spill_stores(fwd) == 0
+        warps = ts.fwd_launch_config()["num_warps"]
+        fwd = _compile_for_hopper(ts._ssd_fwd_kernel, _SSD_FWD_SIG, {**const, "STORE_STATES": store}, warps)
+        assert _spill_stores(fwd) <= 64
     # the split backward's per-chunk kernel holds no loop-carried state: ptxas (Triton 3.6) reports 36 B of
     # spills per thread where the walking backward has 592 B; its first pass (the state gradients) none
     walk = _spill_stores(_compile_for_hopper(ts._ssd_bwd_kernel, _SSD_BWD_SIG, const, ts.NUM_WARPS))
@@ -555,19 +558,25 @@ def test_triton_scan_backward_mode_is_checked(monkeypatch):
         ts._bwd_mode()
 
 
-def test_triton_scan_forward_launch_config_is_checked(monkeypatch):
+@pytest.mark.parametrize("env,fn", [("SAMBA_TRITON_SCAN_FWD", "fwd_launch_config"),
+                                    ("SAMBA_TRITON_SCAN_BWD_LAUNCH", "bwd_launch_config")])
+def test_triton_scan_launch_configs_are_checked(env, fn, monkeypatch):
     from samba.nn import triton_ssd as ts
 
-    monkeypatch.delenv("SAMBA_TRITON_SCAN_FWD", raising=False)
-    assert ts.fwd_launch_config() == {"num_warps": ts.NUM_WARPS, "num_stages": 3}
-    monkeypatch.setenv("SAMBA_TRITON_SCAN_FWD", "4,2")
-    assert ts.fwd_launch_config() == {"num_warps": 4, "num_stages": 2}
-    monkeypatch.setenv("SAMBA_TRITON_SCAN_FWD", "8,3,128")
-    assert ts.fwd_launch_config() == {"num_warps": 8, "num_stages": 3, "maxnreg": 128}
+    config = getattr(ts, fn)
+    monkeypatch.delenv(env, raising=False)
+    default = ts.FWD_LAUNCH_DEFAULT if env.endswith("FWD") else ts.BWD_LAUNCH_DEFAULT
+    assert config() == dict(zip(("num_warps", "num_stages"), map(int, default.split(","))))
+    monkeypatch.setenv(env, "4,2")
+    assert config() == {"num_warps": 4, "num_stages": 2}
+    monkeypatch.setenv(env, "8,3,128")
+    assert config() == {"num_warps": 8, "num_stages": 3, "maxnreg": 128}
+    assert ts.launch_settings()[{"fwd_launch_config": "triton_scan_forward",
+                                 "bwd_launch_config": "triton_scan_backward_launch"}[fn]] == "8,3,128"
     for bad in ("4", "four,2", "3,2", "8,0", "8,3,300", "8,3,128,1"):
-        monkeypatch.setenv("SAMBA_TRITON_SCAN_FWD", bad)
-        with pytest.raises(ValueError, match="SAMBA_TRITON_SCAN_FWD"):
-            ts.fwd_launch_config()
+        monkeypatch.setenv(env, bad)
+        with pytest.raises(ValueError, match=env):
+            config()
 
 
 def test_scan_states_are_kept_only_when_a_backward_will_run():

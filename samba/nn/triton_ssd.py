@@ -44,12 +44,13 @@ from torch import Tensor
 
 from ._triton import available, tl, triton, unit_last_stride
 
-__all__ = ["available", "ssd_scan_triton", "ssd_fwd", "ssd_bwd", "supported", "fwd_launch_config", "grad_needed",
-           "launch_settings"]
+__all__ = ["available", "ssd_scan_triton", "ssd_fwd", "ssd_bwd", "supported", "fwd_launch_config", "bwd_launch_config",
+           "grad_needed", "launch_settings"]
 
 CHUNK = 64
-# 8 warps: ptxas for sm_90 (offline, Triton 3.6) reports no spills for the forward at headdim 64 (4 warps: 64 B),
-# and ~580 B of spill stores per thread for the backward (4 warps: ~1.3 kB; 16 warps: 1.4 kB).
+# The backward's warps (BWD_LAUNCH_DEFAULT): ptxas for sm_90 (offline, Triton 3.6) reports 592 B of spill stores
+# per thread for the walking backward at 8 warps (4 warps: 1.7 kB; 16 warps: 1.4 kB), 36 B for the split's
+# per-chunk kernel (4 warps: 332 B). The forward runs 4 warps (FWD_LAUNCH_DEFAULT, measured faster than 8).
 NUM_WARPS = 8
 
 
@@ -284,28 +285,48 @@ def ssd_fwd(x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, D: Tensor | 
     return y, (S if states else None)
 
 
-def fwd_launch_config() -> dict:
-    """Launch options of the forward kernel: SAMBA_TRITON_SCAN_FWD="warps,stages[,maxnreg]" (default "8,3": 8 warps,
-    no spills at headdim 64 by ptxas; 3 stages, Triton's default on NVIDIA). ptxas (sm_90, inference variant):
-    8 warps use all 255 registers a thread may have, so one program runs per SM; "8,3,128" fits two per SM at
-    248 B of spills, "16,3" 112 B. For measuring these on a GPU (scripts/gpu/session7.sh)."""
-    raw = os.environ.get("SAMBA_TRITON_SCAN_FWD", "").strip() or f"{NUM_WARPS},3"
+def _launch_config(env: str, default: str) -> dict:
+    """Triton launch options from an environment variable "warps,stages[,maxnreg]" (else ``default``)."""
+    raw = os.environ.get(env, "").strip() or default
     try:
         vals = [int(v) for v in raw.split(",")]
     except ValueError:
         vals = []
     if len(vals) not in (2, 3) or vals[0] not in (1, 2, 4, 8, 16) or not 1 <= vals[1] <= 8 \
             or (len(vals) == 3 and not 32 <= vals[2] <= 255):
-        raise ValueError(f'SAMBA_TRITON_SCAN_FWD must be "warps,stages[,maxnreg]" (warps a power of two <= 16, '
-                         f'stages 1-8, maxnreg 32-255; e.g. "8,3"), got {raw!r}')
+        raise ValueError(f'{env} must be "warps,stages[,maxnreg]" (warps a power of two <= 16, stages 1-8, '
+                         f'maxnreg 32-255; e.g. "4,3"), got {raw!r}')
     return {"num_warps": vals[0], "num_stages": vals[1], **({"maxnreg": vals[2]} if len(vals) == 3 else {})}
+
+
+# The forward's launch options, measured (H200, session 7, eager inference step batch 128 x 60 s, all three fast
+# paths on; warps,stages[,maxnreg] -> ms): 4,3 21.1; 8,3,128 25.6; 8,3 26.0; 8,2 27.3; 8,1 31.2; 16,3 33.6.
+# ptxas (sm_90, inference variant) spills per thread: 4,3 48 B; 8,3 none but all 255 registers, one program per
+# SM; 8,3,128 248 B; 16,3 112 B. So fewer, spilling warps with more programs per SM beat a spill-free one.
+FWD_LAUNCH_DEFAULT = "4,3"
+BWD_LAUNCH_DEFAULT = f"{NUM_WARPS},3"
+
+
+def fwd_launch_config() -> dict:
+    """Launch options of the forward kernel: SAMBA_TRITON_SCAN_FWD="warps,stages[,maxnreg]" (default
+    FWD_LAUNCH_DEFAULT, the fastest measured; see the table above it)."""
+    return _launch_config("SAMBA_TRITON_SCAN_FWD", FWD_LAUNCH_DEFAULT)
+
+
+def bwd_launch_config() -> dict:
+    """Launch options of the backward's heavy kernels (the walk, or the split's per-chunk kernel):
+    SAMBA_TRITON_SCAN_BWD_LAUNCH="warps,stages[,maxnreg]" (default BWD_LAUNCH_DEFAULT, the one measured in
+    sessions 6-7; the alternatives are measured by scripts/gpu/session7.sh PART=c)."""
+    return _launch_config("SAMBA_TRITON_SCAN_BWD_LAUNCH", BWD_LAUNCH_DEFAULT)
 
 
 def launch_settings() -> dict:
     """The scan's settings as a benchmark records them: {"triton_scan_forward": "warps,stages[,maxnreg]",
-    "triton_scan_backward": "walk" | "split"} (SAMBA_TRITON_SCAN_FWD, SAMBA_TRITON_SCAN_BWD)."""
+    "triton_scan_backward": "walk" | "split", "triton_scan_backward_launch": "warps,stages[,maxnreg]"}
+    (SAMBA_TRITON_SCAN_FWD, SAMBA_TRITON_SCAN_BWD, SAMBA_TRITON_SCAN_BWD_LAUNCH)."""
     return {"triton_scan_forward": ",".join(str(v) for v in fwd_launch_config().values()),
-            "triton_scan_backward": _bwd_mode()}
+            "triton_scan_backward": _bwd_mode(),
+            "triton_scan_backward_launch": ",".join(str(v) for v in bwd_launch_config().values())}
 
 
 def _bwd_mode() -> str:
@@ -341,7 +362,7 @@ def ssd_bwd(dy: Tensor, x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, 
                B.stride(0), B.stride(1), B.stride(2), C.stride(0), C.stride(1), C.stride(2),
                dy.stride(0), dy.stride(1), dy.stride(2), dx.stride(0), dx.stride(1), dx.stride(2))
     flags = dict(HAS_D=D is not None, D_PER_P=D is not None and D.dim() == 2, Q=CHUNK, P=P, N=N,
-                 num_warps=NUM_WARPS)
+                 **bwd_launch_config())
     if mode == "walk":
         _ssd_bwd_kernel[(Bsz * H,)](x, dt, A, B, C, Dc, dy, S, dx, ddt, dBh, dCh, dAp, dDp, L, n_chunks, H, H // G,
                                     *strides, **flags)

@@ -15,6 +15,10 @@
 #        SAMBA,BIOT,EEGNet,LUNA,CBraMod: LaBraM and EEGPT, at most 0.27x of BIOT in every throughput row of
 #        session 6, results/bench_h200.json, are left out so that both sweeps fit one call).
 #   The two benchmark JSONs of part b share every setting and merge: samba bench --merge A B --out C.
+#   PART=c bash scripts/gpu/session7.sh   (~6 min, on the last minutes of the session's device time):
+#     1. the CUDA tests of the scan, the fused block and inference at the new forward default (4 warps);
+#     2. the scan backward's variants (SAMBA_TRITON_SCAN_BWD walk / split, SAMBA_TRITON_SCAN_BWD_LAUNCH) on the
+#        eager train step, batch 4 / 64 / 128 x 60 s.
 set -u
 t0=$(date +%s)
 source scripts/gpu/env.sh
@@ -57,6 +61,18 @@ if [ "${PART:-a}" = a ]; then
     fi
   done
   echo "$best" > /tmp/fwd_best; echo "forward config kept: $best ($best_ms ms at batch 128)"
+elif [ "${PART:-a}" = c ]; then
+  ( export SAMBA_TRITON_AUTOTUNE=single TRITON_CACHE_DIR=/tmp/tc_single TRITON_F32_DEFAULT=ieee
+    timeout 120 python3 -m pytest -v -p no:cacheprovider -o addopts="" tests/test_gpu_backends.py -k \
+      "inference_equals or triton_scan_kernel_matches or (samba-enc and triton-triton) or triton_scan_matches_torch" \
+      > $OUT/gpu_tests_c.log 2>&1
+    echo "pytest rc $? at $(since): $(grep -c PASSED $OUT/gpu_tests_c.log) passed, $(grep -c FAILED $OUT/gpu_tests_c.log) failed"
+    grep -E "FAILED|^E  " $OUT/gpu_tests_c.log | head -10 )
+  for v in walk:8,3 walk:4,3 split:8,3 split:4,3 walk:8,2 split:8,3,128; do  # ptxas spills: 592 1696 36 332 - 840 B
+    SAMBA_TRITON_SCAN_BWD=${v%%:*} SAMBA_TRITON_SCAN_BWD_LAUNCH=${v#*:} timeout 40 python3 scripts/gpu/perf_probe.py \
+      --out $OUT/bwd_${v//[:,]/_} --big 64 --parts eager --modes train > /tmp/probe.log 2>&1
+    echo "backward $v: $(grep '"eager"' /tmp/probe.log | python3 -c "import sys,json;print(' '.join(f\"b{r['batch']} {r['ms']} ms\" for r in map(json.loads,sys.stdin)))") $(grep -m1 Error /tmp/probe.log | cut -c1-200) at $(since)"
+  done
 else
   preflight
   [ -f /tmp/fwd_best ] && export SAMBA_TRITON_SCAN_FWD=$(cat /tmp/fwd_best)
