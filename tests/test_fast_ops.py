@@ -238,10 +238,13 @@ _ti._patch_lang_tensor = _patch_lang_tensor
 """
 
 
-def test_triton_kernels_match_reference_in_the_triton_interpreter():
+@pytest.mark.parametrize("env", [{}, {"SAMBA_TRITON_CONV_BWD_BLOCK": "128,32", "SAMBA_TRITON_NORM_BWD": "1024,16",
+                                       "SAMBA_TRITON_SCAN_FWD": "8,3"}], ids=["defaults", "other-tiles"])
+def test_triton_kernels_match_reference_in_the_triton_interpreter(env):
     """The Triton kernels themselves (causal conv, upsample + concat, gated RMSNorm, SSD scan) against their
-    references, run on CPU by Triton's interpreter."""
-    assert _worst_error_in_the_interpreter(_INTERPRETER_CHECK) < 1e-5
+    references, run on CPU by Triton's interpreter; also at tiles other than the defaults (settings the GPU
+    sweeps try: a conv tile longer than the sequence and with a channel tail, more row blocks per norm program)."""
+    assert _worst_error_in_the_interpreter(_INTERPRETER_CHECK, **env) < 1e-5
 
 
 # The fused Mamba2 block's plumbing (splits, gradient slices, recompute order, autocast-free float32) on CPU:
@@ -558,25 +561,47 @@ def test_triton_scan_backward_mode_is_checked(monkeypatch):
         ts._bwd_mode()
 
 
-@pytest.mark.parametrize("env,fn", [("SAMBA_TRITON_SCAN_FWD", "fwd_launch_config"),
-                                    ("SAMBA_TRITON_SCAN_BWD_LAUNCH", "bwd_launch_config")])
-def test_triton_scan_launch_configs_are_checked(env, fn, monkeypatch):
-    from samba.nn import triton_ssd as ts
+_LAUNCH_KNOBS = [("SAMBA_TRITON_SCAN_FWD", "triton_ssd", "fwd_launch_config", "FWD_LAUNCH_DEFAULT"),
+                 ("SAMBA_TRITON_SCAN_BWD_LAUNCH", "triton_ssd", "bwd_launch_config", "BWD_LAUNCH_DEFAULT"),
+                 ("SAMBA_TRITON_CONV_BWD_LAUNCH", "triton_conv", "bwd_config", "BWD_LAUNCH_DEFAULT"),
+                 ("SAMBA_TRITON_NORM_BWD_LAUNCH", "triton_norm", "bwd_config", "BWD_LAUNCH_DEFAULT")]
 
-    config = getattr(ts, fn)
+
+@pytest.mark.parametrize("env,module,fn,default", _LAUNCH_KNOBS, ids=[k[0] for k in _LAUNCH_KNOBS])
+def test_kernel_launch_settings_are_checked_and_recorded(env, module, fn, default, monkeypatch):
+    """Each knob the GPU sweeps turn: its default, a valid value (also as the benchmark records it), and a clear
+    error for anything else."""
+    import importlib
+
+    mod = importlib.import_module(f"samba.nn.{module}")
+    config = (lambda: getattr(mod, fn)()[1]) if fn == "bwd_config" else getattr(mod, fn)
     monkeypatch.delenv(env, raising=False)
-    default = ts.FWD_LAUNCH_DEFAULT if env.endswith("FWD") else ts.BWD_LAUNCH_DEFAULT
-    assert config() == dict(zip(("num_warps", "num_stages"), map(int, default.split(","))))
+    assert config() == dict(zip(("num_warps", "num_stages"), map(int, getattr(mod, default).split(","))))
     monkeypatch.setenv(env, "4,2")
     assert config() == {"num_warps": 4, "num_stages": 2}
     monkeypatch.setenv(env, "8,3,128")
     assert config() == {"num_warps": 8, "num_stages": 3, "maxnreg": 128}
-    assert ts.launch_settings()[{"fwd_launch_config": "triton_scan_forward",
-                                 "bwd_launch_config": "triton_scan_backward_launch"}[fn]] == "8,3,128"
+    assert "8,3,128" in mod.launch_settings().values()
     for bad in ("4", "four,2", "3,2", "8,0", "8,3,300", "8,3,128,1"):
         monkeypatch.setenv(env, bad)
         with pytest.raises(ValueError, match=env):
             config()
+
+
+@pytest.mark.parametrize("env,module,good,expected,bads", [
+    ("SAMBA_TRITON_CONV_BWD_BLOCK", "triton_conv", "128,32", {"BL": 128, "BC": 32}, ("64", "100,64", "8,64", "64,64,1")),
+    ("SAMBA_TRITON_NORM_BWD", "triton_norm", "1024,16", {"tile": 1024, "iters": 16}, ("1024", "1000,8", "1024,x"))])
+def test_kernel_tile_settings_are_checked(env, module, good, expected, bads, monkeypatch):
+    import importlib
+
+    mod = importlib.import_module(f"samba.nn.{module}")
+    monkeypatch.setenv(env, good)
+    assert mod.bwd_config()[0] == expected
+    assert good in mod.launch_settings().values()
+    for bad in bads:
+        monkeypatch.setenv(env, bad)
+        with pytest.raises(ValueError, match=env):
+            mod.bwd_config()
 
 
 def test_scan_states_are_kept_only_when_a_backward_will_run():

@@ -18,12 +18,18 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ._triton import available, tl, triton, unit_last_stride
+from ._triton import as_setting, available, block_config, launch_config, tl, triton, unit_last_stride
 
-__all__ = ["available", "causal_conv1d_silu_triton", "conv_fwd", "conv_bwd"]
+__all__ = ["available", "causal_conv1d_silu_triton", "conv_fwd", "conv_bwd", "bwd_config", "launch_settings"]
 
 BLOCK_L = 64
 BLOCK_C = 64
+# The backward's tile and launch options can be set for measuring alternatives on a GPU (not yet measured;
+# scripts/gpu/sweep_train_kernels.sh): SAMBA_TRITON_CONV_BWD_BLOCK="BL,BC" (time steps x channels per program)
+# and SAMBA_TRITON_CONV_BWD_LAUNCH="warps,stages[,maxnreg]". A longer BL writes fewer partial sums of the weight
+# gradient: (B * L / BL, C, k) float32, ~126 MB at the full-rate layer of a batch-128 x 60-s step with BL 64.
+BWD_BLOCK_DEFAULT = f"{BLOCK_L},{BLOCK_C}"
+BWD_LAUNCH_DEFAULT = "4,3"  # Triton's defaults on NVIDIA
 
 
 if triton is not None:
@@ -114,18 +120,32 @@ def conv_bwd(x: Tensor, weight: Tensor, bias: Tensor | None, g: Tensor, dx: Tens
     B, L, C = x.shape
     K = weight.shape[1]
     w = weight.contiguous()
-    n_lb = triton.cdiv(L, BLOCK_L)
+    blocks, launch = bwd_config()
+    n_lb = triton.cdiv(L, blocks["BL"])
     if dx is None:
         dx = torch.empty((B, L, C), device=x.device, dtype=x.dtype)
     dwp = torch.empty((B * n_lb, C, K), device=x.device, dtype=torch.float32)
     dbp = torch.empty((B * n_lb, C), device=x.device, dtype=torch.float32) if bias is not None else dwp
-    grid = (n_lb, triton.cdiv(C, BLOCK_C), B)
+    grid = (n_lb, triton.cdiv(C, blocks["BC"]), B)
     _conv_bwd_kernel[grid](x, w, bias if bias is not None else w, g, dx, dwp, dbp, L, C, n_lb,
                            x.stride(0), x.stride(1), g.stride(0), g.stride(1), g.stride(2),
-                           dx.stride(0), dx.stride(1), K=K, HAS_BIAS=bias is not None, BL=BLOCK_L, BC=BLOCK_C)
+                           dx.stride(0), dx.stride(1), K=K, HAS_BIAS=bias is not None, **blocks, **launch)
     dw = dwp.sum(0).to(weight.dtype)
     db = dbp.sum(0).to(bias.dtype) if bias is not None else None
     return dx, dw, db
+
+
+def bwd_config() -> tuple[dict, dict]:
+    """The backward's tiles {"BL", "BC"} (SAMBA_TRITON_CONV_BWD_BLOCK, powers of two 16-1024) and launch options
+    (SAMBA_TRITON_CONV_BWD_LAUNCH)."""
+    return (block_config("SAMBA_TRITON_CONV_BWD_BLOCK", BWD_BLOCK_DEFAULT, ("BL", "BC"), lo=16),
+            launch_config("SAMBA_TRITON_CONV_BWD_LAUNCH", BWD_LAUNCH_DEFAULT))
+
+
+def launch_settings() -> dict:
+    """The backward's settings as a benchmark records them."""
+    blocks, launch = bwd_config()
+    return {"triton_conv_backward_block": as_setting(blocks), "triton_conv_backward_launch": as_setting(launch)}
 
 
 class _TritonCausalConv1dSiLU(torch.autograd.Function):

@@ -21,9 +21,10 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ._triton import available, rows, tl, triton
+from ._triton import as_setting, available, block_config, launch_config, rows, tl, triton
 
-__all__ = ["available", "gated_rms_norm_triton", "gated_rms_norm_fwd", "gated_rms_norm_bwd"]
+__all__ = ["available", "gated_rms_norm_triton", "gated_rms_norm_fwd", "gated_rms_norm_bwd", "bwd_config",
+           "launch_settings"]
 
 TILE = 8192  # values per (BLOCK_M, group) tile of the forward (H100, batch 64 x 60 s: 1.33 ms for SAMBA's four
 #              norms vs 1.60 ms for mamba_ssm's one-row-per-program kernel)
@@ -33,6 +34,10 @@ BWD_TILE = 2048  # the backward holds ~10 tiles (plus their pointers) at once: a
 #                  measured 104.7 vs 108.5 ms layer by layer (H200, batch 128 x 60 s, session 6); opt-in
 #                  (SAMBA_TRITON_NORM=1), see samba.nn.mamba2.FAST_PATH_SWITCHES.
 BWD_ITERS = 8  # row blocks per backward program (fewer partial sums of dw)
+# For measuring alternatives on a GPU (not yet measured; scripts/gpu/sweep_train_kernels.sh):
+# SAMBA_TRITON_NORM_BWD="tile,iters" (values per tile, row blocks per program) and
+# SAMBA_TRITON_NORM_BWD_LAUNCH="warps,stages[,maxnreg]".
+BWD_LAUNCH_DEFAULT = "4,3"
 
 
 if triton is not None:
@@ -138,16 +143,30 @@ def gated_rms_norm_bwd(dy: Tensor, x: Tensor, z: Tensor | None, weight: Tensor, 
     dx = torch.empty((M, N), device=x.device, dtype=x.dtype)
     if z is not None and dz is None:
         dz = torch.empty((M, N), device=x.device, dtype=z.dtype)
-    bm, bn = _block_rows(group_size, BWD_TILE)
-    n_prog = triton.cdiv(M, bm * BWD_ITERS)
+    tiles, launch = bwd_config()
+    bm, bn = _block_rows(group_size, tiles["tile"])
+    n_prog = triton.cdiv(M, bm * tiles["iters"])
     dwp = torch.empty((n_prog, N), device=x.device, dtype=torch.float32)
     y = recompute_out
     _gnorm_bwd_kernel[(n_prog, ngroups)](
         x, z if z is not None else x, weight, dy, dx, dz if dz is not None else dx, y if y is not None else dx,
         rstd, dwp, M, group_size, x.stride(0), z.stride(0) if z is not None else 0, dy.stride(0), dx.stride(0),
         dz.stride(0) if dz is not None else 0, y.stride(0) if y is not None else 0,
-        HAS_Z=z is not None, NORM_BEFORE_GATE=norm_before_gate, RECOMPUTE=y is not None, ITERS=BWD_ITERS, BM=bm, BN=bn, num_warps=4)
+        HAS_Z=z is not None, NORM_BEFORE_GATE=norm_before_gate, RECOMPUTE=y is not None, ITERS=tiles["iters"], BM=bm, BN=bn,
+        **launch)
     return dx, dwp.sum(0).to(weight.dtype), dz
+
+
+def bwd_config() -> tuple[dict, dict]:
+    """The backward's {"tile", "iters"} (SAMBA_TRITON_NORM_BWD) and launch options (SAMBA_TRITON_NORM_BWD_LAUNCH)."""
+    return (block_config("SAMBA_TRITON_NORM_BWD", f"{BWD_TILE},{BWD_ITERS}", ("tile", "iters"), hi=65536),
+            launch_config("SAMBA_TRITON_NORM_BWD_LAUNCH", BWD_LAUNCH_DEFAULT))
+
+
+def launch_settings() -> dict:
+    """The backward's settings as a benchmark records them."""
+    tiles, launch = bwd_config()
+    return {"triton_norm_backward_tiles": as_setting(tiles), "triton_norm_backward_launch": as_setting(launch)}
 
 
 class _GatedRMSNorm(torch.autograd.Function):

@@ -42,7 +42,7 @@ import os
 import torch
 from torch import Tensor
 
-from ._triton import available, tl, triton, unit_last_stride
+from ._triton import as_setting, available, launch_config, tl, triton, unit_last_stride
 
 __all__ = ["available", "ssd_scan_triton", "ssd_fwd", "ssd_bwd", "supported", "fwd_launch_config", "bwd_launch_config",
            "grad_needed", "launch_settings"]
@@ -285,20 +285,6 @@ def ssd_fwd(x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, D: Tensor | 
     return y, (S if states else None)
 
 
-def _launch_config(env: str, default: str) -> dict:
-    """Triton launch options from an environment variable "warps,stages[,maxnreg]" (else ``default``)."""
-    raw = os.environ.get(env, "").strip() or default
-    try:
-        vals = [int(v) for v in raw.split(",")]
-    except ValueError:
-        vals = []
-    if len(vals) not in (2, 3) or vals[0] not in (1, 2, 4, 8, 16) or not 1 <= vals[1] <= 8 \
-            or (len(vals) == 3 and not 32 <= vals[2] <= 255):
-        raise ValueError(f'{env} must be "warps,stages[,maxnreg]" (warps a power of two <= 16, stages 1-8, '
-                         f'maxnreg 32-255; e.g. "4,3"), got {raw!r}')
-    return {"num_warps": vals[0], "num_stages": vals[1], **({"maxnreg": vals[2]} if len(vals) == 3 else {})}
-
-
 # The forward's launch options, measured (H200, session 7, eager inference step batch 128 x 60 s, all three fast
 # paths on; warps,stages[,maxnreg] -> ms): 4,3 21.1; 8,3,128 25.6; 8,3 26.0; 8,2 27.3; 8,1 31.2; 16,3 33.6.
 # ptxas (sm_90, inference variant) spills per thread: 4,3 48 B; 8,3 none but all 255 registers, one program per
@@ -310,23 +296,22 @@ BWD_LAUNCH_DEFAULT = f"{NUM_WARPS},3"
 def fwd_launch_config() -> dict:
     """Launch options of the forward kernel: SAMBA_TRITON_SCAN_FWD="warps,stages[,maxnreg]" (default
     FWD_LAUNCH_DEFAULT, the fastest measured; see the table above it)."""
-    return _launch_config("SAMBA_TRITON_SCAN_FWD", FWD_LAUNCH_DEFAULT)
+    return launch_config("SAMBA_TRITON_SCAN_FWD", FWD_LAUNCH_DEFAULT)
 
 
 def bwd_launch_config() -> dict:
     """Launch options of the backward's heavy kernels (the walk, or the split's per-chunk kernel):
     SAMBA_TRITON_SCAN_BWD_LAUNCH="warps,stages[,maxnreg]" (default BWD_LAUNCH_DEFAULT, the one measured in
     sessions 6-7; the alternatives are measured by scripts/gpu/session7.sh PART=c)."""
-    return _launch_config("SAMBA_TRITON_SCAN_BWD_LAUNCH", BWD_LAUNCH_DEFAULT)
+    return launch_config("SAMBA_TRITON_SCAN_BWD_LAUNCH", BWD_LAUNCH_DEFAULT)
 
 
 def launch_settings() -> dict:
     """The scan's settings as a benchmark records them: {"triton_scan_forward": "warps,stages[,maxnreg]",
     "triton_scan_backward": "walk" | "split", "triton_scan_backward_launch": "warps,stages[,maxnreg]"}
     (SAMBA_TRITON_SCAN_FWD, SAMBA_TRITON_SCAN_BWD, SAMBA_TRITON_SCAN_BWD_LAUNCH)."""
-    return {"triton_scan_forward": ",".join(str(v) for v in fwd_launch_config().values()),
-            "triton_scan_backward": _bwd_mode(),
-            "triton_scan_backward_launch": ",".join(str(v) for v in bwd_launch_config().values())}
+    return {"triton_scan_forward": as_setting(fwd_launch_config()), "triton_scan_backward": _bwd_mode(),
+            "triton_scan_backward_launch": as_setting(bwd_launch_config())}
 
 
 def _bwd_mode() -> str:
