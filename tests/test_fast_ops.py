@@ -618,6 +618,24 @@ def test_scan_states_are_kept_only_when_a_backward_will_run():
         assert not grad_needed(x, w)
 
 
+def test_small_scans_can_go_to_mamba_ssm(monkeypatch):
+    """SAMBA_TRITON_SCAN_MIN_PROGRAMS: calls with fewer (sample, head) programs than that take mamba_ssm's scan
+    (default 0: ours always); recorded by the benchmark; a clear error for a non-number."""
+    from samba.nn.mamba2 import enough_scan_programs
+    from samba.nn.triton_ssd import launch_settings
+
+    x = torch.zeros(1, 3, 8, 64)  # (b, l, h, p): 8 programs, as a 10-minute piece of one sample at full rate
+    monkeypatch.delenv("SAMBA_TRITON_SCAN_MIN_PROGRAMS", raising=False)
+    assert enough_scan_programs(x) and launch_settings()["triton_scan_min_programs"] == 0
+    monkeypatch.setenv("SAMBA_TRITON_SCAN_MIN_PROGRAMS", "64")
+    assert not enough_scan_programs(x)
+    assert enough_scan_programs(torch.zeros(8, 3, 8, 64))
+    assert launch_settings()["triton_scan_min_programs"] == 64
+    monkeypatch.setenv("SAMBA_TRITON_SCAN_MIN_PROGRAMS", "lots")
+    with pytest.raises(ValueError, match="SAMBA_TRITON_SCAN_MIN_PROGRAMS"):
+        enough_scan_programs(x)
+
+
 def test_triton_scan_never_on_cpu(monkeypatch):
     from samba.nn import mamba2
 

@@ -45,7 +45,7 @@ from torch import Tensor
 from ._triton import as_setting, available, launch_config, tl, triton, unit_last_stride
 
 __all__ = ["available", "ssd_scan_triton", "ssd_fwd", "ssd_bwd", "supported", "fwd_launch_config", "bwd_launch_config",
-           "grad_needed", "launch_settings"]
+           "grad_needed", "launch_settings", "min_programs"]
 
 CHUNK = 64
 # The backward's warps (BWD_LAUNCH_DEFAULT): ptxas for sm_90 (offline, Triton 3.6) reports 592 B of spill stores
@@ -306,12 +306,22 @@ def bwd_launch_config() -> dict:
     return launch_config("SAMBA_TRITON_SCAN_BWD_LAUNCH", BWD_LAUNCH_DEFAULT)
 
 
+def min_programs() -> int:
+    """SAMBA_TRITON_SCAN_MIN_PROGRAMS (default 0): below this many (sample, head) programs the model takes
+    mamba_ssm's scan instead (see `samba.nn.mamba2.enough_scan_programs`)."""
+    raw = os.environ.get("SAMBA_TRITON_SCAN_MIN_PROGRAMS", "").strip() or "0"
+    if not raw.isdigit():
+        raise ValueError(f"SAMBA_TRITON_SCAN_MIN_PROGRAMS must be a whole number, got {raw!r}")
+    return int(raw)
+
+
 def launch_settings() -> dict:
     """The scan's settings as a benchmark records them: {"triton_scan_forward": "warps,stages[,maxnreg]",
     "triton_scan_backward": "walk" | "split", "triton_scan_backward_launch": "warps,stages[,maxnreg]"}
-    (SAMBA_TRITON_SCAN_FWD, SAMBA_TRITON_SCAN_BWD, SAMBA_TRITON_SCAN_BWD_LAUNCH)."""
+    (SAMBA_TRITON_SCAN_FWD, SAMBA_TRITON_SCAN_BWD, SAMBA_TRITON_SCAN_BWD_LAUNCH), "triton_scan_min_programs":
+    int (SAMBA_TRITON_SCAN_MIN_PROGRAMS)."""
     return {"triton_scan_forward": as_setting(fwd_launch_config()), "triton_scan_backward": _bwd_mode(),
-            "triton_scan_backward_launch": as_setting(bwd_launch_config())}
+            "triton_scan_backward_launch": as_setting(bwd_launch_config()), "triton_scan_min_programs": min_programs()}
 
 
 def _bwd_mode() -> str:

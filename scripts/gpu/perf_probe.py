@@ -8,7 +8,6 @@ and without activation checkpointing. Kernel tables of the eager train and infer
 """
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -38,6 +37,7 @@ def main():
     from samba import SAMBA, SAMBAConfig
     from samba.graphs import GraphedInference, GraphedTrainStep
     from samba.montage import DEVICE_PRESETS, positions
+    from samba.nn.mamba2 import fast_path_switches
 
     dev = torch.device("cuda")
     coords = torch.from_numpy(positions(list(DEVICE_PRESETS["10-20"]))).to(dev)
@@ -120,7 +120,7 @@ def main():
             torch.cuda.reset_peak_memory_stats()
             ms, host = time_step(st, warmup=1, repeats=4)
             emit(part="memory600", activation_checkpointing=ck, checkpoint_piece_tokens=pieces,
-                 fused_mamba_block=os.environ.get("SAMBA_FUSED_MAMBA", "0") == "1", batch=4, seconds=600, ms=round(ms, 3),
+                 **fast_path_switches(), batch=4, seconds=600, ms=round(ms, 3),
                  host_ms=round(host, 3), peak_mib=round(torch.cuda.max_memory_allocated() / 2**20, 1))
             del m2, st
             torch.cuda.empty_cache()
