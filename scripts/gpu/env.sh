@@ -40,3 +40,17 @@ use_autotune_cache() {
     echo "autotune cache entries: $(find /tmp/tc_full -name '*.autotune.json' | wc -l)"
   export TRITON_CACHE_AUTOTUNING=1 TRITON_CACHE_DIR=/tmp/tc_full
 }
+# gpu_pytest <log name> <seconds> <pytest args...>: CUDA tests, verbose, into $OUT/<log name> first (so a cut run
+# still says what passed), one Triton config per mamba_ssm kernel and IEEE float32 in Triton's dots (as
+# tests/test_gpu_backends.py's tight tolerances assume); prints the count of passed and failed tests.
+gpu_pytest() {
+  local log=$OUT/$1 secs=$2; shift 2
+  ( export SAMBA_TRITON_AUTOTUNE=single TRITON_CACHE_DIR=/tmp/tc_single TRITON_F32_DEFAULT=ieee
+    timeout "$secs" python3 -m pytest -v -p no:cacheprovider -o addopts="" "$@" >> "$log" 2>&1
+    echo "pytest rc $?: $(grep -c PASSED "$log") passed, $(grep -c FAILED "$log") failed so far in $(basename "$log")"
+    grep -E "FAILED|^E  " "$log" | head -10 )
+}
+# probe_rows <perf_probe stdout log>: its eager rows on one line ("b4 24.5 ms b64 ..."), and its first error
+probe_rows() {
+  echo "$(grep '"eager"' "$1" | python3 -c "import sys,json;print(' '.join(f\"b{r['batch']} {r['ms']} ms\" for r in map(json.loads,sys.stdin)))") $(grep -m1 Error "$1" | cut -c1-200)"
+}

@@ -42,19 +42,15 @@ bench() {  # bench <sweeps> <models or ""> <name> <call seconds>
   [ -f $OUT/$3/bench_h100.json ] && mv $OUT/$3/bench_h100.json $OUT/$3/bench.json  # named for any card
 }
 if [ "${PART:-a}" = a ]; then
-  ( export SAMBA_TRITON_AUTOTUNE=single TRITON_CACHE_DIR=/tmp/tc_single TRITON_F32_DEFAULT=ieee
-    timeout 150 python3 -m pytest -v -p no:cacheprovider -o addopts="" tests/test_gpu_backends.py -k \
-      "inference_equals or triton_scan_kernel_matches or triton_scan_matches_torch or (samba-enc and triton-triton)" \
-      > $OUT/gpu_tests.log 2>&1
-    echo "pytest rc $? at $(since): $(grep -c PASSED $OUT/gpu_tests.log) passed, $(grep -c FAILED $OUT/gpu_tests.log) failed"
-    grep -E "FAILED|^E  " $OUT/gpu_tests.log | head -10 )
+  gpu_pytest gpu_tests.log 150 tests/test_gpu_backends.py -k \
+    "inference_equals or triton_scan_kernel_matches or triton_scan_matches_torch or (samba-enc and triton-triton)"
   preflight
   best=8,3; best_ms=
   for cfg in 8,3 8,2 8,1 16,3 8,3,128 4,3; do  # ptxas spills (B/thread): 0 0 0 112 248 48
     SAMBA_TRITON_SCAN_FWD=$cfg timeout 45 python3 scripts/gpu/perf_probe.py --out $OUT/fwd_${cfg//,/_} --big 64 \
       --parts eager --modes infer > /tmp/probe.log 2>&1
     ms=$(python3 -c "import json;r=[x for x in json.load(open('$OUT/fwd_${cfg//,/_}/perf_probe.json'))['rows'] if x.get('batch')==128];print(r[0]['ms'] if r else '')" 2>/dev/null)
-    echo "forward $cfg: $(grep '"eager"' /tmp/probe.log | python3 -c "import sys,json;print(' '.join(f\"b{r['batch']} {r['ms']} ms\" for r in map(json.loads,sys.stdin)))") $(grep -m1 Error /tmp/probe.log | cut -c1-200) at $(since)"
+    echo "forward $cfg: $(probe_rows /tmp/probe.log) at $(since)"
     if [ -n "$ms" ]; then
       if [ -z "$best_ms" ]; then best_ms=$ms
       elif python3 -c "import sys; sys.exit(not $ms < 0.99 * $best_ms)"; then best=$cfg; best_ms=$ms; fi
@@ -62,16 +58,12 @@ if [ "${PART:-a}" = a ]; then
   done
   echo "$best" > /tmp/fwd_best; echo "forward config kept: $best ($best_ms ms at batch 128)"
 elif [ "${PART:-a}" = c ]; then
-  ( export SAMBA_TRITON_AUTOTUNE=single TRITON_CACHE_DIR=/tmp/tc_single TRITON_F32_DEFAULT=ieee
-    timeout 120 python3 -m pytest -v -p no:cacheprovider -o addopts="" tests/test_gpu_backends.py -k \
-      "inference_equals or triton_scan_kernel_matches or (samba-enc and triton-triton) or triton_scan_matches_torch" \
-      > $OUT/gpu_tests_c.log 2>&1
-    echo "pytest rc $? at $(since): $(grep -c PASSED $OUT/gpu_tests_c.log) passed, $(grep -c FAILED $OUT/gpu_tests_c.log) failed"
-    grep -E "FAILED|^E  " $OUT/gpu_tests_c.log | head -10 )
+  gpu_pytest gpu_tests_c.log 120 tests/test_gpu_backends.py -k \
+    "inference_equals or triton_scan_kernel_matches or (samba-enc and triton-triton) or triton_scan_matches_torch"
   for v in walk:8,3 walk:4,3 split:8,3 split:4,3 walk:8,2 split:8,3,128; do  # ptxas spills: 592 1696 36 332 - 840 B
     SAMBA_TRITON_SCAN_BWD=${v%%:*} SAMBA_TRITON_SCAN_BWD_LAUNCH=${v#*:} timeout 40 python3 scripts/gpu/perf_probe.py \
       --out $OUT/bwd_${v//[:,]/_} --big 64 --parts eager --modes train > /tmp/probe.log 2>&1
-    echo "backward $v: $(grep '"eager"' /tmp/probe.log | python3 -c "import sys,json;print(' '.join(f\"b{r['batch']} {r['ms']} ms\" for r in map(json.loads,sys.stdin)))") $(grep -m1 Error /tmp/probe.log | cut -c1-200) at $(since)"
+    echo "backward $v: $(probe_rows /tmp/probe.log) at $(since)"
   done
 else
   preflight

@@ -18,7 +18,7 @@ since() { echo "$(( $(date +%s) - t0 )) s"; }
 probe() {  # probe <name> <env assignments...>: b128 ms on stdout's last line
   env "${@:2}" timeout 45 python3 scripts/gpu/perf_probe.py --out $OUT/$1 --big 64 --parts eager --modes train \
     > $OUT/$1.log 2>&1
-  echo "$1: $(grep '"eager"' $OUT/$1.log | python3 -c "import sys,json;print(' '.join(f\"b{r['batch']} {r['ms']} ms\" for r in map(json.loads,sys.stdin)))") $(grep -m1 Error $OUT/$1.log | cut -c1-200) at $(since)" >&2
+  echo "$1: $(probe_rows $OUT/$1.log) at $(since)" >&2
   python3 -c "import json;r=[x for x in json.load(open('$OUT/$1/perf_probe.json'))['rows'] if x.get('batch')==128];print(r[0]['ms'] if r else 1e9)" 2>/dev/null || echo 1e9
 }
 faster() { python3 -c "import sys; sys.exit(not $1 < 0.98 * $2)"; }
@@ -37,10 +37,9 @@ echo "default $base ms; conv backward ${best_conv:-default} $best_conv_ms ms; no
 if [ -n "$best_conv$best_norm" ]; then
   ( [ -n "$best_conv" ] && export SAMBA_TRITON_CONV_BWD_BLOCK=${best_conv%%:*} SAMBA_TRITON_CONV_BWD_LAUNCH=${best_conv#*:}
     [ -n "$best_norm" ] && export SAMBA_TRITON_NORM_BWD=${best_norm%%:*} SAMBA_TRITON_NORM_BWD_LAUNCH=${best_norm#*:}
-    export SAMBA_TRITON_AUTOTUNE=single TRITON_CACHE_DIR=/tmp/tc_single TRITON_F32_DEFAULT=ieee
-    timeout 120 python3 -m pytest -v -p no:cacheprovider -o addopts="" tests/test_fast_ops.py tests/test_gpu_backends.py \
-      -k "(causal_conv1d and cuda) or gated_norm or (samba-enc and triton-triton)" > $OUT/gpu_tests.log 2>&1
-    echo "tests at those settings: rc $?, $(grep -c PASSED $OUT/gpu_tests.log) passed, $(grep -c FAILED $OUT/gpu_tests.log) failed at $(since)" )
+    echo "tests at those settings ($(since)):"
+    gpu_pytest gpu_tests.log 120 tests/test_fast_ops.py tests/test_gpu_backends.py \
+      -k "(causal_conv1d and cuda) or gated_norm or (samba-enc and triton-triton)" )
 fi
 for min in 0 64; do
   SAMBA_TRITON_SCAN_MIN_PROGRAMS=$min timeout 90 python3 scripts/gpu/perf_probe.py --out $OUT/min_programs_$min \

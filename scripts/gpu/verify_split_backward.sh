@@ -14,15 +14,10 @@ t0=$(date +%s)
 source scripts/gpu/env.sh
 use_autotune_cache
 export SAMBA_TRITON_SCAN_BWD=split SAMBA_TRITON_SCAN_BWD_LAUNCH=4,3
-( export SAMBA_TRITON_AUTOTUNE=single TRITON_CACHE_DIR=/tmp/tc_single TRITON_F32_DEFAULT=ieee
-  for k in "triton_scan_kernel_matches and split" "samba-enc and triton-triton" "diff_mamba_on_the_triton and 0" \
-           "test_triton_scan_matches_torch and (0 or 5)" "inference_equals and 1"; do
-    timeout ${TEST_S:-60} python3 -m pytest -v -p no:cacheprovider -o addopts="" tests/test_gpu_backends.py -k "$k" \
-      >> $OUT/gpu_tests.log 2>&1
-    echo "[$k] rc $? at $(( $(date +%s) - t0 )) s"
-  done
-  echo "$(grep -c PASSED $OUT/gpu_tests.log) passed, $(grep -c FAILED $OUT/gpu_tests.log) failed"
-  grep -E "FAILED|^E  " $OUT/gpu_tests.log | head -10 )
+for k in "triton_scan_kernel_matches and split" "samba-enc and triton-triton" "diff_mamba_on_the_triton and 0" \
+         "test_triton_scan_matches_torch and (0 or 5)" "inference_equals and 1"; do
+  echo "[$k] at $(( $(date +%s) - t0 )) s: $(gpu_pytest gpu_tests.log ${TEST_S:-60} tests/test_gpu_backends.py -k "$k")"
+done
 rm -f /tmp/preflight.log
 timeout 150 python3 scripts/gpu/preflight.py --parts fast ckpt > /tmp/preflight.log 2>&1
 echo "preflight rc $? at $(( $(date +%s) - t0 )) s"
