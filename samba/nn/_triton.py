@@ -34,14 +34,19 @@ def rows(t: Tensor) -> Tensor:
     return unit_last_stride(t).reshape(-1, t.shape[-1])
 
 
+def _ints(env: str, default: str) -> tuple[str, list[int]]:
+    """The variable's text (else ``default``) and its comma-separated integers ([] if any is not one)."""
+    raw = os.environ.get(env, "").strip() or default
+    try:
+        return raw, [int(v) for v in raw.split(",")]
+    except ValueError:
+        return raw, []
+
+
 def launch_config(env: str, default: str) -> dict:
     """Triton launch options from an environment variable "warps,stages[,maxnreg]" (else ``default``): how the
     GPU scripts measure a kernel's alternatives without a code change; the benchmark records them."""
-    raw = os.environ.get(env, "").strip() or default
-    try:
-        vals = [int(v) for v in raw.split(",")]
-    except ValueError:
-        vals = []
+    raw, vals = _ints(env, default)
     if len(vals) not in (2, 3) or vals[0] not in (1, 2, 4, 8, 16) or not 1 <= vals[1] <= 8 \
             or (len(vals) == 3 and not 32 <= vals[2] <= 255):
         raise ValueError(f'{env} must be "warps,stages[,maxnreg]" (warps a power of two <= 16, stages 1-8, '
@@ -52,11 +57,7 @@ def launch_config(env: str, default: str) -> dict:
 def block_config(env: str, default: str, names: tuple[str, ...], lo: int = 1, hi: int = 1024) -> dict:
     """Tile sizes from an environment variable of comma-separated powers of two in [lo, hi] (else ``default``),
     as {name: size}: e.g. block_config("SAMBA_TRITON_CONV_BWD_BLOCK", "64,64", ("BL", "BC"))."""
-    raw = os.environ.get(env, "").strip() or default
-    try:
-        vals = [int(v) for v in raw.split(",")]
-    except ValueError:
-        vals = []
+    raw, vals = _ints(env, default)
     if len(vals) != len(names) or any(v < lo or v > hi or v & (v - 1) for v in vals):
         raise ValueError(f"{env} must be {len(names)} comma-separated powers of two in [{lo}, {hi}] "
                          f"({', '.join(names)}; default {default!r}), got {raw!r}")

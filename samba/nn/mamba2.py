@@ -169,13 +169,13 @@ def softplus_dt(dt: Tensor, dt_bias: Tensor, dt_limit: tuple[float, float]) -> T
 
 
 def _fused_path_enabled(zxbcdt: Tensor) -> bool:
-    """The fused Mamba2 Function (samba.nn.mamba_fused) applies: switched on (SAMBA_FUSED_MAMBA=1), CUDA, not
-    float64 (its kernels accumulate in float32), Triton and mamba_ssm importable.
+    """The fused Mamba2 Function (samba.nn.mamba_fused) applies: switched on (SAMBA_FUSED_MAMBA, default 1),
+    CUDA, not float64 (its kernels accumulate in float32), Triton and mamba_ssm importable.
 
     With our scan and norm backward it was the fastest train step measured (H200, eager, session 6: batch
     128 x 60 s 100.7 ms vs 108.5 ms for mamba_ssm layer by layer; docs/performance_log.md, section 5). Earlier
     it was slower (batch 64: 95 vs 63 ms, H100) because our first norm-backward tile spilled registers; the
-    tile now used does not. Opt-in for the reason given at FAST_PATH_SWITCHES."""
+    tile now used does not. On by default since session 7 (FAST_PATH_SWITCHES says why)."""
     return (_switched_on("SAMBA_FUSED_MAMBA") and zxbcdt.is_cuda and zxbcdt.dtype != torch.float64
             and mamba_ssm_kernels() is not None)
 

@@ -31,8 +31,8 @@ TILE = 8192  # values per (BLOCK_M, group) tile of the forward (H100, batch 64 x
 BWD_TILE = 2048  # the backward holds ~10 tiles (plus their pointers) at once: at 8192 the fused block's train
 #                  step went from 63 to 95 ms (H100, batch 64 x 60 s; ptxas: 7.7 kB spilled per thread). At
 #                  2048 (4 x 512) ptxas reports no spills, and the fused block with it (and mamba_ssm's scan)
-#                  measured 104.7 vs 108.5 ms layer by layer (H200, batch 128 x 60 s, session 6); opt-in
-#                  (SAMBA_TRITON_NORM=1), see samba.nn.mamba2.FAST_PATH_SWITCHES.
+#                  measured 104.7 vs 108.5 ms layer by layer (H200, batch 128 x 60 s, session 6); on by
+#                  default since session 7 (SAMBA_TRITON_NORM=0 turns it off; samba.nn.mamba2.FAST_PATH_SWITCHES).
 BWD_ITERS = 8  # row blocks per backward program (fewer partial sums of dw)
 # For measuring alternatives on a GPU (not yet measured; scripts/gpu/sweep_train_kernels.sh):
 # SAMBA_TRITON_NORM_BWD="tile,iters" (values per tile, row blocks per program) and
@@ -152,8 +152,8 @@ def gated_rms_norm_bwd(dy: Tensor, x: Tensor, z: Tensor | None, weight: Tensor, 
         x, z if z is not None else x, weight, dy, dx, dz if dz is not None else dx, y if y is not None else dx,
         rstd, dwp, M, group_size, x.stride(0), z.stride(0) if z is not None else 0, dy.stride(0), dx.stride(0),
         dz.stride(0) if dz is not None else 0, y.stride(0) if y is not None else 0,
-        HAS_Z=z is not None, NORM_BEFORE_GATE=norm_before_gate, RECOMPUTE=y is not None, ITERS=tiles["iters"], BM=bm, BN=bn,
-        **launch)
+        HAS_Z=z is not None, NORM_BEFORE_GATE=norm_before_gate, RECOMPUTE=y is not None, ITERS=tiles["iters"],
+        BM=bm, BN=bn, **launch)
     return dx, dwp.sum(0).to(weight.dtype), dz
 
 

@@ -1,4 +1,4 @@
-"""Mamba2's SSD scan for SAMBA's small state (d_state 16) as one Triton kernel each way (experimental, opt-in).
+"""Mamba2's SSD scan for SAMBA's small state (d_state 16) as one Triton kernel each way.
 
 Why: at the full-rate layer about half of a training step is mamba_ssm's scan (results/profiles/
 kernels_h100_train_b64_a6962f7.txt): five kernels forward and about ten backward, each a pass over
@@ -23,7 +23,9 @@ Status: checked in the interpreter (6e-6 of the float64 reference) and, in sessi
 tables (batch 64 x 60 s) show 5.5 ms forward and 17.2 ms backward over all of SAMBA's Mamba2 layers (mamba_ssm's
 13 scan kernels: 24.5 ms per train step and 5.9 ms per inference in an earlier H200 table, results/profiles/
 kernels_h200_*_ef126e4.txt), with far fewer launches: the batch-4 x 60-s train step fell from 34.5-40.4 to
-24.1 ms. Opt-in (SAMBA_TRITON_SCAN=1; why: samba.nn.mamba2.FAST_PATH_SWITCHES).
+24.1 ms. In session 7 its CUDA tests ran to the end on an H200 and it became the default (SAMBA_TRITON_SCAN=0
+turns it off; samba.nn.mamba2.FAST_PATH_SWITCHES); with its forward at 4 warps and no chunk states stored under
+inference, SAMBA's inference at 60 s measured 1.51x BIOT's (results/bench_h200.json).
 
 Two backwards (SAMBA_TRITON_SCAN_BWD): "walk" (default, the one measured above; three times the forward's time,
 and ptxas reports 592 B of register spills per thread at headdim 64) and "split", written after session 6's
@@ -31,8 +33,10 @@ device time: a light reverse walk that only carries the state gradient (one (N x
 chunk, no spills) and stores it per chunk, then one program per (sample, head, chunk), all independent, doing
 the chunk's full backward (36 B of spills). The split costs one more (b*h, chunks, N, P) float32 buffer and a
 second read of dt, C and dy; it fills the GPU where batch x heads is small (e.g. batch 4: 32 programs walk 120
-chunks each at 60 s, 1,200 at 600 s). Both share the chunk code (`_bwd_chunk`) and match in the interpreter; the split
-is not yet measured on a GPU (scripts/gpu/verify_fast_path.sh measures both).
+chunks each at 60 s, 1,200 at 600 s). Both share the chunk code (`_bwd_chunk`) and match in the interpreter.
+Measured in session 7 (H200, eager train step batch 128 x 60 s): walk at 8 warps 94.1 ms, split at 4 warps
+76.8 ms (SAMBA_TRITON_SCAN_BWD_LAUNCH=4,3); split stays opt-in until its CUDA tests run at 4 warps
+(scripts/gpu/verify_split_backward.sh).
 """
 
 from __future__ import annotations
@@ -91,7 +95,7 @@ if triton is not None:
             t64 = t.to(tl.int64)
             dt, a, x, Bc, Cc = _load_chunk(X, DT, Bm, Cm, b64, h, g, t64, mt, rp, rn, sxb, sxl, sxh, sdb, sdl, sdh,
                                            sbb, sbl, sbg, scb, scl, scg, A_h)
-            if STORE_STATES:  # for the backward; not under inference (a fifth of the kernel's writes)
+            if STORE_STATES:  # for the backward; not under inference (at headdim 64, a third of the writes)
                 tl.store(s_base + c * N * P + rn[:, None] * P + rp[None, :], state)
             CB = tl.dot(Cc, tl.trans(Bc))  # (Q, Q): C_t . B_s
             E = tl.exp(tl.where(causal, a[:, None] - a[None, :], float("-inf")))
@@ -325,9 +329,9 @@ def launch_settings() -> dict:
 
 
 def _bwd_mode() -> str:
-    """SAMBA_TRITON_SCAN_BWD: "walk" (default; one program per (sample, head), the version measured in session 6)
-    or "split" (a light reverse walk for the state gradients, then every chunk in parallel; written after session
-    6's device time, checked in the interpreter, not yet measured)."""
+    """SAMBA_TRITON_SCAN_BWD: "walk" (default; one program per (sample, head), the version the benchmarks ran)
+    or "split" (a light reverse walk for the state gradients, then every chunk in parallel; faster at 4 warps in
+    session 7's eager probe, see the module docstring)."""
     mode = os.environ.get("SAMBA_TRITON_SCAN_BWD", "walk").strip() or "walk"
     if mode not in ("walk", "split"):
         raise ValueError(f"SAMBA_TRITON_SCAN_BWD must be 'walk' or 'split', got {mode!r}")
