@@ -247,6 +247,30 @@ def test_triton_kernels_match_reference_in_the_triton_interpreter(env):
     assert _worst_error_in_the_interpreter(_INTERPRETER_CHECK, **env) < 1e-5
 
 
+# Shared by the two fused-block checks below (run in the interpreter's subprocess, after `torch` and
+# `samba.nn.mamba_fused as mf` are imported): the fused Function against the Mamba2 module it replaces.
+_FUSED_VS_LAYER = r"""
+def fused_vs_layer(m, u):
+    # worst relative error of mf.mamba_split_conv_scan against the module m on input u: the output and every
+    # gradient with autograd on, and the output under inference_mode (the scan keeps no chunk states then)
+    rel = lambda a, b: ((a - b).abs().max() / b.abs().max()).item()
+    ref = m(u)
+    g = torch.randn_like(ref)
+    gr = torch.autograd.grad(ref, [u] + list(m.parameters()), g)
+    zx = m.in_proj(u)
+    spec = mf.Spec(m.d_ssm, m.headdim, m.ngroups, m.d_state, m.chunk_size, tuple(m.dt_limit), m.norm.eps,
+                   m.norm.group_size, m.norm.norm_before_gate)
+    args = (m.conv1d.weight, m.conv1d.bias, m.dt_bias, -torch.exp(m.A_log.float()), m._D(), m.norm.weight,
+            m.out_proj.weight, m.out_proj.bias, spec)
+    out = mf.mamba_split_conv_scan(zx, *args)
+    go = torch.autograd.grad(out, [u] + list(m.parameters()), g)
+    errs = [rel(out, ref)] + [rel(a, b) for a, b in zip(go, gr)]
+    with torch.inference_mode():
+        errs.append(rel(mf.mamba_split_conv_scan(zx.detach(), *args), ref))
+    return max(errs)
+"""
+
+
 # The fused Mamba2 block's plumbing (splits, gradient slices, recompute order, autocast-free float32) on CPU:
 # Triton conv and norm in the interpreter, mamba_ssm's scan replaced by a stand-in with the same interface
 # built on the PyTorch reference (mamba_ssm needs CUDA; the GPU tests compare the real kernels).
@@ -277,22 +301,7 @@ for cfg in (dict(d_model=16, d_state=8, d_conv=2, expand=4, headdim=16), dict(d_
     with torch.no_grad():
         for p in m.parameters(): p.add_(0.05 * torch.randn_like(p))
     u = torch.randn(2, 45, 16, requires_grad=True)
-    ref = m(u)
-    g = torch.randn_like(ref)
-    names = ["u"] + [n for n, _ in m.named_parameters()]
-    gr = torch.autograd.grad(ref, [u] + list(m.parameters()), g)
-    zx = m.in_proj(u)
-    A = -torch.exp(m.A_log.float())
-    spec = mf.Spec(m.d_ssm, m.headdim, m.ngroups, m.d_state, m.chunk_size, tuple(m.dt_limit), m.norm.eps, m.norm.group_size, m.norm.norm_before_gate)
-    out = mf.mamba_split_conv_scan(zx, m.conv1d.weight, m.conv1d.bias, m.dt_bias, A, m._D(), m.norm.weight, m.out_proj.weight, m.out_proj.bias, spec)
-    go = torch.autograd.grad(out, [u] + list(m.parameters()), g)
-    worst = max(worst, ((out - ref).abs().max() / ref.abs().max()).item(),
-                *[((a - b).abs().max() / b.abs().max()).item() for a, b in zip(go, gr)])
-    with torch.inference_mode():  # the scan keeps no chunk states then; same output
-        out = mf.mamba_split_conv_scan(zx.detach(), m.conv1d.weight, m.conv1d.bias, m.dt_bias,
-                                       -torch.exp(m.A_log.float()), m._D(), m.norm.weight, m.out_proj.weight,
-                                       m.out_proj.bias, spec)
-    worst = max(worst, ((out - ref).abs().max() / ref.abs().max()).item())
+    worst = max(worst, fused_vs_layer(m, u))
 print(worst)
 """
 
@@ -314,34 +323,20 @@ for cfg in (dict(d_model=16, d_state=16, d_conv=2, expand=4, headdim=16),
         for p in m.parameters():
             p.add_(0.05 * torch.randn_like(p))
     u = torch.randn(2, 100, 16, requires_grad=True)  # 100 steps: one full chunk of 64 and a partial one
-    ref = m(u)
-    g = torch.randn_like(ref)
-    gr = torch.autograd.grad(ref, [u] + list(m.parameters()), g)
-    zx = m.in_proj(u)
-    spec = mf.Spec(m.d_ssm, m.headdim, m.ngroups, m.d_state, m.chunk_size, tuple(m.dt_limit), m.norm.eps,
-                   m.norm.group_size, m.norm.norm_before_gate)
-    out = mf.mamba_split_conv_scan(zx, m.conv1d.weight, m.conv1d.bias, m.dt_bias, -torch.exp(m.A_log.float()),
-                                   m._D(), m.norm.weight, m.out_proj.weight, m.out_proj.bias, spec)
-    go = torch.autograd.grad(out, [u] + list(m.parameters()), g)
-    worst = max(worst, ((out - ref).abs().max() / ref.abs().max()).item(),
-                *[((a - b).abs().max() / b.abs().max()).item() for a, b in zip(go, gr)])
-    with torch.inference_mode():  # the scan keeps no chunk states then; same output
-        out = mf.mamba_split_conv_scan(zx.detach(), m.conv1d.weight, m.conv1d.bias, m.dt_bias,
-                                       -torch.exp(m.A_log.float()), m._D(), m.norm.weight, m.out_proj.weight,
-                                       m.out_proj.bias, spec)
-    worst = max(worst, ((out - ref).abs().max() / ref.abs().max()).item())
+    worst = max(worst, fused_vs_layer(m, u))
 print(worst)
 """
 
 
 @pytest.mark.parametrize("bwd", ["walk", "split"])  # the scan's two backwards (SAMBA_TRITON_SCAN_BWD)
 def test_fused_mamba2_block_on_our_triton_kernels_in_the_interpreter(bwd):
-    assert _worst_error_in_the_interpreter(_FUSED_OURS_CHECK, SAMBA_TRITON_NORM="1", SAMBA_TRITON_SCAN_BWD=bwd) < 1e-5
+    assert _worst_error_in_the_interpreter(_FUSED_VS_LAYER + _FUSED_OURS_CHECK, SAMBA_TRITON_NORM="1",
+                                           SAMBA_TRITON_SCAN_BWD=bwd) < 1e-5
 
 
 def test_fused_mamba2_block_plumbing_in_the_triton_interpreter():
     # our norm backward (mamba_ssm's, the fused block's default, needs CUDA)
-    assert _worst_error_in_the_interpreter(_FUSED_CHECK, SAMBA_TRITON_NORM="1") < 1e-5
+    assert _worst_error_in_the_interpreter(_FUSED_VS_LAYER + _FUSED_CHECK, SAMBA_TRITON_NORM="1") < 1e-5
 
 
 @pytest.mark.parametrize("has_bias", [True, False])
