@@ -63,6 +63,7 @@ def main():
     p.add_argument("--modes", nargs="+", default=["train", "infer"])
     p.add_argument("--out", default="profile_out")
     p.add_argument("--config", default="{}", help="JSON of SAMBAConfig overrides")
+    p.add_argument("--stacks", action="store_true", help="also a table of kernels by Python call site")
     args = p.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -104,13 +105,20 @@ def main():
         torch.cuda.synchronize()
         from torch.profiler import ProfilerActivity, profile
 
-        with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+        with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA], record_shapes=True,
+                     with_stack=args.stacks) as prof:
             for _ in range(2):
                 step()
             torch.cuda.synchronize()
         ka = prof.key_averages()
         (out / f"kernels_{be}_train_b{b}.txt").write_text(
             ka.table(sort_by="self_cuda_time_total", row_limit=45, max_name_column_width=70))
+        # which torch op (and input shapes) launched them: the elementwise / copy / reduce kernels by caller
+        (out / f"ops_{be}_train_b{b}.txt").write_text(prof.key_averages(group_by_input_shape=True).table(
+            sort_by="cuda_time_total", row_limit=80, max_name_column_width=50, max_shapes_column_width=90))
+        if args.stacks:  # and from which line of the package
+            (out / f"stacks_{be}_train_b{b}.txt").write_text(prof.key_averages(group_by_stack_n=4).table(
+                sort_by="self_cuda_time_total", row_limit=50, max_name_column_width=50, max_src_column_width=120))
         n_kernels = sum(e.count for e in prof.events() if e.device_type.name == "CUDA") // 2
         rows.append(dict(backend=be, profile_batch=b, cuda_events_per_train_step=n_kernels))
         print("cuda events per train step", n_kernels, flush=True)

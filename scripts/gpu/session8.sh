@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Session 8's device calls (one GPU; carry [".whl", ".gpu/autotune_cache.tgz", ".gpu/COMMIT"]).
+#   PART=a bash scripts/gpu/session8.sh   (~9 min): is the scan's split backward at 4 warps right on this GPU
+#     (measured 18-21 % faster at batch 64-128 in session 7, opt-in until its CUDA tests and the preflight pass
+#     at those settings), and where does the train step spend its time now:
+#     1. the CUDA tests that run the scan backward (scripts/gpu/verify_split_backward.sh's selection);
+#     2. the preflight (whole model, every gradient, our path vs mamba_ssm's) into /tmp/preflight.log;
+#     3. scripts/gpu/profile_step.py at batch 64 / 128 x 60 s: kernels, torch ops with their shapes, call sites.
+#   All at SAMBA_TRITON_SCAN_BWD=split SAMBA_TRITON_SCAN_BWD_LAUNCH=4,3 unless the caller sets them.
+set -u
+t0=$(date +%s)
+source scripts/gpu/env.sh
+use_autotune_cache
+since() { echo "$(( $(date +%s) - t0 )) s"; }
+export SAMBA_TRITON_SCAN_BWD=${SAMBA_TRITON_SCAN_BWD:-split} SAMBA_TRITON_SCAN_BWD_LAUNCH=${SAMBA_TRITON_SCAN_BWD_LAUNCH:-4,3}
+echo "scan backward $SAMBA_TRITON_SCAN_BWD $SAMBA_TRITON_SCAN_BWD_LAUNCH"
+if [ "${PART:-a}" = a ]; then
+  for k in "triton_scan_kernel_matches and split" "samba-enc and triton-triton" "diff_mamba_on_the_triton and 0" \
+           "test_triton_scan_matches_torch and (0 or 5)" "inference_equals and 1"; do
+    echo "[$k] at $(since): $(gpu_pytest gpu_tests.log ${TEST_S:-55} tests/test_gpu_backends.py -k "$k")"
+  done
+  rm -f /tmp/preflight.log
+  timeout 150 python3 scripts/gpu/preflight.py --parts fast ckpt > /tmp/preflight.log 2>&1
+  echo "preflight rc $? at $(since)"
+  cp /tmp/preflight.log $OUT/preflight.log
+  grep -v Warn $OUT/preflight.log | grep -E "fast path|FAST_OK|CKPT_OK|Error" | cut -c1-700
+  timeout ${PROFILE_S:-110} python3 scripts/gpu/profile_step.py --backend mamba_ssm --seconds 60 --batches 64 128 \
+    --modes train --stacks --out $OUT/profile > $OUT/profile.log 2>&1
+  echo "profile rc $? at $(since)"; grep -v Warn $OUT/profile.log | tail -4 | cut -c1-300
+fi
