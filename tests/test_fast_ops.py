@@ -175,7 +175,8 @@ worst = max(worst, ((buf[..., 20:120] - dx_ref).abs().max() / dx_ref.abs().max()
 import os
 from samba.nn.triton_ssd import ssd_fwd, ssd_scan_triton
 from samba.nn.ssd import ssd_chunked
-for (b, L, h, p, g, n, dmode) in ((2, 150, 4, 16, 2, 16, "h"), (1, 64, 2, 32, 1, 16, "hp"), (2, 37, 2, 16, 1, 32, None)):
+for (b, L, h, p, g, n, dmode) in ((2, 150, 4, 16, 2, 16, "h"), (1, 64, 2, 32, 1, 16, "hp"), (2, 37, 2, 16, 1, 32, None),
+                                  (1, 150, 1, 64, 1, 16, "h")):  # narrow heads, then a wide one (its own chunk)
     x = torch.randn(b, L, h, p, dtype=torch.float64, requires_grad=True)  # L: partial chunks, one exact chunk
     dt = (torch.rand(b, L, h, dtype=torch.float64) * 0.5 + 0.01).requires_grad_(True)
     A = (-torch.rand(h, dtype=torch.float64) * 2 - 0.1).requires_grad_(True)
@@ -239,11 +240,14 @@ _ti._patch_lang_tensor = _patch_lang_tensor
 
 
 @pytest.mark.parametrize("env", [{}, {"SAMBA_TRITON_CONV_BWD_BLOCK": "128,32", "SAMBA_TRITON_NORM_BWD": "1024,16",
-                                       "SAMBA_TRITON_SCAN_FWD": "8,3"}], ids=["defaults", "other-tiles"])
+                                       "SAMBA_TRITON_SCAN_FWD": "8,3", "SAMBA_TRITON_SCAN_CHUNK": "128,32",
+                                       "SAMBA_TRITON_SCAN_NARROW_LAUNCH": "2,2"},
+                                  {"SAMBA_TRITON_SCAN_CHUNK": "64,16"}], ids=["defaults", "other-tiles", "chunk-16"])
 def test_triton_kernels_match_reference_in_the_triton_interpreter(env):
     """The Triton kernels themselves (causal conv, upsample + concat, gated RMSNorm, SSD scan) against their
     references, run on CPU by Triton's interpreter; also at tiles other than the defaults (settings the GPU
-    sweeps try: a conv tile longer than the sequence and with a channel tail, more row blocks per norm program)."""
+    sweeps try: a conv tile longer than the sequence and with a channel tail, more row blocks per norm program,
+    the scan's chunk lengths 32 and 16 for its narrow heads, all of the check's scans)."""
     assert _worst_error_in_the_interpreter(_INTERPRETER_CHECK, **env) < 1e-5
 
 

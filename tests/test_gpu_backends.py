@@ -273,15 +273,18 @@ def test_triton_scan_matches_torch(cfg, L, monkeypatch):
     compare(f"Triton scan Mamba2{cfg} L={L}", m, x)
 
 
+@pytest.mark.parametrize("p", [64, 16], ids=["wide", "narrow"])  # SAMBA's Mamba2 blocks, its bottleneck's teams
 @pytest.mark.parametrize("bwd", ["walk", "split"])
-def test_triton_scan_kernel_matches_ssd_chunked_on_cuda(bwd, monkeypatch):
+def test_triton_scan_kernel_matches_ssd_chunked_on_cuda(bwd, p, monkeypatch):
+    """At the chunk lengths and launch options of the environment (SAMBA_TRITON_SCAN_CHUNK, ..._NARROW_LAUNCH)."""
     from samba.nn.ssd import ssd_chunked
     from samba.nn.triton_ssd import ssd_scan_triton
 
     monkeypatch.setenv("SAMBA_TRITON_SCAN_BWD", bwd)
 
     torch.manual_seed(0)
-    b, L, h, p, g, n = 3, 1000, 8, 64, 1, 16
+    b, L, n = 3, 1000, 16
+    h, g = (8, 1) if p == 64 else (32, 4)
     x = torch.randn(b, L, h, p, device="cuda", requires_grad=True)
     dt = (torch.rand(b, L, h, device="cuda") * 0.2 + 0.001).requires_grad_(True)
     A = (-torch.rand(h, device="cuda") * 4 - 0.1).requires_grad_(True)

@@ -6,7 +6,7 @@
 #     1. the CUDA tests that run the scan backward (scripts/gpu/verify_split_backward.sh's selection);
 #     2. the preflight (whole model, every gradient, our path vs mamba_ssm's) into /tmp/preflight.log;
 #     3. scripts/gpu/profile_step.py at batch 64 / 128 x 60 s: kernels, torch ops with their shapes, call sites.
-#   All at SAMBA_TRITON_SCAN_BWD=split SAMBA_TRITON_SCAN_BWD_LAUNCH=4,3 unless the caller sets them.
+#   All parts at SAMBA_TRITON_SCAN_BWD=split SAMBA_TRITON_SCAN_BWD_LAUNCH=4,3 unless the caller sets them.
 set -u
 t0=$(date +%s)
 source scripts/gpu/env.sh
@@ -27,4 +27,22 @@ if [ "${PART:-a}" = a ]; then
   timeout ${PROFILE_S:-110} python3 scripts/gpu/profile_step.py --backend mamba_ssm --seconds 60 --batches 64 128 \
     --modes train --stacks --out $OUT/profile > $OUT/profile.log 2>&1
   echo "profile rc $? at $(since)"; grep -v Warn $OUT/profile.log | tail -4 | cut -c1-300
+fi
+#   PART=b bash scripts/gpu/session8.sh   (~8 min): the train step's kernel settings (scripts/gpu/sweep_settings.py:
+#     conv backward tiles and warps, gated-norm backward tiles and warps, the scan's chunk lengths and its narrow
+#     heads' launch; eager, batch 128 x 60 s, one process), then the CUDA tests of those kernels at the winners.
+if [ "${PART:-a}" = b ]; then
+  timeout ${SWEEP_S:-330} python3 scripts/gpu/sweep_settings.py --out $OUT/sweep > $OUT/sweep.log 2>&1
+  echo "sweep rc $? at $(since)"
+  grep '^{' $OUT/sweep.log | python3 -c "
+import sys, json
+for r in map(json.loads, sys.stdin):
+    print(r['name'], ' '.join(f'{k[12:]}={v}' for k, v in r['env'].items()), r.get('ms'), r.get('grad_rel_diff'), r.get('error', ''))"
+  grep -E "^winners|Error" $OUT/sweep.log | head -5 | cut -c1-400
+  [ -f $OUT/sweep/best_env ] && source $OUT/sweep/best_env
+  env | grep -E "^SAMBA_TRITON" | sort
+  gpu_pytest gpu_tests_best.log ${TEST_S:-150} tests/test_gpu_backends.py tests/test_fast_ops.py -k "(causal_conv1d and cuda) or \
+gated_norm or (samba-enc and triton-triton) or (diff_mamba_on_the_triton and 0) or (triton_scan_matches_torch and (0 or 5)) or \
+(triton_scan_kernel_matches and split)"
+  echo "tests done at $(since)"
 fi
