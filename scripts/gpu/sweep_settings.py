@@ -65,7 +65,8 @@ def main():
     xg = torch.randn(8, 19, T, device=dev, generator=torch.Generator(device=dev).manual_seed(1))
     keys = sorted({k for fam in FAMILIES.values() for v in fam for k in v})
     base_env = {k: os.environ.get(k) for k in keys}
-    rows, doc = [], {"device": torch.cuda.get_device_name(), "torch": torch.__version__,
+    rows = []
+    doc = {"device": torch.cuda.get_device_name(), "torch": torch.__version__,
                      "commit": os.environ.get("SAMBA_COMMIT", "unknown"), "batch": args.batch,
                      "seconds": args.seconds, "base_env": {k: v for k, v in base_env.items() if v}, "rows": rows}
 
