@@ -28,21 +28,32 @@ if [ "${PART:-a}" = a ]; then
     --modes train --stacks --out $OUT/profile > $OUT/profile.log 2>&1
   echo "profile rc $? at $(since)"; grep -v Warn $OUT/profile.log | tail -4 | cut -c1-300
 fi
-#   PART=b bash scripts/gpu/session8.sh   (~8 min): the train step's kernel settings (scripts/gpu/sweep_settings.py:
+#   PART=b bash scripts/gpu/session8.sh   (~7 min): the train step's kernel settings (scripts/gpu/sweep_settings.py:
 #     conv backward tiles and warps, gated-norm backward tiles and warps, the scan's chunk lengths and its narrow
-#     heads' launch; eager, batch 128 x 60 s, one process), then the CUDA tests of those kernels at the winners.
+#     heads' launch; eager, batch 128 x 60 s, one process), then at the winners the CUDA tests of those kernels and
+#     the preflight. Winners that pass both go to /tmp/best_env, and the preflight's log to /tmp/preflight.log, for
+#     the benchmark on the same warm machine right after:
+#       source /tmp/best_env; PART=b CALL_S=... bash scripts/gpu/session7.sh
 if [ "${PART:-a}" = b ]; then
-  timeout ${SWEEP_S:-330} python3 scripts/gpu/sweep_settings.py --out $OUT/sweep > $OUT/sweep.log 2>&1
+  timeout ${SWEEP_S:-200} python3 scripts/gpu/sweep_settings.py --out $OUT/sweep > $OUT/sweep.log 2>&1
   echo "sweep rc $? at $(since)"
   grep '^{' $OUT/sweep.log | python3 -c "
 import sys, json
 for r in map(json.loads, sys.stdin):
     print(r['name'], ' '.join(f'{k[12:]}={v}' for k, v in r['env'].items()), r.get('ms'), r.get('grad_rel_diff'), r.get('error', ''))"
   grep -E "^winners|Error" $OUT/sweep.log | head -5 | cut -c1-400
-  [ -f $OUT/sweep/best_env ] && source $OUT/sweep/best_env
-  env | grep -E "^SAMBA_TRITON" | sort
-  gpu_pytest gpu_tests_best.log ${TEST_S:-150} tests/test_gpu_backends.py tests/test_fast_ops.py -k "(causal_conv1d and cuda) or \
-gated_norm or (samba-enc and triton-triton) or (diff_mamba_on_the_triton and 0) or (triton_scan_matches_torch and (0 or 5)) or \
-(triton_scan_kernel_matches and split)"
-  echo "tests done at $(since)"
+  : > /tmp/best_env
+  if [ -s $OUT/sweep/best_env ]; then
+    ( source $OUT/sweep/best_env
+      gpu_pytest gpu_tests_best.log ${TEST_S:-120} tests/test_gpu_backends.py tests/test_fast_ops.py -k "(causal_conv1d and cuda) or \
+gated_norm or (samba-enc and triton-triton) or (diff_mamba_on_the_triton and 0) or (triton_scan_kernel_matches and split)" )
+    grep -q FAILED $OUT/gpu_tests_best.log || [ "$(grep -c PASSED $OUT/gpu_tests_best.log)" -lt 10 ] || \
+      cp $OUT/sweep/best_env /tmp/best_env
+  fi
+  echo "kept for the benchmark ($(since)):"; cat /tmp/best_env
+  ( source /tmp/best_env; rm -f /tmp/preflight.log
+    timeout 150 python3 scripts/gpu/preflight.py --parts fast ckpt > /tmp/preflight.log 2>&1; echo "preflight rc $?" )
+  cp /tmp/preflight.log $OUT/preflight.log
+  grep -v Warn $OUT/preflight.log | grep -E "fast path|FAST_OK|CKPT_OK|Error" | cut -c1-400
+  echo "done at $(since)"
 fi
