@@ -168,15 +168,15 @@ def softplus_dt(dt: Tensor, dt_bias: Tensor, dt_limit: tuple[float, float]) -> T
     return dt
 
 
-def _fused_path_enabled(zxbcdt: Tensor) -> bool:
-    """The fused Mamba2 Function (samba.nn.mamba_fused) applies: switched on (SAMBA_FUSED_MAMBA, default 1),
-    CUDA, not float64 (its kernels accumulate in float32), Triton and mamba_ssm importable.
+def _fused_path_enabled(u: Tensor) -> bool:
+    """The fused Mamba2 Function (samba.nn.mamba_fused) applies to the block input u: switched on
+    (SAMBA_FUSED_MAMBA, default 1), CUDA, not float64 (its kernels accumulate in float32), Triton and mamba_ssm importable.
 
     With our scan and norm backward it was the fastest train step measured (H200, eager, session 6: batch
     128 x 60 s 100.7 ms vs 108.5 ms for mamba_ssm layer by layer; docs/performance_log.md, section 5). Earlier
     it was slower (batch 64: 95 vs 63 ms, H100) because our first norm-backward tile spilled registers; the
     tile now used does not. On by default since session 7 (FAST_PATH_SWITCHES says why)."""
-    return (_switched_on("SAMBA_FUSED_MAMBA") and zxbcdt.is_cuda and zxbcdt.dtype != torch.float64
+    return (_switched_on("SAMBA_FUSED_MAMBA") and u.is_cuda and u.dtype != torch.float64
             and mamba_ssm_kernels() is not None)
 
 
@@ -399,19 +399,21 @@ class Mamba2(nn.Module):
         batch, seqlen, _ = u.shape
         h, p, g, n = self.nheads, self.headdim, self.ngroups, self.d_state
 
-        zxbcdt = self.in_proj(u)  # (B, L, d_in_proj)
         d_mlp = self.d_inner - self.d_ssm
-        if be == "mamba_ssm" and self.rmsnorm and d_mlp == 0 and _fused_path_enabled(zxbcdt):
+        if be == "mamba_ssm" and self.rmsnorm and d_mlp == 0 and _fused_path_enabled(u):
             # conv -> scan -> gated norm -> out_proj as one Function (samba.nn.mamba_fused, SAMBA_FUSED_MAMBA=1):
             # same math, stores ~40 % fewer activations, no gradient concatenations; the code below is its
-            # reference.
-            from .mamba_fused import Spec, mamba_split_conv_scan
+            # reference. Its in_proj output has rows padded to an aligned width (vectorised kernel access).
+            from .mamba_fused import Spec, aligned_in_proj, mamba_split_conv_scan
+
+            zxbcdt = aligned_in_proj(u, self.in_proj)  # (B, L, d_in_proj + padding)
 
             A = -torch.exp(self.A_log.float())  # (h,)
             spec = Spec(self.d_ssm, p, g, n, self.chunk_size, tuple(self.dt_limit), self.norm.eps,
                         self.norm.group_size, self.norm.norm_before_gate)
             return mamba_split_conv_scan(zxbcdt, self.conv1d.weight, self.conv1d.bias, self.dt_bias, A, self._D(),
                                          self.norm.weight, self.out_proj.weight, self.out_proj.bias, spec)
+        zxbcdt = self.in_proj(u)  # (B, L, d_in_proj)
         z0, x0, z, xBC, dt = torch.split(zxbcdt, [d_mlp, d_mlp, self.d_ssm, self.d_ssm + 2 * g * n, h], dim=-1)
         xBC = causal_depthwise_conv(xBC, self.conv1d.weight, self.conv1d.bias, be)  # (B, L, conv_dim)
         x, B, C = torch.split(xBC, [self.d_ssm, g * n, g * n], dim=-1)

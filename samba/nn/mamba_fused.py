@@ -16,7 +16,8 @@ What it changes against the layer-by-layer path in `Mamba2._forward` (same math,
   block (the backward of the two `torch.split`s) disappear.
 
 The reference is the layer-by-layer path (and, through it, the pure-PyTorch torch backend); the GPU tests
-compare all three. Shapes: zxbcdt (B, L, 2*d_ssm + 2*G*N + H) in the order [z, x, B, C, dt].
+compare all three. Shapes: zxbcdt (B, L, 2*d_ssm + 2*G*N + H) in the order [z, x, B, C, dt], optionally followed by
+zero columns that pad its rows to an aligned width (`aligned_in_proj`).
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+
+from torch import nn
 
 from ._mamba_ssm import require_mamba_ssm
 from ._triton import rows
@@ -53,9 +56,38 @@ def _scan_ops():
     return _mamba_chunk_scan_combined_fwd, _mamba_chunk_scan_combined_bwd
 
 
+# Row width (in values) that in_proj's output is padded to on the fused path. Triton specializes every integer
+# argument on divisibility by 16 and vectorizes a row's loads and stores (128-bit) only when it can prove the row
+# stride is such a multiple. SAMBA's Mamba2(64, expand 8) blocks (enc1, dec2: the full- and half-rate layers)
+# have 2 * 512 + 2 * 16 + 8 = 1064 values per row, not a multiple of 16: the PTX for sm_90 (Triton 3.6,
+# offline) then has the conv backward read its tiles with 224 scalar 16-bit loads where a 1072-wide row gives 22
+# 128-bit ones (plus 64 16-bit), its forward 64 scalar loads instead of 10 vector ones, and the gated norm load
+# z and store dz 16 bits at a time.
+ALIGN = 16
+
+
+def aligned_in_proj(u: Tensor, in_proj: nn.Linear) -> Tensor:
+    """``in_proj(u)`` with each row padded by zero columns to a multiple of ALIGN values: (B, L, width + pad).
+    The weight (and bias) are padded with zero rows for the product, so the extra columns are exactly zero and
+    F.pad's backward drops their gradient rows: same math, same parameters (checkpoints unchanged)."""
+    pad = (-in_proj.out_features) % ALIGN
+    if pad == 0:
+        return in_proj(u)
+    bias = F.pad(in_proj.bias, (0, pad)) if in_proj.bias is not None else None
+    return F.linear(u, F.pad(in_proj.weight, (0, 0, 0, pad)), bias)
+
+
+def _widths(s: Spec) -> list[int]:
+    return [s.d_ssm, s.d_ssm + 2 * s.ngroups * s.d_state, s.d_ssm // s.headdim]  # z, xBC, dt
+
+
 def _split(zxbcdt: Tensor, s: Spec):
-    gn = s.ngroups * s.d_state
-    return torch.split(zxbcdt, [s.d_ssm, s.d_ssm + 2 * gn, s.d_ssm // s.headdim], dim=-1)  # z, xBC, dt
+    """z, xBC, dt: views of zxbcdt (any padding columns after dt left out)."""
+    widths = _widths(s)
+    pad = zxbcdt.shape[-1] - sum(widths)
+    if pad < 0:
+        raise ValueError(f"zxbcdt has {zxbcdt.shape[-1]} columns; the block needs {sum(widths)}")
+    return torch.split(zxbcdt, widths + [pad] if pad else widths, dim=-1)[:3]
 
 
 def _xbc(xBC: Tensor, s: Spec):
@@ -107,6 +139,7 @@ class _MambaSplitConvScan(torch.autograd.Function):
         Bsz, L, _ = zxbcdt.shape
         z, xBC, dt = _split(zxbcdt, s)
         dzxbcdt = torch.empty_like(zxbcdt, memory_format=torch.contiguous_format)
+        dzxbcdt[..., sum(_widths(s)):].zero_()  # padding columns (aligned_in_proj): their gradient is zero
         dz, dxBC_in, ddt = _split(dzxbcdt, s)
         # Order matters for the peak (the 10-minute context): out_proj and norm first, each buffer dropped as
         # soon as it is used up, then the conv output is recomputed for the scan.
@@ -152,6 +185,7 @@ class _MambaSplitConvScan(torch.autograd.Function):
 
 def mamba_split_conv_scan(zxbcdt: Tensor, conv_w: Tensor, conv_b: Tensor | None, dt_bias: Tensor, A: Tensor,
                           D: Tensor, norm_w: Tensor, out_w: Tensor, out_b: Tensor | None, spec: Spec) -> Tensor:
-    """out_proj(gated_norm(scan(SiLU(conv(xBC))), z)) for zxbcdt (B, L, *) -> (B, L, d_model)."""
+    """out_proj(gated_norm(scan(SiLU(conv(xBC))), z)) for zxbcdt (B, L, *) -> (B, L, d_model); zxbcdt may carry
+    zero padding columns after dt (`aligned_in_proj`)."""
     train = grad_needed(zxbcdt, conv_w, conv_b, dt_bias, A, D, norm_w, out_w, out_b)  # False: no scan states
     return _MambaSplitConvScan.apply(zxbcdt, conv_w, conv_b, dt_bias, A, D, norm_w, out_w, out_b, spec, train)

@@ -27,16 +27,17 @@ kernels_h200_*_ef126e4.txt), with far fewer launches: the batch-4 x 60-s train s
 turns it off; samba.nn.mamba2.FAST_PATH_SWITCHES); with its forward at 4 warps and no chunk states stored under
 inference, SAMBA's inference at 60 s measured 1.51x BIOT's (results/bench_h200.json).
 
-Two backwards (SAMBA_TRITON_SCAN_BWD): "walk" (default, the one measured above; three times the forward's time,
-and ptxas reports 592 B of register spills per thread at headdim 64) and "split", written after session 6's
-device time: a light reverse walk that only carries the state gradient (one (N x Q) @ (Q x P) product per
+Two backwards (SAMBA_TRITON_SCAN_BWD): "walk" (the one measured above; three times the forward's time, and ptxas
+reports 592 B of register spills per thread at headdim 64) and "split" (the default since session 8), written
+after session 6's device time: a light reverse walk that only carries the state gradient (one (N x Q) @ (Q x P) product per
 chunk, no spills) and stores it per chunk, then one program per (sample, head, chunk), all independent, doing
 the chunk's full backward (36 B of spills). The split costs one more (b*h, chunks, N, P) float32 buffer and a
 second read of dt, C and dy; it fills the GPU where batch x heads is small (e.g. batch 4: 32 programs walk 120
 chunks each at 60 s, 1,200 at 600 s). Both share the chunk code (`_bwd_chunk`) and match in the interpreter.
 Measured in session 7 (H200, eager train step batch 128 x 60 s): walk at 8 warps 94.1 ms, split at 4 warps
-76.8 ms (SAMBA_TRITON_SCAN_BWD_LAUNCH=4,3); split stays opt-in until its CUDA tests run at 4 warps
-(scripts/gpu/verify_split_backward.sh).
+76.8 ms (SAMBA_TRITON_SCAN_BWD_LAUNCH). In session 8 its CUDA tests and the whole-model preflight passed at 4
+warps on an H200, and split at 4 warps became the default: the benchmark's 60-s train throughput went from
+88,691 to 111,330 EEG-s/s, the 10-minute batch-4 step from 128.8 to 69.8 ms (results/bench_h200.json).
 """
 
 from __future__ import annotations
@@ -46,21 +47,19 @@ import os
 import torch
 from torch import Tensor
 
-from ._triton import as_setting, available, block_config, launch_config, tl, triton, unit_last_stride
+from ._triton import as_setting, available, launch_config, tl, triton, unit_last_stride
 
 __all__ = ["available", "ssd_scan_triton", "ssd_fwd", "ssd_bwd", "supported", "fwd_launch_config", "bwd_launch_config",
-           "grad_needed", "launch_settings", "min_programs", "chunk_for"]
+           "grad_needed", "launch_settings", "min_programs"]
 
 CHUNK = 64
-# Chunk lengths (result-neutral), for headdim >= 64 (the U-Net's Mamba2 blocks) and for narrower heads (the
-# bottleneck's 16-wide differential teams, where the (Q x Q) work per chunk, not the headdim, sets the cost:
-# in session 8's profile, H200 batch 128 x 60 s, their scan backward was 7.8 of the step's 16.4 ms of scan
-# backward for an eighth of the time steps). SAMBA_TRITON_SCAN_CHUNK="wide,narrow", powers of two 16-128.
-CHUNK_DEFAULT = f"{CHUNK},{CHUNK}"
 # The backward's warps (BWD_LAUNCH_DEFAULT): ptxas for sm_90 (offline, Triton 3.6) reports 592 B of spill stores
 # per thread for the walking backward at 8 warps (4 warps: 1.7 kB; 16 warps: 1.4 kB), 36 B for the split's
-# per-chunk kernel (4 warps: 332 B). The forward runs 4 warps (FWD_LAUNCH_DEFAULT, measured faster than 8).
-NUM_WARPS = 8
+# per-chunk kernel (4 warps: 332 B). Measured (session 7, H200, eager train step, batch 4 / 64 / 128 x 60 s, ms):
+# split 4 warps 29.1 / 42.3 / 76.8, split 8 warps 29.7 / 50.5 / 92.1, walk 8 warps 27.7 / 53.7 / 94.1, walk 4 warps
+# 25.5 / 51.4 / 93.6. Each backward's default is the launch its CUDA tests passed at (BWD_LAUNCH_DEFAULT). The
+# forward runs 4 warps too (FWD_LAUNCH_DEFAULT, measured faster than 8).
+NUM_WARPS = 4
 
 
 if triton is not None:
@@ -280,8 +279,7 @@ def ssd_fwd(x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, D: Tensor | 
     float32, any strides. Launch config: `fwd_launch_config`."""
     Bsz, L, H, P = x.shape
     G, N = B.shape[2], B.shape[3]
-    Q = chunk_for(P)
-    n_chunks = triton.cdiv(L, Q)
+    n_chunks = triton.cdiv(L, CHUNK)
     y = torch.empty((Bsz, L, H, P), device=x.device, dtype=x.dtype)
     S = torch.empty((Bsz * H, n_chunks, N, P) if states else (0,), device=x.device, dtype=torch.float32)
     Dc = D.contiguous() if D is not None else A
@@ -290,8 +288,8 @@ def ssd_fwd(x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, D: Tensor | 
         x.stride(0), x.stride(1), x.stride(2), dt.stride(0), dt.stride(1), dt.stride(2),
         B.stride(0), B.stride(1), B.stride(2), C.stride(0), C.stride(1), C.stride(2),
         y.stride(0), y.stride(1), y.stride(2),
-        HAS_D=D is not None, D_PER_P=D is not None and D.dim() == 2, Q=Q, P=P, N=N, STORE_STATES=states,
-        **fwd_launch_config(P))
+        HAS_D=D is not None, D_PER_P=D is not None and D.dim() == 2, Q=CHUNK, P=P, N=N, STORE_STATES=states,
+        **fwd_launch_config())
     return y, (S if states else None)
 
 
@@ -300,42 +298,20 @@ def ssd_fwd(x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, D: Tensor | 
 # ptxas (sm_90, inference variant) spills per thread: 4,3 48 B; 8,3 none but all 255 registers, one program per
 # SM; 8,3,128 248 B; 16,3 112 B. So fewer, spilling warps with more programs per SM beat a spill-free one.
 FWD_LAUNCH_DEFAULT = "4,3"
-BWD_LAUNCH_DEFAULT = f"{NUM_WARPS},3"
+BWD_LAUNCH_DEFAULT = {"split": f"{NUM_WARPS},3", "walk": "8,3"}
 
 
-def chunk_lengths() -> tuple[int, int]:
-    """(chunk for headdim >= 64, chunk for narrower heads): SAMBA_TRITON_SCAN_CHUNK="wide,narrow" (default
-    CHUNK_DEFAULT). The result does not depend on them (tests compare them with the torch reference)."""
-    q = block_config("SAMBA_TRITON_SCAN_CHUNK", CHUNK_DEFAULT, ("wide", "narrow"), lo=16, hi=128)
-    return q["wide"], q["narrow"]
-
-
-def chunk_for(headdim: int) -> int:
-    """The chunk length the kernels use for heads of this width (see `chunk_lengths`)."""
-    wide, narrow = chunk_lengths()
-    return wide if headdim >= 64 else narrow
-
-
-def _narrow_launch(headdim: int) -> dict | None:
-    """SAMBA_TRITON_SCAN_NARROW_LAUNCH="warps,stages[,maxnreg]": the forward's and the backward's launch options
-    for heads narrower than 64 (None, the default: the same as the wide heads')."""
-    if headdim >= 64 or not os.environ.get("SAMBA_TRITON_SCAN_NARROW_LAUNCH", "").strip():
-        return None
-    return launch_config("SAMBA_TRITON_SCAN_NARROW_LAUNCH", "")
-
-
-def fwd_launch_config(headdim: int = 64) -> dict:
+def fwd_launch_config() -> dict:
     """Launch options of the forward kernel: SAMBA_TRITON_SCAN_FWD="warps,stages[,maxnreg]" (default
-    FWD_LAUNCH_DEFAULT, the fastest measured; see the table above it); narrow heads: `_narrow_launch`."""
-    return _narrow_launch(headdim) or launch_config("SAMBA_TRITON_SCAN_FWD", FWD_LAUNCH_DEFAULT)
+    FWD_LAUNCH_DEFAULT, the fastest measured; see the table above it)."""
+    return launch_config("SAMBA_TRITON_SCAN_FWD", FWD_LAUNCH_DEFAULT)
 
 
-def bwd_launch_config(headdim: int = 64) -> dict:
+def bwd_launch_config(mode: str | None = None) -> dict:
     """Launch options of the backward's heavy kernels (the walk, or the split's per-chunk kernel):
-    SAMBA_TRITON_SCAN_BWD_LAUNCH="warps,stages[,maxnreg]" (default BWD_LAUNCH_DEFAULT, the one measured in
-    sessions 6-7; the alternatives are measured by scripts/gpu/session7.sh PART=c); narrow heads:
-    `_narrow_launch`."""
-    return _narrow_launch(headdim) or launch_config("SAMBA_TRITON_SCAN_BWD_LAUNCH", BWD_LAUNCH_DEFAULT)
+    SAMBA_TRITON_SCAN_BWD_LAUNCH="warps,stages[,maxnreg]" (default BWD_LAUNCH_DEFAULT[mode], mode defaulting
+    to `_bwd_mode()`: see the table above NUM_WARPS; scripts/gpu/session7.sh PART=c measures alternatives)."""
+    return launch_config("SAMBA_TRITON_SCAN_BWD_LAUNCH", BWD_LAUNCH_DEFAULT[mode or _bwd_mode()])
 
 
 def min_programs() -> int:
@@ -352,18 +328,17 @@ def launch_settings() -> dict:
     "triton_scan_backward": "walk" | "split", "triton_scan_backward_launch": "warps,stages[,maxnreg]"}
     (SAMBA_TRITON_SCAN_FWD, SAMBA_TRITON_SCAN_BWD, SAMBA_TRITON_SCAN_BWD_LAUNCH), "triton_scan_min_programs":
     int (SAMBA_TRITON_SCAN_MIN_PROGRAMS)."""
-    narrow = _narrow_launch(16)
     return {"triton_scan_forward": as_setting(fwd_launch_config()), "triton_scan_backward": _bwd_mode(),
-            "triton_scan_backward_launch": as_setting(bwd_launch_config()), "triton_scan_min_programs": min_programs(),
-            "triton_scan_chunk": ",".join(map(str, chunk_lengths())),
-            "triton_scan_narrow_launch": as_setting(narrow) if narrow else "same"}
+            "triton_scan_backward_launch": as_setting(bwd_launch_config()), "triton_scan_min_programs": min_programs()}
+
+
+BWD_MODE_DEFAULT = "split"
 
 
 def _bwd_mode() -> str:
-    """SAMBA_TRITON_SCAN_BWD: "walk" (default; one program per (sample, head), the version the benchmarks ran)
-    or "split" (a light reverse walk for the state gradients, then every chunk in parallel; faster at 4 warps in
-    session 7's eager probe, see the module docstring)."""
-    mode = os.environ.get("SAMBA_TRITON_SCAN_BWD", "walk").strip() or "walk"
+    """SAMBA_TRITON_SCAN_BWD: "split" (default: a light reverse walk for the state gradients, then every chunk in
+    parallel; see the module docstring) or "walk" (one program per (sample, head); the benchmarks up to session 7)."""
+    mode = os.environ.get("SAMBA_TRITON_SCAN_BWD", BWD_MODE_DEFAULT).strip() or BWD_MODE_DEFAULT
     if mode not in ("walk", "split"):
         raise ValueError(f"SAMBA_TRITON_SCAN_BWD must be 'walk' or 'split', got {mode!r}")
     return mode
@@ -377,10 +352,7 @@ def ssd_bwd(dy: Tensor, x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, 
     mode = mode or _bwd_mode()
     Bsz, L, H, P = x.shape
     G, N = B.shape[2], B.shape[3]
-    n_chunks, Q = S.shape[1], chunk_for(P)
-    if n_chunks != triton.cdiv(L, Q):
-        raise RuntimeError(f"the forward stored {n_chunks} chunk states for {L} steps, but the chunk length is now "
-                           f"{Q} (SAMBA_TRITON_SCAN_CHUNK changed between forward and backward?)")
+    n_chunks = S.shape[1]
     dy = dy.contiguous()  # the forward's y layout
     if dx is None:
         dx = torch.empty((Bsz, L, H, P), device=x.device, dtype=x.dtype)
@@ -394,15 +366,15 @@ def ssd_bwd(dy: Tensor, x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, 
     strides = (x.stride(0), x.stride(1), x.stride(2), dt.stride(0), dt.stride(1), dt.stride(2),
                B.stride(0), B.stride(1), B.stride(2), C.stride(0), C.stride(1), C.stride(2),
                dy.stride(0), dy.stride(1), dy.stride(2), dx.stride(0), dx.stride(1), dx.stride(2))
-    flags = dict(HAS_D=D is not None, D_PER_P=D is not None and D.dim() == 2, Q=Q, P=P, N=N,
-                 **bwd_launch_config(P))
+    flags = dict(HAS_D=D is not None, D_PER_P=D is not None and D.dim() == 2, Q=CHUNK, P=P, N=N,
+                 **bwd_launch_config(mode))
     if mode == "walk":
         _ssd_bwd_kernel[(Bsz * H,)](x, dt, A, B, C, Dc, dy, S, dx, ddt, dBh, dCh, dAp, dDp, L, n_chunks, H, H // G,
                                     *strides, **flags)
     else:
         dS = torch.empty_like(S)  # (b*h, chunks, n, p) fp32: gradient of the state leaving each chunk
         _ssd_bwd_dstate_kernel[(Bsz * H,)](dt, A, C, dy, S, dS, L, n_chunks, H, H // G, *strides[3:6], *strides[9:15],
-                                           Q=Q, P=P, N=N, num_warps=4)
+                                           Q=CHUNK, P=P, N=N, num_warps=4)
         _ssd_bwd_chunk_kernel[(Bsz * H, n_chunks)](x, dt, A, B, C, Dc, dy, S, dS, dx, ddt, dBh, dCh, dAp, dDp, L,
                                                    n_chunks, H, H // G, *strides, **flags)
     sum_group = lambda t: t.view(Bsz, L, G, H // G, N).sum(3)  # noqa: E731  (heads of a group share B, C)

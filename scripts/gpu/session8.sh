@@ -57,3 +57,30 @@ gated_norm or (samba-enc and triton-triton) or (diff_mamba_on_the_triton and 0) 
   grep -v Warn $OUT/preflight.log | grep -E "fast path|FAST_OK|CKPT_OK|Error" | cut -c1-400
   echo "done at $(since)"
 fi
+#   PART=c bash scripts/gpu/session8.sh   (~7 min; CALL_S, default 450): in_proj's rows padded to a multiple of 16
+#     values on the fused path (samba.nn.mamba_fused.aligned_in_proj: vectorised conv and norm access at the
+#     1064-wide enc1/dec2 blocks):
+#     1. the CUDA tests of the fused block (against mamba_ssm's layer-by-layer path, every parameter gradient),
+#        the conv, the gated norm and whole-model inference; nothing below runs if one fails;
+#     2. the train step's time and kernel table, batch 128 x 60 s (scripts/gpu/profile_step.py);
+#     3. the benchmark: SAMBA's latency and context sweeps, then the throughput sweep with SAMBA, BIOT (the best
+#        peer in every earlier run) and EEGNet (MODELS=...), the two JSONs to merge with samba bench --merge.
+if [ "${PART:-a}" = c ]; then
+  gpu_pytest gpu_tests_c.log ${TEST_S:-130} tests/test_gpu_backends.py tests/test_fast_ops.py -k \
+    "(fused_mamba2_block_matches_layer_by_layer and (triton-triton or samba-enc)) or (causal_conv1d and cuda) or gated_norm or (inference_equals and 1)"
+  if grep -q FAILED $OUT/gpu_tests_c.log || [ "$(grep -c PASSED $OUT/gpu_tests_c.log)" -lt 10 ]; then
+    echo "tests not passed: no benchmark"; exit 1
+  fi
+  timeout 60 python3 scripts/gpu/profile_step.py --backend mamba_ssm --seconds 60 --batches 128 --modes train \
+    --out $OUT/profile > $OUT/profile.log 2>&1
+  echo "profile rc $? at $(since): $(grep '"ms"' $OUT/profile.log | cut -c1-200)"
+  call_s=${CALL_S:-450}
+  bench_part() {  # bench_part <sweeps> <models or ""> <name> <seconds for this part>
+    OUT=$OUT/$3 BUDGET_S=$(( $4 - 40 )) TOTAL_S=$4 EXTRA_ARGS="--sweeps $1${2:+ --models $2}" \
+      bash scripts/gpu/bench.sh 2>&1 | grep -v Warn | tail -3
+    [ -f $OUT/$3/bench_h100.json ] && mv $OUT/$3/bench_h100.json $OUT/$3/bench.json  # named for any card
+    echo "$3 done at $(since)"
+  }
+  bench_part latency,context SAMBA samba_latency_context 90
+  bench_part throughput "${MODELS:-SAMBA,BIOT,EEGNet}" throughput $(( call_s - $(date +%s) + t0 - 10 ))
+fi
