@@ -196,9 +196,10 @@ def enough_scan_programs(x: Tensor) -> bool:
     """Our scan runs one program per (sample, head) along the whole sequence; mamba_ssm's spreads the chunks over
     the GPU. SAMBA_TRITON_SCAN_MIN_PROGRAMS (default 0: always ours) sends calls with fewer than that many
     programs (batch x heads of x (b, l, h, p)) to mamba_ssm's scan. Why a setting: the 10-minute train step,
-    checkpointed one sample per piece, runs 8 programs walking 1,200 chunks each and measured 128.8 ms on ours
-    vs 53.6 ms on mamba_ssm's kernels (H200, session 7); the threshold that helps there without slowing small
-    batches of short windows (batch 4 x 60 s: 32 programs, faster on ours) is not yet measured."""
+    checkpointed one sample per piece, runs 8 programs walking 1,200 chunks each; with the walking backward it
+    measured 128.8 ms on ours vs 53.6 ms on mamba_ssm's kernels (H200, session 7). The chunk-parallel backward
+    (the default since session 8) brought it to 68.2 ms (results/bench_h200.json); what is left is the forward's
+    walk. A threshold that helps there without slowing small batches of short windows is not yet measured."""
     from .triton_ssd import min_programs
 
     return x.shape[0] * x.shape[2] >= min_programs()

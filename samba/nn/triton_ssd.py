@@ -37,7 +37,7 @@ chunks each at 60 s, 1,200 at 600 s). Both share the chunk code (`_bwd_chunk`) a
 Measured in session 7 (H200, eager train step batch 128 x 60 s): walk at 8 warps 94.1 ms, split at 4 warps
 76.8 ms (SAMBA_TRITON_SCAN_BWD_LAUNCH). In session 8 its CUDA tests and the whole-model preflight passed at 4
 warps on an H200, and split at 4 warps became the default: the benchmark's 60-s train throughput went from
-88,691 to 111,330 EEG-s/s, the 10-minute batch-4 step from 128.8 to 69.8 ms (results/bench_h200.json).
+88,691 to 111,330 EEG-s/s, the 10-minute batch-4 step from 128.8 to 69.8 ms (results/bench_h200_8c594ce.json).
 """
 
 from __future__ import annotations
