@@ -188,7 +188,7 @@ for (b, L, h, p, g, n, dmode) in ((2, 150, 4, 16, 2, 16, "h"), (1, 64, 2, 32, 1,
     ref = ssd_chunked(x, dt, A, B, C, 16, D=D)  # float64 reference
     gy = torch.randn_like(ref)
     gr = torch.autograd.grad(ref, ins, gy)
-    for bwd in ("walk", "split"):  # both backwards (SAMBA_TRITON_SCAN_BWD)
+    for bwd in ("walk", "split", "group"):  # every backward (SAMBA_TRITON_SCAN_BWD)
         os.environ["SAMBA_TRITON_SCAN_BWD"] = bwd
         fins = [t.detach().float().requires_grad_(True) for t in ins]
         out = ssd_scan_triton(*fins[:5], fins[5] if D is not None else None)
@@ -333,7 +333,7 @@ print(worst)
 """
 
 
-@pytest.mark.parametrize("bwd", ["walk", "split"])  # the scan's two backwards (SAMBA_TRITON_SCAN_BWD)
+@pytest.mark.parametrize("bwd", ["walk", "split", "group"])  # the scan's backwards (SAMBA_TRITON_SCAN_BWD)
 def test_fused_mamba2_block_on_our_triton_kernels_in_the_interpreter(bwd):
     assert _worst_error_in_the_interpreter(_FUSED_VS_LAYER + _FUSED_OURS_CHECK, SAMBA_TRITON_NORM="1",
                                            SAMBA_TRITON_SCAN_BWD=bwd) < 1e-5
@@ -497,6 +497,8 @@ _SSD_BWD_CHUNK_SIG = {**{k: v for k, v in _SSD_BWD_SIG.items() if k not in ("DX"
 _SSD_BWD_CHUNK_SIG = {k: _SSD_BWD_CHUNK_SIG[k] for k in (
     "X", "DT", "A", "Bm", "Cm", "Dv", "DY", "S", "DS", "DX", "DDT", "DBH", "DCH", "DAP", "DDP", "L", "n_chunks", "H",
     "HPG", *_I64, "sob", "sol", "soh")}
+_SSD_BWD_GROUP_SIG = {**{("DB" if k == "DBH" else "DC" if k == "DCH" else k): ("*bf16" if k in ("DBH", "DCH") else v)
+                         for k, v in _SSD_BWD_CHUNK_SIG.items()}, **{n: "i64" for n in ("sgb", "sgl", "sgg")}}
 _SSD_BWD_DSTATE_SIG = {"DT": "*fp32", "A": "*fp32", "Cm": "*bf16", "DY": "*bf16", "S": "*fp32", "DS": "*fp32",
                        "L": "i32", "n_chunks": "i32", "H": "i32", "HPG": "i32",
                        **{n: "i64" for n in ("sdb", "sdl", "sdh", "scb", "scl", "scg", "syb", "syl", "syh")}}
@@ -514,7 +516,8 @@ def test_triton_ssd_kernels_compile_for_hopper(headdim):
     for store in (True, False):  # training (chunk states kept for the backward) and inference
         fwd = _compile_for_hopper(ts._ssd_fwd_kernel, _SSD_FWD_SIG, {**const, "STORE_STATES": store}, ts.NUM_WARPS)
         assert ".target sm_90" in fwd.asm["ptx"]
-    for fn, sig in ((ts._ssd_bwd_kernel, _SSD_BWD_SIG), (ts._ssd_bwd_chunk_kernel, _SSD_BWD_CHUNK_SIG)):
+    for fn, sig in ((ts._ssd_bwd_kernel, _SSD_BWD_SIG), (ts._ssd_bwd_chunk_kernel, _SSD_BWD_CHUNK_SIG),
+                    (ts._ssd_bwd_group_kernel, _SSD_BWD_GROUP_SIG)):
         assert ".target sm_90" in _compile_for_hopper(fn, sig, const, ts.NUM_WARPS).asm["ptx"]
     dstate = _compile_for_hopper(ts._ssd_bwd_dstate_kernel, _SSD_BWD_DSTATE_SIG, {"Q": ts.CHUNK, "P": headdim, "N": 16})
     assert ".target sm_90" in dstate.asm["ptx"]
@@ -565,7 +568,7 @@ def test_triton_scan_backward_mode_is_checked(monkeypatch):
     assert ts._bwd_mode() == "walk"
     assert ts.bwd_launch_config()["num_warps"] == 8  # each backward at the launch its CUDA tests passed at
     monkeypatch.setenv("SAMBA_TRITON_SCAN_BWD", "parallel")
-    with pytest.raises(ValueError, match="'walk' or 'split'"):
+    with pytest.raises(ValueError, match="'walk', 'split' or 'group'"):
         ts._bwd_mode()
 
 

@@ -274,7 +274,7 @@ def test_triton_scan_matches_torch(cfg, L, monkeypatch):
 
 
 @pytest.mark.parametrize("p", [64, 16], ids=["wide", "narrow"])  # SAMBA's Mamba2 blocks, its bottleneck's teams
-@pytest.mark.parametrize("bwd", ["walk", "split"])
+@pytest.mark.parametrize("bwd", ["walk", "split", "group"])
 def test_triton_scan_kernel_matches_ssd_chunked_on_cuda(bwd, p, monkeypatch):
     """Our scan against the float64 torch reference, both head widths SAMBA uses, at the environment's launch."""
     from samba.nn.ssd import ssd_chunked

@@ -38,6 +38,13 @@ Measured in session 7 (H200, eager train step batch 128 x 60 s): walk at 8 warps
 76.8 ms (SAMBA_TRITON_SCAN_BWD_LAUNCH). In session 8 its CUDA tests and the whole-model preflight passed at 4
 warps on an H200, and split at 4 warps became the default: the benchmark's 60-s train throughput went from
 88,691 to 111,330 EEG-s/s, the 10-minute batch-4 step from 128.8 to 69.8 ms (results/bench_h200_8c594ce.json).
+A third backward, "group" (opt-in, written after session 8's device time, checked in the interpreter only): the
+split's first pass, then one program per (sample, group, chunk) that runs the chunk's backward for each of the
+group's heads and sums their dB and dC on chip, writing them once in their final dtype. The split writes them per
+head in float32, (B, L, H, N), and torch sums each group's heads afterwards: at batch 128 x 60 s about 1 GB each
+for the bottleneck's 128 heads (8 per group), 0.5 GB each at enc1. The price: ptxas (sm_90, offline) reports
+1,980 B of spills per thread at headdim 64 and 4 warps (the split's kernel: 332 B), 436 B at headdim 16 (split:
+none); scripts/gpu/sweep_settings.py measures it before any default.
 """
 
 from __future__ import annotations
@@ -120,10 +127,11 @@ if triton is not None:
     @triton.jit
     def _bwd_chunk(X, DT, Bm, Cm, DY, DX, DDT, DBH, DCH, b64, h, g, c, h_in, dstate, A_h, d, rq, rp, rn, causal, L, H,
                    sxb, sxl, sxh, sdb, sdl, sdh, sbb, sbl, sbg, scb, scl, scg, syb, syl, syh, sob, sol, soh,
-                   HAS_D: tl.constexpr, Q: tl.constexpr, N: tl.constexpr):
+                   HAS_D: tl.constexpr, Q: tl.constexpr, N: tl.constexpr, STORE_BC: tl.constexpr = True):
         """The backward of chunk c of one (sample, head), given the state entering it (h_in, (N, P) fp32) and the
-        gradient of the state leaving it (dstate, (N, P) fp32): stores dx, ddt, dB, dC of its steps and returns
-        (gradient of h_in, dA terms (Q,), dD terms (P,)). Shared by the walking and the chunk-parallel backward."""
+        gradient of the state leaving it (dstate, (N, P) fp32): stores dx, ddt (and, with STORE_BC, this head's dB
+        and dC) of its steps and returns (gradient of h_in, dA terms (Q,), dD terms (P,), dB (Q, N), dC (Q, N)).
+        Shared by the walking, the chunk-parallel and the group backward."""
         t = c * Q + rq
         mt = t < L
         t64 = t.to(tl.int64)
@@ -175,10 +183,11 @@ if triton is not None:
         tl.store(DX + b64 * sob + t64[:, None] * sol + h * soh + rp[None, :], dx.to(DX.dtype.element_ty),
                  mask=mt[:, None])
         tl.store(DDT + (b64 * L + t64) * H + h, ddt, mask=mt)
-        bh = (b64 * L + t64[:, None]) * H * N + h * N + rn[None, :]
-        tl.store(DBH + bh, dB, mask=mt[:, None])
-        tl.store(DCH + bh, dC, mask=mt[:, None])
-        return dh_in, dt * rc, dD
+        if STORE_BC:
+            bh = (b64 * L + t64[:, None]) * H * N + h * N + rn[None, :]
+            tl.store(DBH + bh, dB, mask=mt[:, None])
+            tl.store(DCH + bh, dC, mask=mt[:, None])
+        return dh_in, dt * rc, dD, dB, dC
 
     @triton.jit
     def _skip_weight(Dv, h, rp, HAS_D: tl.constexpr, D_PER_P: tl.constexpr, P: tl.constexpr):
@@ -209,7 +218,7 @@ if triton is not None:
         for i in range(n_chunks):
             c = n_chunks - 1 - i
             h_in = tl.load(s_base + c * N * P + rn[:, None] * P + rp[None, :])  # (N, P) fp32
-            dstate, dA_c, dD_c = _bwd_chunk(X, DT, Bm, Cm, DY, DX, DDT, DBH, DCH, b64, h, g, c, h_in, dstate, A_h, d,
+            dstate, dA_c, dD_c, _, _ = _bwd_chunk(X, DT, Bm, Cm, DY, DX, DDT, DBH, DCH, b64, h, g, c, h_in, dstate, A_h, d,
                                             rq, rp, rn, causal, L, H, sxb, sxl, sxh, sdb, sdl, sdh, sbb, sbl, sbg,
                                             scb, scl, scg, syb, syl, syh, sob, sol, soh, HAS_D, Q, N)
             dA_acc += dA_c
@@ -255,12 +264,54 @@ if triton is not None:
         h_in = tl.load(s_base + off)
         dstate = tl.load(DS + pid.to(tl.int64) * n_chunks * N * P + off)
         d = _skip_weight(Dv, h, rp, HAS_D, D_PER_P, P)
-        _, dA_c, dD_c = _bwd_chunk(X, DT, Bm, Cm, DY, DX, DDT, DBH, DCH, b64, h, g, c, h_in, dstate, A_h, d, rq, rp,
-                                   rn, causal, L, H, sxb, sxl, sxh, sdb, sdl, sdh, sbb, sbl, sbg, scb, scl, scg, syb,
-                                   syl, syh, sob, sol, soh, HAS_D, Q, N)
+        _, dA_c, dD_c, _, _ = _bwd_chunk(X, DT, Bm, Cm, DY, DX, DDT, DBH, DCH, b64, h, g, c, h_in, dstate, A_h, d, rq,
+                                         rp, rn, causal, L, H, sxb, sxl, sxh, sdb, sdl, sdh, sbb, sbl, sbg, scb, scl, scg,
+                                         syb, syl, syh, sob, sol, soh, HAS_D, Q, N)
         part = pid.to(tl.int64) * n_chunks + c
         tl.store(DAP + part, tl.sum(dA_c, axis=0))
         tl.store(DDP + part * P + rp, dD_c)
+
+    @triton.jit
+    def _ssd_bwd_group_kernel(X, DT, A, Bm, Cm, Dv, DY, S, DS, DX, DDT, DB, DC, DAP, DDP, L, n_chunks, H, HPG,
+                              sxb, sxl, sxh, sdb, sdl, sdh, sbb, sbl, sbg, scb, scl, scg, syb, syl, syh, sob, sol, soh,
+                              sgb, sgl, sgg, HAS_D: tl.constexpr, D_PER_P: tl.constexpr, Q: tl.constexpr,
+                              P: tl.constexpr, N: tl.constexpr):
+        """Group backward, pass 2 (after the split's pass 1): one program per (sample, group, chunk) runs the chunk's
+        backward for each of the group's HPG heads in turn and sums their dB and dC on chip, then writes them once,
+        in DB's dtype, to DB and DC (B, L, G, N; strides (sgb, sgl, sgg, 1), e.g. slices of the conv's gradient):
+        no per-head float32 (B, L, H, N) buffers and no summing pass. DAP, DDP as in the split."""
+        pid = tl.program_id(0)  # sample * G + group
+        c = tl.program_id(1)
+        G = H // HPG
+        b64 = (pid // G).to(tl.int64)
+        g = pid % G
+        rq = tl.arange(0, Q)
+        rp = tl.arange(0, P)
+        rn = tl.arange(0, N)
+        causal = rq[:, None] >= rq[None, :]
+        off = c * N * P + rn[:, None] * P + rp[None, :]
+        dB_g = tl.zeros((Q, N), dtype=tl.float32)
+        dC_g = tl.zeros((Q, N), dtype=tl.float32)
+        for i in range(HPG):
+            h = g * HPG + i
+            bh = b64 * H + h  # this (sample, head)'s row of S, DS, DAP, DDP
+            A_h = tl.load(A + h).to(tl.float32)
+            h_in = tl.load(S + bh * n_chunks * N * P + off)
+            dstate = tl.load(DS + bh * n_chunks * N * P + off)
+            d = _skip_weight(Dv, h, rp, HAS_D, D_PER_P, P)
+            _, dA_c, dD_c, dB, dC = _bwd_chunk(X, DT, Bm, Cm, DY, DX, DDT, DB, DC, b64, h, g, c, h_in, dstate, A_h, d,
+                                               rq, rp, rn, causal, L, H, sxb, sxl, sxh, sdb, sdl, sdh, sbb, sbl, sbg,
+                                               scb, scl, scg, syb, syl, syh, sob, sol, soh, HAS_D, Q, N, STORE_BC=False)
+            dB_g += dB
+            dC_g += dC
+            part = bh * n_chunks + c
+            tl.store(DAP + part, tl.sum(dA_c, axis=0))
+            tl.store(DDP + part * P + rp, dD_c)
+        t64 = (c * Q + rq).to(tl.int64)
+        mt = (t64 < L)[:, None]
+        o = b64 * sgb + t64[:, None] * sgl + g * sgg + rn[None, :]
+        tl.store(DB + o, dB_g.to(DB.dtype.element_ty), mask=mt)
+        tl.store(DC + o, dC_g.to(DC.dtype.element_ty), mask=mt)
 
 
 def _pow2_at_least_16(v: int) -> bool:
@@ -298,7 +349,7 @@ def ssd_fwd(x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, D: Tensor | 
 # ptxas (sm_90, inference variant) spills per thread: 4,3 48 B; 8,3 none but all 255 registers, one program per
 # SM; 8,3,128 248 B; 16,3 112 B. So fewer, spilling warps with more programs per SM beat a spill-free one.
 FWD_LAUNCH_DEFAULT = "4,3"
-BWD_LAUNCH_DEFAULT = {"split": f"{NUM_WARPS},3", "walk": "8,3"}
+BWD_LAUNCH_DEFAULT = {"split": f"{NUM_WARPS},3", "walk": "8,3", "group": f"{NUM_WARPS},3"}
 
 
 def fwd_launch_config() -> dict:
@@ -333,23 +384,28 @@ def launch_settings() -> dict:
 
 
 BWD_MODE_DEFAULT = "split"
+BWD_MODES = ("walk", "split", "group")
 
 
 def _bwd_mode() -> str:
     """SAMBA_TRITON_SCAN_BWD: "split" (default: a light reverse walk for the state gradients, then every chunk in
-    parallel; see the module docstring) or "walk" (one program per (sample, head); the benchmarks up to session 7)."""
+    parallel; see the module docstring), "walk" (one program per (sample, head); the benchmarks up to session 7)
+    or "group" (the split, with one program per (sample, group, chunk) that sums the group's heads' dB and dC on
+    chip; written after session 8's device time, not yet run on a GPU: opt-in)."""
     mode = os.environ.get("SAMBA_TRITON_SCAN_BWD", BWD_MODE_DEFAULT).strip() or BWD_MODE_DEFAULT
-    if mode not in ("walk", "split"):
-        raise ValueError(f"SAMBA_TRITON_SCAN_BWD must be 'walk' or 'split', got {mode!r}")
+    if mode not in BWD_MODES:
+        raise ValueError(f"SAMBA_TRITON_SCAN_BWD must be 'walk', 'split' or 'group', got {mode!r}")
     return mode
 
 
 def ssd_bwd(dy: Tensor, x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, D: Tensor | None, S: Tensor,
             dx: Tensor | None = None, dB: Tensor | None = None, dC: Tensor | None = None, mode: str | None = None):
     """Backward kernels: (dx, ddt float32 (b, l, h), dA, dB, dC, dD). `dx`, `dB`, `dC` may be given as buffers
-    to write into (e.g. slices of a larger input gradient; dx with unit last stride). ``mode``: "walk" or
-    "split" (default: SAMBA_TRITON_SCAN_BWD, see `_bwd_mode`); both give the same gradients."""
+    to write into (e.g. slices of a larger input gradient; dx with unit last stride). ``mode``: "walk", "split" or
+    "group" (default: SAMBA_TRITON_SCAN_BWD, see `_bwd_mode`); all give the same gradients."""
     mode = mode or _bwd_mode()
+    if mode not in BWD_MODES:
+        raise ValueError(f"mode must be one of {BWD_MODES}, got {mode!r}")
     Bsz, L, H, P = x.shape
     G, N = B.shape[2], B.shape[3]
     n_chunks = S.shape[1]
@@ -357,8 +413,9 @@ def ssd_bwd(dy: Tensor, x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, 
     if dx is None:
         dx = torch.empty((Bsz, L, H, P), device=x.device, dtype=x.dtype)
     ddt = torch.empty((Bsz, L, H), device=x.device, dtype=torch.float32)
-    dBh = torch.empty((Bsz, L, H, N), device=x.device, dtype=torch.float32)
-    dCh = torch.empty_like(dBh)
+    if mode != "group":  # per-head float32 dB, dC, summed over each group's heads below
+        dBh = torch.empty((Bsz, L, H, N), device=x.device, dtype=torch.float32)
+        dCh = torch.empty_like(dBh)
     parts = 1 if mode == "walk" else n_chunks  # partial sums of dA and dD per program
     dAp = torch.empty((Bsz * H, parts), device=x.device, dtype=torch.float32)
     dDp = torch.empty((Bsz * H, parts, P), device=x.device, dtype=torch.float32)
@@ -375,11 +432,21 @@ def ssd_bwd(dy: Tensor, x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, 
         dS = torch.empty_like(S)  # (b*h, chunks, n, p) fp32: gradient of the state leaving each chunk
         _ssd_bwd_dstate_kernel[(Bsz * H,)](dt, A, C, dy, S, dS, L, n_chunks, H, H // G, *strides[3:6], *strides[9:15],
                                            Q=CHUNK, P=P, N=N, num_warps=4)
+    if mode == "split":
         _ssd_bwd_chunk_kernel[(Bsz * H, n_chunks)](x, dt, A, B, C, Dc, dy, S, dS, dx, ddt, dBh, dCh, dAp, dDp, L,
                                                    n_chunks, H, H // G, *strides, **flags)
-    sum_group = lambda t: t.view(Bsz, L, G, H // G, N).sum(3)  # noqa: E731  (heads of a group share B, C)
-    dB = sum_group(dBh).to(B.dtype) if dB is None else dB.copy_(sum_group(dBh))
-    dC = sum_group(dCh).to(C.dtype) if dC is None else dC.copy_(sum_group(dCh))
+    if mode == "group":  # dB, dC written once per group, in their final dtype, into the given buffers if they allow
+        fits = (dB is not None and dC is not None and dB.stride() == dC.stride() and dB.stride(-1) == 1)
+        dBo = dB if fits else torch.empty((Bsz, L, G, N), device=x.device, dtype=B.dtype)
+        dCo = dC if fits else torch.empty_like(dBo)
+        _ssd_bwd_group_kernel[(Bsz * G, n_chunks)](x, dt, A, B, C, Dc, dy, S, dS, dx, ddt, dBo, dCo, dAp, dDp, L,
+                                                   n_chunks, H, H // G, *strides, *dBo.stride()[:3], **flags)
+        dB = dBo if dB is None else (dB if fits else dB.copy_(dBo))
+        dC = dCo if dC is None else (dC if fits else dC.copy_(dCo))
+    else:
+        sum_group = lambda t: t.view(Bsz, L, G, H // G, N).sum(3)  # noqa: E731  (heads of a group share B, C)
+        dB = sum_group(dBh).to(B.dtype) if dB is None else dB.copy_(sum_group(dBh))
+        dC = sum_group(dCh).to(C.dtype) if dC is None else dC.copy_(sum_group(dCh))
     dA = dAp.view(Bsz, H, parts).sum((0, 2)).to(A.dtype)
     dD = None
     if D is not None:

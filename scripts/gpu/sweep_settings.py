@@ -7,7 +7,7 @@ once. For each variant: the eager bf16 train step (profile_step.make_step: forwa
 --batch x --seconds, median of --repeats after warm-up; and, as a guard against a variant that computes
 something else, the largest relative difference of any parameter gradient from the baseline's on a fixed
 batch-8 input (sum-order noise under bf16 is ~1e-3; a wrong kernel is O(1)). The baseline is the caller's
-environment. Each family (conv backward, norm backward) keeps its fastest variant if it beats the
+environment. Each family (conv backward, norm backward, scan backward) keeps its fastest variant if it beats the
 baseline by --margin, then the winners are timed together; the result goes to --out/sweep.json and, as shell
 assignments, to --out/best_env (empty when nothing won).
 
@@ -32,6 +32,8 @@ FAMILIES = {
              for blk, lau in (("64,64", "8,3"), ("128,32", "8,3"), ("128,64", "8,3"), ("256,32", "8,3"))],
     "norm": [{"SAMBA_TRITON_NORM_BWD": t, "SAMBA_TRITON_NORM_BWD_LAUNCH": lau}
              for t, lau in (("2048,8", "8,3"), ("4096,8", "8,3"), ("2048,16", "4,3"))],
+    # the scan's group backward (dB, dC summed over a group's heads on chip; opt-in, unmeasured before session 9)
+    "scan": [{"SAMBA_TRITON_SCAN_BWD": "group", "SAMBA_TRITON_SCAN_BWD_LAUNCH": lau} for lau in ("4,3", "8,3")],
 }
 
 
