@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from profile_step import make_step, time_step  # noqa: E402
+from profile_step import make_step, montage_1020, time_step  # noqa: E402
 
 
 def timed(fn, repeats=10, warmup=2):
@@ -36,11 +36,10 @@ def main():
     out.mkdir(parents=True, exist_ok=True)
     from samba import SAMBA, SAMBAConfig
     from samba.graphs import GraphedInference, GraphedTrainStep
-    from samba.montage import DEVICE_PRESETS, positions
     from samba.nn.mamba2 import fast_path_switches
 
     dev = torch.device("cuda")
-    coords = torch.from_numpy(positions(list(DEVICE_PRESETS["10-20"]))).to(dev)
+    coords = montage_1020(dev)
     rows = []
 
     def emit(**row):

@@ -17,6 +17,13 @@ from pathlib import Path
 import torch
 
 
+def montage_1020(dev):
+    """The benchmark's 19 electrodes (10-20) as (19, 3) coordinates on `dev`."""
+    from samba.montage import DEVICE_PRESETS, positions
+
+    return torch.from_numpy(positions(list(DEVICE_PRESETS["10-20"]))).to(dev)
+
+
 def make_step(model, x, coords, mode):
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
 
@@ -68,10 +75,9 @@ def main():
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     from samba import SAMBA, SAMBAConfig
-    from samba.montage import DEVICE_PRESETS, positions
 
     dev = torch.device("cuda")
-    coords = torch.from_numpy(positions(list(DEVICE_PRESETS["10-20"]))).to(dev)
+    coords = montage_1020(dev)
     T = int(args.seconds * 128)
     rows = []
     for be in args.backend:

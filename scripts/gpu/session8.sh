@@ -3,7 +3,7 @@
 #   PART=a bash scripts/gpu/session8.sh   (~9 min): is the scan's split backward at 4 warps right on this GPU
 #     (measured 18-21 % faster at batch 64-128 in session 7, opt-in until its CUDA tests and the preflight pass
 #     at those settings), and where does the train step spend its time now:
-#     1. the CUDA tests that run the scan backward (scripts/gpu/verify_split_backward.sh's selection);
+#     1. the CUDA tests that run the scan backward (the kernel, the fused block, the grouped differential Mamba, Mamba2);
 #     2. the preflight (whole model, every gradient, our path vs mamba_ssm's) into /tmp/preflight.log;
 #     3. scripts/gpu/profile_step.py at batch 64 / 128 x 60 s: kernels, torch ops with their shapes, call sites.
 #   All parts at SAMBA_TRITON_SCAN_BWD=split SAMBA_TRITON_SCAN_BWD_LAUNCH=4,3 unless the caller sets them.

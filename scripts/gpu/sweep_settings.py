@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from profile_step import make_step, time_step  # noqa: E402
+from profile_step import make_step, montage_1020, time_step  # noqa: E402
 
 FAMILIES = {
     # tile "BL,BC" : launch "warps,stages" (ptxas spills per thread at sm_90, offline: 64,64 at 4 warps 584 B,
@@ -49,10 +49,9 @@ def main():
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     from samba import SAMBA, SAMBAConfig
-    from samba.montage import DEVICE_PRESETS, positions
 
     dev = torch.device("cuda")
-    coords = torch.from_numpy(positions(list(DEVICE_PRESETS["10-20"]))).to(dev)
+    coords = montage_1020(dev)
     T = int(args.seconds * 128)
     torch.manual_seed(0)
     model = SAMBA(SAMBAConfig(backend="mamba_ssm")).to(dev)
