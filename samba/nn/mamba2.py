@@ -170,7 +170,8 @@ def softplus_dt(dt: Tensor, dt_bias: Tensor, dt_limit: tuple[float, float]) -> T
 
 def _fused_path_enabled(u: Tensor) -> bool:
     """The fused Mamba2 Function (samba.nn.mamba_fused) applies to the block input u: switched on
-    (SAMBA_FUSED_MAMBA, default 1), CUDA, not float64 (its kernels accumulate in float32), Triton and mamba_ssm importable.
+    (SAMBA_FUSED_MAMBA, default 1), CUDA, not float64 (its kernels accumulate in float32), Triton and mamba_ssm
+    importable.
 
     With our scan and norm backward it was the fastest train step measured (H200, eager, session 6: batch
     128 x 60 s 100.7 ms vs 108.5 ms for mamba_ssm layer by layer; docs/performance_log.md, section 5). Earlier

@@ -26,9 +26,7 @@ from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor
-
-from torch import nn
+from torch import Tensor, nn
 
 from ._mamba_ssm import require_mamba_ssm
 from ._triton import rows

@@ -25,20 +25,20 @@ tables (batch 64 x 60 s) show 5.5 ms forward and 17.2 ms backward over all of SA
 kernels_h200_*_ef126e4.txt), with far fewer launches: the batch-4 x 60-s train step fell from 34.5-40.4 to
 24.1 ms. In session 7 its CUDA tests ran to the end on an H200 and it became the default (SAMBA_TRITON_SCAN=0
 turns it off; samba.nn.mamba2.FAST_PATH_SWITCHES); with its forward at 4 warps and no chunk states stored under
-inference, SAMBA's inference at 60 s measured 1.51x BIOT's (results/bench_h200.json).
+inference, SAMBA's inference at 60 s measured 1.51x BIOT's (results/bench_h200_6b7f506.json).
 
-Two backwards (SAMBA_TRITON_SCAN_BWD): "walk" (the one measured above; three times the forward's time, and ptxas
-reports 592 B of register spills per thread at headdim 64) and "split" (the default since session 8), written
-after session 6's device time: a light reverse walk that only carries the state gradient (one (N x Q) @ (Q x P) product per
-chunk, no spills) and stores it per chunk, then one program per (sample, head, chunk), all independent, doing
-the chunk's full backward (36 B of spills). The split costs one more (b*h, chunks, N, P) float32 buffer and a
-second read of dt, C and dy; it fills the GPU where batch x heads is small (e.g. batch 4: 32 programs walk 120
-chunks each at 60 s, 1,200 at 600 s). Both share the chunk code (`_bwd_chunk`) and match in the interpreter.
+Three backwards (SAMBA_TRITON_SCAN_BWD). "walk": the one measured above; three times the forward's time, and
+ptxas reports 592 B of register spills per thread at headdim 64. "split" (the default since session 8), written
+after session 6's device time: a light reverse walk that only carries the state gradient (one (N x Q) @ (Q x P)
+product per chunk, no spills) and stores it per chunk, then one program per (sample, head, chunk), all
+independent, doing the chunk's full backward (36 B of spills at 8 warps). The split costs one more
+(b*h, chunks, N, P) float32 buffer and a second read of dt, C and dy; it fills the GPU where batch x heads is small (e.g. batch 4: 32 programs walk 120
+chunks each at 60 s, 1,200 at 600 s). All three share the chunk code (`_bwd_chunk`) and match in the interpreter.
 Measured in session 7 (H200, eager train step batch 128 x 60 s): walk at 8 warps 94.1 ms, split at 4 warps
 76.8 ms (SAMBA_TRITON_SCAN_BWD_LAUNCH). In session 8 its CUDA tests and the whole-model preflight passed at 4
 warps on an H200, and split at 4 warps became the default: the benchmark's 60-s train throughput went from
 88,691 to 111,330 EEG-s/s, the 10-minute batch-4 step from 128.8 to 69.8 ms (results/bench_h200_8c594ce.json).
-A third backward, "group" (opt-in, written after session 8's device time, checked in the interpreter only): the
+The third, "group" (opt-in, written after session 8's device time, checked in the interpreter only): the
 split's first pass, then one program per (sample, group, chunk) that runs the chunk's backward for each of the
 group's heads and sums their dB and dC on chip, writing them once in their final dtype. The split writes them per
 head in float32, (B, L, H, N), and torch sums each group's heads afterwards: at batch 128 x 60 s about 1 GB each
@@ -218,9 +218,9 @@ if triton is not None:
         for i in range(n_chunks):
             c = n_chunks - 1 - i
             h_in = tl.load(s_base + c * N * P + rn[:, None] * P + rp[None, :])  # (N, P) fp32
-            dstate, dA_c, dD_c, _, _ = _bwd_chunk(X, DT, Bm, Cm, DY, DX, DDT, DBH, DCH, b64, h, g, c, h_in, dstate, A_h, d,
-                                            rq, rp, rn, causal, L, H, sxb, sxl, sxh, sdb, sdl, sdh, sbb, sbl, sbg,
-                                            scb, scl, scg, syb, syl, syh, sob, sol, soh, HAS_D, Q, N)
+            dstate, dA_c, dD_c, _, _ = _bwd_chunk(X, DT, Bm, Cm, DY, DX, DDT, DBH, DCH, b64, h, g, c, h_in, dstate,
+                                                  A_h, d, rq, rp, rn, causal, L, H, sxb, sxl, sxh, sdb, sdl, sdh, sbb,
+                                                  sbl, sbg, scb, scl, scg, syb, syl, syh, sob, sol, soh, HAS_D, Q, N)
             dA_acc += dA_c
             dD_acc += dD_c
         tl.store(DAP + pid, tl.sum(dA_acc, axis=0))
@@ -264,9 +264,9 @@ if triton is not None:
         h_in = tl.load(s_base + off)
         dstate = tl.load(DS + pid.to(tl.int64) * n_chunks * N * P + off)
         d = _skip_weight(Dv, h, rp, HAS_D, D_PER_P, P)
-        _, dA_c, dD_c, _, _ = _bwd_chunk(X, DT, Bm, Cm, DY, DX, DDT, DBH, DCH, b64, h, g, c, h_in, dstate, A_h, d, rq,
-                                         rp, rn, causal, L, H, sxb, sxl, sxh, sdb, sdl, sdh, sbb, sbl, sbg, scb, scl, scg,
-                                         syb, syl, syh, sob, sol, soh, HAS_D, Q, N)
+        _, dA_c, dD_c, _, _ = _bwd_chunk(X, DT, Bm, Cm, DY, DX, DDT, DBH, DCH, b64, h, g, c, h_in, dstate, A_h, d,
+                                         rq, rp, rn, causal, L, H, sxb, sxl, sxh, sdb, sdl, sdh, sbb, sbl, sbg, scb,
+                                         scl, scg, syb, syl, syh, sob, sol, soh, HAS_D, Q, N)
         part = pid.to(tl.int64) * n_chunks + c
         tl.store(DAP + part, tl.sum(dA_c, axis=0))
         tl.store(DDP + part * P + rp, dD_c)
@@ -359,7 +359,7 @@ def fwd_launch_config() -> dict:
 
 
 def bwd_launch_config(mode: str | None = None) -> dict:
-    """Launch options of the backward's heavy kernels (the walk, or the split's per-chunk kernel):
+    """Launch options of the backward's heavy kernels (the walk, or the split's or group's per-chunk kernel):
     SAMBA_TRITON_SCAN_BWD_LAUNCH="warps,stages[,maxnreg]" (default BWD_LAUNCH_DEFAULT[mode], mode defaulting
     to `_bwd_mode()`: see the table above NUM_WARPS; scripts/gpu/session7.sh PART=c measures alternatives)."""
     return launch_config("SAMBA_TRITON_SCAN_BWD_LAUNCH", BWD_LAUNCH_DEFAULT[mode or _bwd_mode()])
