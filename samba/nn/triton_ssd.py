@@ -27,24 +27,24 @@ kernels_h200_*_ef126e4.txt), with far fewer launches: the batch-4 x 60-s train s
 turns it off; samba.nn.mamba2.FAST_PATH_SWITCHES); with its forward at 4 warps and no chunk states stored under
 inference, SAMBA's inference at 60 s measured 1.51x BIOT's (results/bench_h200_6b7f506.json).
 
-Three backwards (SAMBA_TRITON_SCAN_BWD). "walk": the one measured above; three times the forward's time, and
-ptxas reports 592 B of register spills per thread at headdim 64. "split" (the default since session 8), written
-after session 6's device time: a light reverse walk that only carries the state gradient (one (N x Q) @ (Q x P)
-product per chunk, no spills) and stores it per chunk, then one program per (sample, head, chunk), all
-independent, doing the chunk's full backward (36 B of spills at 8 warps). The split costs one more
-(b*h, chunks, N, P) float32 buffer and a second read of dt, C and dy; it fills the GPU where batch x heads is small (e.g. batch 4: 32 programs walk 120
-chunks each at 60 s, 1,200 at 600 s). All three share the chunk code (`_bwd_chunk`) and match in the interpreter.
-Measured in session 7 (H200, eager train step batch 128 x 60 s): walk at 8 warps 94.1 ms, split at 4 warps
-76.8 ms (SAMBA_TRITON_SCAN_BWD_LAUNCH). In session 8 its CUDA tests and the whole-model preflight passed at 4
-warps on an H200, and split at 4 warps became the default: the benchmark's 60-s train throughput went from
-88,691 to 111,330 EEG-s/s, the 10-minute batch-4 step from 128.8 to 69.8 ms (results/bench_h200_8c594ce.json).
-The third, "group" (opt-in, written after session 8's device time, checked in the interpreter only): the
-split's first pass, then one program per (sample, group, chunk) that runs the chunk's backward for each of the
-group's heads and sums their dB and dC on chip, writing them once in their final dtype. The split writes them per
-head in float32, (B, L, H, N), and torch sums each group's heads afterwards: at batch 128 x 60 s about 1 GB each
-for the bottleneck's 128 heads (8 per group), 0.5 GB each at enc1. The price: ptxas (sm_90, offline) reports
-1,980 B of spills per thread at headdim 64 and 4 warps (the split's kernel: 332 B), 436 B at headdim 16 (split:
-none); scripts/gpu/sweep_settings.py measures it before any default.
+Three backwards (SAMBA_TRITON_SCAN_BWD). "walk": the one measured above; three times the forward's time, and ptxas
+reports 592 B of register spills per thread at headdim 64. "split" (the default since session 8), written after
+session 6's device time: a light reverse walk that only carries the state gradient (one (N x Q) @ (Q x P) product per
+chunk, no spills) and stores it per chunk, then one program per (sample, head, chunk), all independent, doing the
+chunk's full backward (36 B of spills at 8 warps). The split costs one more (b*h, chunks, N, P) float32 buffer and a
+second read of dt, C and dy; it fills the GPU where batch x heads is small (e.g. batch 4: 32 programs walk 120 chunks
+each at 60 s, 1,200 at 600 s). All three share the chunk code (`_bwd_chunk`) and match in the interpreter. Measured in
+session 7 (H200, eager train step batch 128 x 60 s): walk at 8 warps 94.1 ms, split at 4 warps 76.8 ms
+(SAMBA_TRITON_SCAN_BWD_LAUNCH). In session 8 its CUDA tests and the whole-model preflight passed at 4 warps on an
+H200, and split at 4 warps became the default: the benchmark's 60-s train throughput went from 88,691 to 111,330
+EEG-s/s, the 10-minute batch-4 step from 128.8 to 69.8 ms (results/bench_h200_8c594ce.json).
+The third, "group" (opt-in, written after session 8's device time, checked in the interpreter only): the split's first
+pass, then one program per (sample, group, chunk) that runs the chunk's backward for each of the group's heads and
+sums their dB and dC on chip, writing them once in their final dtype. The split writes them per head in float32,
+(B, L, H, N), and torch sums each group's heads afterwards: at batch 128 x 60 s about 1 GB each for the bottleneck's 128
+heads (8 per group), 0.5 GB each at enc1. The price: ptxas (sm_90, offline) reports 1,980 B of spills per thread at
+headdim 64 and 4 warps (the split's kernel: 332 B), 436 B at headdim 16 (split: none); scripts/gpu/sweep_settings.py
+measures it before any default.
 """
 
 from __future__ import annotations
