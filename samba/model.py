@@ -49,7 +49,7 @@ from torch.utils.checkpoint import checkpoint, set_checkpoint_early_stop
 
 from .nn.cdse import CDSE, InverseCDSE, capturing
 from .nn.diff_mamba import DiffMamba, DiffMambaLoop
-from .nn.fast_ops import upsample_concat
+from .nn.fast_ops import channels_last, upsample_concat
 from .nn.mamba2 import Mamba2
 
 __all__ = ["SAMBAConfig", "SAMBA", "MambaBlock"]
@@ -135,6 +135,15 @@ class MambaBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, L, D)
         return x + self.mamba(x)
+
+
+def _conv_weight(w: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """The embedding conv's weight (c_out, c_in, k), channel-contiguous with SAMBA_CHANNELS_LAST=1 on CUDA: cuDNN
+    then runs the conv in NHWC and returns a channel-contiguous output, a layout the rest of the U-Net keeps
+    (`samba.nn.fast_ops.channels_last`); the values are the same."""
+    if x.is_cuda and channels_last():
+        return w.transpose(1, 2).contiguous().transpose(1, 2)
+    return w
 
 
 def conv(c_in: int, c_out: int, k: int) -> nn.Conv1d:
@@ -233,9 +242,9 @@ class SAMBA(nn.Module):
         fused = torch.einsum("dok,boc->bdck", K, W.to(K.dtype))  # (Bw, embed_dim, C, kmax)
         B, C, T = x.shape
         if fused.shape[0] == 1:
-            return F.conv1d(x, fused[0], bias, padding=kmax // 2)
+            return F.conv1d(x, _conv_weight(fused[0], x), bias, padding=kmax // 2)
         # one montage per sample: grouped conv with the batch as groups
-        out = F.conv1d(x.reshape(1, B * C, T), fused.reshape(-1, C, kmax), bias.repeat(B),
+        out = F.conv1d(x.reshape(1, B * C, T), _conv_weight(fused.reshape(-1, C, kmax), x), bias.repeat(B),
                        padding=kmax // 2, groups=B)
         return out.view(B, -1, T)
 

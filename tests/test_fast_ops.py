@@ -248,6 +248,36 @@ def test_triton_kernels_match_reference_in_the_triton_interpreter(env):
     assert _worst_error_in_the_interpreter(_INTERPRETER_CHECK, **env) < 1e-5
 
 
+# The skip join with SAMBA_CHANNELS_LAST=1 (set by the test): channel-contiguous inputs read in place, the output
+# and h's gradient written channel-contiguous, the values those of the reference.
+_UPCAT_CHANNELS_LAST_CHECK = r"""
+import torch
+from samba.nn.triton_upsample import upsample_concat_triton
+from samba.nn.fast_ops import upsample_concat_ref
+torch.manual_seed(0)
+cl = lambda t: t.transpose(1, 2).contiguous().transpose(1, 2)  # same values, channel stride 1
+worst = 0.0
+for Cs, Cu, L in ((5, 7, 1), (16, 20, 3), (64, 128, 75)):
+    skip = cl(torch.randn(2, Cs, 2 * L)).requires_grad_(True)
+    h = cl(torch.randn(2, Cu, L)).requires_grad_(True)
+    out, ref = upsample_concat_triton(skip, h), upsample_concat_ref(skip, h)
+    assert out.stride(1) == 1, out.stride()
+    g = cl(torch.randn_like(ref))
+    ga, gr = torch.autograd.grad(out, [skip, h], g), torch.autograd.grad(ref, [skip, h], g)
+    assert ga[1].stride(1) == 1, ga[1].stride()
+    worst = max(worst, ((out - ref).abs().max() / ref.abs().max()).item(),
+                *[((a - r).abs().max() / r.abs().max()).item() for a, r in zip(ga, gr)])
+    g = torch.randn_like(ref).contiguous()  # a time-contiguous gradient: dh comes back time-contiguous
+    ga, gr = torch.autograd.grad(upsample_concat_triton(skip, h), [skip, h], g), torch.autograd.grad(ref, [skip, h], g)
+    worst = max(worst, *[((a - r).abs().max() / r.abs().max()).item() for a, r in zip(ga, gr)])
+print(worst)
+"""
+
+
+def test_upsample_concat_channels_last_in_the_triton_interpreter():
+    assert _worst_error_in_the_interpreter(_UPCAT_CHANNELS_LAST_CHECK, SAMBA_CHANNELS_LAST="1") < 1e-6
+
+
 # Shared by the two fused-block checks below (run in the interpreter's subprocess, after `torch` and
 # `samba.nn.mamba_fused as mf` are imported): the fused Function against the Mamba2 module it replaces.
 _FUSED_VS_LAYER = r"""
@@ -394,14 +424,15 @@ def test_triton_upsample_concat_kernels_compile_for_hopper():
 
     from samba.nn import triton_upsample as tu
 
-    const = {"BC": tu.BLOCK_C, "BT": tu.BLOCK_T}
     i32 = {n: "i32" for n in ("Cs", "Cu", "L")}
     fwd = {"skip_ptr": "*bf16", "h_ptr": "*bf16", "out_ptr": "*bf16", **i32,
-           **{n: "i64" for n in ("ssb", "ssc", "shb", "shc", "sob", "soc")}}
-    bwd = {"g_ptr": "*bf16", "dh_ptr": "*bf16", **i32, **{n: "i64" for n in ("sgb", "sgc", "sgt", "sdb", "sdc")}}
-    for fn, sig in ((tu._upcat_fwd_kernel, fwd), (tu._upcat_bwd_kernel, bwd)):
-        src = ASTSource(fn=fn, signature={**sig, **{k: "constexpr" for k in const}}, constexprs=const)
-        assert ".target sm_90" in triton.compile(src, target=GPUTarget("cuda", 90, 32)).asm["ptx"]
+           **{n: "i64" for n in ("ssb", "ssc", "sst", "shb", "shc", "sht", "sob", "soc", "sot")}}
+    bwd = {"g_ptr": "*bf16", "dh_ptr": "*bf16", **i32,
+           **{n: "i64" for n in ("sgb", "sgc", "sgt", "sdb", "sdc", "sdt")}}
+    for const in ({"BC": tu.BLOCK_C, "BT": tu.BLOCK_T}, {"BC": tu.BLOCK_C_CL, "BT": tu.BLOCK_T_CL}):  # both layouts
+        for fn, sig in ((tu._upcat_fwd_kernel, fwd), (tu._upcat_bwd_kernel, bwd)):
+            src = ASTSource(fn=fn, signature={**sig, **{k: "constexpr" for k in const}}, constexprs=const)
+            assert ".target sm_90" in triton.compile(src, target=GPUTarget("cuda", 90, 32)).asm["ptx"]
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")

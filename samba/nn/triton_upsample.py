@@ -13,6 +13,11 @@ transpose
 (the clamps are the edge replication of ``F.interpolate(mode="linear", align_corners=False)``).
 The reference is `samba.nn.fast_ops.upsample_concat_ref`; the tests compare both in Triton's CPU interpreter
 and compile the kernels for sm_90 without a GPU.
+
+Layouts: by default the inputs are made time-contiguous and the output is (B, C, 2L) contiguous. With
+SAMBA_CHANNELS_LAST=1 (`samba.nn.fast_ops.channels_last`) and channel-contiguous inputs (the transposed outputs of
+the Mamba blocks and the channels-last convs), they are read as they are and the output is written channels-last
+too, with tiles that run along the channels.
 """
 
 from __future__ import annotations
@@ -21,17 +26,19 @@ import torch
 from torch import Tensor
 
 from ._triton import available, tl, triton, unit_last_stride
+from .fast_ops import channels_last
 
 __all__ = ["available", "upsample_concat_triton"]
 
 BLOCK_C = 16
 BLOCK_T = 128
+BLOCK_C_CL, BLOCK_T_CL = 64, 32  # channels-last layout: the tile's contiguous axis is the channels
 
 
 if triton is not None:
 
     @triton.jit
-    def _upcat_fwd_kernel(skip_ptr, h_ptr, out_ptr, Cs, Cu, L, ssb, ssc, shb, shc, sob, soc,
+    def _upcat_fwd_kernel(skip_ptr, h_ptr, out_ptr, Cs, Cu, L, ssb, ssc, sst, shb, shc, sht, sob, soc, sot,
                           BC: tl.constexpr, BT: tl.constexpr):
         bi = tl.program_id(2).to(tl.int64)
         t = tl.program_id(0) * BT + tl.arange(0, BT)  # output time steps, 0 <= t < 2L
@@ -39,21 +46,21 @@ if triton is not None:
         mt = t < 2 * L
         m_out = (c < Cs + Cu)[:, None] & mt[None, :]
         is_skip = (c < Cs)[:, None]
-        sv = tl.load(skip_ptr + bi * ssb + c[:, None].to(tl.int64) * ssc + t[None, :],
+        sv = tl.load(skip_ptr + bi * ssb + c[:, None].to(tl.int64) * ssc + t[None, :].to(tl.int64) * sst,
                      mask=m_out & is_skip, other=0.0).to(tl.float32)
         cu = c - Cs  # channel of h
         m = t // 2
         nb = tl.minimum(tl.maximum(m + tl.where(t % 2 == 0, -1, 1), 0), L - 1)  # the neighbour, edge replicated
         m_h = m_out & (c >= Cs)[:, None]
         base = h_ptr + bi * shb + cu[:, None].to(tl.int64) * shc
-        hv = tl.load(base + m[None, :], mask=m_h, other=0.0).to(tl.float32)
-        hn = tl.load(base + nb[None, :], mask=m_h, other=0.0).to(tl.float32)
+        hv = tl.load(base + m[None, :].to(tl.int64) * sht, mask=m_h, other=0.0).to(tl.float32)
+        hn = tl.load(base + nb[None, :].to(tl.int64) * sht, mask=m_h, other=0.0).to(tl.float32)
         out = tl.where(is_skip, sv, 0.75 * hv + 0.25 * hn)
-        tl.store(out_ptr + bi * sob + c[:, None].to(tl.int64) * soc + t[None, :], out.to(out_ptr.dtype.element_ty),
-                 mask=m_out)
+        tl.store(out_ptr + bi * sob + c[:, None].to(tl.int64) * soc + t[None, :].to(tl.int64) * sot,
+                 out.to(out_ptr.dtype.element_ty), mask=m_out)
 
     @triton.jit
-    def _upcat_bwd_kernel(g_ptr, dh_ptr, Cs, Cu, L, sgb, sgc, sgt, sdb, sdc,
+    def _upcat_bwd_kernel(g_ptr, dh_ptr, Cs, Cu, L, sgb, sgc, sgt, sdb, sdc, sdt,
                           BC: tl.constexpr, BT: tl.constexpr):
         bi = tl.program_id(2).to(tl.int64)
         m = tl.program_id(0) * BT + tl.arange(0, BT)  # time steps of h, 0 <= m < L
@@ -66,21 +73,23 @@ if triton is not None:
         gp = tl.load(base + tl.maximum(t0 - 1, 0)[None, :] * sgt, mask=mask, other=0.0).to(tl.float32)
         gn = tl.load(base + tl.minimum(t0 + 2, 2 * L - 1)[None, :] * sgt, mask=mask, other=0.0).to(tl.float32)
         dh = 0.75 * (g0 + g1) + 0.25 * (gp + gn)
-        tl.store(dh_ptr + bi * sdb + cu[:, None].to(tl.int64) * sdc + m[None, :], dh.to(dh_ptr.dtype.element_ty),
-                 mask=mask)
+        tl.store(dh_ptr + bi * sdb + cu[:, None].to(tl.int64) * sdc + m[None, :].to(tl.int64) * sdt,
+                 dh.to(dh_ptr.dtype.element_ty), mask=mask)
 
 
 class _UpsampleConcat(torch.autograd.Function):
     @staticmethod
     def forward(ctx, skip: Tensor, h: Tensor) -> Tensor:
-        skip, h = unit_last_stride(skip), unit_last_stride(h)
+        cl = channels_last() and skip.stride(1) == 1 and h.stride(1) == 1
+        if not cl:
+            skip, h = unit_last_stride(skip), unit_last_stride(h)
         B, Cs, T = skip.shape
         Cu, L = h.shape[1], h.shape[2]
         dtype = torch.promote_types(skip.dtype, h.dtype)
-        out = torch.empty((B, Cs + Cu, T), device=h.device, dtype=dtype)
-        grid = (triton.cdiv(T, BLOCK_T), triton.cdiv(Cs + Cu, BLOCK_C), B)
-        _upcat_fwd_kernel[grid](skip, h, out, Cs, Cu, L, skip.stride(0), skip.stride(1), h.stride(0), h.stride(1),
-                                out.stride(0), out.stride(1), BC=BLOCK_C, BT=BLOCK_T)
+        out = _new(B, Cs + Cu, T, h.device, dtype, cl)
+        bc, bt = (BLOCK_C_CL, BLOCK_T_CL) if cl else (BLOCK_C, BLOCK_T)
+        grid = (triton.cdiv(T, bt), triton.cdiv(Cs + Cu, bc), B)
+        _upcat_fwd_kernel[grid](skip, h, out, Cs, Cu, L, *skip.stride(), *h.stride(), *out.stride(), BC=bc, BT=bt)
         ctx.meta = (Cs, Cu, L, skip.dtype, h.dtype)
         return out
 
@@ -88,11 +97,19 @@ class _UpsampleConcat(torch.autograd.Function):
     def backward(ctx, g: Tensor):
         Cs, Cu, L, skip_dtype, h_dtype = ctx.meta
         B = g.shape[0]
-        dh = torch.empty((B, Cu, L), device=g.device, dtype=h_dtype)
-        grid = (triton.cdiv(L, BLOCK_T), triton.cdiv(Cu, BLOCK_C), B)
-        _upcat_bwd_kernel[grid](g, dh, Cs, Cu, L, g.stride(0), g.stride(1), g.stride(2), dh.stride(0), dh.stride(1),
-                                BC=BLOCK_C, BT=BLOCK_T)
+        cl = channels_last() and g.stride(1) == 1
+        dh = _new(B, Cu, L, g.device, h_dtype, cl)
+        bc, bt = (BLOCK_C_CL, BLOCK_T_CL) if cl else (BLOCK_C, BLOCK_T)
+        grid = (triton.cdiv(L, bt), triton.cdiv(Cu, bc), B)
+        _upcat_bwd_kernel[grid](g, dh, Cs, Cu, L, *g.stride(), *dh.stride(), BC=bc, BT=bt)
         return g[:, :Cs].to(skip_dtype), dh
+
+
+def _new(B: int, C: int, T: int, device, dtype, channels_last: bool) -> Tensor:
+    """An empty (B, C, T) tensor, time-contiguous or (channels_last) channel-contiguous."""
+    if channels_last:
+        return torch.empty((B, T, C), device=device, dtype=dtype).transpose(1, 2)
+    return torch.empty((B, C, T), device=device, dtype=dtype)
 
 
 def upsample_concat_triton(skip: Tensor, h: Tensor) -> Tensor:

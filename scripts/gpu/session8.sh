@@ -29,9 +29,9 @@ if [ "${PART:-a}" = a ]; then
   echo "profile rc $? at $(since)"; grep -v Warn $OUT/profile.log | tail -4 | cut -c1-300
 fi
 #   PART=b bash scripts/gpu/session8.sh   (~7 min): the train step's kernel settings (scripts/gpu/sweep_settings.py:
-#     conv backward tiles and warps, gated-norm backward tiles and warps, the scan's group backward and its warps;
-#     eager, batch 128 x 60 s, one process), then at the winners the CUDA tests of those kernels and
-#     the preflight. Winners that pass both go to /tmp/best_env, and the preflight's log to /tmp/preflight.log, for
+#     conv backward tiles and warps, gated-norm backward tiles and warps, the scan's group backward and its warps,
+#     channel-contiguous activations; eager, batch 128 x 60 s, one process), then at the winners the CUDA tests of
+#     those kernels and the preflight. Winners that pass both go to /tmp/best_env, and the preflight's log to /tmp/preflight.log, for
 #     the benchmark on the same warm machine right after:
 #       source /tmp/best_env; PART=b CALL_S=... bash scripts/gpu/session7.sh
 if [ "${PART:-a}" = b ]; then
@@ -47,7 +47,7 @@ for r in map(json.loads, sys.stdin):
     ( source $OUT/sweep/best_env
       gpu_pytest gpu_tests_best.log ${TEST_S:-120} tests/test_gpu_backends.py tests/test_fast_ops.py -k "(causal_conv1d and cuda) or \
 gated_norm or (samba-enc and triton-triton) or (diff_mamba_on_the_triton and 0) or \
-(triton_scan_kernel_matches and (split or group))" )
+(triton_scan_kernel_matches and (split or group)) or (upsample_concat and cuda) or channels_last" )
     grep -q FAILED $OUT/gpu_tests_best.log || [ "$(grep -c PASSED $OUT/gpu_tests_best.log)" -lt 10 ] || \
       cp $OUT/sweep/best_env /tmp/best_env
   fi

@@ -7,7 +7,7 @@ once. For each variant: the eager bf16 train step (profile_step.make_step: forwa
 --batch x --seconds, median of --repeats after warm-up; and, as a guard against a variant that computes
 something else, the largest relative difference of any parameter gradient from the baseline's on a fixed
 batch-8 input (sum-order noise under bf16 is ~1e-3; a wrong kernel is O(1)). The baseline is the caller's
-environment. Each family (conv backward, norm backward, scan backward) keeps its fastest variant if it beats the
+environment. Each family (conv backward, norm backward, scan backward, layout) keeps its fastest variant if it beats the
 baseline by --margin, then the winners are timed together; the result goes to --out/sweep.json and, as shell
 assignments, to --out/best_env (empty when nothing won).
 
@@ -34,6 +34,8 @@ FAMILIES = {
              for t, lau in (("2048,8", "8,3"), ("4096,8", "8,3"), ("2048,16", "4,3"))],
     # the scan's group backward (dB, dC summed over a group's heads on chip; opt-in, unmeasured before session 9)
     "scan": [{"SAMBA_TRITON_SCAN_BWD": "group", "SAMBA_TRITON_SCAN_BWD_LAUNCH": lau} for lau in ("4,3", "8,3")],
+    # channel-contiguous U-Net activations (no cuDNN layout conversions; opt-in, unmeasured before session 9)
+    "layout": [{"SAMBA_CHANNELS_LAST": "1"}],
 }
 
 
