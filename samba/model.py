@@ -138,8 +138,8 @@ class MambaBlock(nn.Module):
 
 
 def _conv_weight(w: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """The embedding conv's weight (c_out, c_in, k), channel-contiguous with SAMBA_CHANNELS_LAST=1 on CUDA: cuDNN
-    then runs the conv in NHWC and returns a channel-contiguous output, a layout the rest of the U-Net keeps
+    """The embedding conv's weight (c_out, c_in, k), channel-contiguous with SAMBA_CHANNELS_LAST=1 on CUDA, so that
+    PyTorch asks cuDNN for NHWC and a channel-contiguous output, the layout the rest of the U-Net is to keep
     (`samba.nn.fast_ops.channels_last`); the values are the same."""
     if x.is_cuda and channels_last():
         return w.transpose(1, 2).contiguous().transpose(1, 2)
