@@ -132,9 +132,9 @@ def channels_last() -> bool:
     """SAMBA_CHANNELS_LAST=1 (opt-in; default 0): on CUDA, keep the U-Net's (B, C, T) activations channel-contiguous
     in memory. The fused embedding conv gets a channel-contiguous weight, so that PyTorch asks cuDNN for NHWC
     there (it does when the input or the weight is channels-last) and, through their inputs, for the convs after
-    it; the skip join reads and writes that layout. Why: in session 8's kernel
-    table (batch 128 x 60 s, H200) cuDNN's NCHW <-> NHWC conversions were 2.75 ms of the step, and the skip join
-    copied its channel-contiguous inputs first. Not yet measured on a GPU; the result does not depend on it."""
+    it; the skip join reads and writes that layout. Why: in session 8's kernel table (batch 128 x 60 s, H200)
+    cuDNN's NCHW <-> NHWC conversions were 2.75 ms of the step, and the skip join copied its channel-contiguous
+    inputs first. Not yet measured on a GPU; the result does not depend on it."""
     import os
 
     return os.environ.get("SAMBA_CHANNELS_LAST", "0") == "1"

@@ -86,8 +86,7 @@ class _UpsampleConcat(torch.autograd.Function):
         B, Cs, T = skip.shape
         Cu, L = h.shape[1], h.shape[2]
         dtype = torch.promote_types(skip.dtype, h.dtype)
-        out = _new(B, Cs + Cu, T, h.device, dtype, cl)
-        bc, bt = (BLOCK_C_CL, BLOCK_T_CL) if cl else (BLOCK_C, BLOCK_T)
+        out, (bc, bt) = _new(B, Cs + Cu, T, h.device, dtype, cl)
         grid = (triton.cdiv(T, bt), triton.cdiv(Cs + Cu, bc), B)
         _upcat_fwd_kernel[grid](skip, h, out, Cs, Cu, L, *skip.stride(), *h.stride(), *out.stride(), BC=bc, BT=bt)
         ctx.meta = (Cs, Cu, L, skip.dtype, h.dtype)
@@ -98,18 +97,18 @@ class _UpsampleConcat(torch.autograd.Function):
         Cs, Cu, L, skip_dtype, h_dtype = ctx.meta
         B = g.shape[0]
         cl = channels_last() and g.stride(1) == 1
-        dh = _new(B, Cu, L, g.device, h_dtype, cl)
-        bc, bt = (BLOCK_C_CL, BLOCK_T_CL) if cl else (BLOCK_C, BLOCK_T)
+        dh, (bc, bt) = _new(B, Cu, L, g.device, h_dtype, cl)
         grid = (triton.cdiv(L, bt), triton.cdiv(Cu, bc), B)
         _upcat_bwd_kernel[grid](g, dh, Cs, Cu, L, *g.stride(), *dh.stride(), BC=bc, BT=bt)
         return g[:, :Cs].to(skip_dtype), dh
 
 
-def _new(B: int, C: int, T: int, device, dtype, channels_last: bool) -> Tensor:
-    """An empty (B, C, T) tensor, time-contiguous or (channels_last) channel-contiguous."""
-    if channels_last:
-        return torch.empty((B, T, C), device=device, dtype=dtype).transpose(1, 2)
-    return torch.empty((B, C, T), device=device, dtype=dtype)
+def _new(B: int, C: int, T: int, device, dtype, cl: bool) -> tuple[Tensor, tuple[int, int]]:
+    """An empty (B, C, T) tensor, time-contiguous or (cl) channel-contiguous, and the (channel, time) tile that
+    runs along its contiguous axis."""
+    if cl:
+        return torch.empty((B, T, C), device=device, dtype=dtype).transpose(1, 2), (BLOCK_C_CL, BLOCK_T_CL)
+    return torch.empty((B, C, T), device=device, dtype=dtype), (BLOCK_C, BLOCK_T)
 
 
 def upsample_concat_triton(skip: Tensor, h: Tensor) -> Tensor:

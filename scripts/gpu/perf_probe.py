@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from profile_step import make_step, montage_1020, time_step  # noqa: E402
+from profile_step import cuda_setup, make_step, time_step  # noqa: E402
 
 
 def timed(fn, repeats=10, warmup=2):
@@ -32,14 +32,11 @@ def main():
     p.add_argument("--modes", nargs="+", default=["train", "infer"], help="eager part: which steps")
     args = p.parse_args()
     over = json.loads(args.config)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     from samba import SAMBA, SAMBAConfig
     from samba.graphs import GraphedInference, GraphedTrainStep
     from samba.nn.mamba2 import fast_path_switches
 
-    dev = torch.device("cuda")
-    coords = montage_1020(dev)
+    out, dev, coords = cuda_setup(args.out)
     rows = []
 
     def emit(**row):

@@ -17,11 +17,15 @@ from pathlib import Path
 import torch
 
 
-def montage_1020(dev):
-    """The benchmark's 19 electrodes (10-20) as (19, 3) coordinates on `dev`."""
+def cuda_setup(out_dir: str):
+    """The GPU scripts' common start: the output folder (created), the CUDA device, and the benchmark's 19
+    electrodes (10-20) as (19, 3) coordinates on it."""
     from samba.montage import DEVICE_PRESETS, positions
 
-    return torch.from_numpy(positions(list(DEVICE_PRESETS["10-20"]))).to(dev)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    dev = torch.device("cuda")
+    return out, dev, torch.from_numpy(positions(list(DEVICE_PRESETS["10-20"]))).to(dev)
 
 
 def make_step(model, x, coords, mode):
@@ -72,12 +76,9 @@ def main():
     p.add_argument("--config", default="{}", help="JSON of SAMBAConfig overrides")
     p.add_argument("--stacks", action="store_true", help="also a table of kernels by Python call site")
     args = p.parse_args()
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     from samba import SAMBA, SAMBAConfig
 
-    dev = torch.device("cuda")
-    coords = montage_1020(dev)
+    out, dev, coords = cuda_setup(args.out)
     T = int(args.seconds * 128)
     rows = []
     for be in args.backend:

@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from profile_step import make_step, montage_1020, time_step  # noqa: E402
+from profile_step import cuda_setup, make_step, time_step  # noqa: E402
 
 FAMILIES = {
     # tile "BL,BC" : launch "warps,stages" (ptxas spills per thread at sm_90, offline: 64,64 at 4 warps 584 B,
@@ -48,12 +48,9 @@ def main():
     p.add_argument("--margin", type=float, default=0.02, help="a family's winner must be this much faster")
     p.add_argument("--families", nargs="+", default=list(FAMILIES))
     args = p.parse_args()
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     from samba import SAMBA, SAMBAConfig
 
-    dev = torch.device("cuda")
-    coords = montage_1020(dev)
+    out, dev, coords = cuda_setup(args.out)
     T = int(args.seconds * 128)
     torch.manual_seed(0)
     model = SAMBA(SAMBAConfig(backend="mamba_ssm")).to(dev)
