@@ -35,7 +35,7 @@ fi
 #     the benchmark on the same warm machine right after:
 #       source /tmp/best_env; PART=b CALL_S=... bash scripts/gpu/session7.sh
 if [ "${PART:-a}" = b ]; then
-  timeout ${SWEEP_S:-200} python3 scripts/gpu/sweep_settings.py --out $OUT/sweep > $OUT/sweep.log 2>&1
+  timeout ${SWEEP_S:-200} python3 scripts/gpu/sweep_settings.py --out $OUT/sweep --families ${SWEEP_FAMILIES:-scan layout norm conv} > $OUT/sweep.log 2>&1
   echo "sweep rc $? at $(since)"
   grep '^{' $OUT/sweep.log | python3 -c "
 import sys, json
