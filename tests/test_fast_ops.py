@@ -603,6 +603,31 @@ def test_triton_scan_backward_mode_is_checked(monkeypatch):
         ts._bwd_mode()
 
 
+def test_narrow_heads_take_their_own_backward_settings(monkeypatch):
+    """SAMBA_TRITON_SCAN_BWD_NARROW[_LAUNCH] apply to heads of headdim <= 16 only; unset, those heads follow the
+    wide heads' settings (and the benchmark records both)."""
+    from samba.nn import triton_ssd as ts
+
+    for k in ("SAMBA_TRITON_SCAN_BWD", "SAMBA_TRITON_SCAN_BWD_LAUNCH", "SAMBA_TRITON_SCAN_BWD_NARROW",
+              "SAMBA_TRITON_SCAN_BWD_NARROW_LAUNCH"):
+        monkeypatch.delenv(k, raising=False)
+    monkeypatch.setenv("SAMBA_TRITON_SCAN_BWD", "walk")
+    monkeypatch.setenv("SAMBA_TRITON_SCAN_BWD_LAUNCH", "8,2")
+    assert ts._bwd_mode(16) == ts._bwd_mode(64) == "walk"
+    assert ts.bwd_launch_config(headdim=16) == ts.bwd_launch_config(headdim=64) == {"num_warps": 8, "num_stages": 2}
+    monkeypatch.setenv("SAMBA_TRITON_SCAN_BWD_NARROW", "group")
+    monkeypatch.setenv("SAMBA_TRITON_SCAN_BWD_NARROW_LAUNCH", "2,3")
+    assert (ts._bwd_mode(16), ts._bwd_mode(32), ts._bwd_mode()) == ("group", "walk", "walk")
+    assert ts.bwd_launch_config(headdim=16) == {"num_warps": 2, "num_stages": 3}
+    assert ts.bwd_launch_config(headdim=64) == {"num_warps": 8, "num_stages": 2}
+    rec = ts.launch_settings()
+    assert (rec["triton_scan_backward"], rec["triton_scan_backward_narrow"]) == ("walk", "group")
+    assert rec["triton_scan_backward_narrow_launch"] == "2,3"
+    monkeypatch.setenv("SAMBA_TRITON_SCAN_BWD_NARROW", "chunked")
+    with pytest.raises(ValueError, match="SAMBA_TRITON_SCAN_BWD_NARROW must be"):
+        ts._bwd_mode(16)
+
+
 _LAUNCH_KNOBS = [("SAMBA_TRITON_SCAN_FWD", "triton_ssd", "fwd_launch_config", "FWD_LAUNCH_DEFAULT"),
                  ("SAMBA_TRITON_SCAN_BWD_LAUNCH", "triton_ssd", "bwd_launch_config", "BWD_LAUNCH_DEFAULT"),
                  ("SAMBA_TRITON_CONV_BWD_LAUNCH", "triton_conv", "bwd_config", "BWD_LAUNCH_DEFAULT"),

@@ -358,11 +358,16 @@ def fwd_launch_config() -> dict:
     return launch_config("SAMBA_TRITON_SCAN_FWD", FWD_LAUNCH_DEFAULT)
 
 
-def bwd_launch_config(mode: str | None = None) -> dict:
+def bwd_launch_config(mode: str | None = None, headdim: int | None = None) -> dict:
     """Launch options of the backward's heavy kernels (the walk, or the split's or group's per-chunk kernel):
     SAMBA_TRITON_SCAN_BWD_LAUNCH="warps,stages[,maxnreg]" (default BWD_LAUNCH_DEFAULT[mode], mode defaulting
-    to `_bwd_mode()`: see the table above NUM_WARPS; scripts/gpu/session7.sh PART=c measures alternatives)."""
-    return launch_config("SAMBA_TRITON_SCAN_BWD_LAUNCH", BWD_LAUNCH_DEFAULT[mode or _bwd_mode()])
+    to `_bwd_mode(headdim)`: see the table above NUM_WARPS; scripts/gpu/session7.sh PART=c measures alternatives).
+    For narrow heads (``headdim`` <= NARROW_HEADDIM) SAMBA_TRITON_SCAN_BWD_NARROW_LAUNCH, when set, comes first."""
+    mode = mode or _bwd_mode(headdim)
+    narrow = os.environ.get("SAMBA_TRITON_SCAN_BWD_NARROW_LAUNCH", "").strip()
+    if narrow and headdim is not None and headdim <= NARROW_HEADDIM:
+        return launch_config("SAMBA_TRITON_SCAN_BWD_NARROW_LAUNCH", BWD_LAUNCH_DEFAULT[mode])
+    return launch_config("SAMBA_TRITON_SCAN_BWD_LAUNCH", BWD_LAUNCH_DEFAULT[mode])
 
 
 def min_programs() -> int:
@@ -376,25 +381,37 @@ def min_programs() -> int:
 
 def launch_settings() -> dict:
     """The scan's settings as a benchmark records them: {"triton_scan_forward": "warps,stages[,maxnreg]",
-    "triton_scan_backward": "walk" | "split", "triton_scan_backward_launch": "warps,stages[,maxnreg]"}
-    (SAMBA_TRITON_SCAN_FWD, SAMBA_TRITON_SCAN_BWD, SAMBA_TRITON_SCAN_BWD_LAUNCH), "triton_scan_min_programs":
+    "triton_scan_backward": "walk" | "split" | "group", "triton_scan_backward_launch": "warps,stages[,maxnreg]"}
+    (SAMBA_TRITON_SCAN_FWD, SAMBA_TRITON_SCAN_BWD, SAMBA_TRITON_SCAN_BWD_LAUNCH), the same two for narrow heads
+    ("triton_scan_backward_narrow[_launch]": SAMBA_TRITON_SCAN_BWD_NARROW[_LAUNCH]), "triton_scan_min_programs":
     int (SAMBA_TRITON_SCAN_MIN_PROGRAMS)."""
     return {"triton_scan_forward": as_setting(fwd_launch_config()), "triton_scan_backward": _bwd_mode(),
-            "triton_scan_backward_launch": as_setting(bwd_launch_config()), "triton_scan_min_programs": min_programs()}
+            "triton_scan_backward_launch": as_setting(bwd_launch_config()),
+            "triton_scan_backward_narrow": _bwd_mode(NARROW_HEADDIM),
+            "triton_scan_backward_narrow_launch": as_setting(bwd_launch_config(headdim=NARROW_HEADDIM)),
+            "triton_scan_min_programs": min_programs()}
 
 
 BWD_MODE_DEFAULT = "split"
 BWD_MODES = ("walk", "split", "group")
+# Narrow heads (headdim <= 16: the bottleneck's differential Mamba, 128 heads of 16 at the paper's defaults) do a
+# quarter of a 64-wide head's work per (Q x Q) tile, so their best backward and launch may differ: each can be set
+# on its own (SAMBA_TRITON_SCAN_BWD_NARROW, SAMBA_TRITON_SCAN_BWD_NARROW_LAUNCH; unset: as the wide heads).
+NARROW_HEADDIM = 16
 
 
-def _bwd_mode() -> str:
+def _bwd_mode(headdim: int | None = None) -> str:
     """SAMBA_TRITON_SCAN_BWD: "split" (default: a light reverse walk for the state gradients, then every chunk in
     parallel; see the module docstring), "walk" (one program per (sample, head); the benchmarks up to session 7)
     or "group" (the split, with one program per (sample, group, chunk) that sums the group's heads' dB and dC on
-    chip; written after session 8's device time, not yet run on a GPU: opt-in)."""
-    mode = os.environ.get("SAMBA_TRITON_SCAN_BWD", BWD_MODE_DEFAULT).strip() or BWD_MODE_DEFAULT
+    chip; measured 1.7 % slower than the split over the whole train step in session 9: opt-in). For heads of
+    ``headdim`` <= NARROW_HEADDIM, SAMBA_TRITON_SCAN_BWD_NARROW when set."""
+    env = "SAMBA_TRITON_SCAN_BWD"
+    if headdim is not None and headdim <= NARROW_HEADDIM and os.environ.get(env + "_NARROW", "").strip():
+        env += "_NARROW"
+    mode = os.environ.get(env, BWD_MODE_DEFAULT).strip() or BWD_MODE_DEFAULT
     if mode not in BWD_MODES:
-        raise ValueError(f"SAMBA_TRITON_SCAN_BWD must be 'walk', 'split' or 'group', got {mode!r}")
+        raise ValueError(f"{env} must be 'walk', 'split' or 'group', got {mode!r}")
     return mode
 
 
@@ -402,11 +419,12 @@ def ssd_bwd(dy: Tensor, x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, 
             dx: Tensor | None = None, dB: Tensor | None = None, dC: Tensor | None = None, mode: str | None = None):
     """Backward kernels: (dx, ddt float32 (b, l, h), dA, dB, dC, dD). `dx`, `dB`, `dC` may be given as buffers
     to write into (e.g. slices of a larger input gradient; dx with unit last stride). ``mode``: "walk", "split" or
-    "group" (default: SAMBA_TRITON_SCAN_BWD, see `_bwd_mode`); all give the same gradients."""
-    mode = mode or _bwd_mode()
+    "group" (default: SAMBA_TRITON_SCAN_BWD, or SAMBA_TRITON_SCAN_BWD_NARROW for narrow heads: see `_bwd_mode`);
+    all give the same gradients."""
+    Bsz, L, H, P = x.shape
+    mode = mode or _bwd_mode(P)
     if mode not in BWD_MODES:
         raise ValueError(f"mode must be one of {BWD_MODES}, got {mode!r}")
-    Bsz, L, H, P = x.shape
     G, N = B.shape[2], B.shape[3]
     n_chunks = S.shape[1]
     dy = dy.contiguous()  # the forward's y layout
@@ -424,7 +442,7 @@ def ssd_bwd(dy: Tensor, x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, 
                B.stride(0), B.stride(1), B.stride(2), C.stride(0), C.stride(1), C.stride(2),
                dy.stride(0), dy.stride(1), dy.stride(2), dx.stride(0), dx.stride(1), dx.stride(2))
     flags = dict(HAS_D=D is not None, D_PER_P=D is not None and D.dim() == 2, Q=CHUNK, P=P, N=N,
-                 **bwd_launch_config(mode))
+                 **bwd_launch_config(mode, P))
     if mode == "walk":
         _ssd_bwd_kernel[(Bsz * H,)](x, dt, A, B, C, Dc, dy, S, dx, ddt, dBh, dCh, dAp, dDp, L, n_chunks, H, H // G,
                                     *strides, **flags)

@@ -47,7 +47,7 @@ for r in map(json.loads, sys.stdin):
     ( source $OUT/sweep/best_env
       gpu_pytest gpu_tests_best.log ${TEST_S:-120} tests/test_gpu_backends.py tests/test_fast_ops.py -k "(causal_conv1d and cuda) or \
 gated_norm or (samba-enc and triton-triton) or (diff_mamba_on_the_triton and 0) or \
-(triton_scan_kernel_matches and (split or group)) or (upsample_concat and cuda) or channels_last" )
+(triton_scan_kernel_matches and (split or group)) or narrow or (upsample_concat and cuda) or channels_last" )
     grep -q FAILED $OUT/gpu_tests_best.log || [ "$(grep -c PASSED $OUT/gpu_tests_best.log)" -lt 10 ] || \
       cp $OUT/sweep/best_env /tmp/best_env
   fi

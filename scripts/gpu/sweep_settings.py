@@ -32,8 +32,13 @@ FAMILIES = {
              for blk, lau in (("64,64", "8,3"), ("128,32", "8,3"), ("128,64", "8,3"), ("256,32", "8,3"))],
     "norm": [{"SAMBA_TRITON_NORM_BWD": t, "SAMBA_TRITON_NORM_BWD_LAUNCH": lau}
              for t, lau in (("2048,8", "8,3"), ("4096,8", "8,3"), ("2048,16", "4,3"))],
-    # the scan's group backward (dB, dC summed over a group's heads on chip; opt-in, unmeasured before session 9)
-    "scan": [{"SAMBA_TRITON_SCAN_BWD": "group", "SAMBA_TRITON_SCAN_BWD_LAUNCH": lau} for lau in ("4,3", "8,3")],
+    # the scan's group backward (dB, dC summed over a group's heads on chip): over every layer it measured slower
+    # than the split (session 9, call 1: 73.6 ms at 4 warps, 86.2 at 8, split 72.4), so now for the narrow heads
+    # only (the bottleneck's 128 heads of 16, where the split writes ~1 GB each of per-head dB, dC for torch to
+    # sum), and the split's warps there (ptxas, sm_90, headdim 16 spills per thread: split 4 / 8 warps none,
+    # 2 warps 600 B; group 4 / 8 warps 436 / 272 B, 2 warps 1,828 B)
+    "scan": [{"SAMBA_TRITON_SCAN_BWD_NARROW": m, "SAMBA_TRITON_SCAN_BWD_NARROW_LAUNCH": lau}
+             for m, lau in (("group", "4,3"), ("group", "8,3"), ("split", "8,3"))],
     # channel-contiguous U-Net activations (no cuDNN layout conversions; opt-in, unmeasured before session 9)
     "layout": [{"SAMBA_CHANNELS_LAST": "1"}],
 }
