@@ -45,10 +45,10 @@ for r in map(json.loads, sys.stdin):
   : > /tmp/best_env
   if [ -s $OUT/sweep/best_env ]; then
     ( source $OUT/sweep/best_env
-      gpu_pytest gpu_tests_best.log ${TEST_S:-120} tests/test_gpu_backends.py tests/test_fast_ops.py -k "(causal_conv1d and cuda) or \
+      gpu_pytest gpu_tests_best.log ${TEST_S:-120} tests/test_gpu_backends.py tests/test_fast_ops.py -k "${BEST_TESTS_K:-(causal_conv1d and cuda) or \
 gated_norm or (samba-enc and triton-triton) or (diff_mamba_on_the_triton and 0) or \
-(triton_scan_kernel_matches and (split or group)) or narrow or (upsample_concat and cuda) or channels_last" )
-    grep -q FAILED $OUT/gpu_tests_best.log || [ "$(grep -c PASSED $OUT/gpu_tests_best.log)" -lt 10 ] || \
+(triton_scan_kernel_matches and (split or group)) or narrow or (upsample_concat and cuda) or channels_last}" )
+    grep -q FAILED $OUT/gpu_tests_best.log || [ "$(grep -c PASSED $OUT/gpu_tests_best.log)" -lt ${MIN_PASSED:-10} ] || \
       cp $OUT/sweep/best_env /tmp/best_env
   fi
   echo "kept for the benchmark ($(since)):"; cat /tmp/best_env
