@@ -364,8 +364,7 @@ def bwd_launch_config(mode: str | None = None, headdim: int | None = None) -> di
     to `_bwd_mode(headdim)`: see the table above NUM_WARPS; scripts/gpu/session7.sh PART=c measures alternatives).
     For narrow heads (``headdim`` <= NARROW_HEADDIM) SAMBA_TRITON_SCAN_BWD_NARROW_LAUNCH, when set, comes first."""
     mode = mode or _bwd_mode(headdim)
-    narrow = os.environ.get("SAMBA_TRITON_SCAN_BWD_NARROW_LAUNCH", "").strip()
-    if narrow and headdim is not None and headdim <= NARROW_HEADDIM:
+    if _narrow(headdim) and os.environ.get("SAMBA_TRITON_SCAN_BWD_NARROW_LAUNCH", "").strip():
         return launch_config("SAMBA_TRITON_SCAN_BWD_NARROW_LAUNCH", BWD_LAUNCH_DEFAULT[mode])
     return launch_config("SAMBA_TRITON_SCAN_BWD_LAUNCH", BWD_LAUNCH_DEFAULT[mode])
 
@@ -394,22 +393,36 @@ def launch_settings() -> dict:
 
 BWD_MODE_DEFAULT = "split"
 BWD_MODES = ("walk", "split", "group")
-# Narrow heads (headdim <= 16: the bottleneck's differential Mamba, 128 heads of 16 at the paper's defaults) do a
-# quarter of a 64-wide head's work per (Q x Q) tile, so their best backward and launch may differ: each can be set
-# on its own (SAMBA_TRITON_SCAN_BWD_NARROW, SAMBA_TRITON_SCAN_BWD_NARROW_LAUNCH; unset: as the wide heads).
+# Narrow heads (headdim <= 16: the bottleneck's differential Mamba, 128 heads of 16 in groups of 8 at the paper's
+# defaults) do a quarter of a 64-wide head's work per (Q x Q) tile, so their best backward differs: "group", which
+# sums a group's heads' dB and dC on chip instead of writing (B, L, H, N) float32 buffers (~1 GB each at batch
+# 128 x 60 s) for torch to sum. Measured in session 9 (H200, eager bf16 train step, batch 128 x 60 s, one
+# process): split everywhere 70.76 / 70.27 ms; group for the narrow heads at 4 warps 68.87 ms, at 8 warps 75.03;
+# the split at 8 warps there 77.96; group for every head (session 9, call 1) 73.64 vs 72.39. Its CUDA tests and
+# the whole-model preflight passed at 4 warps, so it is the narrow heads' default (NARROW_MODE_DEFAULT).
+# SAMBA_TRITON_SCAN_BWD_NARROW and SAMBA_TRITON_SCAN_BWD_NARROW_LAUNCH set them on their own; when unset, an
+# explicit SAMBA_TRITON_SCAN_BWD / SAMBA_TRITON_SCAN_BWD_LAUNCH applies to every head.
 NARROW_HEADDIM = 16
+NARROW_MODE_DEFAULT = "group"
+
+
+def _narrow(headdim: int | None) -> bool:
+    return headdim is not None and headdim <= NARROW_HEADDIM
 
 
 def _bwd_mode(headdim: int | None = None) -> str:
     """SAMBA_TRITON_SCAN_BWD: "split" (default: a light reverse walk for the state gradients, then every chunk in
     parallel; see the module docstring), "walk" (one program per (sample, head); the benchmarks up to session 7)
     or "group" (the split, with one program per (sample, group, chunk) that sums the group's heads' dB and dC on
-    chip; measured 1.7 % slower than the split over the whole train step in session 9: opt-in). For heads of
-    ``headdim`` <= NARROW_HEADDIM, SAMBA_TRITON_SCAN_BWD_NARROW when set."""
-    env = "SAMBA_TRITON_SCAN_BWD"
-    if headdim is not None and headdim <= NARROW_HEADDIM and os.environ.get(env + "_NARROW", "").strip():
-        env += "_NARROW"
-    mode = os.environ.get(env, BWD_MODE_DEFAULT).strip() or BWD_MODE_DEFAULT
+    chip). Heads of ``headdim`` <= NARROW_HEADDIM: SAMBA_TRITON_SCAN_BWD_NARROW, else an explicit
+    SAMBA_TRITON_SCAN_BWD, else NARROW_MODE_DEFAULT ("group"; see the table above)."""
+    env, default = "SAMBA_TRITON_SCAN_BWD", BWD_MODE_DEFAULT
+    if _narrow(headdim):
+        if os.environ.get(env + "_NARROW", "").strip():
+            env += "_NARROW"
+        elif not os.environ.get(env, "").strip():
+            default = NARROW_MODE_DEFAULT
+    mode = os.environ.get(env, "").strip() or default
     if mode not in BWD_MODES:
         raise ValueError(f"{env} must be 'walk', 'split' or 'group', got {mode!r}")
     return mode
