@@ -146,9 +146,18 @@ def _conv_weight(w: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return w
 
 
+class _Conv1d(nn.Conv1d):
+    """nn.Conv1d (same parameters, same names) whose weight is passed channel-contiguous under
+    SAMBA_CHANNELS_LAST=1 on CUDA (`_conv_weight`): cuDNN keeps a channel-contiguous input's layout only when the
+    weight has it too (session 9, H200: a time-contiguous weight turned a channel-contiguous input back into NCW)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self._conv_forward(x, _conv_weight(self.weight, x), self.bias)
+
+
 def conv(c_in: int, c_out: int, k: int) -> nn.Conv1d:
     """'same'-padded Conv1d on ``(B, C, L)``."""
-    return nn.Conv1d(c_in, c_out, k, padding=k // 2)
+    return _Conv1d(c_in, c_out, k, padding=k // 2)
 
 
 class SAMBA(nn.Module):
@@ -190,7 +199,7 @@ class SAMBA(nn.Module):
         self.dec2 = conv(D1 + E3, E2, k)
         self.dec2_mamba = MambaBlock(E2, cfg)
         self.dec1 = conv(D0 + E2, E1, k)
-        self.head = nn.Conv1d(E1, O, 1)
+        self.head = _Conv1d(E1, O, 1)
         self.inverse_cdse = InverseCDSE(target, hidden=cfg.cdse_hidden)
 
     # ------------------------------------------------------------------ helpers
