@@ -51,7 +51,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from .nn.mamba2 import fast_path_switches
-from .nn.fast_ops import channels_last
 from .nn.triton_conv import launch_settings as conv_launch_settings
 from .nn.triton_norm import launch_settings as norm_launch_settings
 from .nn.triton_ssd import launch_settings as scan_launch_settings
@@ -786,7 +785,7 @@ def _run_bench(device, out, models, contexts_s, batches, quick, time_budget_s, s
             "samba_execution": ({"cuda_graphs": samba_graphs, "activation_checkpointing_train_from_s":
                                  SAMBA_CHECKPOINT_FROM_S,
                                  "activation_checkpointing_pieces": "one sample per piece",
-                                 **fast_path_switches(), "channels_last": channels_last(), **conv_launch_settings(),
+                                 **fast_path_switches(), **conv_launch_settings(),
                                  **(scan_launch_settings() if fast_path_switches()["triton_scan"] else {}),
                                  **(norm_launch_settings() if fast_path_switches()["triton_norm_backward"] else {})}
                                 if device == "cuda" else {"cuda_graphs": False}),

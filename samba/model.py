@@ -49,7 +49,7 @@ from torch.utils.checkpoint import checkpoint, set_checkpoint_early_stop
 
 from .nn.cdse import CDSE, InverseCDSE, capturing
 from .nn.diff_mamba import DiffMamba, DiffMambaLoop
-from .nn.fast_ops import channels_last, upsample_concat
+from .nn.fast_ops import upsample_concat
 from .nn.mamba2 import Mamba2
 
 __all__ = ["SAMBAConfig", "SAMBA", "MambaBlock"]
@@ -137,27 +137,9 @@ class MambaBlock(nn.Module):
         return x + self.mamba(x)
 
 
-def _conv_weight(w: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """The embedding conv's weight (c_out, c_in, k), channel-contiguous with SAMBA_CHANNELS_LAST=1 on CUDA, so that
-    PyTorch asks cuDNN for NHWC and a channel-contiguous output, the layout the rest of the U-Net is to keep
-    (`samba.nn.fast_ops.channels_last`); the values are the same."""
-    if x.is_cuda and channels_last():
-        return w.transpose(1, 2).contiguous().transpose(1, 2)
-    return w
-
-
-class _Conv1d(nn.Conv1d):
-    """nn.Conv1d (same parameters, same names) whose weight is passed channel-contiguous under
-    SAMBA_CHANNELS_LAST=1 on CUDA (`_conv_weight`): cuDNN keeps a channel-contiguous input's layout only when the
-    weight has it too (session 9, H200: a time-contiguous weight turned a channel-contiguous input back into NCW)."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self._conv_forward(x, _conv_weight(self.weight, x), self.bias)
-
-
 def conv(c_in: int, c_out: int, k: int) -> nn.Conv1d:
     """'same'-padded Conv1d on ``(B, C, L)``."""
-    return _Conv1d(c_in, c_out, k, padding=k // 2)
+    return nn.Conv1d(c_in, c_out, k, padding=k // 2)
 
 
 class SAMBA(nn.Module):
@@ -199,7 +181,7 @@ class SAMBA(nn.Module):
         self.dec2 = conv(D1 + E3, E2, k)
         self.dec2_mamba = MambaBlock(E2, cfg)
         self.dec1 = conv(D0 + E2, E1, k)
-        self.head = _Conv1d(E1, O, 1)
+        self.head = nn.Conv1d(E1, O, 1)
         self.inverse_cdse = InverseCDSE(target, hidden=cfg.cdse_hidden)
 
     # ------------------------------------------------------------------ helpers
@@ -251,9 +233,9 @@ class SAMBA(nn.Module):
         fused = torch.einsum("dok,boc->bdck", K, W.to(K.dtype))  # (Bw, embed_dim, C, kmax)
         B, C, T = x.shape
         if fused.shape[0] == 1:
-            return F.conv1d(x, _conv_weight(fused[0], x), bias, padding=kmax // 2)
+            return F.conv1d(x, fused[0], bias, padding=kmax // 2)
         # one montage per sample: grouped conv with the batch as groups
-        out = F.conv1d(x.reshape(1, B * C, T), _conv_weight(fused.reshape(-1, C, kmax), x), bias.repeat(B),
+        out = F.conv1d(x.reshape(1, B * C, T), fused.reshape(-1, C, kmax), bias.repeat(B),
                        padding=kmax // 2, groups=B)
         return out.view(B, -1, T)
 

@@ -128,18 +128,6 @@ def causal_conv1d_silu(x: Tensor, weight: Tensor, bias: Tensor | None, impl: str
     return _CausalConv1dSiLU.apply(x, w, bias)
 
 
-def channels_last() -> bool:
-    """SAMBA_CHANNELS_LAST=1 (opt-in; default 0): on CUDA, keep the U-Net's (B, C, T) activations channel-contiguous
-    in memory. The fused embedding conv gets a channel-contiguous weight, so that PyTorch asks cuDNN for NHWC
-    there (it does when the input or the weight is channels-last) and, through their inputs, for the convs after
-    it; the skip join reads and writes that layout. Why: in session 8's kernel table (batch 128 x 60 s, H200)
-    cuDNN's NCHW <-> NHWC conversions were 2.75 ms of the step, and the skip join copied its channel-contiguous
-    inputs first. Not yet measured on a GPU; the result does not depend on it."""
-    import os
-
-    return os.environ.get("SAMBA_CHANNELS_LAST", "0") == "1"
-
-
 def _triton_enabled(env: str, module: str) -> bool:
     """Triton importable for samba.nn.<module>, and not switched off by the environment variable ``env`` = 0."""
     import importlib

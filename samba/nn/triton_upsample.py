@@ -14,10 +14,10 @@ transpose
 The reference is `samba.nn.fast_ops.upsample_concat_ref`; the tests compare both in Triton's CPU interpreter
 and compile the kernels for sm_90 without a GPU.
 
-Layouts: by default the inputs are made time-contiguous and the output is (B, C, 2L) contiguous. With
-SAMBA_CHANNELS_LAST=1 (`samba.nn.fast_ops.channels_last`) and channel-contiguous inputs (the transposed outputs of
-the Mamba blocks and the channels-last convs), they are read as they are and the output is written channels-last
-too, with tiles that run along the channels.
+Layouts: the inputs are made time-contiguous and the output is (B, C, 2L) contiguous; the kernels take every
+stride. (A channel-contiguous variant for an opt-in channels-last U-Net was written in session 8 and removed in
+session 9: the whole model in that layout gave wrong parameter gradients on an H200 and no faster step;
+docs/performance_log.md, section 8.)
 """
 
 from __future__ import annotations
@@ -26,13 +26,11 @@ import torch
 from torch import Tensor
 
 from ._triton import available, tl, triton, unit_last_stride
-from .fast_ops import channels_last
 
 __all__ = ["available", "upsample_concat_triton"]
 
 BLOCK_C = 16
 BLOCK_T = 128
-BLOCK_C_CL, BLOCK_T_CL = 64, 32  # channels-last layout: the tile's contiguous axis is the channels
 
 
 if triton is not None:
@@ -80,15 +78,14 @@ if triton is not None:
 class _UpsampleConcat(torch.autograd.Function):
     @staticmethod
     def forward(ctx, skip: Tensor, h: Tensor) -> Tensor:
-        cl = channels_last() and skip.stride(1) == 1 and h.stride(1) == 1
-        if not cl:
-            skip, h = unit_last_stride(skip), unit_last_stride(h)
+        skip, h = unit_last_stride(skip), unit_last_stride(h)
         B, Cs, T = skip.shape
         Cu, L = h.shape[1], h.shape[2]
         dtype = torch.promote_types(skip.dtype, h.dtype)
-        out, (bc, bt) = _new(B, Cs + Cu, T, h.device, dtype, cl)
-        grid = (triton.cdiv(T, bt), triton.cdiv(Cs + Cu, bc), B)
-        _upcat_fwd_kernel[grid](skip, h, out, Cs, Cu, L, *skip.stride(), *h.stride(), *out.stride(), BC=bc, BT=bt)
+        out = torch.empty((B, Cs + Cu, T), device=h.device, dtype=dtype)
+        grid = (triton.cdiv(T, BLOCK_T), triton.cdiv(Cs + Cu, BLOCK_C), B)
+        _upcat_fwd_kernel[grid](skip, h, out, Cs, Cu, L, *skip.stride(), *h.stride(), *out.stride(), BC=BLOCK_C,
+                                BT=BLOCK_T)
         ctx.meta = (Cs, Cu, L, skip.dtype, h.dtype)
         return out
 
@@ -96,19 +93,10 @@ class _UpsampleConcat(torch.autograd.Function):
     def backward(ctx, g: Tensor):
         Cs, Cu, L, skip_dtype, h_dtype = ctx.meta
         B = g.shape[0]
-        cl = channels_last() and g.stride(1) == 1
-        dh, (bc, bt) = _new(B, Cu, L, g.device, h_dtype, cl)
-        grid = (triton.cdiv(L, bt), triton.cdiv(Cu, bc), B)
-        _upcat_bwd_kernel[grid](g, dh, Cs, Cu, L, *g.stride(), *dh.stride(), BC=bc, BT=bt)
+        dh = torch.empty((B, Cu, L), device=g.device, dtype=h_dtype)
+        grid = (triton.cdiv(L, BLOCK_T), triton.cdiv(Cu, BLOCK_C), B)
+        _upcat_bwd_kernel[grid](g, dh, Cs, Cu, L, *g.stride(), *dh.stride(), BC=BLOCK_C, BT=BLOCK_T)
         return g[:, :Cs].to(skip_dtype), dh
-
-
-def _new(B: int, C: int, T: int, device, dtype, cl: bool) -> tuple[Tensor, tuple[int, int]]:
-    """An empty (B, C, T) tensor, time-contiguous or (cl) channel-contiguous, and the (channel, time) tile that
-    runs along its contiguous axis."""
-    if cl:
-        return torch.empty((B, T, C), device=device, dtype=dtype).transpose(1, 2), (BLOCK_C_CL, BLOCK_T_CL)
-    return torch.empty((B, C, T), device=device, dtype=dtype), (BLOCK_C, BLOCK_T)
 
 
 def upsample_concat_triton(skip: Tensor, h: Tensor) -> Tensor:

@@ -7,7 +7,7 @@ once. For each variant: the eager bf16 train step (profile_step.make_step: forwa
 --batch x --seconds, median of --repeats after warm-up; and, as a guard against a variant that computes
 something else, the largest relative difference of any parameter gradient from the baseline's on a fixed
 batch-8 input (sum-order noise under bf16 is ~1e-3; a wrong kernel is O(1)). The baseline is the caller's
-environment. Each family (conv backward, norm backward, scan backward, layout) keeps its fastest variant if it beats the
+environment. Each family (conv backward, norm backward, scan backward) keeps its fastest variant if it beats the
 baseline by --margin, then the winners are timed together; the result goes to --out/sweep.json and, as shell
 assignments, to --out/best_env (empty when nothing won).
 
@@ -39,8 +39,6 @@ FAMILIES = {
     # 2 warps 600 B; group 4 / 8 warps 436 / 272 B, 2 warps 1,828 B)
     "scan": [{"SAMBA_TRITON_SCAN_BWD_NARROW": m, "SAMBA_TRITON_SCAN_BWD_NARROW_LAUNCH": lau}
              for m, lau in (("group", "4,3"), ("group", "8,3"), ("split", "8,3"))],
-    # channel-contiguous U-Net activations (no cuDNN layout conversions; opt-in, unmeasured before session 9)
-    "layout": [{"SAMBA_CHANNELS_LAST": "1"}],
 }
 
 
