@@ -38,13 +38,15 @@ session 7 (H200, eager train step batch 128 x 60 s): walk at 8 warps 94.1 ms, sp
 (SAMBA_TRITON_SCAN_BWD_LAUNCH). In session 8 its CUDA tests and the whole-model preflight passed at 4 warps on an
 H200, and split at 4 warps became the default: the benchmark's 60-s train throughput went from 88,691 to 111,330
 EEG-s/s, the 10-minute batch-4 step from 128.8 to 69.8 ms (results/bench_h200_8c594ce.json).
-The third, "group" (opt-in, written after session 8's device time, checked in the interpreter only): the split's first
-pass, then one program per (sample, group, chunk) that runs the chunk's backward for each of the group's heads and
-sums their dB and dC on chip, writing them once in their final dtype. The split writes them per head in float32,
-(B, L, H, N), and torch sums each group's heads afterwards: at batch 128 x 60 s about 1 GB each for the bottleneck's 128
-heads (8 per group), 0.5 GB each at enc1. The price: ptxas (sm_90, offline) reports 1,980 B of spills per thread at
-headdim 64 and 4 warps (the split's kernel: 332 B), 436 B at headdim 16 (split: none); scripts/gpu/sweep_settings.py
-measures it before any default.
+The third, "group" (written after session 8's device time): the split's first pass, then one program per
+(sample, group, chunk) that runs the chunk's backward for each of the group's heads and sums their dB and dC on
+chip, writing them once in their final dtype. The split writes them per head in float32, (B, L, H, N), and torch
+sums each group's heads afterwards: at batch 128 x 60 s about 1 GB each for the bottleneck's 128 heads (8 per
+group), 0.5 GB each at enc1. The price: ptxas (sm_90, offline) reports 1,980 B of spills per thread at headdim 64
+and 4 warps (the split's kernel: 332 B), 436 B at headdim 16 (split: none). Measured in session 9 (H200): slower
+than the split over every head, faster for the narrow heads only, where it is the default (NARROW_MODE_DEFAULT,
+see the table above it); the benchmark's 60-s train throughput went from 118,829 to 122,023 EEG-s/s at batch 256
+(results/bench_h200.json).
 """
 
 from __future__ import annotations
