@@ -14,8 +14,9 @@ transpose
 The reference is `samba.nn.fast_ops.upsample_concat_ref`; the tests compare both in Triton's CPU interpreter
 and compile the kernels for sm_90 without a GPU.
 
-Layouts: the inputs are made time-contiguous and the output is (B, C, 2L) contiguous; the kernels take every
-stride. (A channel-contiguous variant for an opt-in channels-last U-Net was written in session 8 and removed in
+Layouts: the inputs are made time-contiguous (a channel-contiguous input, e.g. a transposed Mamba output, is copied:
+the kernels' tiles run along time, so reading it in place would be uncoalesced) and the output is (B, C, 2L)
+contiguous; the kernels take every stride. (A channel-contiguous variant for an opt-in channels-last U-Net was written in session 8 and removed in
 session 9: the whole model in that layout gave wrong parameter gradients on an H200 and no faster step;
 docs/performance_log.md, section 8.)
 """
