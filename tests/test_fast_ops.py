@@ -422,12 +422,11 @@ def test_triton_upsample_concat_kernels_compile_for_hopper():
 
     from samba.nn import triton_upsample as tu
 
+    const = {"BC": tu.BLOCK_C, "BT": tu.BLOCK_T}
     i32 = {n: "i32" for n in ("Cs", "Cu", "L")}
     fwd = {"skip_ptr": "*bf16", "h_ptr": "*bf16", "out_ptr": "*bf16", **i32,
-           **{n: "i64" for n in ("ssb", "ssc", "sst", "shb", "shc", "sht", "sob", "soc", "sot")}}
-    bwd = {"g_ptr": "*bf16", "dh_ptr": "*bf16", **i32,
-           **{n: "i64" for n in ("sgb", "sgc", "sgt", "sdb", "sdc", "sdt")}}
-    const = {"BC": tu.BLOCK_C, "BT": tu.BLOCK_T}
+           **{n: "i64" for n in ("ssb", "ssc", "shb", "shc", "sob", "soc")}}
+    bwd = {"g_ptr": "*bf16", "dh_ptr": "*bf16", **i32, **{n: "i64" for n in ("sgb", "sgc", "sgt", "sdb", "sdc")}}
     for fn, sig in ((tu._upcat_fwd_kernel, fwd), (tu._upcat_bwd_kernel, bwd)):
         src = ASTSource(fn=fn, signature={**sig, **{k: "constexpr" for k in const}}, constexprs=const)
         assert ".target sm_90" in triton.compile(src, target=GPUTarget("cuda", 90, 32)).asm["ptx"]

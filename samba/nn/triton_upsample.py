@@ -14,11 +14,10 @@ transpose
 The reference is `samba.nn.fast_ops.upsample_concat_ref`; the tests compare both in Triton's CPU interpreter
 and compile the kernels for sm_90 without a GPU.
 
-Layouts: the inputs are made time-contiguous (a channel-contiguous input, e.g. a transposed Mamba output, is copied:
-the kernels' tiles run along time, so reading it in place would be uncoalesced) and the output is (B, C, 2L)
-contiguous; the kernels take every stride. (A channel-contiguous variant for an opt-in channels-last U-Net was written in session 8 and removed in
-session 9: the whole model in that layout gave wrong parameter gradients on an H200 and no faster step;
-docs/performance_log.md, section 8.)
+Layouts: the inputs are made time-contiguous (a channel-contiguous input, e.g. a transposed Mamba output, is
+copied: the tiles run along time) and the output is (B, C, 2L) contiguous. A channel-contiguous variant, for an
+opt-in channels-last U-Net, was written in session 8 and removed in session 9: the whole model in that layout
+gave wrong parameter gradients on an H200 and no faster step (docs/performance_log.md, section 8).
 """
 
 from __future__ import annotations
@@ -37,7 +36,7 @@ BLOCK_T = 128
 if triton is not None:
 
     @triton.jit
-    def _upcat_fwd_kernel(skip_ptr, h_ptr, out_ptr, Cs, Cu, L, ssb, ssc, sst, shb, shc, sht, sob, soc, sot,
+    def _upcat_fwd_kernel(skip_ptr, h_ptr, out_ptr, Cs, Cu, L, ssb, ssc, shb, shc, sob, soc,
                           BC: tl.constexpr, BT: tl.constexpr):
         bi = tl.program_id(2).to(tl.int64)
         t = tl.program_id(0) * BT + tl.arange(0, BT)  # output time steps, 0 <= t < 2L
@@ -45,21 +44,21 @@ if triton is not None:
         mt = t < 2 * L
         m_out = (c < Cs + Cu)[:, None] & mt[None, :]
         is_skip = (c < Cs)[:, None]
-        sv = tl.load(skip_ptr + bi * ssb + c[:, None].to(tl.int64) * ssc + t[None, :].to(tl.int64) * sst,
+        sv = tl.load(skip_ptr + bi * ssb + c[:, None].to(tl.int64) * ssc + t[None, :],
                      mask=m_out & is_skip, other=0.0).to(tl.float32)
         cu = c - Cs  # channel of h
         m = t // 2
         nb = tl.minimum(tl.maximum(m + tl.where(t % 2 == 0, -1, 1), 0), L - 1)  # the neighbour, edge replicated
         m_h = m_out & (c >= Cs)[:, None]
         base = h_ptr + bi * shb + cu[:, None].to(tl.int64) * shc
-        hv = tl.load(base + m[None, :].to(tl.int64) * sht, mask=m_h, other=0.0).to(tl.float32)
-        hn = tl.load(base + nb[None, :].to(tl.int64) * sht, mask=m_h, other=0.0).to(tl.float32)
+        hv = tl.load(base + m[None, :], mask=m_h, other=0.0).to(tl.float32)
+        hn = tl.load(base + nb[None, :], mask=m_h, other=0.0).to(tl.float32)
         out = tl.where(is_skip, sv, 0.75 * hv + 0.25 * hn)
-        tl.store(out_ptr + bi * sob + c[:, None].to(tl.int64) * soc + t[None, :].to(tl.int64) * sot,
-                 out.to(out_ptr.dtype.element_ty), mask=m_out)
+        tl.store(out_ptr + bi * sob + c[:, None].to(tl.int64) * soc + t[None, :], out.to(out_ptr.dtype.element_ty),
+                 mask=m_out)
 
     @triton.jit
-    def _upcat_bwd_kernel(g_ptr, dh_ptr, Cs, Cu, L, sgb, sgc, sgt, sdb, sdc, sdt,
+    def _upcat_bwd_kernel(g_ptr, dh_ptr, Cs, Cu, L, sgb, sgc, sgt, sdb, sdc,
                           BC: tl.constexpr, BT: tl.constexpr):
         bi = tl.program_id(2).to(tl.int64)
         m = tl.program_id(0) * BT + tl.arange(0, BT)  # time steps of h, 0 <= m < L
@@ -72,8 +71,8 @@ if triton is not None:
         gp = tl.load(base + tl.maximum(t0 - 1, 0)[None, :] * sgt, mask=mask, other=0.0).to(tl.float32)
         gn = tl.load(base + tl.minimum(t0 + 2, 2 * L - 1)[None, :] * sgt, mask=mask, other=0.0).to(tl.float32)
         dh = 0.75 * (g0 + g1) + 0.25 * (gp + gn)
-        tl.store(dh_ptr + bi * sdb + cu[:, None].to(tl.int64) * sdc + m[None, :].to(tl.int64) * sdt,
-                 dh.to(dh_ptr.dtype.element_ty), mask=mask)
+        tl.store(dh_ptr + bi * sdb + cu[:, None].to(tl.int64) * sdc + m[None, :], dh.to(dh_ptr.dtype.element_ty),
+                 mask=mask)
 
 
 class _UpsampleConcat(torch.autograd.Function):
@@ -85,8 +84,8 @@ class _UpsampleConcat(torch.autograd.Function):
         dtype = torch.promote_types(skip.dtype, h.dtype)
         out = torch.empty((B, Cs + Cu, T), device=h.device, dtype=dtype)
         grid = (triton.cdiv(T, BLOCK_T), triton.cdiv(Cs + Cu, BLOCK_C), B)
-        _upcat_fwd_kernel[grid](skip, h, out, Cs, Cu, L, *skip.stride(), *h.stride(), *out.stride(), BC=BLOCK_C,
-                                BT=BLOCK_T)
+        _upcat_fwd_kernel[grid](skip, h, out, Cs, Cu, L, skip.stride(0), skip.stride(1), h.stride(0), h.stride(1),
+                                out.stride(0), out.stride(1), BC=BLOCK_C, BT=BLOCK_T)
         ctx.meta = (Cs, Cu, L, skip.dtype, h.dtype)
         return out
 
@@ -96,7 +95,8 @@ class _UpsampleConcat(torch.autograd.Function):
         B = g.shape[0]
         dh = torch.empty((B, Cu, L), device=g.device, dtype=h_dtype)
         grid = (triton.cdiv(L, BLOCK_T), triton.cdiv(Cu, BLOCK_C), B)
-        _upcat_bwd_kernel[grid](g, dh, Cs, Cu, L, *g.stride(), *dh.stride(), BC=BLOCK_C, BT=BLOCK_T)
+        _upcat_bwd_kernel[grid](g, dh, Cs, Cu, L, g.stride(0), g.stride(1), g.stride(2), dh.stride(0), dh.stride(1),
+                                BC=BLOCK_C, BT=BLOCK_T)
         return g[:, :Cs].to(skip_dtype), dh
 
 
