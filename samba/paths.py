@@ -1,0 +1,73 @@
+"""Where things are: the repository, its output folders, and paths a user typed.
+
+Two rules make the notebooks, the CLI and the tests find the same files from wherever they are started:
+
+1. **Paths a user types are resolved against the directory they typed them in.** ``SAMBA_DATA_MIRROR=
+   ../shared/data`` typed at the repository root means ``<root>/../shared``, also inside a notebook kernel
+   whose working directory is ``notebooks/``. Every entry point (``samba ...``, ``scripts/run_notebooks.py``,
+   the test suite) calls :func:`absolutize_env` once at start, before anything changes directory, so child
+   processes inherit absolute paths.
+2. **Repository files are found from the package, not from the working directory.** :data:`REPO` is the
+   checkout that holds this package (an editable install); figures, results and checkpoints live under it.
+   Outputs of the quick profile go to ``build/`` (ignored by git); committed figures change only when a
+   full-profile run is asked to write them (``SAMBA_WRITE_FIGURES=1``, set by
+   ``scripts/run_notebooks.py --profile full --write-figures``).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+#: Environment variables that hold paths a user typed (resolved by :func:`absolutize_env`).
+PATH_VARIABLES = ("SAMBA_DATA_MIRROR", "SAMBA_DATA_DIR", "SAMBA_CACHE_DIR")
+
+#: The checkout this package was imported from (``samba/`` lives directly under it).
+REPO = Path(__file__).resolve().parents[1]
+
+
+def user_path(value: str | os.PathLike, base: str | os.PathLike | None = None) -> Path:
+    """``value`` as an absolute path: ``~`` expanded, a relative path joined to ``base`` (default: the
+    current working directory, i.e. where the user typed it). The path need not exist."""
+    path = Path(value).expanduser()
+    if not path.is_absolute():
+        path = Path(base if base is not None else os.getcwd()) / path
+    return Path(os.path.normpath(path))
+
+
+def absolutize_env(environ: dict | None = None) -> None:
+    """Make every path variable in :data:`PATH_VARIABLES` absolute, against the current directory."""
+    env = os.environ if environ is None else environ
+    for name in PATH_VARIABLES:
+        value = env.get(name)
+        if value:
+            env[name] = str(user_path(value))
+
+
+def in_repo() -> bool:
+    """Whether :data:`REPO` is a source checkout (notebooks and figures beside the package)."""
+    return (REPO / "notebooks").is_dir() and (REPO / "pyproject.toml").is_file()
+
+
+def repo_path(*parts: str) -> Path:
+    """A path inside the repository, e.g. ``repo_path("checkpoints", "samba_pretrained")``."""
+    return REPO.joinpath(*parts)
+
+
+def build_dir(*parts: str) -> Path:
+    """``<repo>/build/...`` (ignored by git), created on demand."""
+    path = REPO.joinpath("build", *parts)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def write_figures() -> bool:
+    """Whether this run may overwrite the committed ``figures/`` (a deliberate full-profile run)."""
+    return os.environ.get("SAMBA_WRITE_FIGURES", "0").strip().lower() in ("1", "true", "yes")
+
+
+def figures_dir() -> Path:
+    """Where a notebook saves its figures: ``figures/`` on a deliberate run, else ``build/figures/``."""
+    if write_figures():
+        return repo_path("figures")
+    return build_dir("figures")
