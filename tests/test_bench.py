@@ -1,11 +1,15 @@
 """`samba bench`: schema of the JSON, failure rows, budget, figures. CPU only, tiny sizes (< 60 s)."""
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 import torch
 from torch import nn
 
 from samba import bench
+from samba.bench import report, runner, workloads
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -134,7 +138,7 @@ def test_unknown_model_is_refused(tmp_path):
 def test_interrupted_run_keeps_its_rows(tmp_path):
     def builder(spec, n_times, backend):
         if spec.name == "Stop":
-            raise KeyboardInterrupt  # what SIGINT from bench.sh's timeout looks like
+            raise KeyboardInterrupt  # what SIGINT from a timeout around the run looks like
         return tiny_builder(spec, n_times, backend)
 
     out = bench.run_bench(device="cpu", out=tmp_path / "i.json", models=["Fine", "Stop", "Later"], contexts_s=[1],
@@ -160,7 +164,8 @@ def test_isolated_run_merges_child_rows(tmp_path):
 @pytest.mark.parametrize("curve,expect_seen,expect_best", [
     # 16 was flat (< 2 %) but 32 doubled; 64 and 128 flat -> stop; 256 (a late jump) is never reached
     ({8: 100.0, 16: 101.5, 32: 200.0, 64: 203.0, 128: 204.5, 256: 400.0}, [8, 16, 32, 64, 128], 204.5),
-    # 3 % per doubling is not saturation (SAMBA's 60-s train curve in session 8): the sweep goes on until it flattens
+    # 3 % per doubling is not saturation (SAMBA's 60-s train curve once looked like this): the sweep goes on until
+    # it flattens
     ({8: 100.0, 16: 103.0, 32: 106.1, 64: 109.3, 128: 110.0, 256: 110.5, 512: 130.0},
      [8, 16, 32, 64, 128, 256], 110.5),
 ])
@@ -174,15 +179,15 @@ def test_throughput_sweep_stops_after_two_flat_doublings_not_one(curve, expect_s
                 "eeg_s_per_s": curve[batch], "peak_mib": 1.0}
 
     prof = bench.Profile("t", (), throughput_contexts_s=(60,), throughput_modes=("infer",), latency=False)
-    budget = bench._Budget(60.0, {"X": 1.0})
+    budget = runner._Budget(60.0, {"X": 1.0})
     budget.start_model("X")
-    rows = bench._bench_model_gpu("X", prof, budget, measure)
+    rows = runner._bench_model_gpu("X", prof, budget, measure)
     assert seen == expect_seen
     assert max(r["eeg_s_per_s"] for r in rows) == expect_best
 
 
 def test_ten_minute_train_row_comes_before_the_rest_of_the_context_sweep():
-    """The 10-minute train step is an issue-6 target: measured right after the latency row, and only once."""
+    """The 10-minute train step is a memory target: measured right after the latency row, and only once."""
     seen = []
 
     def measure(name, ctx, batch, mode, row_cap_s):
@@ -191,9 +196,9 @@ def test_ten_minute_train_row_comes_before_the_rest_of_the_context_sweep():
                 "eeg_s_per_s": 1.0, "peak_mib": 1.0}
 
     prof = bench.Profile("t", (4, 60, 600), throughput_contexts_s=(), latency=True)
-    budget = bench._Budget(60.0, {"X": 1.0})
+    budget = runner._Budget(60.0, {"X": 1.0})
     budget.start_model("X")
-    bench._bench_model_gpu("X", prof, budget, measure)
+    runner._bench_model_gpu("X", prof, budget, measure)
     assert seen == [(10, "infer"), (600, "train"), (4, "train"), (4, "infer"), (60, "train"), (60, "infer"),
                     (600, "infer")]
 
@@ -207,15 +212,15 @@ def test_sweeps_subset_runs_only_those_sweeps():
         return {"model": name, "context_s": ctx, "batch": batch, "mode": mode, "status": "ok", "ms": 1.0,
                 "eeg_s_per_s": 1.0, "peak_mib": 1.0}
 
-    prof = bench._profile("cuda", False, (4, 600), None, 60.0, sweeps=["context", "latency"])
+    prof = workloads.make_profile("cuda", False, (4, 600), None, 60.0, sweeps=["context", "latency"])
     assert prof.sweeps == ("latency", "context")
-    budget = bench._Budget(60.0, {"X": 1.0})
+    budget = runner._Budget(60.0, {"X": 1.0})
     budget.start_model("X")
-    rows = bench._bench_model_gpu("X", prof, budget, measure)
+    rows = runner._bench_model_gpu("X", prof, budget, measure)
     assert {r["sweep"] for r in rows} == {"latency", "context"}
     assert seen[:2] == [(10, 1, "infer"), (600, 4, "train")]
     with pytest.raises(ValueError, match="unknown sweeps"):
-        bench._profile("cuda", False, None, None, 60.0, sweeps=["thruput"])
+        workloads.make_profile("cuda", False, None, None, 60.0, sweeps=["thruput"])
 
 
 def test_merge_joins_the_sweeps_of_one_run_and_refuses_mixed_runs(tmp_path, capsys):
@@ -233,7 +238,7 @@ def test_merge_joins_the_sweeps_of_one_run_and_refuses_mixed_runs(tmp_path, caps
     assert merged["sweeps"] == ["throughput", "latency", "context"]
     assert [m["file"] for m in merged["merged_from"]] == ["p0.json", "p1.json"]
     assert {r["sweep"] for r in merged["results"]} == {"throughput", "latency", "context"}
-    assert merged["summary"] == bench._summary(merged["results"])
+    assert merged["summary"] == report.summarize(merged["results"])
     with pytest.raises(ValueError, match="appears twice"):
         bench.merge_bench([parts[0], parts[0]], tmp_path / "x.json")
     other = dict(docs[1], commit="0000000")
@@ -245,3 +250,47 @@ def test_merge_joins_the_sweeps_of_one_run_and_refuses_mixed_runs(tmp_path, caps
         bench.merge_bench([parts[0], tmp_path / "broken.json"], tmp_path / "x.json")
     with pytest.raises(ValueError, match="at least two"):
         bench.merge_bench([parts[0]], tmp_path / "x.json")
+
+
+def test_samba_bench_cpu_command_runs_in_ci(tmp_path):
+    """The real command line, as CI runs it: tiny windows, batches 1-2, SAMBA and one peer; a schema-valid JSON
+    whose path is printed last, with SAMBA's kernel settings recorded where the model carries them."""
+    from samba.paths import REPO
+
+    out = tmp_path / "ci.json"
+    models = "samba,eegnet" if bench.samba_available() else "eegnet"
+    proc = subprocess.run([sys.executable, "-m", "samba", "bench", "--device", "cpu", "--quick", "--models", models,
+                           "--contexts", "1", "--batches", "1,2", "--threads", "1", "--out", str(out), "-q"],
+                          capture_output=True, text=True, timeout=110,
+                          env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip().splitlines()[-1] == str(out)
+    doc = json.loads(out.read_text())
+    check_schema(doc)
+    assert {r["status"] for r in doc["results"]} == {"ok"}
+    assert "kernels" in doc
+    samba_rows = [r for r in doc["results"] if r["model"] == "SAMBA"]
+    if samba_rows:
+        from samba import SAMBA, SAMBAConfig
+
+        kernels = getattr(SAMBA(SAMBAConfig()), "kernels", None)
+        assert doc["kernels"] == (kernels.to_dict() if kernels is not None else None)
+
+
+def test_user_mistakes_are_one_line_not_a_traceback(tmp_path, capsys):
+    assert bench.bench_main(["--device", "cpu", "--models", "NoSuchNet", "--out", str(tmp_path / "x.json")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("samba: error: unknown model 'NoSuchNet'")
+    assert bench.bench_main(["--merge", str(tmp_path / "missing.json"), str(tmp_path / "x.json"),
+                             "--out", str(tmp_path / "m.json")]) == 2
+    assert "not a `samba bench` JSON" in capsys.readouterr().err
+    assert not (tmp_path / "m.json").exists()
+
+
+def test_command_line_parses_before_importing_torch():
+    from samba.paths import REPO
+
+    code = "import sys; from samba.bench import bench_main, MODEL_NAMES; print('torch' in sys.modules)"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert proc.stdout.strip() == "False", proc.stderr
