@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The GPU efficiency benchmark in one command, for the offline device machine (fits a 9-minute call):
+# usage: bash scripts/gpu/bench.sh     (from the repository root; OUT=DIR BUDGET_S=480 TOTAL_S=540 DEVICE=cuda)
 #
-#   bash scripts/gpu/bench.sh                       # run from the repository root, carry [".whl"]
+# The GPU efficiency benchmark (`samba bench`, SAMBA vs the braindecode peers) in one command, for an offline
+# GPU machine that has the wheels of .whl/ beside the checkout, within TOTAL_S seconds:
 #
 # 1. installs the wheels of .whl/ (scripts/gpu/fetch_wheels.sh fills it here) into /tmp/site,
 # 2. installs mamba-ssm's pure-Python part (Mamba2 runs on Triton; no CUDA extension is compiled),
@@ -26,7 +27,7 @@ nvidia-smi --query-gpu=name,memory.total,clocks.sm,clocks.max.sm,temperature.gpu
 if compgen -G ".whl/*.whl" >/dev/null; then
   python3 -m pip install -q --no-index --no-deps --no-compile --target "$SITE" .whl/*.whl 2>&1 | tail -3
 else
-  echo "WARNING: no wheels in .whl/ (run scripts/gpu/fetch_wheels.sh and carry .whl); peers will fail" >&2
+  echo "WARNING: no wheels in .whl/ (fill it with scripts/gpu/fetch_wheels.sh and copy it along); peers will fail" >&2
 fi
 
 if ! python3 -c "import importlib.util,sys; sys.exit(importlib.util.find_spec('mamba_ssm') is None)" 2>/dev/null \

@@ -1,14 +1,13 @@
 #!/usr/bin/env bash
-# Fill .whl/ (git-ignored) with the wheels the offline GPU machine lacks, so scripts/gpu/bench.sh can
-# install braindecode and its dependencies there without a registry. Run it on a machine with PyPI.
+# usage: bash scripts/gpu/fetch_wheels.sh     (on a machine with PyPI; then copy .whl/ to the GPU machine)
 #
-#   bash scripts/gpu/fetch_wheels.sh        # then carry ".whl" with the GPU call
-#
-# What the GPU image already has (the device tool's KINDS.md, "Python packages already there": torch,
-# torchaudio, einops, numpy, scipy, pandas, scikit-learn, matplotlib, h5py, joblib, jinja2, tqdm,
-# packaging, requests, aiohttp, fsspec, tabulate, lazy-loader, typing-extensions ...) is not fetched.
-# Versions are pinned to what the dev machine runs; targets are CPython 3.12 manylinux x86_64.
-# Keep .whl/ well under the 64 MiB the GPU call may carry for the whole working tree.
+# Fill .whl/ (git-ignored) with the wheels an offline GPU machine lacks, so scripts/gpu/bench.sh and
+# scripts/gpu/env.sh can install braindecode and its dependencies there without a registry.
+# What a CUDA PyTorch image usually has already (torch, torchaudio, einops, numpy, scipy, pandas,
+# scikit-learn, matplotlib, h5py, joblib, jinja2, tqdm, packaging, requests, aiohttp, fsspec, tabulate,
+# lazy-loader, typing-extensions ...) is not fetched.
+# Versions are pinned to what the development machine runs; targets are CPython 3.12 manylinux x86_64.
+# The wheels take a few tens of MiB.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 DEST=.whl

@@ -1,12 +1,10 @@
 #!/usr/bin/env bash
-# Full-profile results table (all tasks x 5 methods x 3 seeds) on the GPU machine, one 10-minute call.
+# usage: CKPT=checkpoints/samba_pretrained.pt MINUTES=7 bash scripts/gpu/finetune_table.sh
 #
-#   CKPT=checkpoints/samba_pretrained.pt MINUTES=7 bash scripts/gpu/finetune_table.sh
-#
-# Device call (the checkpoint must be in the working tree: copy pretrain_full.sh's samba_pretrained.pt
-# to checkpoints/ first; carry ".whl" and ".gpu", see scripts/gpu/env.sh):
-#   run(command="bash scripts/gpu/finetune_table.sh", carry=[".whl", ".gpu"], timeout_s=600)
-# Returns under $OUT: finetune.json (-> results/finetune.json), finetune.md (README table),
+# The full-profile fine-tuning table (all tasks x 5 methods x 3 seeds) on one GPU machine, in about ten minutes.
+# The checkpoint must be in the working tree (copy pretrain_full.sh's samba_pretrained.pt to checkpoints/
+# first); .whl/ and .gpu/ beside the checkout provide the wheels and the data pack (scripts/gpu/env.sh).
+# Writes under $OUT: finetune.json (-> results/finetune.json), finetune.md (README table),
 # spatial_weights.tar.gz (CDSE weights per epoch for every SAMBA run -> figures/), finetune.log.
 # The time budget is shared equally among the runs still to do; rows are written as they finish.
 set -uo pipefail  # no -e: env.sh tolerates missing optional pieces; failures show in the log

@@ -1,16 +1,18 @@
 #!/usr/bin/env bash
+# usage: source scripts/gpu/install_mamba_ssm.sh   (or bash ...; the sdists in ./.whl)
+#
 # Install mamba_ssm's pure-Python/Triton part (all Mamba2 needs) on an offline GPU machine.
 #
 #   source scripts/gpu/install_mamba_ssm.sh      # installs into $MAMBA_SITE (default /tmp/site), exports PYTHONPATH
 #   bash   scripts/gpu/install_mamba_ssm.sh      # same, then prints the export line to use
 #
-# Needs the sdists in ./.whl (ignored by git; name it in the device tool's `carry`). Fetch them where there is
+# Needs the sdists in ./.whl (ignored by git; copy it to the GPU machine). Fetch them where there is
 # internet (PyPI has source distributions only):
 #   MAMBA_SKIP_CUDA_BUILD=TRUE MAMBA_FORCE_BUILD=TRUE \
 #     pip download --no-build-isolation --no-deps --no-binary :all: mamba-ssm==2.3.2.post1 -d .whl
 # and optionally causal-conv1d==1.7.0 the same way (CAUSAL_CONV1D_* variables).
 #
-# No CUDA extension is compiled (../shared/GPU.md): Mamba2's scan and gated RMSNorm are Triton, and
+# No CUDA extension is compiled: Mamba2's scan and gated RMSNorm are Triton, and
 # samba.nn._mamba_ssm registers a stub for the Mamba-1 extension `selective_scan_cuda` that mamba_ssm imports.
 # causal-conv1d is compiled only with SAMBA_BUILD_CAUSAL_CONV1D=1 (about 9 minutes on 16 cores for sm_90);
 # without it our backend and mamba_ssm.Mamba2(use_mem_eff_path=False) run the conv through PyTorch.

@@ -1,5 +1,7 @@
 #!/usr/bin/env python3
-"""Here (with the raw mirror): fill a fresh cache with every task and the pretraining corpus, then export it
+"""usage: SAMBA_DATA_MIRROR=DIR python3 scripts/gpu/make_pack.py   (where the raw recordings are)
+
+Fill a fresh cache with every task and the pretraining corpus, then export it
 as float16 to .gpu/pack (git-ignored) for the offline GPU machine. Also records the commit in .gpu/COMMIT."""
 import shutil
 import subprocess

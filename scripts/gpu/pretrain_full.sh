@@ -1,13 +1,11 @@
 #!/usr/bin/env bash
-# Full-profile SAMBA pretraining on the GPU machine, sized for ONE 10-minute device call.
+# usage: [NGPU=1] [MINUTES=6] bash scripts/gpu/pretrain_full.sh [scaling]
 #
+# Full-profile SAMBA pretraining on a GPU machine within MINUTES (a second call resumes):
 #   bash scripts/gpu/pretrain_full.sh            # all visible GPUs (torchrun when more than one)
-#   NGPU=1 MINUTES=6 bash scripts/gpu/pretrain_full.sh
-#   bash scripts/gpu/pretrain_full.sh scaling    # 1-GPU vs N-GPU throughput (issue 4: scaling efficiency)
-#
-# Device call (carry ".whl" and ".gpu": wheels and the data pack, see scripts/gpu/env.sh):
-#   run(command="bash scripts/gpu/pretrain_full.sh", carry=[".whl", ".gpu"], timeout_s=600)
-# Returns under $OUT (<= 8 files): samba_pretrained.pt, metrics.csv, pretrain.log, pretrain_run.tar.gz
+#   bash scripts/gpu/pretrain_full.sh scaling    # pretraining throughput on 1 GPU vs N GPUs (scaling efficiency)
+# .whl/ and .gpu/ beside the checkout provide the wheels and the data pack (scripts/gpu/env.sh).
+# Writes under $OUT (<= 8 files): samba_pretrained.pt, metrics.csv, pretrain.log, pretrain_run.tar.gz
 # (config.json + train_state.pt for resuming), [scaling.json]. Copy samba_pretrained.pt to
 # checkpoints/ for scripts/gpu/finetune_table.sh.
 set -uo pipefail  # no -e: env.sh tolerates missing optional pieces; failures show in the log
