@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
-"""Redraw the figures that come from GPU runs, from the numbers committed beside them.
+"""usage: python scripts/make_figures.py
 
-    python scripts/make_figures.py
+Redraw the figures of committed measurements, from the numbers committed beside them.
 
-- results/bench_*.json              -> figures/bench_*_{context,throughput}.png (samba.bench.plot_bench)
+- results/bench_*.json              -> figures/bench_*_{context,throughput,realtime}.png (samba.bench.plot_bench;
+                                       the current runs only: results/archive/ is not drawn)
 - results/cdse_weights/<task>.npz  -> figures/cdse_weights_<task>.png (CDSE weights across fine-tuning)
 - checkpoints/samba_pretrained_metrics.csv -> figures/pretraining_curve.png
 No number is computed here; every figure is a drawing of a committed file.

@@ -314,6 +314,7 @@ def _save_figure(fig, path: Path) -> Path:
 def _plot_context(rows, models, title, reference, path: Path) -> Path:
     """Train-step time and peak memory against context at batch 4 (log axes; failed lengths marked x)."""
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
     for name in models:
@@ -341,9 +342,13 @@ def _plot_context(rows, models, title, reference, path: Path) -> Path:
     axes[1].axhline(target, color="k", lw=0.8, ls="--")
     axes[1].annotate(f"target: {target:g} GiB at 600 s", (0.02, target), xycoords=("axes fraction", "data"),
                      fontsize=7, va="bottom")
+    plain = FuncFormatter(lambda v, _: f"{v:g}")  # 0.5, 2, 600 rather than 5 x 10^-1 on log axes
     for ax, yl in zip(axes, ("step time (ms)", "peak memory, train step (GiB)")):
         ax.set_xscale("log")
         ax.set_yscale("log")
+        for axis in (ax.xaxis, ax.yaxis):
+            axis.set_major_formatter(plain)
+            axis.set_minor_formatter(FuncFormatter(lambda v, _: f"{v:g}" if f"{v:.0e}"[0] in "25" else ""))
         ax.set_xlabel("context (s), batch 4")
         ax.set_ylabel(yl)
         ax.grid(True, which="both", alpha=0.3)
