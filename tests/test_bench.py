@@ -204,7 +204,7 @@ def test_ten_minute_train_row_comes_before_the_rest_of_the_context_sweep():
 
 
 def test_sweeps_subset_runs_only_those_sweeps():
-    """--sweeps splits the GPU plan over device calls (e.g. throughput for every model in one call)."""
+    """--sweeps splits the GPU plan over several runs (e.g. throughput for every model in one call)."""
     seen = []
 
     def measure(name, ctx, batch, mode, row_cap_s):
@@ -224,7 +224,7 @@ def test_sweeps_subset_runs_only_those_sweeps():
 
 
 def test_merge_joins_the_sweeps_of_one_run_and_refuses_mixed_runs(tmp_path, capsys):
-    """A GPU plan split over device calls (--sweeps) merges back into one JSON whose summary sees every row."""
+    """A GPU plan split over several runs (--sweeps) merges back into one JSON whose summary sees every row."""
     parts = []
     for i, sweeps in enumerate((["throughput"], ["latency", "context"])):
         parts.append(bench.run_bench(device="cpu", out=tmp_path / f"p{i}.json", models=["Fine"], contexts_s=[1],
