@@ -50,10 +50,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .nn.mamba2 import fast_path_switches
-from .nn.triton_conv import launch_settings as conv_launch_settings
-from .nn.triton_norm import launch_settings as norm_launch_settings
-from .nn.triton_ssd import launch_settings as scan_launch_settings
+from .ops import KernelConfig
 
 __all__ = ["run_bench", "bench_main", "merge_bench", "plot_bench", "MODEL_NAMES", "CHANNELS_1020", "AUTHORS_REFERENCE",
            "STATUSES", "ROW_FIELDS"]
@@ -238,18 +235,18 @@ def _build(spec: ModelSpec, n_times: int, samba_backend: str) -> tuple[nn.Module
 def _samba_backend_used(model: nn.Module, x: torch.Tensor) -> str | None:
     """The Mamba2 backend ("torch" | "mamba_ssm") the built SAMBA resolves to for input ``x``."""
     try:
-        from .nn.mamba2 import resolve_backend
+        from .ops import resolve_backend
 
-        return resolve_backend(model.cfg.backend, x)
+        return resolve_backend(model.kernels.backend, x)
     except Exception as err:
         return f"unresolved ({type(err).__name__}: {err})"[:200]
 
 
 def _mamba_ssm_unavailable_reason() -> str | None:
     try:
-        from .nn import _mamba_ssm
+        from .ops import upstream
 
-        return _mamba_ssm.mamba_ssm_unavailable_reason()
+        return upstream.mamba_ssm_unavailable_reason()
     except Exception as err:
         return f"unknown ({type(err).__name__})"
 
@@ -785,9 +782,7 @@ def _run_bench(device, out, models, contexts_s, batches, quick, time_budget_s, s
             "samba_execution": ({"cuda_graphs": samba_graphs, "activation_checkpointing_train_from_s":
                                  SAMBA_CHECKPOINT_FROM_S,
                                  "activation_checkpointing_pieces": "one sample per piece",
-                                 **fast_path_switches(), **conv_launch_settings(),
-                                 **(scan_launch_settings() if fast_path_switches()["triton_scan"] else {}),
-                                 **(norm_launch_settings() if fast_path_switches()["triton_norm_backward"] else {})}
+                                 "kernels": KernelConfig.from_env().to_dict()}
                                 if device == "cuda" else {"cuda_graphs": False}),
             "dtype": "bf16-autocast" if device == "cuda" else "float32",
             "profile": prof.name,
