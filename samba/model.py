@@ -45,7 +45,7 @@ choice and loads on any device.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from typing import ClassVar
 
 import torch
@@ -97,8 +97,8 @@ class SAMBAConfig:
     headdim: int = 64
     chunk_size: int = 64
     # Deprecated, kept so existing calls work: a backend name here replaces the backend of the model's
-    # KernelConfig when SAMBA is given none. Not saved (to_dict leaves it out; from_dict drops it).
-    backend: str | None = None
+    # KernelConfig when SAMBA is given none. Not saved (to_dict leaves it out; from_dict drops it), not compared.
+    backend: str | None = field(default=None, compare=False)
     # speed / memory (result-neutral)
     fuse_spatial: bool = True
     # Recompute the Mamba2 blocks (enc1 with its projection, dec3, dec2, the bottleneck) in the backward
