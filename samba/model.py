@@ -37,10 +37,16 @@ never have to exist. With ``cfg.fuse_spatial=True``
 (default) the forward pass builds that product once per batch (per montage) and runs one conv;
 likewise the final 1x1 conv and the inverse CDSE are fused into one channel map. The unfused path
 (``fuse_spatial=False``) is the readable reference and the tests check that both agree.
+
+**Kernels.** Which kernels run (PyTorch references, our Triton kernels, mamba_ssm's) and how they are launched is a
+`samba.ops.KernelConfig` given once, ``SAMBA(cfg, kernels=...)`` (default `KernelConfig.from_env()`), kept as
+``model.kernels`` and handed to every Mamba2 layer. It is not part of `SAMBAConfig`: a checkpoint carries no kernel
+choice and loads on any device.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -49,8 +55,8 @@ from torch.utils.checkpoint import checkpoint, set_checkpoint_early_stop
 
 from .nn.cdse import CDSE, InverseCDSE, capturing
 from .nn.diff_mamba import DiffMamba, DiffMambaLoop
-from .nn.fast_ops import upsample_concat
-from .nn.mamba2 import Mamba2
+from .nn.mamba2 import Mamba2, layer_kernels
+from .ops import KernelConfig, upsample_concat
 
 __all__ = ["SAMBAConfig", "SAMBA", "MambaBlock"]
 
@@ -90,7 +96,9 @@ class SAMBAConfig:
     expand: int = 8
     headdim: int = 64
     chunk_size: int = 64
-    backend: str = "auto"  # "auto" | "torch" | "mamba_ssm"
+    # Deprecated, kept so existing calls work: a backend name here replaces the backend of the model's
+    # KernelConfig when SAMBA is given none. Not saved (to_dict leaves it out; from_dict drops it), not compared.
+    backend: str | None = field(default=None, compare=False)
     # speed / memory (result-neutral)
     fuse_spatial: bool = True
     # Recompute the Mamba2 blocks (enc1 with its projection, dec3, dec2, the bottleneck) in the backward
@@ -104,8 +112,10 @@ class SAMBAConfig:
     # eager 103 vs 59 ms (more launches); as a CUDA graph, in the benchmark, 2,750 MiB and 53.6 ms.
     checkpoint_piece_tokens: int | None = None
 
+    NOT_SAVED: ClassVar[tuple[str, ...]] = ("backend",)
+
     def to_dict(self) -> dict:
-        d = asdict(self)
+        d = {k: v for k, v in asdict(self).items() if k not in self.NOT_SAVED}
         for k, v in d.items():
             if isinstance(v, tuple):
                 d[k] = list(v)
@@ -117,7 +127,8 @@ class SAMBAConfig:
         unknown = set(d) - known
         if unknown:
             raise ValueError(f"unknown SAMBAConfig fields {sorted(unknown)}")
-        kw = {k: (tuple(v) if isinstance(v, list) else v) for k, v in d.items()}
+        # Older checkpoints carry "backend": a kernel choice, not a property of the weights.
+        kw = {k: (tuple(v) if isinstance(v, list) else v) for k, v in d.items() if k not in cls.NOT_SAVED}
         return cls(**kw)
 
     @property
@@ -128,10 +139,10 @@ class SAMBAConfig:
 class MambaBlock(nn.Module):
     """Residual Mamba2 block on ``(B, L, D)``: ``x + Mamba2(x)`` (authors' ``SingleMambaModel``)."""
 
-    def __init__(self, dim: int, cfg: SAMBAConfig):
+    def __init__(self, dim: int, cfg: SAMBAConfig, kernels: KernelConfig | None = None):
         super().__init__()
         self.mamba = Mamba2(dim, d_state=cfg.d_state, d_conv=cfg.d_conv, expand=cfg.expand,
-                            headdim=cfg.headdim, chunk_size=cfg.chunk_size, backend=cfg.backend)
+                            headdim=cfg.headdim, chunk_size=cfg.chunk_size, kernels=kernels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, L, D)
         return x + self.mamba(x)
@@ -145,9 +156,11 @@ def conv(c_in: int, c_out: int, k: int) -> nn.Conv1d:
 class SAMBA(nn.Module):
     """SAMBA: montage-agnostic EEG encoder-decoder (see the module docstring for the data flow)."""
 
-    def __init__(self, cfg: SAMBAConfig | None = None):
+    def __init__(self, cfg: SAMBAConfig | None = None, kernels: KernelConfig | None = None):
         super().__init__()
         self.cfg = cfg = cfg if cfg is not None else SAMBAConfig()
+        # chosen once; every Mamba2 layer gets this object (cfg.backend: the deprecated way to name a backend)
+        self.kernels = kernels if kernels is not None else layer_kernels(None, cfg.backend)
         from . import montage
 
         names = tuple(cfg.target_channels) if cfg.target_channels else tuple(montage.TARGET_CHANNELS)
@@ -165,7 +178,7 @@ class SAMBA(nn.Module):
         D0, (D1, D2), Db, k = cfg.embed_dim, cfg.enc_dims, cfg.bottleneck_dim, cfg.conv_kernel
         E3, E2, E1 = cfg.dec_dims
         self.enc1_proj = nn.Linear(D0, D0)
-        self.enc1 = MambaBlock(D0, cfg)
+        self.enc1 = MambaBlock(D0, cfg, self.kernels)
         self.enc2 = conv(D0, D1, k)
         self.enc3 = conv(D1, D2, k)
         self.bottleneck_in = nn.Linear(D2, Db)
@@ -173,13 +186,13 @@ class SAMBA(nn.Module):
             raise ValueError(f"diff_mamba_impl must be 'grouped' or 'loop', got {cfg.diff_mamba_impl!r}")
         Diff = DiffMamba if cfg.diff_mamba_impl == "grouped" else DiffMambaLoop
         self.bottleneck = Diff(Db, head_dim=cfg.diff_head_dim, d_state=cfg.d_state, d_conv=cfg.d_conv,
-                               expand=cfg.expand, headdim=cfg.diff_mamba_headdim, backend=cfg.backend,
+                               expand=cfg.expand, headdim=cfg.diff_mamba_headdim, kernels=self.kernels,
                                chunk_size=cfg.diff_chunk_size, torch_chunk_size=cfg.diff_torch_chunk_size)
         self.bottleneck_out = nn.Linear(Db, Db)
         self.dec3 = conv(D2 + Db, E3, k)
-        self.dec3_mamba = MambaBlock(E3, cfg)
+        self.dec3_mamba = MambaBlock(E3, cfg, self.kernels)
         self.dec2 = conv(D1 + E3, E2, k)
-        self.dec2_mamba = MambaBlock(E2, cfg)
+        self.dec2_mamba = MambaBlock(E2, cfg, self.kernels)
         self.dec1 = conv(D0 + E2, E1, k)
         self.head = nn.Conv1d(E1, O, 1)
         self.inverse_cdse = InverseCDSE(target, hidden=cfg.cdse_hidden)
@@ -299,7 +312,7 @@ class SAMBA(nn.Module):
         z, (s1, s2, s3), T = self._encoder(x, coords, channel_mask)
 
         def up(h, skip):  # linear upsampling to the skip's length, then [skip, up] channel concat
-            return upsample_concat(skip, h)
+            return upsample_concat(skip, h, kernels=self.kernels)
 
         h = self._seq(self.dec3_mamba, self.dec3(up(z, s3)))  # (B, E3, T/4)
         h = self._seq(self.dec2_mamba, self.dec2(up(h, s2)))  # (B, E2, T/2)

@@ -12,7 +12,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 # GPU tests: compile each mamba_ssm Triton kernel with one config (its smallest tiles) instead of autotuning ~10 configs
 # per shape family (minutes per fresh process); results do not depend on tile sizes beyond rounding.
-os.environ.setdefault("SAMBA_TRITON_AUTOTUNE", "single")
+os.environ.setdefault("SAMBA_KERNELS", "autotune=single")
 
 
 def _find_mirror() -> Path | None:

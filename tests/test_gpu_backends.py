@@ -1,4 +1,5 @@
-"""CUDA only: mamba_ssm's Triton kernels against our torch reference, on the same weights.
+"""CUDA only: our Triton kernels ("triton" backend) and mamba_ssm's ("mamba_ssm") against the torch reference, on
+the same weights.
 
 Skipped without CUDA or without an importable mamba_ssm (install: `source scripts/gpu/install_mamba_ssm.sh`).
 Triton runs float32 matmuls as TF32 unless TRITON_F32_DEFAULT=ieee is set before the first kernel compiles;
@@ -14,13 +15,17 @@ Errors are relative: max |a - b| / max |b| for float32, ||a - b|| / ||b|| for bf
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 
 import pytest
 import torch
 
 from samba.nn import DiffMamba, DiffMambaLoop, Mamba2
-from samba.nn._mamba_ssm import mamba_ssm_kernels, mamba_ssm_unavailable_reason
-from samba.nn.mamba2 import resolve_backend
+from samba.ops import KernelConfig, resolve_backend
+from samba.ops.upstream import mamba_ssm_kernels, mamba_ssm_unavailable_reason
+
+# The suite's settings (tests/conftest.py sets SAMBA_KERNELS=autotune=single: one config per mamba_ssm kernel).
+K = KernelConfig.from_env()
 
 CUDA = torch.cuda.is_available()
 KERNELS = mamba_ssm_kernels() if CUDA else None
@@ -117,27 +122,24 @@ MAMBA_CASES = [  # (config, L)
 
 @pytest.mark.parametrize("kernels", ["mamba_ssm", "ours"])
 @pytest.mark.parametrize("cfg,L", MAMBA_CASES, ids=[str(i) for i in range(len(MAMBA_CASES))])
-def test_mamba2_mamba_ssm_backend_matches_torch(cfg, L, kernels, monkeypatch):
-    """The mamba_ssm backend with mamba_ssm's kernels layer by layer (every switch 0) and with every switch of
-    FAST_PATH_SWITCHES on (our fused block, scan and norm backward where they apply) against the torch backend."""
-    from samba.nn.mamba2 import FAST_PATH_SWITCHES
-
-    for env in FAST_PATH_SWITCHES:
-        monkeypatch.setenv(env, "1" if kernels == "ours" else "0")
+def test_mamba2_mamba_ssm_backend_matches_torch(cfg, L, kernels):
+    """The mamba_ssm backend (mamba_ssm's kernels layer by layer) and the triton backend at the default KernelConfig
+    (our fused block, scan and norm backward where they apply) against the torch backend."""
+    be = "mamba_ssm" if kernels == "mamba_ssm" else "triton"
     torch.manual_seed(0)
-    m = Mamba2(**cfg).cuda()
+    m = Mamba2(**cfg, kernels=K).cuda()
     _perturb(m)
     x = torch.randn(2, L, cfg["d_model"], device="cuda")
-    compare(f"Mamba2{cfg} L={L}", m, x)
+    compare(f"Mamba2{cfg} L={L}", m, x, backend_pairs=((be, "torch"),))
 
 
-def test_auto_backend_picks_mamba_ssm_on_cuda():
-    m = Mamba2(32, d_state=16, headdim=16)  # built on CPU, moved afterwards
+def test_auto_backend_picks_triton_on_cuda():
+    m = Mamba2(32, d_state=16, headdim=16, kernels=K)  # built on CPU, moved afterwards
     x = torch.randn(1, 10, 32)
     assert resolve_backend("auto", x) == "torch"
     m = m.cuda()
-    assert resolve_backend("auto", x.cuda()) == "mamba_ssm"
-    torch.testing.assert_close(m(x.cuda()), m(x.cuda(), backend="mamba_ssm"))
+    assert resolve_backend("auto", x.cuda()) == "triton"
+    torch.testing.assert_close(m(x.cuda()), m(x.cuda(), backend="triton"))
 
 
 DIFF_CASES = [  # (config, L)
@@ -151,12 +153,12 @@ DIFF_CASES = [  # (config, L)
 @pytest.mark.parametrize("cfg,L", DIFF_CASES, ids=[str(i) for i in range(len(DIFF_CASES))])
 def test_diff_mamba_grouped_kernels_match_torch_and_loop(cfg, L, projections):
     torch.manual_seed(0)
-    loop = DiffMambaLoop(**cfg).cuda()
+    loop = DiffMambaLoop(**cfg, kernels=K).cuda()
     _perturb(loop)
     grouped = DiffMamba.from_loop(loop, projections=projections)
     x = torch.randn(2, L, cfg["d_model"], device="cuda")
     cfg = {**cfg, "projections": projections}
-    compare(f"DiffMamba{cfg} L={L}", grouped, x)
+    compare(f"DiffMamba{cfg} L={L}", grouped, x, backend_pairs=(("mamba_ssm", "torch"), ("triton", "torch")))
     # the one grouped kernel call (ngroups = 2 * n_heads) against 2 * n_heads separate kernel calls
     w = torch.randn_like(x)
     y_loop, g_loop = run(loop, x, w, "mamba_ssm")
@@ -173,7 +175,7 @@ def test_diff_mamba_grouped_kernels_match_torch_and_loop(cfg, L, projections):
 def test_state_dict_runs_in_real_mamba_ssm_mamba2(cfg, L):
     """Our weights loaded into mamba_ssm.Mamba2 give our outputs (and its weights load into ours)."""
     torch.manual_seed(0)
-    ours = Mamba2(**cfg).cuda()
+    ours = Mamba2(**cfg, kernels=K).cuda()
     _perturb(ours)
     mem_eff = KERNELS.causal_conv1d_fn is not None
     real = KERNELS.module.Mamba2(**cfg, use_mem_eff_path=mem_eff).cuda()
@@ -185,7 +187,7 @@ def test_state_dict_runs_in_real_mamba_ssm_mamba2(cfg, L):
                max_rel(ours(x, backend="mamba_ssm"), y_real), F32_TOL)
         report(f"real mamba_ssm.Mamba2(mem_eff={mem_eff}) vs ours torch {cfg}",
                max_rel(ours(x, backend="torch"), y_real), F32_TOL)
-    back = Mamba2(**cfg).cuda()
+    back = Mamba2(**cfg, kernels=K).cuda()
     back.load_state_dict(real.state_dict())
     with torch.no_grad():
         assert max_rel(back(x, backend="mamba_ssm"), ours(x, backend="mamba_ssm")) < 1e-6
@@ -193,7 +195,7 @@ def test_state_dict_runs_in_real_mamba_ssm_mamba2(cfg, L):
 
 def test_torch_backend_on_cuda_bf16_autocast_runs():
     """The fallback path (no kernels) works on CUDA under autocast, with the scan kept in float32."""
-    m = DiffMamba(128, backend="torch").cuda()
+    m = DiffMamba(128, backend="torch", kernels=K).cuda()
     x = torch.randn(2, 100, 128, device="cuda")
     with torch.autocast("cuda", dtype=torch.bfloat16):
         y = m(x)
@@ -204,26 +206,21 @@ def test_torch_backend_on_cuda_bf16_autocast_runs():
 @pytest.mark.parametrize("scan", ["mamba_ssm", "triton"])
 @pytest.mark.parametrize("norm_bwd", ["mamba_ssm", "triton"])
 @pytest.mark.parametrize("cfg,L", [MAMBA_CASES[i] for i in (0, 2, 4, 5)], ids=["samba-enc", "groups", "nbg", "short"])
-def test_fused_mamba2_block_matches_layer_by_layer(cfg, L, norm_bwd, scan, monkeypatch):
-    """samba.nn.mamba_fused (SAMBA_FUSED_MAMBA=1: one Function, conv, scan, gated norm, out_proj; recompute in
-    backward) against mamba_ssm's layer-by-layer path (every switch 0) on the same weights, for both norm
+def test_fused_mamba2_block_matches_layer_by_layer(cfg, L, norm_bwd, scan):
+    """samba.ops.mamba_block (KernelConfig.fused_block: one Function, conv, scan, gated norm, out_proj; recompute in
+    backward) against mamba_ssm's layer-by-layer path (the mamba_ssm backend) on the same weights, for both norm
     backwards (mamba_ssm's, and ours) and both scans. float32 and bf16 autocast."""
-    from samba.nn.mamba2 import _fused_path_enabled
+    from samba.ops import fused_block_applies
 
-    monkeypatch.setenv("SAMBA_FUSED_MAMBA", "1")
-    monkeypatch.setenv("SAMBA_TRITON_NORM", "1" if norm_bwd == "triton" else "0")
-    assert _fused_path_enabled(torch.zeros(1, device="cuda", dtype=torch.bfloat16))
+    fused = replace(K, fused_block=True, triton_norm=norm_bwd == "triton", triton_scan=scan == "triton")
     torch.manual_seed(0)
-    m = Mamba2(**cfg).cuda()
+    m = Mamba2(**cfg, kernels=fused).cuda()
+    assert fused_block_applies(torch.zeros(1, device="cuda", dtype=torch.bfloat16), fused, m.headdim, m.d_state)
     _perturb(m)
     x = torch.randn(2, L, cfg["d_model"], device="cuda")
     w = torch.randn_like(x)
     for autocast, tol, gtol in ((False, F32_TOL, F32_GRAD_TOL), (True, BF16_TOL, BF16_GRAD_TOL)):
-        monkeypatch.setenv("SAMBA_FUSED_MAMBA", "1")
-        monkeypatch.setenv("SAMBA_TRITON_SCAN", "1" if scan == "triton" else "0")
-        y, g = run(m, x, w, "mamba_ssm", autocast)
-        monkeypatch.setenv("SAMBA_FUSED_MAMBA", "0")
-        monkeypatch.setenv("SAMBA_TRITON_SCAN", "0")
+        y, g = run(m, x, w, "triton", autocast)
         y_ref, g_ref = run(m, x, w, "mamba_ssm", autocast)
         tag = "bf16" if autocast else "fp32"
         report(f"fused Mamba2{cfg} L={L} {tag} ({norm_bwd} norm bwd, {scan} scan) forward vs layer-by-layer",
@@ -235,8 +232,8 @@ def test_fused_mamba2_block_matches_layer_by_layer(cfg, L, norm_bwd, scan, monke
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 def test_triton_gated_norm_matches_mamba_ssm_kernel(dtype):
-    """samba.nn.triton_norm against mamba_ssm's rmsnorm_fn (both gate orders, group 512 as in SAMBA's layers)."""
-    from samba.nn.triton_norm import gated_rms_norm_triton
+    """samba.ops.triton.norm against mamba_ssm's rmsnorm_fn (both gate orders, group 512 as in SAMBA's layers)."""
+    from samba.ops.triton.norm import gated_rms_norm_triton
 
     torch.manual_seed(0)
     for nbg, gs in ((False, 512), (True, 256), (False, 128)):
@@ -256,31 +253,30 @@ def test_triton_gated_norm_matches_mamba_ssm_kernel(dtype):
 
 
 @pytest.mark.parametrize("cfg,L", MAMBA_CASES, ids=[str(i) for i in range(len(MAMBA_CASES))])
-def test_triton_scan_matches_torch(cfg, L, monkeypatch):
-    """samba.nn.triton_ssd (one kernel per direction for small states) inside the layer-by-layer Mamba2 against
+def test_triton_scan_matches_torch(cfg, L):
+    """samba.ops.triton.ssd (one kernel per direction for small states) inside the layer-by-layer Mamba2 against
     the torch backend, float32 and bf16 autocast (the same criteria as mamba_ssm's kernels)."""
-    from samba.nn.mamba2 import _triton_scan_opted_in
+    from samba.ops.ssd import use_triton_scan
 
-    monkeypatch.setenv("SAMBA_TRITON_SCAN", "1")
-    monkeypatch.setenv("SAMBA_FUSED_MAMBA", "0")
+    k = replace(K, triton_scan=True, fused_block=False)
     torch.manual_seed(0)
-    m = Mamba2(**cfg).cuda()
+    m = Mamba2(**cfg, kernels=k).cuda()
     _perturb(m)
     x = torch.randn(2, L, cfg["d_model"], device="cuda")
     h, p = m.nheads, m.headdim
-    assert _triton_scan_opted_in(torch.zeros(1, 1, h, p, device="cuda"), torch.zeros(1, 1, m.ngroups, m.d_state,
-                                                                                  device="cuda"))
-    compare(f"Triton scan Mamba2{cfg} L={L}", m, x)
+    assert use_triton_scan(torch.zeros(1, 1, h, p, device="cuda"), torch.zeros(1, 1, m.ngroups, m.d_state,
+                                                                          device="cuda"), k)
+    compare(f"Triton scan Mamba2{cfg} L={L}", m, x, backend_pairs=(("triton", "torch"),))
 
 
 @pytest.mark.parametrize("p", [64, 16], ids=["wide", "narrow"])  # SAMBA's Mamba2 blocks, its bottleneck's teams
 @pytest.mark.parametrize("bwd", ["walk", "split", "group"])
-def test_triton_scan_kernel_matches_ssd_chunked_on_cuda(bwd, p, monkeypatch):
+def test_triton_scan_kernel_matches_ssd_chunked_on_cuda(bwd, p):
     """Our scan against the float64 torch reference, both head widths SAMBA uses, at the environment's launch."""
-    from samba.nn.ssd import ssd_chunked
-    from samba.nn.triton_ssd import ssd_scan_triton
+    from samba.ops.ssd import ssd_chunked
+    from samba.ops.triton.ssd import ssd_scan_triton
 
-    monkeypatch.setenv("SAMBA_TRITON_SCAN_BWD", bwd)
+    k = replace(K, scan_backward=bwd, scan_backward_narrow=None)  # this backward for both head widths
 
     torch.manual_seed(0)
     b, L, n = 3, 1000, 16
@@ -295,7 +291,7 @@ def test_triton_scan_kernel_matches_ssd_chunked_on_cuda(bwd, p, monkeypatch):
     gy = torch.randn(b, L, h, p, device="cuda")
     ref = ssd_chunked(*[t.double() for t in ins[:5]], 64, D=D.double())
     gr = torch.autograd.grad(ref, ins, gy.double())
-    out = ssd_scan_triton(*ins)
+    out = ssd_scan_triton(*ins, kernels=k)
     go = torch.autograd.grad(out, ins, gy)
     report("Triton scan kernel fp32 vs float64 reference, forward", max_rel(out, ref), F32_TOL)
     for name, a, r in zip(("dx", "ddt", "dA", "dB", "dC", "dD"), go, gr):
@@ -303,29 +299,25 @@ def test_triton_scan_kernel_matches_ssd_chunked_on_cuda(bwd, p, monkeypatch):
 
 
 @pytest.mark.parametrize("cfg,L", DIFF_CASES, ids=[str(i) for i in range(len(DIFF_CASES))])
-def test_diff_mamba_on_the_triton_scan_matches_torch(cfg, L, monkeypatch):
-    """The grouped differential Mamba (16 teams as 16 groups in one call) on samba.nn.triton_ssd."""
-    monkeypatch.setenv("SAMBA_TRITON_SCAN", "1")
+def test_diff_mamba_on_the_triton_scan_matches_torch(cfg, L):
+    """The grouped differential Mamba (16 teams as 16 groups in one call) on samba.ops.triton.ssd."""
     torch.manual_seed(0)
-    loop = DiffMambaLoop(**cfg).cuda()
+    loop = DiffMambaLoop(**cfg, kernels=replace(K, triton_scan=True)).cuda()
     _perturb(loop)
     grouped = DiffMamba.from_loop(loop)
-    compare(f"DiffMamba{cfg} L={L} on the Triton scan", grouped, torch.randn(2, L, cfg["d_model"], device="cuda"))
+    compare(f"DiffMamba{cfg} L={L} on the Triton scan", grouped, torch.randn(2, L, cfg["d_model"], device="cuda"),
+            backend_pairs=(("triton", "torch"),))
 
 
-@pytest.mark.parametrize("switches", ["1", "0"])
-def test_samba_inference_equals_the_training_forward(switches, monkeypatch):
-    """Under inference_mode the fast path's scan keeps no chunk states (samba.nn.triton_ssd.grad_needed); the
+@pytest.mark.parametrize("backend", ["triton", "mamba_ssm"])
+def test_samba_inference_equals_the_training_forward(backend):
+    """Under inference_mode the fast path's scan keeps no chunk states (samba.ops.triton.ssd.grad_needed); the
     output must be the training forward's on the whole model (to well under bf16 rounding: the kernel's two
     compiled variants may contract multiply-adds differently)."""
     from samba import SAMBA, SAMBAConfig
     from samba.montage import DEVICE_PRESETS, positions
-    from samba.nn.mamba2 import FAST_PATH_SWITCHES
-
-    for env in FAST_PATH_SWITCHES:
-        monkeypatch.setenv(env, switches)
     torch.manual_seed(0)
-    model = SAMBA(SAMBAConfig(backend="mamba_ssm")).cuda().eval()
+    model = SAMBA(SAMBAConfig(), kernels=replace(K, backend=backend)).cuda().eval()
     coords = torch.from_numpy(positions(list(DEVICE_PRESETS["10-20"]))).cuda()
     x = torch.randn(2, 19, 1000, device="cuda")
     with torch.autocast("cuda", dtype=torch.bfloat16):
@@ -333,5 +325,5 @@ def test_samba_inference_equals_the_training_forward(switches, monkeypatch):
         with torch.inference_mode():
             infer = model(x, coords)
     assert train_fwd.requires_grad
-    report(f"SAMBA inference vs training forward (switches {switches})", norm_rel(infer, train_fwd.detach()), 1e-3)
+    report(f"SAMBA inference vs training forward ({backend})", norm_rel(infer, train_fwd.detach()), 1e-3)
 

@@ -9,7 +9,9 @@ import torch.nn.functional as F
 
 import samba.nn.mamba2 as mamba2_module
 from samba.nn import Mamba2
-from samba.nn._mamba_ssm import mamba_ssm_unavailable_reason
+import samba.ops.ssd as ssd_module
+from samba.ops import resolve_backend
+from samba.ops.upstream import mamba_ssm_unavailable_reason
 
 
 def expected_params(d_model, d_state=128, d_conv=4, expand=2, headdim=64, d_ssm=None, ngroups=1,
@@ -111,6 +113,8 @@ def test_bad_backend_errors():
         Mamba2(8, backend="cuda")
     m = Mamba2(8, d_state=4, headdim=4)
     with pytest.raises(ValueError, match="unknown backend"):
+        m(torch.randn(1, 4, 8), backend="fast")
+    with pytest.raises(RuntimeError, match="Triton|CUDA"):  # "triton" is a backend now; its kernels need CUDA
         m(torch.randn(1, 4, 8), backend="triton")
     with pytest.raises(ValueError, match=r"\(batch, length, 8\)"):
         m(torch.randn(1, 4, 9))
@@ -128,20 +132,20 @@ def test_mamba_ssm_backend_unavailable_or_cpu_is_a_clear_error():
 
 
 def test_auto_backend_on_cpu_is_torch():
-    assert mamba2_module.resolve_backend("auto", torch.randn(2)) == "torch"
+    assert resolve_backend("auto", torch.randn(2)) == "torch"
     m = Mamba2(8, d_state=4, headdim=4)
     torch.testing.assert_close(m(torch.randn(1, 4, 8)).shape, torch.Size([1, 4, 8]))
 
 
 def test_dt_limit_clamps(monkeypatch):
     seen = {}
-    real = mamba2_module.ssd_chunked
+    real = ssd_module.ssd_chunked
 
     def spy(x, dt, *args, **kwargs):
         seen["dt"] = dt.detach().clone()
         return real(x, dt, *args, **kwargs)
 
-    monkeypatch.setattr(mamba2_module, "ssd_chunked", spy)
+    monkeypatch.setattr(ssd_module, "ssd_chunked", spy)
     torch.manual_seed(0)
     m = Mamba2(16, d_state=4, headdim=8, backend="torch", dt_limit=(0.02, 0.05))
     x = 3 * torch.randn(2, 50, 16)
@@ -218,8 +222,8 @@ def test_chunked_path_memory_scales_linearly_in_length():
 def _fake_kernels():
     """CPU stand-ins with mamba_ssm's exact signatures and input checks (from ssd_combined.py and
     layernorm_gated.py of mamba-ssm 2.3.2), computing the documented math with our reference code."""
-    from samba.nn._mamba_ssm import MambaSSMKernels
-    from samba.nn.ssd import ssd_recurrent
+    from samba.ops.upstream import MambaSSMKernels
+    from samba.ops.ssd import ssd_recurrent
 
     calls = []
 
@@ -271,7 +275,7 @@ def _fake_kernels():
 ])
 def test_mamba_ssm_branch_calls_kernels_correctly(monkeypatch, cfg):
     """The 'mamba_ssm' code path (argument names, shapes, layouts) checked on CPU with stand-in kernels."""
-    import samba.nn._mamba_ssm as guard
+    import samba.ops.upstream as guard
     from samba.nn import DiffMamba
 
     fake, calls = _fake_kernels()

@@ -21,7 +21,7 @@ def parser() -> argparse.ArgumentParser:
                    "on GPU, 1,8 on CPU)")
     p.add_argument("--quick", action="store_true", help="tiny sizes (tests, smoke runs)")
     p.add_argument("--budget-s", type=float, default=None, help="time budget of the whole run in seconds")
-    p.add_argument("--samba-backend", default="auto", choices=("auto", "torch", "mamba_ssm"))
+    p.add_argument("--samba-backend", default="auto", choices=("auto", "torch", "triton", "mamba_ssm"))
     p.add_argument("--samba-eager", dest="samba_graphs", action="store_false", default=True,
                    help="CUDA: run SAMBA eagerly instead of as CUDA graphs")
     p.add_argument("--sweeps", default=None,

@@ -95,7 +95,9 @@ def build_samba(n_times: int, samba_backend: str):
 
     from .. import SAMBA, SAMBAConfig
 
-    model = SAMBA(SAMBAConfig(backend=samba_backend))
+    from ..ops import KernelConfig
+
+    model = SAMBA(SAMBAConfig(), kernels=KernelConfig.from_env().with_backend(samba_backend))
     coords = torch.as_tensor(coords_1020())  # (19, 3)
     on_device = {}
 
@@ -115,20 +117,20 @@ def build(spec: ModelSpec, n_times: int, samba_backend: str):
 
 
 def samba_backend_used(model, x) -> str | None:
-    """The Mamba2 backend ("torch" | "mamba_ssm") the built SAMBA resolves to for input ``x``."""
+    """The Mamba2 backend ("torch" | "triton" | "mamba_ssm") the built SAMBA resolves to for input ``x``."""
     try:
-        from ..nn.mamba2 import resolve_backend
+        from ..ops import resolve_backend
 
-        return resolve_backend(model.cfg.backend, x)
+        return resolve_backend(model.kernels.backend, x)
     except Exception as err:
         return f"unresolved ({type(err).__name__}: {err})"[:200]
 
 
 def mamba_ssm_unavailable_reason() -> str | None:
     try:
-        from ..nn import _mamba_ssm
+        from ..ops import upstream
 
-        return _mamba_ssm.mamba_ssm_unavailable_reason()
+        return upstream.mamba_ssm_unavailable_reason()
     except Exception as err:
         return f"unknown ({type(err).__name__})"
 

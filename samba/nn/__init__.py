@@ -1,16 +1,16 @@
-"""SAMBA's building blocks.
+"""SAMBA's building blocks: modules only, each readable top to bottom in plain PyTorch.
 
 - `CDSE` (cdse.py): coordinate-driven spatial embedding, any montage -> fixed target montage.
-- `Mamba2` (mamba2.py): Mamba2 layer, parameter-compatible with mamba_ssm, torch or Triton backend.
+- `Mamba2` (mamba2.py): Mamba2 layer, parameter-compatible with mamba_ssm, on any backend of `samba.ops`.
 - `DiffMamba` (diff_mamba.py): SAMBA's multi-head differential Mamba bottleneck, all heads in one call;
   `DiffMambaLoop` is the authors' per-head loop it is tested against.
-- ssd.py: the plain-PyTorch SSD scan (`ssd_chunked`) and its step-by-step definition (`ssd_recurrent`).
+
+The operations these modules call (the SSD scan, the gated RMSNorm, the causal conv, the skip join), their
+plain-PyTorch references and their Triton kernels live in `samba.ops`, with `KernelConfig`.
 """
 
 from .cdse import CDSE, InverseCDSE, pad_montages
 from .diff_mamba import DiffMamba, DiffMambaLoop
 from .mamba2 import Mamba2
-from .ssd import ssd_chunked, ssd_recurrent
 
-__all__ = ["CDSE", "InverseCDSE", "pad_montages", "Mamba2", "DiffMamba", "DiffMambaLoop",
-           "ssd_chunked", "ssd_recurrent"]
+__all__ = ["CDSE", "InverseCDSE", "pad_montages", "Mamba2", "DiffMamba", "DiffMambaLoop"]

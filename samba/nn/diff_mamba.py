@@ -12,13 +12,13 @@ and keeps what only one does, in the spirit of the Differential Transformer:
   `team1`, `team2` of n_heads `Mamba2(head_dim, ...)`, `lam`, per-head `head_norms` (GroupNorm(1, head_dim),
   i.e. GroupNorm(n_heads, d_model) over the concatenation), `out_proj`. Same parameter names as the authors,
   so their checkpoints load. It runs 2 * n_heads small Mamba2 modules one after another: on a GPU that is
-  launch-bound (../shared/GPU.md).
+  launch-bound.
 - `DiffMamba` computes the same function with every team's parameters stacked along a team axis
   G = 2 * n_heads (team-major: g = t * n_heads + h, t = 0 for team1, 1 for team2): one batched in_proj
   einsum, one depthwise conv over G * conv_dim channels, ONE scan over G * nheads_per_team SSM heads with
   ngroups = G (each team's heads read that team's B and C), one grouped gated RMSNorm, one batched out_proj
-  einsum. The scan is mamba_ssm's Triton `mamba_chunk_scan_combined` on CUDA when available, else
-  `samba.nn.ssd.ssd_chunked`. `from_loop` / `to_loop` / `load_loop_state_dict` move weights between forms.
+  einsum. Each operation is one `samba.ops` call on the module's `KernelConfig` (`self.kernels`), as in `Mamba2`.
+  `from_loop` / `to_loop` / `load_loop_state_dict` move weights between forms.
 """
 
 from __future__ import annotations
@@ -31,29 +31,29 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
-from .mamba2 import (DEFAULT_TORCH_CHUNK_SIZE, Mamba2, causal_depthwise_conv, check_backend_name, cpu_microbatch,
-                     init_A_log, init_dt_bias, resolve_backend, rms_norm_gated, skip_dtype, ssm_scan)
+from ..ops import KernelConfig, causal_depthwise_conv, resolve_backend, rms_norm_gated, ssm_scan
+from .mamba2 import DEFAULT_TORCH_CHUNK_SIZE, Mamba2, cpu_microbatch, init_A_log, init_dt_bias, layer_kernels, skip_dtype
 
 __all__ = ["DiffMamba", "DiffMambaLoop"]
 
 
 def _config(d_model: int, head_dim: int, d_state: int, d_conv: int, expand: int, headdim: int, ngroups: int,
             A_init_range, D_has_hdim: bool, rmsnorm: bool, norm_before_gate: bool, dt_min: float, dt_max: float,
-            dt_init_floor: float, dt_limit, conv_init, chunk_size: int, backend: str,
-            torch_chunk_size: int | None) -> dict[str, Any]:
+            dt_init_floor: float, dt_limit, conv_init, chunk_size: int, backend: str | None,
+            torch_chunk_size: int | None, kernels: KernelConfig | None) -> dict[str, Any]:
     if d_model % head_dim:
         raise ValueError(f"d_model ({d_model}) must be divisible by head_dim ({head_dim})")
-    check_backend_name(backend)
+    kernels = layer_kernels(kernels, backend)
     return dict(d_model=d_model, head_dim=head_dim, d_state=d_state, d_conv=d_conv, expand=expand,
                 headdim=headdim, ngroups=ngroups, A_init_range=tuple(A_init_range), D_has_hdim=D_has_hdim,
                 rmsnorm=rmsnorm, norm_before_gate=norm_before_gate, dt_min=dt_min, dt_max=dt_max,
                 dt_init_floor=dt_init_floor, dt_limit=tuple(dt_limit), conv_init=conv_init,
-                chunk_size=chunk_size, backend=backend, torch_chunk_size=torch_chunk_size)
+                chunk_size=chunk_size, backend=kernels.backend, torch_chunk_size=torch_chunk_size, kernels=kernels)
 
 
 _TEAM_KEYS = ("d_state", "d_conv", "expand", "headdim", "ngroups", "A_init_range", "D_has_hdim", "rmsnorm",
               "norm_before_gate", "dt_min", "dt_max", "dt_init_floor", "dt_limit", "conv_init", "chunk_size",
-              "backend", "torch_chunk_size")
+              "backend", "torch_chunk_size", "kernels")
 
 
 class DiffMambaLoop(nn.Module):
@@ -67,12 +67,12 @@ class DiffMambaLoop(nn.Module):
                  headdim: int = 64, ngroups: int = 1, A_init_range=(1, 16), D_has_hdim: bool = False,
                  rmsnorm: bool = True, norm_before_gate: bool = False, dt_min: float = 0.001, dt_max: float = 0.1,
                  dt_init_floor: float = 1e-4, dt_limit=(0.0, float("inf")), conv_init: float | None = None,
-                 chunk_size: int = 256, backend: str = "auto", torch_chunk_size: int | None = None,
-                 device=None, dtype=None):
+                 chunk_size: int = 256, backend: str | None = None, torch_chunk_size: int | None = None,
+                 kernels: KernelConfig | None = None, device=None, dtype=None):
         super().__init__()
         self.config = _config(d_model, head_dim, d_state, d_conv, expand, headdim, ngroups, A_init_range,
                               D_has_hdim, rmsnorm, norm_before_gate, dt_min, dt_max, dt_init_floor, dt_limit,
-                              conv_init, chunk_size, backend, torch_chunk_size)
+                              conv_init, chunk_size, backend, torch_chunk_size, kernels)
         factory = {"device": device, "dtype": dtype}
         team_kwargs = {k: self.config[k] for k in _TEAM_KEYS}
         self.d_model, self.head_dim, self.num_heads = d_model, head_dim, d_model // head_dim
@@ -114,14 +114,15 @@ class DiffMamba(nn.Module):
                  headdim: int = 64, ngroups: int = 1, A_init_range=(1, 16), D_has_hdim: bool = False,
                  rmsnorm: bool = True, norm_before_gate: bool = False, dt_min: float = 0.001, dt_max: float = 0.1,
                  dt_init_floor: float = 1e-4, dt_limit=(0.0, float("inf")), conv_init: float | None = None,
-                 chunk_size: int = 256, backend: str = "auto", torch_chunk_size: int | None = None,
-                 projections: str = "auto", device=None, dtype=None):
+                 chunk_size: int = 256, backend: str | None = None, torch_chunk_size: int | None = None,
+                 projections: str = "auto", kernels: KernelConfig | None = None, device=None, dtype=None):
         super().__init__()
         self.config = _config(d_model, head_dim, d_state, d_conv, expand, headdim, ngroups, A_init_range,
                               D_has_hdim, rmsnorm, norm_before_gate, dt_min, dt_max, dt_init_floor, dt_limit,
-                              conv_init, chunk_size, backend, torch_chunk_size)
+                              conv_init, chunk_size, backend, torch_chunk_size, kernels)
         factory = {"device": device, "dtype": dtype}
-        self.backend = backend
+        self.kernels = self.config["kernels"]
+        self.backend = self.kernels.backend
         if projections not in ("auto", "einsum", "dense"):
             raise ValueError(f"projections must be 'auto', 'einsum' or 'dense', got {projections!r}")
         self.projections = projections  # "auto": dense block-diagonal GEMMs on CUDA, batched einsums on CPU
@@ -195,7 +196,7 @@ class DiffMamba(nn.Module):
         """u: (B, L, d_model) -> (B, L, d_model). `backend` overrides self.backend for this call."""
         if u.dim() != 3 or u.shape[-1] != self.d_model:
             raise ValueError(f"DiffMamba expects (batch, length, {self.d_model}), got {tuple(u.shape)}")
-        be = resolve_backend(self.backend if backend is None else check_backend_name(backend), u)
+        be = resolve_backend(self.backend if backend is None else backend, u)
         per_call = cpu_microbatch(u, self.n_teams * self.nheads) if be == "torch" else None
         if per_call is not None:  # exact: samples are independent (GroupNorm is per sample)
             return torch.cat([self._forward(part, be) for part in u.split(per_call)])
@@ -218,7 +219,7 @@ class DiffMamba(nn.Module):
 
             # One depthwise causal conv over all teams' (x, B, C) channels.
             xBC = causal_depthwise_conv(xBC.reshape(b, L, G * self.conv_dim), self.team_conv1d_weight,
-                                        self.team_conv1d_bias, be).view(b, L, G, self.conv_dim)
+                                        self.team_conv1d_bias, be, self.kernels).view(b, L, G, self.conv_dim)
             x, B, C = torch.split(xBC, [di, ng * n, ng * n], dim=-1)
             x = x.reshape(b, L, G * nh, p)  # (b, L, G*nh, p): team g owns SSM heads g*nh ... g*nh + nh - 1
             B = B.reshape(b, L, G * ng, n)  # (b, L, G*ng, n): so each team's heads read that team's B, C
@@ -230,10 +231,11 @@ class DiffMamba(nn.Module):
 
         # ONE scan over every SSM head of every team.
         gate = None if self.rmsnorm else z.view(b, L, G * nh, p)
-        y = ssm_scan(x, dt, A, B, C, D, self.team_dt_bias, self.dt_limit, gate, be, self.chunk_size,
+        y = ssm_scan(x, dt, A, B, C, D, self.team_dt_bias, self.dt_limit, gate, be, self.kernels, self.chunk_size,
                      self.torch_chunk_size).reshape(b, L, G * di)  # (b, L, G*di)
         if self.rmsnorm:  # grouped gated RMSNorm: every team's groups normalised on their own
-            y = rms_norm_gated(y, z, self.team_norm_weight, self.norm_eps, di // ng, self.norm_before_gate, be)
+            y = rms_norm_gated(y, z, self.team_norm_weight, self.norm_eps, di // ng, self.norm_before_gate, be,
+                               self.kernels)
 
         if dense:  # out_proj, lambda and the difference folded into one (d_model, G*di) matrix
             diff = F.linear(y, self._out_matrix_dense())  # (b, L, d_model)
@@ -263,7 +265,7 @@ class DiffMamba(nn.Module):
                             self.team_conv1d_weight.view(G, cd, k).split([di, ng * n, ng * n], dim=1)])
         conv_b = torch.cat([part.reshape(-1) for part in
                             self.team_conv1d_bias.view(G, cd).split([di, ng * n, ng * n], dim=1)])
-        xBC = causal_depthwise_conv(xBC, conv_w.unsqueeze(1), conv_b, be)  # (b, L, G*cd) type-major
+        xBC = causal_depthwise_conv(xBC, conv_w.unsqueeze(1), conv_b, be, self.kernels)  # (b, L, G*cd) type-major
         x, B, C = xBC.split([G * di, G * ng * n, G * ng * n], dim=-1)
         return (x.unflatten(-1, (G * nh, p)), B.unflatten(-1, (G * ng, n)), C.unflatten(-1, (G * ng, n)),
                 dt, z)  # (b, L, G*nh, p), (b, L, G*ng, n) x2, (b, L, G*nh), (b, L, G*di)

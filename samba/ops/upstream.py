@@ -1,29 +1,28 @@
-"""The one guarded import of mamba_ssm's Triton kernels (optional GPU backend of Mamba2 / DiffMamba).
+"""The one guarded import of the upstream `mamba_ssm` package's kernels (the "mamba_ssm" backend, and the
+pieces the "triton" backend may hand back to it: see `samba.ops.config.KernelConfig`).
 
 Mamba2's scan (`mamba_chunk_scan_combined`) and its gated RMSNorm are Triton code; they need no compiled
 extension. But `mamba_ssm/__init__.py` imports the Mamba-1 CUDA extension `selective_scan_cuda`
-unconditionally, so a pure-Python install (see scripts/gpu/install_mamba_ssm.sh and ../shared/GPU.md)
-fails at import. Mamba2 never calls that extension, so when it is missing we register an empty module
-under its name before importing. `causal_conv1d` is used only when importable; callers fall back to
-torch's conv1d otherwise.
+unconditionally, so a pure-Python install (scripts/gpu/install_mamba_ssm.sh) fails at import. Mamba2 never calls
+that extension, so when it is missing `_register_selective_scan_stub` registers an empty module under its name,
+once, right before the first import of mamba_ssm, which happens on the first use of the backend, never at
+`import samba`. `causal_conv1d` is used only when importable.
 
-    >>> from samba.nn._mamba_ssm import mamba_ssm_kernels, mamba_ssm_unavailable_reason
+    >>> from samba.ops.upstream import mamba_ssm_kernels, mamba_ssm_unavailable_reason
     >>> k = mamba_ssm_kernels()          # None when unavailable
     >>> k.mamba_chunk_scan_combined      # (x, dt, A, B, C, chunk_size, D=..., dt_bias=..., ...)
 
-Nothing here is imported at `import samba`; the first call does the import and caches the outcome.
-
-`SAMBA_TRITON_AUTOTUNE=single` (read at that first import) makes every `triton.autotune` in mamba_ssm keep
-one config (its smallest tiles): no benchmarking of ~10 configs per kernel and shape family, so a fresh
-process compiles in seconds instead of minutes. The tests use it (the result of a kernel does not depend on its
-tile sizes beyond float rounding); never use it for timings.
+``KernelConfig(autotune="single")`` gives each of mamba_ssm's autotuned kernels one config (its smallest tiles):
+no benchmarking of ~10 configs per kernel and shape family, so a fresh process compiles in seconds instead of
+minutes. The tests use it (a kernel's result does not depend on its tile sizes beyond float rounding); never use
+it for timings. It is applied to mamba_ssm's kernel objects where this module hands them out (`apply_autotune`),
+not by replacing anything of Triton's.
 """
 
 from __future__ import annotations
 
 import importlib
 import importlib.util
-import os
 import sys
 import types
 from dataclasses import dataclass
@@ -62,7 +61,7 @@ def _register_selective_scan_stub() -> bool:
         return False
     except ImportError:
         stub = types.ModuleType("selective_scan_cuda")
-        stub.__doc__ = "Empty stand-in registered by samba.nn._mamba_ssm: Mamba2 never calls the Mamba-1 scan."
+        stub.__doc__ = "Empty stand-in registered by samba.ops.upstream: Mamba2 never calls the Mamba-1 scan."
         sys.modules["selective_scan_cuda"] = stub
         return True
 
@@ -76,27 +75,31 @@ def _config_footprint(cfg) -> int:
     return size
 
 
-def _single_config_autotune():
-    """Patch `triton.autotune` to keep one config per kernel (the smallest); returns the undo function.
+_all_configs: dict = {}  # autotuned kernel object -> its full list of configs
+_autotune_policy = "full"
 
-    The smallest, not the first: the first configs of some mamba_ssm kernels need more shared memory than a
-    Hopper SM has (measured: 263-296 kB vs 227 kB on an H200), which autotuning would skip but a single
-    forced config cannot.
-    """
-    import triton
 
-    original = triton.autotune
+def apply_autotune(policy: str) -> None:
+    """Give every autotuned kernel of mamba_ssm's Triton modules all its configs ("full") or only its smallest
+    ("single"). The smallest, not the first: the first configs of some mamba_ssm kernels need more shared memory
+    than a Hopper SM has (measured: 263-296 kB vs 227 kB on an H200), which autotuning would skip but a single
+    forced config cannot. Cheap when the policy is unchanged (the common case: called on every use)."""
+    global _autotune_policy
+    if policy == _autotune_policy or mamba_ssm_kernels() is None:
+        return
+    try:
+        from triton.runtime.autotuner import Autotuner
+    except ImportError:  # no Triton, so nothing of mamba_ssm's is autotuned here (e.g. stand-in kernels in tests)
+        return
 
-    def one_config(configs, key, *args, **kwargs):
-        configs = list(configs)
-        return original([min(configs, key=_config_footprint)] if configs else configs, key, *args, **kwargs)
-
-    triton.autotune = one_config
-
-    def restore():
-        triton.autotune = original
-
-    return restore
+    for name, mod in list(sys.modules.items()):
+        if not name.startswith("mamba_ssm.ops.triton") or mod is None:
+            continue
+        for obj in list(vars(mod).values()):
+            if isinstance(obj, Autotuner):
+                configs = _all_configs.setdefault(obj, list(obj.configs))
+                obj.configs = [min(configs, key=_config_footprint)] if policy == "single" and configs else configs
+    _autotune_policy = policy
 
 
 def _load() -> MambaSSMKernels | str:
@@ -105,18 +108,14 @@ def _load() -> MambaSSMKernels | str:
     if importlib.util.find_spec("triton") is None:
         return "triton is not installed (mamba_ssm's Mamba2 kernels are Triton code)"
     stubbed = _register_selective_scan_stub()
-    restore = _single_config_autotune() if os.environ.get("SAMBA_TRITON_AUTOTUNE", "").lower() == "single" else None
     try:
         import mamba_ssm
         from mamba_ssm.ops.triton.ssd_combined import mamba_chunk_scan_combined
-        from mamba_ssm.ops.triton import layernorm_gated  # noqa: F401  (decorated under the same switch)
+        from mamba_ssm.ops.triton import layernorm_gated  # noqa: F401  (its kernels: see apply_autotune)
     except Exception as err:  # ImportError, or Triton/CUDA errors raised at import time
         if stubbed:
             sys.modules.pop("selective_scan_cuda", None)
         return f"importing mamba_ssm failed: {type(err).__name__}: {err}"
-    finally:
-        if restore is not None:
-            restore()
     try:
         from mamba_ssm.ops.triton.layernorm_gated import rmsnorm_fn
     except Exception:
@@ -148,11 +147,14 @@ def mamba_ssm_unavailable_reason() -> str | None:
     return None if isinstance(_cache, MambaSSMKernels) else str(_cache)
 
 
-def require_mamba_ssm() -> MambaSSMKernels:
-    """The kernels, or a RuntimeError that says why not and how to install them."""
+def require_mamba_ssm(autotune: str | None = None) -> MambaSSMKernels:
+    """The kernels (with ``autotune`` applied when given), or a RuntimeError that says why not and how to install
+    them."""
     kernels = mamba_ssm_kernels()
     if kernels is None:
         raise RuntimeError(
             f"backend='mamba_ssm' requested but unavailable ({mamba_ssm_unavailable_reason()}); {INSTALL_HINT}"
         )
+    if autotune is not None:
+        apply_autotune(autotune)
     return kernels

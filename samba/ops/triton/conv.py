@@ -1,13 +1,13 @@
 """Mamba2's causal depthwise conv1d + SiLU as two Triton kernels (forward; backward with recompute).
 
-What it replaces: `samba.nn.fast_ops.causal_conv1d_silu` in plain PyTorch takes ~4 passes over the
+What it replaces: `samba.ops.conv.causal_conv1d_silu` in plain PyTorch takes ~4 passes over the
 (B, L, channels) tensor forward and ~12 backward (shifted multiply-adds, SiLU, reductions for the weight
 gradient); at the full-rate layer of a batch-64 x 60-s step each pass moves ~0.5 GB (measured on an H200:
 the element-wise kernels were the largest item of the step). Here the forward reads x once and writes
 the output once; the backward reads x and the incoming gradient once, writes dx once and per-block
 partial sums of dw and db (reduced in float32 by torch afterwards: deterministic, no atomics).
 
-Semantics, layout and dtype are those of the reference (`samba.nn.fast_ops.causal_conv1d_silu_ref`):
+Semantics, layout and dtype are those of the reference (`samba.ops.conv.causal_conv1d_silu_ref`):
 x (B, L, C) with unit channel stride (a slice of in_proj's output is fine), weight (C, k), bias (C,);
 accumulation in float32, output in x's dtype. The kernels run wherever Triton runs (CUDA here; the
 tests also run them on CPU through TRITON_INTERPRET=1 when Triton is installed).
@@ -18,18 +18,19 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ._triton import as_setting, available, block_config, launch_config, tl, triton, unit_last_stride
+from ..config import KernelConfig, launch_options
+from . import available, tl, triton, unit_last_stride
 
-__all__ = ["available", "causal_conv1d_silu_triton", "conv_fwd", "conv_bwd", "bwd_config", "launch_settings"]
+__all__ = ["available", "causal_conv1d_silu_triton", "conv_fwd", "conv_bwd"]
+
+DEFAULT = KernelConfig()
 
 BLOCK_L = 64
 BLOCK_C = 64
-# The backward's tile and launch options can be set for measuring alternatives on a GPU (not yet measured;
-# scripts/gpu/sweep_train_kernels.sh): SAMBA_TRITON_CONV_BWD_BLOCK="BL,BC" (time steps x channels per program)
-# and SAMBA_TRITON_CONV_BWD_LAUNCH="warps,stages[,maxnreg]". A longer BL writes fewer partial sums of the weight
-# gradient: (B * L / BL, C, k) float32, ~126 MB at the full-rate layer of a batch-128 x 60-s step with BL 64.
-BWD_BLOCK_DEFAULT = f"{BLOCK_L},{BLOCK_C}"
-BWD_LAUNCH_DEFAULT = "4,3"  # Triton's defaults on NVIDIA
+# The backward's tiles and launch are KernelConfig settings, for measuring alternatives (not yet measured):
+# conv_backward_tiles = (BL, BC) (time steps x channels per program; default (BLOCK_L, BLOCK_C)) and
+# conv_backward_launch (default (4, 3), Triton's defaults on NVIDIA). A longer BL writes fewer partial sums of the
+# weight gradient: (B * L / BL, C, k) float32, ~126 MB at the full-rate layer of a batch-128 x 60-s step with BL 64.
 
 
 if triton is not None:
@@ -113,14 +114,15 @@ def conv_fwd(x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
     return out
 
 
-def conv_bwd(x: Tensor, weight: Tensor, bias: Tensor | None, g: Tensor, dx: Tensor | None = None
-             ) -> tuple[Tensor, Tensor, Tensor | None]:
+def conv_bwd(x: Tensor, weight: Tensor, bias: Tensor | None, g: Tensor, dx: Tensor | None = None,
+             kernels: KernelConfig = DEFAULT) -> tuple[Tensor, Tensor, Tensor | None]:
     """Gradients (dx, dweight, dbias) of `conv_fwd` for the output gradient g (B, L, C), any strides.
     `dx` may be given: a (B, L, C) buffer with unit channel stride (e.g. a slice of a larger gradient)."""
     B, L, C = x.shape
     K = weight.shape[1]
     w = weight.contiguous()
-    blocks, launch = bwd_config()
+    blocks = dict(zip(("BL", "BC"), kernels.conv_backward_tiles))
+    launch = launch_options(kernels.conv_backward_launch)
     n_lb = triton.cdiv(L, blocks["BL"])
     if dx is None:
         dx = torch.empty((B, L, C), device=x.device, dtype=x.dtype)
@@ -135,37 +137,26 @@ def conv_bwd(x: Tensor, weight: Tensor, bias: Tensor | None, g: Tensor, dx: Tens
     return dx, dw, db
 
 
-def bwd_config() -> tuple[dict, dict]:
-    """The backward's tiles {"BL", "BC"} (SAMBA_TRITON_CONV_BWD_BLOCK, powers of two 16-1024) and launch options
-    (SAMBA_TRITON_CONV_BWD_LAUNCH)."""
-    return (block_config("SAMBA_TRITON_CONV_BWD_BLOCK", BWD_BLOCK_DEFAULT, ("BL", "BC"), lo=16),
-            launch_config("SAMBA_TRITON_CONV_BWD_LAUNCH", BWD_LAUNCH_DEFAULT))
-
-
-def launch_settings() -> dict:
-    """The backward's settings as a benchmark records them."""
-    blocks, launch = bwd_config()
-    return {"triton_conv_backward_block": as_setting(blocks), "triton_conv_backward_launch": as_setting(launch)}
-
-
 class _TritonCausalConv1dSiLU(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
+    def forward(ctx, x: Tensor, weight: Tensor, bias: Tensor | None, kernels: KernelConfig) -> Tensor:
         x = unit_last_stride(x)
         ctx.save_for_backward(x, weight, bias)
+        ctx.kernels = kernels
         return conv_fwd(x, weight, bias)
 
     @staticmethod
     def backward(ctx, g: Tensor):
         x, weight, bias = ctx.saved_tensors
-        return conv_bwd(x, weight, bias, g)
+        return (*conv_bwd(x, weight, bias, g, kernels=ctx.kernels), None)
 
 
-def causal_conv1d_silu_triton(x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
+def causal_conv1d_silu_triton(x: Tensor, weight: Tensor, bias: Tensor | None,
+                              kernels: KernelConfig = DEFAULT) -> Tensor:
     """SiLU(causal depthwise conv) over time with Triton. x (B, L, C); weight (C, k) or (C, 1, k); bias (C,)."""
     if triton is None:
-        raise RuntimeError("Triton is not installed; use samba.nn.fast_ops.causal_conv1d_silu")
+        raise RuntimeError("Triton is not installed; use samba.ops.conv.causal_conv1d_silu")
     w = weight.reshape(weight.shape[0], -1)
     if x.dim() != 3 or x.shape[-1] != w.shape[0]:
         raise ValueError(f"x must be (B, L, {w.shape[0]}); got {tuple(x.shape)}")
-    return _TritonCausalConv1dSiLU.apply(x, w, bias)
+    return _TritonCausalConv1dSiLU.apply(x, w, bias, kernels)

@@ -1,4 +1,5 @@
-"""The rewritten ops of samba.nn.fast_ops against their PyTorch references (run on CPU here, on CUDA too)."""
+"""Each op of samba.ops against its PyTorch reference: the lean PyTorch versions (CPU and CUDA), and our Triton kernels
+(in Triton's CPU interpreter when Triton is installed, compiled for sm_90 without a GPU, and on CUDA)."""
 
 from __future__ import annotations
 
@@ -6,8 +7,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from samba.nn.fast_ops import (causal_conv1d_silu, causal_conv1d_silu_ref, upsample2x_linear, upsample_concat,
-                                upsample_concat_ref, upsample_linear)
+from samba.ops import KernelConfig
+from samba.ops.conv import causal_conv1d_silu, causal_conv1d_silu_ref
+from samba.ops.upsample import upsample2x_linear, upsample_concat, upsample_concat_ref, upsample_linear
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
@@ -56,9 +58,9 @@ def test_causal_conv1d_silu_equals_conv1d_reference(device, k, bias):
 @pytest.mark.parametrize("impl", ["triton", "torch"])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 def test_causal_conv1d_silu_cuda_impls_match_reference(impl, dtype):
-    from samba.nn import triton_conv
+    from samba.ops import triton as kernels
 
-    if impl == "triton" and not triton_conv.available():
+    if impl == "triton" and not kernels.available():
         pytest.skip("Triton not importable")
     torch.manual_seed(0)
     zx = torch.randn(3, 1000, 700, device="cuda")
@@ -102,8 +104,9 @@ def test_causal_conv1d_silu_bf16_close_to_reference():
 
 _INTERPRETER_CHECK = r"""
 import torch
-from samba.nn.triton_conv import causal_conv1d_silu_triton
-from samba.nn.fast_ops import causal_conv1d_silu_ref
+from samba.ops import KernelConfig
+from samba.ops.triton.conv import causal_conv1d_silu_triton
+from samba.ops.conv import causal_conv1d_silu_ref
 torch.manual_seed(0)
 worst = 0.0
 for K in (2, 3, 4):
@@ -112,7 +115,7 @@ for K in (2, 3, 4):
         x = zx[..., 10:110].clone().requires_grad_(True)  # L=70 spans two 64-step blocks, C=100 two 64-channel blocks
         w = torch.randn(100, K, requires_grad=True)
         b = torch.randn(100, requires_grad=True) if bias else None
-        out, ref = causal_conv1d_silu_triton(x, w, b), causal_conv1d_silu_ref(x, w, b)
+        out, ref = causal_conv1d_silu_triton(x, w, b, kernels=KernelConfig.from_env()), causal_conv1d_silu_ref(x, w, b)
         g = torch.randn_like(ref)
         ins = [x, w] + ([b] if bias else [])
         errs = [((out - ref).abs().max() / ref.abs().max()).item()]
@@ -120,8 +123,8 @@ for K in (2, 3, 4):
                  for a, r in zip(torch.autograd.grad(out, ins, g), torch.autograd.grad(ref, ins, g))]
         errs.append(((causal_conv1d_silu_triton(zx[..., 10:110], w, b) - ref).abs().max() / ref.abs().max()).item())
         worst = max(worst, *errs)
-from samba.nn.triton_upsample import upsample_concat_triton
-from samba.nn.fast_ops import upsample_concat_ref
+from samba.ops.triton.upsample import upsample_concat_triton
+from samba.ops.upsample import upsample_concat_ref
 for Cs, Cu, L in ((5, 7, 1), (16, 20, 3), (3, 33, 150)):  # L=1 edge case; channel and time tails
     zs = torch.randn(2, Cs + 4, 2 * L + 3)
     skip = zs[:, 2:2 + Cs, 1:1 + 2 * L].clone().requires_grad_(True)
@@ -137,15 +140,16 @@ for Cs, Cu, L in ((5, 7, 1), (16, 20, 3), (3, 33, 150)):  # L=1 edge case; chann
                              torch.autograd.grad(upsample_concat_ref(skip, h), [skip, h], gt))]
     errs.append(((upsample_concat_triton(zs[:, 2:2 + Cs, 1:1 + 2 * L], h) - ref).abs().max() / ref.abs().max()).item())
     worst = max(worst, *errs)
-from samba.nn.triton_norm import gated_rms_norm_triton, gated_rms_norm_fwd, gated_rms_norm_bwd
-from samba.nn.mamba2 import gated_rms_norm
+from samba.ops.triton.norm import gated_rms_norm_triton, gated_rms_norm_fwd, gated_rms_norm_bwd
+from samba.ops.norm import gated_rms_norm
 for nbg in (False, True):
     for gs, hasz in ((32, True), (16, True), (64, False)):
         x = torch.randn(3, 37, 64, requires_grad=True)  # 111 rows: row tails in both kernels
         zbig = torch.randn(3, 37, 80, requires_grad=True)
         z = zbig[..., 8:72] if hasz else None  # a strided slice, like z inside in_proj's output
         w = (1 + 0.1 * torch.randn(64)).requires_grad_(True)
-        out, ref = gated_rms_norm_triton(x, z, w, 1e-5, gs, nbg), gated_rms_norm(x, z, w, 1e-5, gs, nbg)
+        out = gated_rms_norm_triton(x, z, w, 1e-5, gs, nbg, kernels=KernelConfig.from_env())
+        ref = gated_rms_norm(x, z, w, 1e-5, gs, nbg)
         g = torch.randn_like(ref)
         ins = [x, w] + ([zbig] if hasz else [])
         errs = [((out - ref).abs().max() / ref.abs().max()).item()]
@@ -164,7 +168,7 @@ for nbg in (False, True):
                      ((dzbuf[:, 3:67] - gz.reshape(-1, 80)[:, 8:72]).abs().max() / gz.abs().max()).item(),
                      dzbuf[:, :3].abs().max().item() + dzbuf[:, 67:].abs().max().item()]  # untouched outside
         worst = max(worst, *errs)
-from samba.nn.triton_conv import conv_bwd, conv_fwd
+from samba.ops.triton.conv import conv_bwd, conv_fwd
 x = torch.randn(2, 70, 100)
 w, b, g = torch.randn(100, 3), torch.randn(100), torch.randn(2, 70, 100)
 dx_ref, dw_ref, db_ref = conv_bwd(x, w, b, g)
@@ -172,9 +176,10 @@ buf = torch.zeros(2, 70, 130)
 conv_bwd(x, w, b, g, dx=buf[..., 20:120])  # the fused block writes dxBC into its slice of dzxbcdt
 worst = max(worst, ((buf[..., 20:120] - dx_ref).abs().max() / dx_ref.abs().max()).item(),
             buf[..., :20].abs().max().item() + buf[..., 120:].abs().max().item())
-import os
-from samba.nn.triton_ssd import ssd_fwd, ssd_scan_triton
-from samba.nn.ssd import ssd_chunked
+from dataclasses import replace
+from samba.ops import KernelConfig
+from samba.ops.triton.ssd import ssd_fwd, ssd_scan_triton
+from samba.ops.ssd import ssd_chunked
 for (b, L, h, p, g, n, dmode) in ((2, 150, 4, 16, 2, 16, "h"), (1, 64, 2, 32, 1, 16, "hp"), (2, 37, 2, 16, 1, 32, None),
                                   (1, 150, 1, 64, 1, 16, "h")):  # narrow heads (the bottleneck's), then a wide one
     x = torch.randn(b, L, h, p, dtype=torch.float64, requires_grad=True)  # L: partial chunks, one exact chunk
@@ -188,17 +193,19 @@ for (b, L, h, p, g, n, dmode) in ((2, 150, 4, 16, 2, 16, "h"), (1, 64, 2, 32, 1,
     ref = ssd_chunked(x, dt, A, B, C, 16, D=D)  # float64 reference
     gy = torch.randn_like(ref)
     gr = torch.autograd.grad(ref, ins, gy)
-    for bwd in ("walk", "split", "group"):  # every backward (SAMBA_TRITON_SCAN_BWD)
-        os.environ["SAMBA_TRITON_SCAN_BWD"] = bwd
+    for bwd in ("walk", "split", "group"):  # every backward (KernelConfig.scan_backward), every head width
+        k = replace(KernelConfig.from_env(), scan_backward=bwd, scan_backward_narrow=None)
         fins = [t.detach().float().requires_grad_(True) for t in ins]
-        out = ssd_scan_triton(*fins[:5], fins[5] if D is not None else None)
+        out = ssd_scan_triton(*fins[:5], fins[5] if D is not None else None, kernels=k)
         go = torch.autograd.grad(out, fins, gy.float())
         worst = max(worst, ((out.double() - ref).abs().max() / ref.abs().max()).item(),
                     *[((a.double() - r).abs().max() / r.abs().max()).item() for a, r in zip(go, gr)])
     with torch.no_grad():  # inference: the forward leaves the chunk states out, same output
-        out = ssd_scan_triton(*[t.detach().float() for t in ins[:5]], D.detach().float() if D is not None else None)
+        k = KernelConfig.from_env()
+        out = ssd_scan_triton(*[t.detach().float() for t in ins[:5]], D.detach().float() if D is not None else None,
+                              kernels=k)
         y, S = ssd_fwd(*[t.detach().float() for t in ins[:5]], D.detach().float() if D is not None else None,
-                       states=False)
+                       states=False, kernels=k)
     assert S is None
     worst = max(worst, ((out.double() - ref).abs().max() / ref.abs().max()).item(),
                 ((y.double() - ref).abs().max() / ref.abs().max()).item())
@@ -239,8 +246,8 @@ _ti._patch_lang_tensor = _patch_lang_tensor
 """
 
 
-@pytest.mark.parametrize("env", [{}, {"SAMBA_TRITON_CONV_BWD_BLOCK": "128,32", "SAMBA_TRITON_NORM_BWD": "1024,16",
-                                       "SAMBA_TRITON_SCAN_FWD": "8,3"}], ids=["defaults", "other-tiles"])
+@pytest.mark.parametrize("env", [{"SAMBA_KERNELS": ""}, {"SAMBA_KERNELS": "conv_backward_tiles=128,32,"
+                                 "norm_backward_tiles=1024,16,scan_forward_launch=8,3"}], ids=["defaults", "other-tiles"])
 def test_triton_kernels_match_reference_in_the_triton_interpreter(env):
     """The Triton kernels themselves (causal conv, upsample + concat, gated RMSNorm, SSD scan) against their
     references, run on CPU by Triton's interpreter; also at tiles other than the defaults (settings the GPU
@@ -252,8 +259,8 @@ def test_triton_kernels_match_reference_in_the_triton_interpreter(env):
 # the reference, and the output and h's gradient come back in the default (time-contiguous) layout.
 _UPCAT_STRIDED_CHECK = r"""
 import torch
-from samba.nn.triton_upsample import upsample_concat_triton
-from samba.nn.fast_ops import upsample_concat_ref
+from samba.ops.triton.upsample import upsample_concat_triton
+from samba.ops.upsample import upsample_concat_ref
 torch.manual_seed(0)
 cl = lambda t: t.transpose(1, 2).contiguous().transpose(1, 2)  # same values, channel stride 1
 worst = 0.0
@@ -277,7 +284,7 @@ def test_upsample_concat_on_strided_inputs_in_the_triton_interpreter():
 
 
 # Shared by the two fused-block checks below (run in the interpreter's subprocess, after `torch` and
-# `samba.nn.mamba_fused as mf` are imported): the fused Function against the Mamba2 module it replaces.
+# `samba.ops.mamba_block as mf` are imported): the fused Function against the Mamba2 module it replaces.
 _FUSED_VS_LAYER = r"""
 def fused_vs_layer(m, u):
     # worst relative error of mf.mamba_split_conv_scan against the module m on input u: the output and every
@@ -293,11 +300,11 @@ def fused_vs_layer(m, u):
     for zx in (m.in_proj(u), mf.aligned_in_proj(u, m.in_proj)):
         args = (m.conv1d.weight, m.conv1d.bias, m.dt_bias, -torch.exp(m.A_log.float()), m._D(), m.norm.weight,
                 m.out_proj.weight, m.out_proj.bias, spec)
-        out = mf.mamba_split_conv_scan(zx, *args)
+        out = mf.mamba_split_conv_scan(zx, *args, KERNELS)
         go = torch.autograd.grad(out, [u] + list(m.parameters()), g)
         errs += [rel(out, ref)] + [rel(a, b) for a, b in zip(go, gr)]
         with torch.inference_mode():
-            errs.append(rel(mf.mamba_split_conv_scan(zx.detach(), *args), ref))
+            errs.append(rel(mf.mamba_split_conv_scan(zx.detach(), *args, KERNELS), ref))
     assert zx.shape[-1] % mf.ALIGN == 0 and zx.shape[-1] > m.in_proj.out_features  # the configs below need padding
     assert zx[..., m.in_proj.out_features:].abs().max() == 0
     return max(errs)
@@ -309,9 +316,9 @@ def fused_vs_layer(m, u):
 # built on the PyTorch reference (mamba_ssm needs CUDA; the GPU tests compare the real kernels).
 _FUSED_CHECK = r"""
 import torch, torch.nn.functional as F
-import samba.nn.mamba_fused as mf
+import samba.ops.mamba_block as mf
 from samba.nn import Mamba2
-from samba.nn.ssd import ssd_chunked
+from samba.ops.ssd import ssd_chunked
 
 def scan_fwd(x, dt, A, B, C, chunk_size, D=None, z=None, dt_bias=None, dt_softplus=False, dt_limit=(0.0, float("inf"))):
     dts = F.softplus(dt.float() + dt_bias)
@@ -326,7 +333,10 @@ def scan_bwd(dout, x, dt, A, B, C, out, chunk_size, D=None, z=None, dt_bias=None
     dx.copy_(g[0]); ddt.copy_(g[1]); dB.copy_(g[3]); dC.copy_(g[4])
     return dx, ddt, g[2], dB, dC, g[5], None, g[6], None
 
-mf._scan_ops = lambda: (scan_fwd, scan_bwd)
+mf._scan_ops = lambda kernels: (scan_fwd, scan_bwd)
+mf.use_triton_scan = lambda x, B, kernels: False  # the stand-in above plays mamba_ssm's scan
+from samba.ops import KernelConfig
+KERNELS = KernelConfig.from_env()
 torch.manual_seed(0)
 worst = 0.0
 for cfg in (dict(d_model=16, d_state=8, d_conv=2, expand=4, headdim=16), dict(d_model=16, d_state=4, d_conv=3, expand=2, headdim=8, ngroups=2, norm_before_gate=True)):
@@ -343,9 +353,11 @@ print(worst)
 # against the torch backend: no stand-in left.
 _FUSED_OURS_CHECK = r"""
 import torch
-import samba.nn.mamba_fused as mf
+import samba.ops.mamba_block as mf
 from samba.nn import Mamba2
-mf._triton_scan_opted_in = lambda x, B: True  # CPU tensors: force our scan (the switch itself is tested apart)
+mf.use_triton_scan = lambda x, B, kernels: True  # CPU tensors: force our scan (the switch itself is tested apart)
+from samba.ops import KernelConfig
+KERNELS = KernelConfig.from_env()
 torch.manual_seed(0)
 worst = 0.0
 for cfg in (dict(d_model=16, d_state=16, d_conv=2, expand=4, headdim=16),
@@ -361,15 +373,15 @@ print(worst)
 """
 
 
-@pytest.mark.parametrize("bwd", ["walk", "split", "group"])  # the scan's backwards (SAMBA_TRITON_SCAN_BWD)
+@pytest.mark.parametrize("bwd", ["walk", "split", "group"])  # the scan's backwards (KernelConfig.scan_backward)
 def test_fused_mamba2_block_on_our_triton_kernels_in_the_interpreter(bwd):
-    assert _worst_error_in_the_interpreter(_FUSED_VS_LAYER + _FUSED_OURS_CHECK, SAMBA_TRITON_NORM="1",
-                                           SAMBA_TRITON_SCAN_BWD=bwd) < 1e-5
+    assert _worst_error_in_the_interpreter(_FUSED_VS_LAYER + _FUSED_OURS_CHECK, SAMBA_KERNELS=(
+        f"triton_norm=true,scan_backward={bwd},scan_backward_narrow=none")) < 1e-5
 
 
 def test_fused_mamba2_block_plumbing_in_the_triton_interpreter():
-    # our norm backward (mamba_ssm's, the fused block's default, needs CUDA)
-    assert _worst_error_in_the_interpreter(_FUSED_VS_LAYER + _FUSED_CHECK, SAMBA_TRITON_NORM="1") < 1e-5
+    # our norm backward (mamba_ssm's needs CUDA)
+    assert _worst_error_in_the_interpreter(_FUSED_VS_LAYER + _FUSED_CHECK, SAMBA_KERNELS="triton_norm=true") < 1e-5
 
 
 @pytest.mark.parametrize("has_bias", [True, False])
@@ -379,7 +391,7 @@ def test_triton_conv_kernels_compile_for_hopper(has_bias):
     from triton.backends.compiler import GPUTarget
     from triton.compiler import ASTSource
 
-    from samba.nn import triton_conv as tc
+    from samba.ops.triton import conv as tc
 
     const = {"K": 2, "HAS_BIAS": has_bias, "BL": tc.BLOCK_L, "BC": tc.BLOCK_C}
     ptr = {"x_ptr": "*bf16", "w_ptr": "*fp32", "b_ptr": "*fp32"}
@@ -399,7 +411,7 @@ def test_triton_norm_kernels_compile_for_hopper(has_z, norm_before_gate):
     from triton.backends.compiler import GPUTarget
     from triton.compiler import ASTSource
 
-    from samba.nn import triton_norm as tn
+    from samba.ops.triton import norm as tn
 
     bm, bn = 16, 512  # the full-rate layer's group of 512 channels
     flags = {"HAS_Z": has_z, "NORM_BEFORE_GATE": norm_before_gate, "BM": bm, "BN": bn}
@@ -420,7 +432,7 @@ def test_triton_upsample_concat_kernels_compile_for_hopper():
     from triton.backends.compiler import GPUTarget
     from triton.compiler import ASTSource
 
-    from samba.nn import triton_upsample as tu
+    from samba.ops.triton import upsample as tu
 
     const = {"BC": tu.BLOCK_C, "BT": tu.BLOCK_T}
     i32 = {n: "i32" for n in ("Cs", "Cu", "L")}
@@ -435,9 +447,9 @@ def test_triton_upsample_concat_kernels_compile_for_hopper():
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 def test_upsample_concat_cuda_impls_match_reference(dtype):
-    from samba.nn import triton_upsample
+    from samba.ops import triton as kernels
 
-    if not triton_upsample.available():
+    if not kernels.available():
         pytest.skip("Triton not importable")
     torch.manual_seed(0)
     skip = torch.randn(3, 64, 2 * 960, device="cuda", dtype=dtype, requires_grad=True)
@@ -452,32 +464,6 @@ def test_upsample_concat_cuda_impls_match_reference(dtype):
         e = ((a.double() - r).norm() / r.norm()).item()
         print(f"GPU-TOL upsample_concat triton {dtype}: {name} {e:.2e}")
         assert e < tol
-
-
-def test_fast_path_switches_default_on_and_each_can_be_switched_off(monkeypatch):
-    """SAMBA's own CUDA kernels run by default (FAST_PATH_DEFAULT "1", see FAST_PATH_SWITCHES for why), each can
-    be switched off on its own (0), and they never run without Triton, on CPU or in float64."""
-    from samba.nn import mamba2
-
-    monkeypatch.setattr(mamba2, "triton_available", lambda: True)
-    for env in mamba2.FAST_PATH_SWITCHES:
-        monkeypatch.delenv(env, raising=False)
-    assert mamba2.FAST_PATH_DEFAULT == "1"
-    assert all(mamba2.fast_path_switches().values())
-    assert mamba2._triton_norm_bwd_opted_in()
-    monkeypatch.setenv("SAMBA_TRITON_NORM", " 1")
-    monkeypatch.setenv("SAMBA_FUSED_MAMBA", "1")
-    monkeypatch.setenv("SAMBA_TRITON_SCAN", "0")
-    assert mamba2.fast_path_switches() == {"fused_mamba_block": True, "triton_scan": False,
-                                           "triton_norm_backward": True}
-    assert not mamba2._fused_path_enabled(torch.zeros(1))  # CPU tensor: the layer-by-layer path
-    assert not mamba2._fused_path_enabled(torch.zeros(1, dtype=torch.float64))
-    for env in mamba2.FAST_PATH_SWITCHES:
-        monkeypatch.setenv(env, "0")
-    assert not any(mamba2.fast_path_switches().values())
-    monkeypatch.delenv("SAMBA_FUSED_MAMBA")
-    monkeypatch.setattr(mamba2, "triton_available", lambda: False)  # no Triton: nothing of ours
-    assert not any(mamba2.fast_path_switches().values())
 
 
 def _compile_for_hopper(fn, sig: dict, const: dict, num_warps: int = 4):
@@ -538,7 +524,7 @@ _NORM_BWD_SIG = {"X": "*bf16", "Z": "*bf16", "W": "*fp32", "DY": "*bf16", "DX": 
 @pytest.mark.parametrize("headdim", [64, 16])  # SAMBA's layers and its differential bottleneck
 def test_triton_ssd_kernels_compile_for_hopper(headdim):
     pytest.importorskip("triton")
-    from samba.nn import triton_ssd as ts
+    from samba.ops.triton import ssd as ts
 
     const = {"HAS_D": True, "D_PER_P": False, "Q": ts.CHUNK, "P": headdim, "N": 16}
     for store in (True, False):  # training (chunk states kept for the backward) and inference
@@ -557,8 +543,8 @@ def test_register_spills_of_the_chosen_tiles():
     4 x 512 tile now used does not; the SSD forward at headdim 64 does not spill at its warp count, and the split
     backward spills far less than the walking one."""
     pytest.importorskip("triton")
-    from samba.nn import triton_norm as tn
-    from samba.nn import triton_ssd as ts
+    from samba.ops.triton import norm as tn
+    from samba.ops.triton import ssd as ts
 
     flags = {"HAS_Z": True, "NORM_BEFORE_GATE": False, "RECOMPUTE": True, "ITERS": tn.BWD_ITERS, "BN": 512}
     bm_now = tn._block_rows(512, tn.BWD_TILE)[0]
@@ -568,115 +554,27 @@ def test_register_spills_of_the_chosen_tiles():
     for store in (True, False):  # at 8 warps none; at the measured-faster default (4 warps) a few dozen bytes
         fwd = _compile_for_hopper(ts._ssd_fwd_kernel, _SSD_FWD_SIG, {**const, "STORE_STATES": store}, 8)
         assert _spill_stores(fwd) == 0
-        warps = ts.fwd_launch_config()["num_warps"]
+        warps = KernelConfig().scan_forward_launch[0]
         fwd = _compile_for_hopper(ts._ssd_fwd_kernel, _SSD_FWD_SIG, {**const, "STORE_STATES": store}, warps)
         assert _spill_stores(fwd) <= 64
     # the split backward's per-chunk kernel holds no loop-carried state: ptxas (Triton 3.6) reports 36 B of
     # spills per thread at 8 warps where the walking backward has 592 B, and at the split's default launch (4 warps,
     # measured fastest) 332 B, still fewer than the walk at its default; its first pass (the state gradients) none
     walk = _spill_stores(_compile_for_hopper(ts._ssd_bwd_kernel, _SSD_BWD_SIG, const,
-                                             ts.bwd_launch_config("walk")["num_warps"]))
+                                             KernelConfig().scan_backward_launch_for("walk", 64)["num_warps"]))
     chunk = _spill_stores(_compile_for_hopper(ts._ssd_bwd_chunk_kernel, _SSD_BWD_CHUNK_SIG, const, 8))
     assert chunk <= 64 < walk
     chunk = _spill_stores(_compile_for_hopper(ts._ssd_bwd_chunk_kernel, _SSD_BWD_CHUNK_SIG, const,
-                                              ts.bwd_launch_config("split")["num_warps"]))
+                                              KernelConfig().scan_backward_launch_for("split", 64)["num_warps"]))
     assert chunk < walk
     assert _spill_stores(_compile_for_hopper(ts._ssd_bwd_dstate_kernel, _SSD_BWD_DSTATE_SIG,
                                              {"Q": ts.CHUNK, "P": 64, "N": 16})) == 0
 
 
-def test_triton_scan_backward_mode_is_checked(monkeypatch):
-    from samba.nn import triton_ssd as ts
-
-    monkeypatch.delenv("SAMBA_TRITON_SCAN_BWD", raising=False)
-    monkeypatch.delenv("SAMBA_TRITON_SCAN_BWD_LAUNCH", raising=False)
-    assert ts._bwd_mode() == "split"  # the default since session 8 (faster, and its CUDA tests passed at 4 warps)
-    assert ts.bwd_launch_config()["num_warps"] == 4
-    monkeypatch.setenv("SAMBA_TRITON_SCAN_BWD", "walk")
-    assert ts._bwd_mode() == "walk"
-    assert ts.bwd_launch_config()["num_warps"] == 8  # each backward at the launch its CUDA tests passed at
-    monkeypatch.setenv("SAMBA_TRITON_SCAN_BWD", "parallel")
-    with pytest.raises(ValueError, match="'walk', 'split' or 'group'"):
-        ts._bwd_mode()
-
-
-def test_narrow_heads_take_their_own_backward_settings(monkeypatch):
-    """SAMBA_TRITON_SCAN_BWD_NARROW[_LAUNCH] apply to heads of headdim <= 16 only; unset, those heads follow an
-    explicit SAMBA_TRITON_SCAN_BWD[_LAUNCH], else their own default (and the benchmark records both)."""
-    from samba.nn import triton_ssd as ts
-
-    for k in ("SAMBA_TRITON_SCAN_BWD", "SAMBA_TRITON_SCAN_BWD_LAUNCH", "SAMBA_TRITON_SCAN_BWD_NARROW",
-              "SAMBA_TRITON_SCAN_BWD_NARROW_LAUNCH"):
-        monkeypatch.delenv(k, raising=False)
-    # defaults: the group backward for narrow heads (measured 2.4 % faster train step in session 9), the split else
-    assert (ts._bwd_mode(16), ts._bwd_mode(64), ts._bwd_mode()) == ("group", "split", "split")
-    assert ts.bwd_launch_config(headdim=16) == ts.bwd_launch_config(headdim=64) == {"num_warps": 4, "num_stages": 3}
-    monkeypatch.setenv("SAMBA_TRITON_SCAN_BWD", "walk")  # explicit: every head, the narrow ones included
-    monkeypatch.setenv("SAMBA_TRITON_SCAN_BWD_LAUNCH", "8,2")
-    assert ts._bwd_mode(16) == ts._bwd_mode(64) == "walk"
-    assert ts.bwd_launch_config(headdim=16) == ts.bwd_launch_config(headdim=64) == {"num_warps": 8, "num_stages": 2}
-    monkeypatch.setenv("SAMBA_TRITON_SCAN_BWD_NARROW", "group")
-    monkeypatch.setenv("SAMBA_TRITON_SCAN_BWD_NARROW_LAUNCH", "2,3")
-    assert (ts._bwd_mode(16), ts._bwd_mode(32), ts._bwd_mode()) == ("group", "walk", "walk")
-    assert ts.bwd_launch_config(headdim=16) == {"num_warps": 2, "num_stages": 3}
-    assert ts.bwd_launch_config(headdim=64) == {"num_warps": 8, "num_stages": 2}
-    rec = ts.launch_settings()
-    assert (rec["triton_scan_backward"], rec["triton_scan_backward_narrow"]) == ("walk", "group")
-    assert rec["triton_scan_backward_narrow_launch"] == "2,3"
-    monkeypatch.setenv("SAMBA_TRITON_SCAN_BWD_NARROW", "chunked")
-    with pytest.raises(ValueError, match="SAMBA_TRITON_SCAN_BWD_NARROW must be"):
-        ts._bwd_mode(16)
-
-
-_LAUNCH_KNOBS = [("SAMBA_TRITON_SCAN_FWD", "triton_ssd", "fwd_launch_config", "FWD_LAUNCH_DEFAULT"),
-                 ("SAMBA_TRITON_SCAN_BWD_LAUNCH", "triton_ssd", "bwd_launch_config", "BWD_LAUNCH_DEFAULT"),
-                 ("SAMBA_TRITON_CONV_BWD_LAUNCH", "triton_conv", "bwd_config", "BWD_LAUNCH_DEFAULT"),
-                 ("SAMBA_TRITON_NORM_BWD_LAUNCH", "triton_norm", "bwd_config", "BWD_LAUNCH_DEFAULT")]
-
-
-@pytest.mark.parametrize("env,module,fn,default", _LAUNCH_KNOBS, ids=[k[0] for k in _LAUNCH_KNOBS])
-def test_kernel_launch_settings_are_checked_and_recorded(env, module, fn, default, monkeypatch):
-    """Each knob the GPU sweeps turn: its default, a valid value (also as the benchmark records it), and a clear
-    error for anything else."""
-    import importlib
-
-    mod = importlib.import_module(f"samba.nn.{module}")
-    config = (lambda: getattr(mod, fn)()[1]) if fn == "bwd_config" else getattr(mod, fn)
-    monkeypatch.delenv(env, raising=False)
-    default = getattr(mod, default)
-    default = default[mod._bwd_mode()] if isinstance(default, dict) else default  # the scan's: one per backward
-    assert config() == dict(zip(("num_warps", "num_stages"), map(int, default.split(","))))
-    monkeypatch.setenv(env, "4,2")
-    assert config() == {"num_warps": 4, "num_stages": 2}
-    monkeypatch.setenv(env, "8,3,128")
-    assert config() == {"num_warps": 8, "num_stages": 3, "maxnreg": 128}
-    assert "8,3,128" in mod.launch_settings().values()
-    for bad in ("4", "four,2", "3,2", "8,0", "8,3,300", "8,3,128,1"):
-        monkeypatch.setenv(env, bad)
-        with pytest.raises(ValueError, match=env):
-            config()
-
-
-@pytest.mark.parametrize("env,module,good,expected,bads", [
-    ("SAMBA_TRITON_CONV_BWD_BLOCK", "triton_conv", "128,32", {"BL": 128, "BC": 32}, ("64", "100,64", "8,64", "64,64,1")),
-    ("SAMBA_TRITON_NORM_BWD", "triton_norm", "1024,16", {"tile": 1024, "iters": 16}, ("1024", "1000,8", "1024,x"))])
-def test_kernel_tile_settings_are_checked(env, module, good, expected, bads, monkeypatch):
-    import importlib
-
-    mod = importlib.import_module(f"samba.nn.{module}")
-    monkeypatch.setenv(env, good)
-    assert mod.bwd_config()[0] == expected
-    assert good in mod.launch_settings().values()
-    for bad in bads:
-        monkeypatch.setenv(env, bad)
-        with pytest.raises(ValueError, match=env):
-            mod.bwd_config()
-
-
 def test_scan_states_are_kept_only_when_a_backward_will_run():
     """The forward scan stores the state entering every chunk only for the backward: grad_needed decides, before
     the Function runs (inside it grad mode is off, and ctx.needs_input_grad ignores no_grad)."""
-    from samba.nn.triton_ssd import grad_needed
+    from samba.ops.triton.ssd import grad_needed
 
     w, x = torch.zeros(3, requires_grad=True), torch.zeros(3)
     assert grad_needed(x, w, None)
@@ -685,32 +583,3 @@ def test_scan_states_are_kept_only_when_a_backward_will_run():
         assert not grad_needed(x, w)
     with torch.inference_mode():
         assert not grad_needed(x, w)
-
-
-def test_small_scans_can_go_to_mamba_ssm(monkeypatch):
-    """SAMBA_TRITON_SCAN_MIN_PROGRAMS: calls with fewer (sample, head) programs than that take mamba_ssm's scan
-    (default 0: ours always); recorded by the benchmark; a clear error for a non-number."""
-    from samba.nn.mamba2 import enough_scan_programs
-    from samba.nn.triton_ssd import launch_settings
-
-    x = torch.zeros(1, 3, 8, 64)  # (b, l, h, p): 8 programs, as a 10-minute piece of one sample at full rate
-    monkeypatch.delenv("SAMBA_TRITON_SCAN_MIN_PROGRAMS", raising=False)
-    assert enough_scan_programs(x) and launch_settings()["triton_scan_min_programs"] == 0
-    monkeypatch.setenv("SAMBA_TRITON_SCAN_MIN_PROGRAMS", "64")
-    assert not enough_scan_programs(x)
-    assert enough_scan_programs(torch.zeros(8, 3, 8, 64))
-    assert launch_settings()["triton_scan_min_programs"] == 64
-    monkeypatch.setenv("SAMBA_TRITON_SCAN_MIN_PROGRAMS", "lots")
-    with pytest.raises(ValueError, match="SAMBA_TRITON_SCAN_MIN_PROGRAMS"):
-        enough_scan_programs(x)
-
-
-def test_triton_scan_never_on_cpu(monkeypatch):
-    from samba.nn import mamba2
-
-    monkeypatch.setattr(mamba2, "triton_available", lambda: True)
-    x, B = torch.zeros(1, 4, 2, 64), torch.zeros(1, 4, 1, 16)
-    monkeypatch.delenv("SAMBA_TRITON_SCAN", raising=False)
-    assert not mamba2._triton_scan_opted_in(x, B)  # CPU: the torch scan, whatever the switch
-    monkeypatch.setenv("SAMBA_TRITON_SCAN", "1")
-    assert not mamba2._triton_scan_opted_in(x, B)

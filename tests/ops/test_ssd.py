@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 
 from samba.nn import Mamba2
-from samba.nn.ssd import _pass_states, segsum, ssd_chunked, ssd_recurrent
+from samba.ops.ssd import _pass_states, segsum, ssd_chunked, ssd_recurrent
 
 F64 = torch.float64
 

@@ -7,13 +7,13 @@ the train step (results/profiles/kernels_h200_train_b64_ef126e4.txt). Here a pro
 tile, so tens of rows are in flight per program; the backward keeps per-program partial sums of the weight
 gradient (reduced in float32 by torch afterwards: deterministic, no atomics).
 
-Semantics are those of the reference `samba.nn.mamba2.gated_rms_norm` (mamba's `rms_norm_ref`), per group of
+Semantics are those of the reference `samba.ops.norm.gated_rms_norm` (mamba's `rms_norm_ref`), per group of
 `group_size` consecutive channels:
     norm_before_gate=False:  out = rmsnorm(x * silu(z)) * w
     norm_before_gate=True:   out = rmsnorm(x) * w * silu(z)
 Rows are (M, N) with unit channel stride and any row stride (a slice of in_proj's output is fine for z);
 float32 math, output in x's dtype. `gated_rms_norm_fwd` / `gated_rms_norm_bwd` are also called directly by
-the fused Mamba2 block (`samba.nn.mamba_fused`), which writes dz straight into its input-gradient buffer.
+the fused Mamba2 block (`samba.ops.mamba_block`), which writes dz straight into its input-gradient buffer.
 """
 
 from __future__ import annotations
@@ -21,23 +21,23 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ._triton import as_setting, available, block_config, launch_config, rows, tl, triton
+from ..config import KernelConfig, launch_options
+from . import available, rows, tl, triton
 
-__all__ = ["available", "gated_rms_norm_triton", "gated_rms_norm_fwd", "gated_rms_norm_bwd", "bwd_config",
-           "launch_settings"]
+__all__ = ["available", "gated_rms_norm_triton", "gated_rms_norm_fwd", "gated_rms_norm_bwd"]
+
+DEFAULT = KernelConfig()
 
 TILE = 8192  # values per (BLOCK_M, group) tile of the forward (H100, batch 64 x 60 s: 1.33 ms for SAMBA's four
 #              norms vs 1.60 ms for mamba_ssm's one-row-per-program kernel)
-BWD_TILE = 2048  # the backward holds ~10 tiles (plus their pointers) at once: at 8192 the fused block's train
+BWD_TILE = 2048  # (KernelConfig.norm_backward_tiles) the backward holds ~10 tiles (plus their pointers) at once: at 8192 the fused block's train
 #                  step went from 63 to 95 ms (H100, batch 64 x 60 s; ptxas: 7.7 kB spilled per thread). At
 #                  2048 (4 x 512) ptxas reports no spills, and the fused block with it (and mamba_ssm's scan)
 #                  measured 104.7 vs 108.5 ms layer by layer (H200, batch 128 x 60 s, session 6); on by
-#                  default since session 7 (SAMBA_TRITON_NORM=0 turns it off; samba.nn.mamba2.FAST_PATH_SWITCHES).
+#                  default since session 7 (KernelConfig.triton_norm=False turns it off).
 BWD_ITERS = 8  # row blocks per backward program (fewer partial sums of dw)
-# For measuring alternatives on a GPU (not yet measured; scripts/gpu/sweep_train_kernels.sh):
-# SAMBA_TRITON_NORM_BWD="tile,iters" (values per tile, row blocks per program) and
-# SAMBA_TRITON_NORM_BWD_LAUNCH="warps,stages[,maxnreg]".
-BWD_LAUNCH_DEFAULT = "4,3"
+# Alternatives (not yet measured) are KernelConfig settings: norm_backward_tiles = (tile, iters) and
+# norm_backward_launch = (warps, stages[, maxnreg]).
 
 
 if triton is not None:
@@ -134,8 +134,8 @@ def gated_rms_norm_fwd(x: Tensor, z: Tensor | None, weight: Tensor, eps: float, 
 
 
 def gated_rms_norm_bwd(dy: Tensor, x: Tensor, z: Tensor | None, weight: Tensor, rstd: Tensor, group_size: int,
-                       norm_before_gate: bool, dz: Tensor | None = None, recompute_out: Tensor | None = None
-                       ) -> tuple[Tensor, Tensor, Tensor | None]:
+                       norm_before_gate: bool, dz: Tensor | None = None, recompute_out: Tensor | None = None,
+                       kernels: KernelConfig = DEFAULT) -> tuple[Tensor, Tensor, Tensor | None]:
     """Gradients (dx (M, N) in x's dtype, dweight, dz) of `gated_rms_norm_fwd`; dz / recompute_out may be given
     as (M, N) buffers to write into (any row stride); `recompute_out` also receives the forward output."""
     M, N = x.shape
@@ -143,58 +143,46 @@ def gated_rms_norm_bwd(dy: Tensor, x: Tensor, z: Tensor | None, weight: Tensor, 
     dx = torch.empty((M, N), device=x.device, dtype=x.dtype)
     if z is not None and dz is None:
         dz = torch.empty((M, N), device=x.device, dtype=z.dtype)
-    tiles, launch = bwd_config()
-    bm, bn = _block_rows(group_size, tiles["tile"])
-    n_prog = triton.cdiv(M, bm * tiles["iters"])
+    tile, iters = kernels.norm_backward_tiles
+    bm, bn = _block_rows(group_size, tile)
+    n_prog = triton.cdiv(M, bm * iters)
     dwp = torch.empty((n_prog, N), device=x.device, dtype=torch.float32)
     y = recompute_out
     _gnorm_bwd_kernel[(n_prog, ngroups)](
         x, z if z is not None else x, weight, dy, dx, dz if dz is not None else dx, y if y is not None else dx,
         rstd, dwp, M, group_size, x.stride(0), z.stride(0) if z is not None else 0, dy.stride(0), dx.stride(0),
         dz.stride(0) if dz is not None else 0, y.stride(0) if y is not None else 0,
-        HAS_Z=z is not None, NORM_BEFORE_GATE=norm_before_gate, RECOMPUTE=y is not None, ITERS=tiles["iters"],
-        BM=bm, BN=bn, **launch)
+        HAS_Z=z is not None, NORM_BEFORE_GATE=norm_before_gate, RECOMPUTE=y is not None, ITERS=iters,
+        BM=bm, BN=bn, **launch_options(kernels.norm_backward_launch))
     return dx, dwp.sum(0).to(weight.dtype), dz
-
-
-def bwd_config() -> tuple[dict, dict]:
-    """The backward's {"tile", "iters"} (SAMBA_TRITON_NORM_BWD) and launch options (SAMBA_TRITON_NORM_BWD_LAUNCH)."""
-    return (block_config("SAMBA_TRITON_NORM_BWD", f"{BWD_TILE},{BWD_ITERS}", ("tile", "iters"), hi=65536),
-            launch_config("SAMBA_TRITON_NORM_BWD_LAUNCH", BWD_LAUNCH_DEFAULT))
-
-
-def launch_settings() -> dict:
-    """The backward's settings as a benchmark records them."""
-    tiles, launch = bwd_config()
-    return {"triton_norm_backward_tiles": as_setting(tiles), "triton_norm_backward_launch": as_setting(launch)}
 
 
 class _GatedRMSNorm(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: Tensor, z: Tensor | None, weight: Tensor, eps: float, group_size: int,
-                norm_before_gate: bool) -> Tensor:
+                norm_before_gate: bool, kernels: KernelConfig) -> Tensor:
         shape = x.shape
         x2, z2 = rows(x), (rows(z) if z is not None else None)
         out, rstd = gated_rms_norm_fwd(x2, z2, weight.contiguous(), eps, group_size, norm_before_gate)
         ctx.save_for_backward(x2, z2, weight, rstd)
-        ctx.cfg = (group_size, norm_before_gate, shape)
+        ctx.cfg = (group_size, norm_before_gate, shape, kernels)
         return out.view(shape)
 
     @staticmethod
     def backward(ctx, g: Tensor):
         x2, z2, weight, rstd = ctx.saved_tensors
-        group_size, nbg, shape = ctx.cfg
-        dx, dw, dz = gated_rms_norm_bwd(rows(g), x2, z2, weight.contiguous(), rstd, group_size, nbg)
-        return dx.view(shape), (dz.view(shape) if dz is not None else None), dw, None, None, None
+        group_size, nbg, shape, kernels = ctx.cfg
+        dx, dw, dz = gated_rms_norm_bwd(rows(g), x2, z2, weight.contiguous(), rstd, group_size, nbg, kernels=kernels)
+        return dx.view(shape), (dz.view(shape) if dz is not None else None), dw, None, None, None, None
 
 
 def gated_rms_norm_triton(x: Tensor, z: Tensor | None, weight: Tensor, eps: float, group_size: int,
-                          norm_before_gate: bool) -> Tensor:
-    """`samba.nn.mamba2.gated_rms_norm` with the Triton kernels. x, z: (..., d); weight (d,)."""
+                          norm_before_gate: bool, kernels: KernelConfig = DEFAULT) -> Tensor:
+    """`samba.ops.norm.gated_rms_norm` with the Triton kernels. x, z: (..., d); weight (d,)."""
     if triton is None:
-        raise RuntimeError("Triton is not installed; use samba.nn.mamba2.gated_rms_norm")
+        raise RuntimeError("Triton is not installed; use samba.ops.norm.gated_rms_norm")
     d = x.shape[-1]
     if weight.shape != (d,) or d % group_size or (z is not None and z.shape != x.shape):
         raise ValueError(f"gated RMSNorm: x {tuple(x.shape)}, z {None if z is None else tuple(z.shape)}, "
                          f"weight {tuple(weight.shape)}, group_size {group_size}")
-    return _GatedRMSNorm.apply(x, z, weight, eps, group_size, norm_before_gate)
+    return _GatedRMSNorm.apply(x, z, weight, eps, group_size, norm_before_gate, kernels)

@@ -16,18 +16,18 @@ Math (per head, chunk of Q steps, a_t = cumsum(dt * A) inside the chunk, h the s
     y_t   = sum_{s<=t} exp(a_t - a_s) (C_t . B_s) dt_s x_s  +  exp(a_t) C_t h  +  D x_t
     h_out = exp(a_Q) h + sum_s exp(a_Q - a_s) dt_s B_s x_s^T
 and the backward is derived from these two lines (see the kernel comments). `dt` comes in already through
-softplus(dt + dt_bias) (and its clamp), which the caller leaves to autograd. Reference: `samba.nn.ssd.ssd_chunked`;
+softplus(dt + dt_bias) (and its clamp), which the caller leaves to autograd. Reference: `samba.ops.ssd.ssd_chunked`;
 the tests compare the two in Triton's interpreter (CPU) and on CUDA.
 
 Status: checked in the interpreter (6e-6 of the float64 reference) and, in session 6, run on an H200: the kernel
 tables (batch 64 x 60 s) show 5.5 ms forward and 17.2 ms backward over all of SAMBA's Mamba2 layers (mamba_ssm's
 13 scan kernels: 24.5 ms per train step and 5.9 ms per inference in an earlier H200 table, results/profiles/
 kernels_h200_*_ef126e4.txt), with far fewer launches: the batch-4 x 60-s train step fell from 34.5-40.4 to
-24.1 ms. In session 7 its CUDA tests ran to the end on an H200 and it became the default (SAMBA_TRITON_SCAN=0
-turns it off; samba.nn.mamba2.FAST_PATH_SWITCHES); with its forward at 4 warps and no chunk states stored under
+24.1 ms. In session 7 its CUDA tests ran to the end on an H200 and it became the default (KernelConfig.triton_scan
+=False turns it off); with its forward at 4 warps and no chunk states stored under
 inference, SAMBA's inference at 60 s measured 1.51x BIOT's (results/bench_h200_6b7f506.json).
 
-Three backwards (SAMBA_TRITON_SCAN_BWD). "walk": the one measured above; three times the forward's time, and ptxas
+Three backwards (KernelConfig.scan_backward). "walk": the one measured above; three times the forward's time, and ptxas
 reports 592 B of register spills per thread at headdim 64. "split" (the default since session 8), written after
 session 6's device time: a light reverse walk that only carries the state gradient (one (N x Q) @ (Q x P) product per
 chunk, no spills) and stores it per chunk, then one program per (sample, head, chunk), all independent, doing the
@@ -35,7 +35,7 @@ chunk's full backward (36 B of spills at 8 warps). The split costs one more (b*h
 second read of dt, C and dy; it fills the GPU where batch x heads is small (e.g. batch 4: 32 programs walk 120 chunks
 each at 60 s, 1,200 at 600 s). All three share the chunk code (`_bwd_chunk`) and match in the interpreter. Measured in
 session 7 (H200, eager train step batch 128 x 60 s): walk at 8 warps 94.1 ms, split at 4 warps 76.8 ms
-(SAMBA_TRITON_SCAN_BWD_LAUNCH). In session 8 its CUDA tests and the whole-model preflight passed at 4 warps on an
+(KernelConfig.scan_backward_launch). In session 8 its CUDA tests and the whole-model preflight passed at 4 warps on an
 H200, and split at 4 warps became the default: the benchmark's 60-s train throughput went from 88,691 to 111,330
 EEG-s/s, the 10-minute batch-4 step from 128.8 to 69.8 ms (results/bench_h200_8c594ce.json).
 The third, "group" (written after session 8's device time): the split's first pass, then one program per
@@ -44,30 +44,30 @@ chip, writing them once in their final dtype. The split writes them per head in 
 sums each group's heads afterwards: at batch 128 x 60 s about 1 GB each for the bottleneck's 128 heads (8 per
 group), 0.5 GB each at enc1. The price: ptxas (sm_90, offline) reports 1,980 B of spills per thread at headdim 64
 and 4 warps (the split's kernel: 332 B), 436 B at headdim 16 (split: none). Measured in session 9 (H200): slower
-than the split over every head, faster for the narrow heads only, where it is the default (NARROW_MODE_DEFAULT,
-see the table above it); the benchmark's 60-s train throughput went from 118,829 to 122,023 EEG-s/s at batch 256
+than the split over every head, faster for the narrow heads only, where it is the default (KernelConfig.scan_backward_narrow,
+see the table above BWD_MODES); the benchmark's 60-s train throughput went from 118,829 to 122,023 EEG-s/s at batch 256
 (results/bench_h200.json).
 """
 
 from __future__ import annotations
 
-import os
-
 import torch
 from torch import Tensor
 
-from ._triton import as_setting, available, launch_config, tl, triton, unit_last_stride
+from ..config import SCAN_BACKWARDS, KernelConfig, launch_options
+from . import available, tl, triton, unit_last_stride
 
-__all__ = ["available", "ssd_scan_triton", "ssd_fwd", "ssd_bwd", "supported", "fwd_launch_config", "bwd_launch_config",
-           "grad_needed", "launch_settings", "min_programs"]
+__all__ = ["available", "ssd_scan_triton", "ssd_fwd", "ssd_bwd", "supported", "grad_needed"]
+
+DEFAULT = KernelConfig()
 
 CHUNK = 64
-# The backward's warps (BWD_LAUNCH_DEFAULT): ptxas for sm_90 (offline, Triton 3.6) reports 592 B of spill stores
+# The backward's warps (samba.ops.config.SCAN_BACKWARD_LAUNCH_DEFAULT): ptxas for sm_90 (offline, Triton 3.6) reports 592 B of spill stores
 # per thread for the walking backward at 8 warps (4 warps: 1.7 kB; 16 warps: 1.4 kB), 36 B for the split's
 # per-chunk kernel (4 warps: 332 B). Measured (session 7, H200, eager train step, batch 4 / 64 / 128 x 60 s, ms):
 # split 4 warps 29.1 / 42.3 / 76.8, split 8 warps 29.7 / 50.5 / 92.1, walk 8 warps 27.7 / 53.7 / 94.1, walk 4 warps
-# 25.5 / 51.4 / 93.6. Each backward's default is the launch its CUDA tests passed at (BWD_LAUNCH_DEFAULT). The
-# forward runs 4 warps too (FWD_LAUNCH_DEFAULT, measured faster than 8).
+# 25.5 / 51.4 / 93.6. Each backward's default is the launch its CUDA tests passed at. The forward runs
+# 4 warps too (KernelConfig.scan_forward_launch, measured faster than 8).
 NUM_WARPS = 4
 
 
@@ -326,10 +326,10 @@ def supported(x: Tensor, B: Tensor) -> bool:
 
 
 def ssd_fwd(x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, D: Tensor | None,
-            states: bool = True) -> tuple[Tensor, Tensor | None]:
+            states: bool = True, kernels: KernelConfig = DEFAULT) -> tuple[Tensor, Tensor | None]:
     """Forward kernel: y (b, l, h, p) in x's dtype and the states entering each chunk (b*h, chunks, n, p) fp32
     (kept for `ssd_bwd`; None with ``states=False``, for inference). x, B, C need a unit last stride; dt (b, l, h)
-    float32, any strides. Launch config: `fwd_launch_config`."""
+    float32, any strides. Launch: ``kernels.scan_forward_launch``."""
     Bsz, L, H, P = x.shape
     G, N = B.shape[2], B.shape[3]
     n_chunks = triton.cdiv(L, CHUNK)
@@ -342,102 +342,36 @@ def ssd_fwd(x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, D: Tensor | 
         B.stride(0), B.stride(1), B.stride(2), C.stride(0), C.stride(1), C.stride(2),
         y.stride(0), y.stride(1), y.stride(2),
         HAS_D=D is not None, D_PER_P=D is not None and D.dim() == 2, Q=CHUNK, P=P, N=N, STORE_STATES=states,
-        **fwd_launch_config())
+        **launch_options(kernels.scan_forward_launch))
     return y, (S if states else None)
 
 
 # The forward's launch options, measured (H200, session 7, eager inference step batch 128 x 60 s, all three fast
 # paths on; warps,stages[,maxnreg] -> ms): 4,3 21.1; 8,3,128 25.6; 8,3 26.0; 8,2 27.3; 8,1 31.2; 16,3 33.6.
 # ptxas (sm_90, inference variant) spills per thread: 4,3 48 B; 8,3 none but all 255 registers, one program per
-# SM; 8,3,128 248 B; 16,3 112 B. So fewer, spilling warps with more programs per SM beat a spill-free one.
-FWD_LAUNCH_DEFAULT = "4,3"
-BWD_LAUNCH_DEFAULT = {"split": f"{NUM_WARPS},3", "walk": "8,3", "group": f"{NUM_WARPS},3"}
-
-
-def fwd_launch_config() -> dict:
-    """Launch options of the forward kernel: SAMBA_TRITON_SCAN_FWD="warps,stages[,maxnreg]" (default
-    FWD_LAUNCH_DEFAULT, the fastest measured; see the table above it)."""
-    return launch_config("SAMBA_TRITON_SCAN_FWD", FWD_LAUNCH_DEFAULT)
-
-
-def bwd_launch_config(mode: str | None = None, headdim: int | None = None) -> dict:
-    """Launch options of the backward's heavy kernels (the walk, or the split's or group's per-chunk kernel):
-    SAMBA_TRITON_SCAN_BWD_LAUNCH="warps,stages[,maxnreg]" (default BWD_LAUNCH_DEFAULT[mode], mode defaulting
-    to `_bwd_mode(headdim)`: see the table above NUM_WARPS; scripts/gpu/session7.sh PART=c measures alternatives).
-    For narrow heads (``headdim`` <= NARROW_HEADDIM) SAMBA_TRITON_SCAN_BWD_NARROW_LAUNCH, when set, comes first."""
-    mode = mode or _bwd_mode(headdim)
-    if _narrow(headdim) and os.environ.get("SAMBA_TRITON_SCAN_BWD_NARROW_LAUNCH", "").strip():
-        return launch_config("SAMBA_TRITON_SCAN_BWD_NARROW_LAUNCH", BWD_LAUNCH_DEFAULT[mode])
-    return launch_config("SAMBA_TRITON_SCAN_BWD_LAUNCH", BWD_LAUNCH_DEFAULT[mode])
-
-
-def min_programs() -> int:
-    """SAMBA_TRITON_SCAN_MIN_PROGRAMS (default 0): below this many (sample, head) programs the model takes
-    mamba_ssm's scan instead (see `samba.nn.mamba2.enough_scan_programs`)."""
-    raw = os.environ.get("SAMBA_TRITON_SCAN_MIN_PROGRAMS", "").strip() or "0"
-    if not raw.isdigit():
-        raise ValueError(f"SAMBA_TRITON_SCAN_MIN_PROGRAMS must be a whole number, got {raw!r}")
-    return int(raw)
-
-
-def launch_settings() -> dict:
-    """The scan's settings as a benchmark records them: {"triton_scan_forward": "warps,stages[,maxnreg]",
-    "triton_scan_backward": "walk" | "split" | "group", "triton_scan_backward_launch": "warps,stages[,maxnreg]"}
-    (SAMBA_TRITON_SCAN_FWD, SAMBA_TRITON_SCAN_BWD, SAMBA_TRITON_SCAN_BWD_LAUNCH), the same two for narrow heads
-    ("triton_scan_backward_narrow[_launch]": SAMBA_TRITON_SCAN_BWD_NARROW[_LAUNCH]), "triton_scan_min_programs":
-    int (SAMBA_TRITON_SCAN_MIN_PROGRAMS)."""
-    return {"triton_scan_forward": as_setting(fwd_launch_config()), "triton_scan_backward": _bwd_mode(),
-            "triton_scan_backward_launch": as_setting(bwd_launch_config()),
-            "triton_scan_backward_narrow": _bwd_mode(NARROW_HEADDIM),
-            "triton_scan_backward_narrow_launch": as_setting(bwd_launch_config(headdim=NARROW_HEADDIM)),
-            "triton_scan_min_programs": min_programs()}
-
-
-BWD_MODE_DEFAULT = "split"
-BWD_MODES = ("walk", "split", "group")
+# SM; 8,3,128 248 B; 16,3 112 B. So fewer, spilling warps with more programs per SM beat a spill-free one: (4, 3) is
+# KernelConfig.scan_forward_launch's default. Each backward's default launch (KernelConfig.scan_backward_launch
+# None) is the one its CUDA tests passed at: samba.ops.config.SCAN_BACKWARD_LAUNCH_DEFAULT.
+#
 # Narrow heads (headdim <= 16: the bottleneck's differential Mamba, 128 heads of 16 in groups of 8 at the paper's
 # defaults) do a quarter of a 64-wide head's work per (Q x Q) tile, so their best backward differs: "group", which
 # sums a group's heads' dB and dC on chip instead of writing (B, L, H, N) float32 buffers (~1 GB each at batch
 # 128 x 60 s) for torch to sum. Measured in session 9 (H200, eager bf16 train step, batch 128 x 60 s, one
 # process): split everywhere 70.76 / 70.27 ms; group for the narrow heads at 4 warps 68.87 ms, at 8 warps 75.03;
 # the split at 8 warps there 77.96; group for every head (session 9, call 1) 73.64 vs 72.39. Its CUDA tests and
-# the whole-model preflight passed at 4 warps, so it is the narrow heads' default (NARROW_MODE_DEFAULT).
-# SAMBA_TRITON_SCAN_BWD_NARROW and SAMBA_TRITON_SCAN_BWD_NARROW_LAUNCH set them on their own; when unset, an
-# explicit SAMBA_TRITON_SCAN_BWD / SAMBA_TRITON_SCAN_BWD_LAUNCH applies to every head.
-NARROW_HEADDIM = 16
-NARROW_MODE_DEFAULT = "group"
-
-
-def _narrow(headdim: int | None) -> bool:
-    return headdim is not None and headdim <= NARROW_HEADDIM
-
-
-def _bwd_mode(headdim: int | None = None) -> str:
-    """SAMBA_TRITON_SCAN_BWD: "split" (default: a light reverse walk for the state gradients, then every chunk in
-    parallel; see the module docstring), "walk" (one program per (sample, head); the benchmarks up to session 7)
-    or "group" (the split, with one program per (sample, group, chunk) that sums the group's heads' dB and dC on
-    chip). Heads of ``headdim`` <= NARROW_HEADDIM: SAMBA_TRITON_SCAN_BWD_NARROW, else an explicit
-    SAMBA_TRITON_SCAN_BWD, else NARROW_MODE_DEFAULT ("group"; see the table above)."""
-    env, default = "SAMBA_TRITON_SCAN_BWD", BWD_MODE_DEFAULT
-    if _narrow(headdim):
-        if os.environ.get(env + "_NARROW", "").strip():
-            env += "_NARROW"
-        elif not os.environ.get(env, "").strip():
-            default = NARROW_MODE_DEFAULT
-    mode = os.environ.get(env, "").strip() or default
-    if mode not in BWD_MODES:
-        raise ValueError(f"{env} must be 'walk', 'split' or 'group', got {mode!r}")
-    return mode
+# the whole-model preflight passed at 4 warps, so it is the narrow heads' default (KernelConfig.scan_backward_narrow);
+# "split" is every other head's (KernelConfig.scan_backward).
+BWD_MODES = SCAN_BACKWARDS
 
 
 def ssd_bwd(dy: Tensor, x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, D: Tensor | None, S: Tensor,
-            dx: Tensor | None = None, dB: Tensor | None = None, dC: Tensor | None = None, mode: str | None = None):
+            dx: Tensor | None = None, dB: Tensor | None = None, dC: Tensor | None = None, mode: str | None = None,
+            kernels: KernelConfig = DEFAULT):
     """Backward kernels: (dx, ddt float32 (b, l, h), dA, dB, dC, dD). `dx`, `dB`, `dC` may be given as buffers
     to write into (e.g. slices of a larger input gradient; dx with unit last stride). ``mode``: "walk", "split" or
-    "group" (default: SAMBA_TRITON_SCAN_BWD, or SAMBA_TRITON_SCAN_BWD_NARROW for narrow heads: see `_bwd_mode`);
-    all give the same gradients."""
+    "group" (default: ``kernels.scan_backward_for(headdim)``); all give the same gradients."""
     Bsz, L, H, P = x.shape
-    mode = mode or _bwd_mode(P)
+    mode = mode or kernels.scan_backward_for(P)
     if mode not in BWD_MODES:
         raise ValueError(f"mode must be one of {BWD_MODES}, got {mode!r}")
     G, N = B.shape[2], B.shape[3]
@@ -457,7 +391,7 @@ def ssd_bwd(dy: Tensor, x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, 
                B.stride(0), B.stride(1), B.stride(2), C.stride(0), C.stride(1), C.stride(2),
                dy.stride(0), dy.stride(1), dy.stride(2), dx.stride(0), dx.stride(1), dx.stride(2))
     flags = dict(HAS_D=D is not None, D_PER_P=D is not None and D.dim() == 2, Q=CHUNK, P=P, N=N,
-                 **bwd_launch_config(mode, P))
+                 **kernels.scan_backward_launch_for(mode, P))
     if mode == "walk":
         _ssd_bwd_kernel[(Bsz * H,)](x, dt, A, B, C, Dc, dy, S, dx, ddt, dBh, dCh, dAp, dDp, L, n_chunks, H, H // G,
                                     *strides, **flags)
@@ -491,17 +425,18 @@ def ssd_bwd(dy: Tensor, x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, 
 class _SSDScan(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, D: Tensor | None,
-                states: bool) -> Tensor:
+                states: bool, kernels: KernelConfig) -> Tensor:
         x, B, C = unit_last_stride(x), unit_last_stride(B), unit_last_stride(C)
-        y, S = ssd_fwd(x, dt, A, B, C, D, states=states)
+        y, S = ssd_fwd(x, dt, A, B, C, D, states=states, kernels=kernels)
         ctx.save_for_backward(x, dt, A, B, C, D, S)
+        ctx.kernels = kernels
         return y
 
     @staticmethod
     def backward(ctx, dy: Tensor):
         x, dt, A, B, C, D, S = ctx.saved_tensors
-        dx, ddt, dA, dB, dC, dD = ssd_bwd(dy, x, dt, A, B, C, D, S)
-        return dx, ddt.to(dt.dtype), dA, dB, dC, dD, None
+        dx, ddt, dA, dB, dC, dD = ssd_bwd(dy, x, dt, A, B, C, D, S, kernels=ctx.kernels)
+        return dx, ddt.to(dt.dtype), dA, dB, dC, dD, None, None
 
 
 def grad_needed(*tensors: Tensor | None) -> bool:
@@ -511,14 +446,15 @@ def grad_needed(*tensors: Tensor | None) -> bool:
     return torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
 
 
-def ssd_scan_triton(x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, D: Tensor | None = None) -> Tensor:
-    """y (b, l, h, p) of the Mamba2 SSM from zero state, like `samba.nn.ssd.ssd_chunked` (whose chunk size does
+def ssd_scan_triton(x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, D: Tensor | None = None,
+                    kernels: KernelConfig = DEFAULT) -> Tensor:
+    """y (b, l, h, p) of the Mamba2 SSM from zero state, like `samba.ops.ssd.ssd_chunked` (whose chunk size does
     not change the result). x (b, l, h, p); dt (b, l, h) already softplus'd; A (h,); B, C (b, l, g, n);
-    D None, (h,) or (h, p)."""
+    D None, (h,) or (h, p). Launches and backward mode from ``kernels``."""
     if triton is None:
-        raise RuntimeError("Triton is not installed; use samba.nn.ssd.ssd_chunked")
+        raise RuntimeError("Triton is not installed; use samba.ops.ssd.ssd_chunked")
     if not supported(x, B):
         raise ValueError(f"headdim {x.shape[-1]} and d_state {B.shape[-1]} must be powers of two >= 16")
     if x.shape[2] % B.shape[2]:
         raise ValueError(f"nheads ({x.shape[2]}) must be divisible by ngroups ({B.shape[2]})")
-    return _SSDScan.apply(x, dt, A, B, C, D, grad_needed(x, dt, A, B, C, D))
+    return _SSDScan.apply(x, dt, A, B, C, D, grad_needed(x, dt, A, B, C, D), kernels)

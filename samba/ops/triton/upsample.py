@@ -1,6 +1,6 @@
 """The decoder's skip connection ``cat([skip, upsample2x(h)], dim=1)`` as one Triton kernel each way.
 
-In PyTorch (`samba.nn.fast_ops.upsample2x_linear` then `torch.cat`) this is two edge-replicating
+In PyTorch (`samba.ops.upsample.upsample2x_linear` then `torch.cat`) this is two edge-replicating
 concatenations, two lerps, an interleaving stack and the channel concatenation: six passes over tensors at
 the decoder's full rate for every skip level. In the H200 kernel tables (results/profiles/, commit ef126e4)
 the concatenation copies alone were 8 % of an inference step. Here the forward writes the concatenated
@@ -11,7 +11,7 @@ transpose
     dh[m] = 0.75 (g[2m] + g[2m+1]) + 0.25 (g[max(2m-1, 0)] + g[min(2m+2, 2L-1)])
 
 (the clamps are the edge replication of ``F.interpolate(mode="linear", align_corners=False)``).
-The reference is `samba.nn.fast_ops.upsample_concat_ref`; the tests compare both in Triton's CPU interpreter
+The reference is `samba.ops.upsample.upsample_concat_ref`; the tests compare both in Triton's CPU interpreter
 and compile the kernels for sm_90 without a GPU.
 
 Layouts: the inputs are made time-contiguous (a channel-contiguous input, e.g. a transposed Mamba output, is
@@ -25,7 +25,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ._triton import available, tl, triton, unit_last_stride
+from . import available, tl, triton, unit_last_stride
 
 __all__ = ["available", "upsample_concat_triton"]
 
@@ -103,7 +103,7 @@ class _UpsampleConcat(torch.autograd.Function):
 def upsample_concat_triton(skip: Tensor, h: Tensor) -> Tensor:
     """``cat([skip, upsample2x_linear(h)], 1)`` for skip (B, Cs, 2L) and h (B, Cu, L), in one Triton kernel."""
     if triton is None:
-        raise RuntimeError("Triton is not installed; use samba.nn.fast_ops.upsample_concat")
+        raise RuntimeError("Triton is not installed; use samba.ops.upsample.upsample_concat")
     if skip.dim() != 3 or h.dim() != 3 or skip.shape[0] != h.shape[0] or skip.shape[2] != 2 * h.shape[2]:
         raise ValueError(f"need skip (B, Cs, 2L) and h (B, Cu, L); got {tuple(skip.shape)} and {tuple(h.shape)}")
     return _UpsampleConcat.apply(skip, h)

@@ -7,7 +7,7 @@ Mamba2 (Dao & Gu, "Transformers are SSMs", 2024) runs, per head h with a scalar 
 
 where B_t, C_t are shared by the heads of one group. SAMBA (Hong, Mackellar, Ghane, arXiv 2511.18571)
 uses Mamba2 in its encoder, decoder and differential-Mamba bottleneck; this file is the reference that
-every faster path (mamba_ssm's Triton kernels on CUDA) is tested against.
+every faster path (our Triton kernel, `samba.ops.triton.ssd`, and mamba_ssm's) is tested against.
 
 - `ssd_recurrent` is the definition above, one time step at a time (slow; float64 friendly).
 - `ssd_chunked` is the state-space-duality algorithm ("SSD", Listing 1 of the Mamba2 paper, mamba_ssm's
@@ -15,6 +15,8 @@ every faster path (mamba_ssm's Triton kernels on CUDA) is tested against.
   the chunk size. Inside a chunk of Q steps it is a masked (Q x Q) matrix product; between chunks the
   states are passed by a scan over chunks that is itself blocked (see `_pass_states`), so time and memory
   are linear in L for a fixed chunk size. It is the CPU path and the torch backend of `Mamba2`.
+- `ssm_scan` is what a Mamba2 layer calls: dt through softplus, then the SSD on the backend the layer resolved
+  (`samba.ops.backend`): this reference, our Triton kernel, or mamba_ssm's `mamba_chunk_scan_combined`.
 
 Shapes: b batch, l length, h heads, p headdim, g groups (h % g == 0), n d_state, c chunks, q chunk_size.
 """
@@ -27,7 +29,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["ssd_recurrent", "ssd_chunked", "segsum"]
+from .config import KernelConfig
+from .upstream import mamba_ssm_kernels, require_mamba_ssm
+
+__all__ = ["ssd_recurrent", "ssd_chunked", "segsum", "ssm_scan", "softplus_dt", "use_triton_scan"]
 
 
 def _check_shapes(x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, D: Tensor | None,
@@ -244,3 +249,55 @@ def _ssd_chunked(x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, chunk_s
     if return_final_state:
         return y, final.to(out_dtype)
     return y
+
+
+# ---------------------------------------------------------------------------------------------- dispatch
+def softplus_dt(dt: Tensor, dt_bias: Tensor, dt_limit: tuple[float, float]) -> Tensor:
+    """softplus(dt + dt_bias) clamped to dt_limit, in at least float32 (as the Triton kernels compute it)."""
+    work = torch.promote_types(dt.dtype, torch.float32)
+    dt = F.softplus(dt.to(work) + dt_bias.to(work))  # threshold 20 like mamba's kernel
+    if tuple(dt_limit) != (0.0, float("inf")):
+        dt = dt.clamp(min=dt_limit[0], max=dt_limit[1])
+    return dt
+
+
+def use_triton_scan(x: Tensor, B: Tensor, kernels: KernelConfig) -> bool:
+    """Our Triton scan for x (b, l, h, p), B (b, l, g, n) on the triton backend: switched on, CUDA, not float64
+    (it accumulates in float32), headdim and d_state powers of two >= 16, and at least
+    ``kernels.scan_min_programs`` (sample, head) programs.
+
+    Why a program threshold: our scan runs one program per (sample, head) along the whole sequence; mamba_ssm's
+    spreads the chunks over the GPU. The 10-minute train step, checkpointed one sample per piece, runs 8 programs
+    walking 1,200 chunks each; with the walking backward it measured 128.8 ms on ours vs 53.6 ms on mamba_ssm's
+    kernels (H200). The chunk-parallel backward (the default) brought it to 68.2 ms; what is left is the forward's
+    walk. A threshold that helps there without slowing small batches of short windows is not yet measured (0)."""
+    if not (kernels.triton_scan and x.is_cuda and x.dtype != torch.float64):
+        return False
+    from .triton.ssd import supported
+
+    return supported(x, B) and x.shape[0] * x.shape[2] >= kernels.scan_min_programs
+
+
+def ssm_scan(x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, D: Tensor, dt_bias: Tensor, dt_limit,
+             z: Tensor | None, backend: str, kernels: KernelConfig, chunk_size: int, torch_chunk_size: int) -> Tensor:
+    """Mamba2's selective scan on a resolved backend: dt -> softplus(dt + dt_bias) (clamped to dt_limit), the SSD
+    with the D skip, then y * silu(z) when z is given (the variant without RMSNorm). Shared by Mamba2 and DiffMamba.
+
+    x, z (b, l, h, p); dt (b, l, h) raw; A (h,); B, C (b, l, g, n); D (h,) or (h, p) -> y (b, l, h, p).
+    triton: our kernel where `use_triton_scan`, else mamba_ssm's when importable, else the reference;
+    mamba_ssm: its kernel; torch: ssd_chunked with chunks of ``torch_chunk_size`` (the result does not depend on it).
+    """
+    ours = backend == "triton" and use_triton_scan(x, B, kernels)
+    upstream = backend == "mamba_ssm" or (backend == "triton" and not ours and mamba_ssm_kernels() is not None)
+    if upstream:
+        limit = {} if tuple(dt_limit) == (0.0, float("inf")) else {"dt_limit": dt_limit}
+        scan = require_mamba_ssm(kernels.autotune).mamba_chunk_scan_combined
+        return scan(x, dt, A, B, C, chunk_size=chunk_size, D=D, z=z, dt_bias=dt_bias, dt_softplus=True, **limit)
+    dt = softplus_dt(dt, dt_bias, dt_limit)  # (b, l, h) float32; autograd differentiates the softplus
+    if ours:
+        from .triton.ssd import ssd_scan_triton
+
+        y = ssd_scan_triton(x, dt, A, B, C, D, kernels=kernels)
+    else:
+        y = ssd_chunked(x, dt, A, B, C, torch_chunk_size, D=D)
+    return y if z is None else y * F.silu(z)
