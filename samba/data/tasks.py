@@ -32,6 +32,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import pandas as pd
 
+from ..errors import InputError, SambaError, UsageError
 from . import recordings, registry
 from .preprocess import Preprocessing
 from .readers import _montage
@@ -40,8 +41,19 @@ from .windows import WindowDataset, concat, event_starts, gather, sliding_starts
 log = logging.getLogger(__name__)
 
 
-class EmptySplitError(ValueError):
+class EmptySplitError(InputError):
     """A split would be empty (too few subjects / sessions / windows)."""
+
+
+class UnknownTaskError(UsageError, KeyError):
+    """No task of that name (a KeyError for old callers, one clear line for the CLI)."""
+
+    def __str__(self):
+        return str(self.args[0]) if self.args else ""
+
+
+class SubjectsNotAvailableError(registry.DataNotAvailableError, SambaError):
+    """The requested subjects do not exist in the registry, or none of their files can be read."""
 
 
 @dataclass(frozen=True)
@@ -110,7 +122,7 @@ def test_subjects(task: str) -> tuple[int, ...]:
 
 def _spec(task: str) -> TaskSpec:
     if task not in TASKS:
-        raise KeyError(f"unknown task {task!r}; known: {', '.join(TASKS)}")
+        raise UnknownTaskError(f"unknown task {task!r}; known: {', '.join(TASKS)}")
     return TASKS[task]
 
 
@@ -120,7 +132,7 @@ def _parse_subjects(subjects) -> set[int] | None:
     def number(token) -> int:  # 7, "7", "S007", "Subject07"
         digits = re.sub(r"\D", "", str(token))
         if not digits:
-            raise ValueError(f"cannot read a subject number from {token!r}")
+            raise UsageError(f"cannot read a subject number from {token!r}; write e.g. 20-35 or 1,3")
         return int(digits)
 
     if isinstance(subjects, str):  # "20-35" or "1,3"
@@ -175,12 +187,12 @@ def _select_files(spec: TaskSpec, mirror, subjects: set[int] | None, profile: st
         known = {fid.subject for _, fid in recordings.recording_files(spec.dataset)}
         unknown = sorted(subjects - known)
         if unknown:
-            raise registry.DataNotAvailableError(
+            raise SubjectsNotAvailableError(
                 f"{spec.name}: subject(s) {unknown} do not exist in {spec.dataset} "
                 f"(the registry has subjects {min(known)}-{max(known)})")
     if not here:
         if subjects is not None:
-            raise registry.DataNotAvailableError(
+            raise SubjectsNotAvailableError(
                 f"{spec.name}: no file available for subjects {sorted(subjects)}; pass --mirror DIR "
                 "(or set SAMBA_DATA_MIRROR) or allow downloads"
             )
