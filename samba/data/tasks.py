@@ -260,7 +260,8 @@ def _normalise_per_subject(recs, mirror, params, cache_dir):
         own = np.asarray(rec.report["channel_iqr"], np.float64)  # (C,) what preprocessing divided by
         subject = np.array([np.median([d[c] for d in by_subject[fid.subject] if c in d]) for c in rec.ch_names])
         gain = (own / np.maximum(subject, 1e-12)).astype(np.float32)[:, None]  # (C, 1)
-        out.append((replace(rec, data=np.asarray(rec.data) * gain), f, fid))
+        data = np.clip(np.asarray(rec.data) * gain, -params.clip, params.clip)  # same bound as preprocessing
+        out.append((replace(rec, data=data), f, fid))
     return out
 
 
