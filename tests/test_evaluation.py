@@ -141,3 +141,19 @@ def test_pretraining_json_schema(tmp_path, mirror, monkeypatch):
     assert all(0 < v < 10 for v in doc["masked_l1"].values())
     for key in ("commit", "device", "date", "command"):
         assert doc[key]
+
+
+def test_figures_draw_with_labels(tmp_path):
+    from samba import montage
+    from samba.evaluation import figures
+
+    fig = figures.validation_curve([{"eeg_hours_seen": 1.0, "masked_l1": 0.8}, {"eeg_hours_seen": 2.0, "masked_l1": 0.7}],
+                                   {"zeros": 0.81, "interpolation": 0.9, "random_init": 0.85})
+    ax = fig.axes[0]
+    assert "hours" in ax.get_xlabel() and "L1" in ax.get_ylabel() and len(ax.lines) == 4
+    pos = montage.positions(["C3", "Cz", "C4", "Pz", "Fz", "O1"])
+    W = np.random.default_rng(0).dirichlet(np.ones(6), size=(3, 2))  # (S, O, C)
+    fig = figures.cdse_topomaps(W, pos, ["step 0", "step 1", "step 2"])
+    assert any("CDSE weight" in a.get_ylabel() for a in fig.axes)  # one shared colour bar
+    gif = figures.cdse_gif(W, pos, [0, 1, 2], tmp_path / "cdse.gif")
+    assert gif.stat().st_size > 0
