@@ -60,16 +60,11 @@ def test_eegmat_rest_and_task_per_subject(task_data):
     assert set(ds.meta[ds.meta.run == 1].label) == {"rest"} and set(ds.meta[ds.meta.run == 2].label) == {"arithmetic"}
 
 
-def test_eyes_open_closed_windows_are_pure(task_data, mirror):
+def test_eyes_open_closed_is_eegmmidb_r01_vs_r02(task_data):
     ds, _ = task_data["eyes-open-closed"]
-    raw = readers.read_eye_state_csv(mirror / "eeg_eye_state/eeg-eye-state.csv")
-    label = np.zeros(raw.n_times, dtype=int)
-    for a in raw.annotations:
-        if a["description"] == "eyes_closed":
-            label[int(round(a["onset"] * 128)) : int(round((a["onset"] + a["duration"]) * 128))] = 1
-    for onset, y in zip(ds.meta.onset_s, ds.y):
-        seg = label[int(round(onset * 128)) : int(round(onset * 128)) + 256]
-        assert np.all(seg == y)
+    assert ds.X.shape[1:] == (64, 256) and set(ds.meta.run) == {1, 2}
+    assert set(ds.meta[ds.meta.run == 1].label) == {"open"} and set(ds.meta[ds.meta.run == 2].label) == {"closed"}
+    assert abs((ds.y == 0).sum() - (ds.y == 1).sum()) <= 2  # 59 s runs, 2 s windows every 1 s
 
 
 def test_muse_p300_epochs(task_data):
@@ -90,38 +85,44 @@ def test_split_never_leaks_and_is_deterministic(task_data, task):
     assert all(len(np.unique(ds.y[sp[k]])) == 2 for k in ("train", "test"))
     again = split_task(ds, seed=0)
     assert all(np.array_equal(sp[k], again[k]) for k in sp)
-    # the fixed test set does not depend on the seed
-    assert np.array_equal(split_task(ds, seed=1)["test"], sp["test"])
+    assert np.array_equal(split_task(ds, seed=1)["test"], sp["test"])  # the test set does not depend on the seed
     touches_test = test_mask(task, ds.meta)
     assert touches_test[sp["test"]].all() and not touches_test[sp["train"]].any() and not touches_test[sp["val"]].any()
-    if task != "eyes-open-closed":  # there, windows straddling a test block's edge are in no split
-        assert np.array_equal(np.sort(sp["test"]), np.flatnonzero(touches_test))
     subj = {k: set(ds.meta.subject.iloc[v]) for k, v in sp.items()}
-    if ds.meta.subject.nunique() > 1:
-        assert not subj["test"] & (subj["train"] | subj["val"])
-    if task in ("eegmat-workload",):
-        assert not subj["train"] & subj["val"]
-        assert subj["test"] == set(test_subjects(task)) & set(ds.meta.subject)
+    if task == "eegmat-workload":
+        assert not subj["test"] & (subj["train"] | subj["val"]) and not subj["train"] & subj["val"]
+        assert subj["test"] == set(range(15, 20))  # none of the held-out 20-35 is mirrored
     if task == "eegmmidb-mi":
         assert set(ds.meta.run.iloc[sp["test"]]) == {12}
         assert set(ds.meta.run.iloc[sp["train"]]) | set(ds.meta.run.iloc[sp["val"]]) == {4, 8}
-    if task == "muse-p300":
-        assert subj["test"] == {2}
-        sess = {k: set(ds.meta.session.iloc[v]) for k, v in sp.items() if k != "test"}
-        assert not sess["train"] & sess["val"]  # subject 1: validation is a whole session
 
 
-def test_eyes_time_blocks_have_a_gap(task_data):
-    ds, _ = task_data["eyes-open-closed"]
+@pytest.mark.parametrize("task", ["eyes-open-closed", "muse-p300"])
+def test_time_blocks_keep_the_gap(task_data, task):
+    ds, _ = task_data[task]
+    gap = TASKS[task].gap_s
     sp = split_task(ds, seed=0)
-    spans = {k: [(o, o + w) for o, w in zip(ds.meta.onset_s.iloc[v], ds.meta.window_s.iloc[v])] for k, v in sp.items()}
-    for a in spans:
-        for b in spans:
-            if a < b:
-                for s0, e0 in spans[a]:
-                    for s1, e1 in spans[b]:
-                        assert e0 <= s1 or e1 <= s0, (a, b)  # no window of one split overlaps another's
-    assert len(sp["test"]) == 30  # blocks 3 and 7
+    m = ds.meta
+    for f in m.file.unique():
+        te = [i for i in sp["test"] if m.file.iloc[i] == f]
+        tr = [i for i in sp["train"] if m.file.iloc[i] == f]
+        assert te and tr
+        t0, t1 = m.onset_s.iloc[te].min(), (m.onset_s + m.window_s).iloc[te].max()
+        for i in tr:  # every training window of the recording stays gap_s away from the test span
+            s0, s1 = m.onset_s.iloc[i], m.onset_s.iloc[i] + m.window_s.iloc[i]
+            assert s1 <= t0 - gap + 1e-6 or s0 >= t1 + gap - 1e-6
+
+
+def test_eegmat_is_normalised_per_subject(task_data):
+    """Rest and arithmetic of a subject share one scale, so their loudness difference survives."""
+    ds, _ = task_data["eegmat-workload"]
+    spread = {}
+    for (s, run), idx in ds.meta.groupby(["subject", "run"]).groups.items():
+        x = ds.X[np.asarray(idx)]
+        spread[s, run] = float(np.percentile(x, 75) - np.percentile(x, 25))
+    ratios = [spread[s, 2] / spread[s, 1] for s in range(20)]
+    assert np.std(ratios) > 0.05  # per-recording scaling would make every ratio ~1
+    assert not np.allclose(ratios, 1.0, atol=0.02)
 
 
 def test_cached_load_reads_no_file_and_is_fast(task_data, mirror, data_cache, monkeypatch):
@@ -168,29 +169,33 @@ def test_unavailable_subjects_are_a_clear_error(mirror, data_cache):
 
     with pytest.raises(DataNotAvailableError, match="no file available for subjects"):
         load_task("eegmat-workload", mirror=mirror, subjects=[25, 26], cache_dir=data_cache)
+    with pytest.raises(DataNotAvailableError, match=r"subject\(s\) \[39, 40\] do not exist"):
+        load_task("eegmat-workload", mirror=mirror, subjects="39-40", cache_dir=data_cache)
+    # named subjects bypass the quick profile (subject 7 is not among the quick files)
+    assert set(load_task("eegmat-workload", mirror=mirror, subjects="7", profile="quick",
+                         cache_dir=data_cache).meta.subject) == {7}
     with pytest.raises(KeyError, match="unknown task"):
         load_task("sleep-staging", mirror=mirror)
 
 
 def test_empty_split_is_an_error(mirror, data_cache):
     only_test = load_task("eegmat-workload", mirror=mirror, subjects=[15, 16], cache_dir=data_cache)
+    assert isinstance(EmptySplitError("x"), ValueError)
     with pytest.raises(EmptySplitError, match="every loaded subject is a test subject"):
         split_task(only_test)
-    one = load_task("muse-p300", mirror=mirror, subjects=[2], cache_dir=data_cache, profile="quick")
-    with pytest.raises(EmptySplitError):
-        split_task(one)  # one subject, one session: nothing to hold out
 
 
-def test_test_subjects_fixed():
-    assert test_subjects("eegmat-workload") == tuple(range(15, 36))
-    assert test_subjects("muse-p300") == (2,)
-    assert TASKS["eegmmidb-mi"].test_runs == (12,)
-    assert TASKS["eyes-open-closed"].test_blocks == (3, 7)
+def test_registry_names_and_fixed_test_rules():
+    assert list(TASKS) == ["eegmmidb-mi", "eyes-open-closed", "eegmat-workload", "muse-p300"]
+    assert test_subjects("eegmat-workload") == tuple(range(20, 36))
+    assert test_subjects("muse-p300") == () and test_subjects("eyes-open-closed") == ()
+    assert TASKS["eegmmidb-mi"].test_runs == (12,) and TASKS["eegmmidb-mi"].runs == (4, 8, 12)
+    assert TASKS["eyes-open-closed"].dataset == "eegmmidb" and TASKS["eyes-open-closed"].runs == (1, 2)
 
 
 def test_damaged_cache_entry_is_rebuilt(mirror, tmp_path):
     ds = load_task("eyes-open-closed", mirror=mirror, cache_dir=tmp_path)
-    (npy,) = tmp_path.glob("*.npy")
+    npy = sorted(tmp_path.glob("*.npy"))[0]  # one of the two runs' entries
     npy.write_bytes(npy.read_bytes()[:1000])  # e.g. a disk filled up mid-write by another tool
     again = load_task("eyes-open-closed", mirror=mirror, cache_dir=tmp_path)
     assert np.array_equal(again.X, ds.X)
@@ -206,6 +211,7 @@ def test_window_overrides(mirror, data_cache):
     ds = load_task("muse-p300", mirror=mirror, profile="quick", cache_dir=data_cache, window_s=0.75, tmin_s=-0.125)
     assert ds.X.shape[2] == 96
     eyes = load_task("eyes-open-closed", mirror=mirror, cache_dir=data_cache, window_s=1.0, stride_s=1.0)
+    assert len(eyes) > 100
     assert eyes.X.shape[2] == 128 and np.allclose(np.diff(eyes.meta.onset_s) % 1.0, 0)
     assert all(len(v) for v in split_task(eyes).values())
     with pytest.raises(ValueError, match="event-locked"):

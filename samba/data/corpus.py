@@ -1,15 +1,26 @@
-"""The unlabeled pretraining corpus: every recording we can read, cut into fixed windows, one
-``WindowDataset`` per montage (the model takes any channel set, but one batch needs one).
+"""The unlabelled pretraining corpus and the held-out recordings, one ``WindowDataset`` per montage.
 
-Sources (mirror or cache): EEGMMIDB S001 (all runs), EEGMAT, UCI Eye State, Muse P300, EEGLAB sample,
-YASA resting FIF. ``exclude_test=True`` removes every task's fixed test set (``tasks.test_mask``): EEGMMIDB
-run 12, EEGMAT subjects 15-35, Muse subject 2, Eye State blocks 3 and 7. Windows: ``window_s`` (default
-4 s) every ``stride_s`` (default: no overlap); ``y`` = -1.
+Which recordings pretraining may see (``exclude_test=True``, ``in_corpus``). The evaluation's folds test on
+every labelled window once (leave-one-run-out, leave-one-subject-out, time blocks), so "exclude the test set"
+means whole recordings:
 
-A recording whose channels have no known position (the EEGLAB sample as mirrored carries no channel
-locations and names its channels "EEG 000"...) cannot be placed by CDSE: it is skipped with a warning and
-counted in the log, never given made-up positions.
+| dataset | in the corpus | never in the corpus |
+|---|---|---|
+| eegmmidb | runs 5-7, 9-11, 13, 14 (other motor tasks) | runs 1, 2 (eyes-open-closed), 4, 8, 12 (eegmmidb-mi), 3 (held out) |
+| eegmat | subjects 00-09, rest and task runs (their labels unused) | subjects 10-35 |
+| muse_p300 | subject 1 | subjects 2-5 |
+| eeg_eye_state, eeglab_sample, yasa | everything readable | - |
 
+So some test subjects were seen *unlabelled* in pretraining (EEGMMIDB S001's other runs, EEGMAT 00-09, Muse
+subject 1); ``seen_unlabelled(task, subjects)`` names them and the evaluation records it next to each task,
+so a reader can compare folds whose subject was seen with folds whose subject was not.
+
+``HELDOUT``: whole recordings, one per device, never used for training, on which masked reconstruction is
+evaluated (``samba.evaluation.reconstruction``).
+
+A recording whose channels have no known position (an EEGLAB file without channel locations) cannot be
+placed by CDSE: it is skipped with a warning and counted in the log, never given made-up positions.
+Windows: ``window_s`` (default 4 s) every ``stride_s`` (default: no overlap); ``y`` = -1.
 ``profile="quick"``: at most 2 recordings per dataset (the first in registry order).
 """
 
@@ -23,15 +34,58 @@ import pandas as pd
 
 from . import recordings, registry
 from .preprocess import Preprocessing
-from .tasks import TASKS, test_mask
 from .windows import WindowDataset, concat, gather, sliding_starts
 
 log = logging.getLogger(__name__)
 
 CORPUS_DATASETS = ("eegmmidb", "eegmat", "eeg_eye_state", "muse_p300", "eeglab_sample", "yasa")
 
-# which task's test rule applies to which dataset's recordings
-_TASK_OF = {spec.dataset: name for name, spec in TASKS.items()}
+HELDOUT = (  # (dataset, registry path): one whole recording per device, never trained on
+    ("eegmmidb", "S001/S001R03.edf"),
+    ("eegmat", "Subject18_1.edf"),
+    ("muse_p300", "subject2/session2/data_2018-05-04-01.50.45.csv"),
+)
+_EEGMMIDB_TASK_RUNS = (1, 2, 3, 4, 8, 12)  # task runs and the held-out run 3
+_EEGMAT_CORPUS_SUBJECTS = tuple(range(10))
+_MUSE_CORPUS_SUBJECTS = (1,)
+_DATASET_OF_TASK = {"eegmmidb-mi": "eegmmidb", "eyes-open-closed": "eegmmidb", "eegmat-workload": "eegmat",
+                    "muse-p300": "muse_p300"}
+
+
+def in_corpus(dataset: str, fid) -> bool:
+    """Whether pretraining may use this recording (the table in the module docstring)."""
+    if (dataset, fid.path) in HELDOUT:
+        return False
+    if dataset == "eegmmidb":
+        return fid.run not in _EEGMMIDB_TASK_RUNS
+    if dataset == "eegmat":
+        return fid.subject in _EEGMAT_CORPUS_SUBJECTS
+    if dataset == "muse_p300":
+        return fid.subject in _MUSE_CORPUS_SUBJECTS
+    return True
+
+
+def seen_unlabelled(task: str, subjects) -> set[int]:
+    """The subjects among ``subjects`` of whom some recording of ``task``'s dataset is in the corpus."""
+    dataset = _DATASET_OF_TASK[task]
+    return {int(fid.subject) for _, fid in recordings.recording_files(dataset)
+            if fid.subject in set(subjects) and in_corpus(dataset, fid)}
+
+
+def heldout_recordings(mirror=None, sfreq: float = 128.0, cache_dir=None) -> list[tuple[str, object]]:
+    """``[(relpath, Recording)]`` of the ``HELDOUT`` recordings that can be read here (absent ones: logged)."""
+    params = Preprocessing(sfreq=float(sfreq))
+    out = []
+    for dataset, path in HELDOUT:
+        match = [f for f, _ in recordings.recording_files(dataset) if f.path == path]
+        try:
+            rec = recordings.load_recording(match[0], mirror, params, cache_dir)
+        except (IndexError, ValueError, registry.DataNotAvailableError) as err:
+            log.warning("held-out recording %s/%s not available: %s", dataset, path, err)
+            continue
+        if rec.positions is not None:
+            out.append((f"{dataset}/{path}", rec))
+    return out
 
 
 def pretraining_corpus(
@@ -50,8 +104,9 @@ def pretraining_corpus(
     for name in datasets:
         present = {e.path for e in registry.available(name, mirror)}
         present |= {f.path for f, _ in recordings.recording_files(name) if recordings.is_cached(f, params, cache_dir)}
-        files = [(f, fid) for f, fid in recordings.recording_files(name) if f.path in present]
-        n_absent = len(recordings.recording_files(name)) - len(files)
+        files = [(f, fid) for f, fid in recordings.recording_files(name) if f.path in present
+                 and (not exclude_test or in_corpus(name, fid))]
+        n_absent = len([f for f, _ in recordings.recording_files(name) if f.path not in present])
         if n_absent:
             log.info("pretraining corpus: %s: %d recording(s) not available offline, skipped", name, n_absent)
         if profile == "quick":
@@ -71,9 +126,6 @@ def pretraining_corpus(
                 "dataset": name, "subject": fid.subject, "session": fid.session, "run": fid.run,
                 "file": f.relpath, "onset_s": starts / rec.sfreq, "window_s": win / rec.sfreq, "label": "",
             })
-            if exclude_test and name in _TASK_OF:
-                keep = ~test_mask(_TASK_OF[name], meta)
-                starts, meta = starts[keep], meta[keep]
             if len(starts) == 0:
                 continue
             ds = WindowDataset(gather(rec, starts, win), np.full(len(starts), -1), list(rec.ch_names), pos,

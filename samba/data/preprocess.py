@@ -153,6 +153,7 @@ def preprocess(raw: mne.io.BaseRaw, params: Preprocessing = Preprocessing(), sou
     q75, q25 = np.percentile(x, [75, 25], axis=1)
     iqr = np.maximum(q75 - q25, 1e-12)[:, None]
     x = (x - med) / iqr
+    report["channel_iqr"] = [float(v) for v in iqr[:, 0]]  # lets a task rescale per subject (tasks.py)
     report["clipped_samples"] = int((np.abs(x) > params.clip).sum())
     np.clip(x, -params.clip, params.clip, out=x)
     report["n_channels_out"] = len(names)

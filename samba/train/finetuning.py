@@ -1,10 +1,11 @@
 """Fine-tuning, linear probing and evaluation on one downstream task.
 
-One loop for every model (SAMBA pretrained / scratch, EEGNet, ShallowFBCSPNet) so the numbers in the
-results table come from the same windows, splits, loss and stopping rule:
+One loop (``fit_classifier``) for every model (SAMBA pretrained / random init, EEGNet, ShallowFBCSPNet) so
+``samba finetune``, ``samba evaluate`` and ``samba.evaluation.run`` use the same windows, loss and schedule:
 
 * class-balanced cross-entropy (weights n / (K * n_k) from the training labels),
-* AdamW + cosine decay, early stopping on validation balanced accuracy (best epoch restored),
+* AdamW + cosine decay over a fixed number of epochs (no early stopping: a validation set of a handful
+  of trials cannot choose an epoch; the validation score is only logged),
 * test metrics: balanced accuracy, AUROC, Cohen's kappa, macro F1 (samba.train.metrics).
 
 Linear probe (`mode="probe"`): the SAMBA encoder is frozen; its pooled features are computed once
@@ -19,9 +20,9 @@ A fine-tuned run folder holds:
 
 from __future__ import annotations
 
-import copy
 import json
 import math
+import re
 import sys
 import time
 from pathlib import Path
@@ -29,6 +30,8 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from samba.errors import UsageError
 
 from .baselines import build_model
 from .metrics import classification_metrics
@@ -39,8 +42,8 @@ FORMAT = "samba-finetuned"
 PROFILES = {
     # CPU smoke runs: a few epochs on a capped number of windows.
     "quick": dict(epochs=2, batch_size=16, patience=2, probe_epochs=60, max_train_windows=64,
-                  max_eval_windows=64),
-    "full": dict(epochs=40, batch_size=64, patience=8, probe_epochs=300, max_train_windows=None,
+                  max_eval_windows=64),  # max_eval_windows caps validation (monitoring) only, never test
+    "full": dict(epochs=20, batch_size=64, patience=8, probe_epochs=200, max_train_windows=None,
                  max_eval_windows=None),
 }
 LR = {"samba": 3e-4, "eegnet": 1e-3, "shallow": 6.25e-4, "probe": 3e-3}
@@ -56,11 +59,13 @@ def parse_subjects(text: str | None) -> list[int] | None:
         part = part.strip()
         if not part:
             continue
+        if not re.fullmatch(r"\d+(-\d+)?", part):
+            raise UsageError(f"cannot read subjects {text!r}; write e.g. 20-35 or 1,3")
         if "-" in part:
             a, b = part.split("-", 1)
             a, b = int(a), int(b)
             if b < a:
-                raise ValueError(f"bad subject range {part!r}")
+                raise UsageError(f"bad subject range {part!r}: write the smaller number first, e.g. 20-35")
             out.extend(range(a, b + 1))
         else:
             out.append(int(part))
@@ -148,80 +153,56 @@ def _class_weights(y, n_classes, device):
     return torch.tensor(w, dtype=torch.float32, device=device)
 
 
-def finetune(task: str, init: str = "scratch", out: str | None = None, profile: str = "quick",
-             mode: str = "full", model: str = "samba", seed: int = 0, epochs: int | None = None,
-             mirror: str | None = None, pooling: str = "quantile", batch_size: int | None = None,
-             lr: float | None = None, patience: int | None = None, device: str | None = None,
-             dataset=None, split: dict | None = None, record_spatial: bool = True,
-             max_train_windows: int | None = None, progress: bool = False, samba_config=None,
-             time_budget_s: float | None = None) -> dict:
-    """Fine-tune (or probe) `model` on `task`; returns the test-metrics dict (also written to `out`).
+def fit_classifier(ds, train_idx, *, model: str = "samba", mode: str = "full", init: str | None = None,
+                   seed: int = 0, epochs: int = 10, batch_size: int = 64, lr: float | None = None,
+                   pooling: str = "quantile", device=None, samba_config=None, val_idx=None,
+                   progress: bool = False, record_spatial: bool = False, time_budget_s: float | None = None):
+    """Train ``model`` on ``ds.X[train_idx]`` for exactly ``epochs`` epochs; returns (net, kwargs, info).
 
-    `init`: path of a pretrained SAMBA checkpoint, or "scratch". `dataset` / `split` let callers (the
-    results table) load a task once and reuse it across methods and seeds. `time_budget_s` stops
-    training after the epoch that exceeds it (the best epoch so far is kept; at least one epoch runs).
+    Fixed epochs, no early stopping: with a handful of trials a validation set is too small to stop on
+    (``val_idx``, if given, is only scored into ``info["history"]``). ``mode="probe"`` freezes the SAMBA encoder,
+    computes its pooled features once and trains only the head on them.
     """
-    if profile not in PROFILES:
-        raise ValueError(f"unknown profile {profile!r}; choose one of {sorted(PROFILES)}")
     if mode not in ("full", "probe"):
         raise ValueError(f"mode must be 'full' or 'probe', got {mode!r}")
     if mode == "probe" and model != "samba":
         raise ValueError("linear probing is defined for SAMBA's frozen encoder only")
-    P = dict(PROFILES[profile])
-    epochs = epochs or (P["probe_epochs"] if mode == "probe" else P["epochs"])
-    batch_size = batch_size or P["batch_size"]
-    patience = patience or P["patience"]
-    if mode == "probe":
-        patience = max(patience, 10)
-    max_train = max_train_windows if max_train_windows is not None else P["max_train_windows"]
+    pretrained = None if init in (None, "", "scratch") else str(init)
+    if pretrained and model != "samba":
+        raise ValueError("--init CKPT applies to --model samba only")
     dev = _device(device)
     t0 = time.perf_counter()
-
     torch.manual_seed(seed)
     np.random.seed(seed)
     rng = np.random.default_rng(seed)
-    ds = dataset if dataset is not None else _load_task(task, mirror, profile)
-    sp = split if split is not None else _split(ds, seed)
+    tr = np.sort(np.asarray(train_idx))
     y = np.asarray(ds.y, np.int64)
-    tr = _cap(np.asarray(sp["train"]), y, max_train, rng)
-    va = _cap(np.asarray(sp["val"]), y, P["max_eval_windows"], rng)
-    te = _cap(np.asarray(sp["test"]), y, P["max_eval_windows"], rng)
-    if len(tr) == 0 or len(te) == 0:
-        raise RuntimeError(f"task {task}: empty split (train={len(tr)}, test={len(te)})")
-    if len(va) == 0:  # no validation subjects: stop on training data (reported in the result)
-        va = tr
     class_names = list(getattr(ds, "class_names", [])) or [str(k) for k in range(int(y.max()) + 1)]
     K = max(len(class_names), int(y.max()) + 1)
     _, C, T = ds.X.shape
-    scale = _robust_scale(ds.X, tr, rng)
-    pretrained = None if init in (None, "", "scratch") else str(init)
-    positions = np.asarray(ds.positions, np.float32)
     kwargs = dict(n_chans=int(C), n_outputs=int(K), n_times=int(T), sfreq=float(ds.sfreq),
-                  positions=positions.tolist(), ch_names=list(ds.ch_names), pooling=pooling,
-                  freeze_encoder=(mode == "probe"), input_scale=scale)
-    if pretrained and model != "samba":
-        raise ValueError("--init CKPT applies to --model samba only")
+                  positions=np.asarray(ds.positions, np.float32).tolist(), ch_names=list(ds.ch_names),
+                  pooling=pooling, freeze_encoder=(mode == "probe"), input_scale=_robust_scale(ds.X, tr, rng))
     torch.manual_seed(seed)
     net = build_model(model, pretrained=pretrained, samba_config=samba_config, **kwargs).to(dev)
-
     cw = _class_weights(y[tr], K, dev)
-    spatial = []
+    gen = torch.Generator().manual_seed(seed)
+    spatial, history = [], []
 
-    def record_spatial_weights():
+    def record():
         if record_spatial and model == "samba":
             with torch.no_grad():
                 spatial.append(net.spatial_weights().float().cpu().numpy())
 
-    record_spatial_weights()  # epoch 0 = the initial (pretrained or random) map
-    best = {"score": -math.inf, "epoch": 0, "state": None}
-    history = []
-    stop_reason = "epochs"  # or "patience" (early stopping) or "time_budget"
-    gen = torch.Generator().manual_seed(seed)
+    def score(scores_fn):
+        if val_idx is None or len(val_idx) == 0:
+            return None
+        return classification_metrics(y[val_idx], scores_fn(), K)["balanced_accuracy"]
 
-    if mode == "probe":
-        # frozen encoder: features once, then train LayerNorm + Linear on them
+    record()  # epoch 0 = the initial (pretrained or random) map
+    if mode == "probe":  # frozen encoder: features once, then LayerNorm + Linear on them
         ftr = _features(net, ds.X, tr, dev)
-        fva = _features(net, ds.X, va, dev)
+        fva = _features(net, ds.X, np.asarray(val_idx), dev) if val_idx is not None and len(val_idx) else None
         head = net.head
         opt = torch.optim.AdamW(head.parameters(), lr=lr or LR["probe"], weight_decay=WEIGHT_DECAY)
         ytr = torch.from_numpy(y[tr]).to(dev)
@@ -237,14 +218,8 @@ def finetune(task: str, init: str = "scratch", out: str | None = None, profile: 
                 opt.step()
             head.eval()
             with torch.no_grad():
-                m = classification_metrics(y[va], head(fva).float().cpu().numpy(), K)
-            history.append({"epoch": ep, "loss": loss.item(), "val_balanced_accuracy": m["balanced_accuracy"]})
-            if m["balanced_accuracy"] > best["score"]:
-                best = {"score": m["balanced_accuracy"], "epoch": ep, "state": copy.deepcopy(head.state_dict())}
-            elif ep - best["epoch"] >= patience:
-                stop_reason = "patience"
-                break
-        head.load_state_dict(best["state"])
+                val = score(lambda: head(fva).float().cpu().numpy()) if fva is not None else None
+            history.append({"epoch": ep, "loss": loss.item(), "val_balanced_accuracy": val})
     else:
         params = [p for p in net.parameters() if p.requires_grad]
         opt = torch.optim.AdamW(params, lr=lr or LR[model], weight_decay=WEIGHT_DECAY)
@@ -254,7 +229,7 @@ def finetune(task: str, init: str = "scratch", out: str | None = None, profile: 
         if progress:
             from tqdm.auto import tqdm
 
-            bar = tqdm(total=epochs, desc=f"finetune {task} {model}", file=sys.stderr)
+            bar = tqdm(total=epochs, desc=f"finetune {ds.task} {model}", file=sys.stderr)
         for ep in range(1, epochs + 1):
             net.train()
             perm = tr[torch.randperm(len(tr), generator=gen).numpy()]
@@ -263,10 +238,10 @@ def finetune(task: str, init: str = "scratch", out: str | None = None, profile: 
                 b = np.sort(perm[s:s + batch_size])
                 if len(b) < 2 and len(perm) > 1:
                     continue  # a batch of one breaks batch-norm in the baselines
-                xb = torch.from_numpy(np.asarray(ds.X[b], np.float32)).to(dev)
+                xb = torch.from_numpy(np.asarray(ds.X[b], np.float32)).to(dev)  # (B, C, T)
                 yb = torch.from_numpy(y[b]).to(dev)
                 with _autocast(dev):
-                    logits = net(xb)
+                    logits = net(xb)  # (B, K)
                 loss = F.cross_entropy(logits.float(), yb, weight=cw)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
@@ -274,39 +249,70 @@ def finetune(task: str, init: str = "scratch", out: str | None = None, profile: 
                 opt.step()
                 sched.step()
                 losses.append(loss.item())
-            m = classification_metrics(y[va], predict(net, ds.X, va, dev), K)
-            record_spatial_weights()
+            record()
+            val = score(lambda: predict(net, ds.X, np.asarray(val_idx), dev))
             history.append({"epoch": ep, "loss": float(np.mean(losses)) if losses else float("nan"),
-                            "val_balanced_accuracy": m["balanced_accuracy"]})
+                            "val_balanced_accuracy": val})
             if bar is not None:
                 bar.update(1)
-                bar.set_postfix(val_bacc=f"{m['balanced_accuracy']:.3f}")
-            if m["balanced_accuracy"] > best["score"]:
-                best = {"score": m["balanced_accuracy"], "epoch": ep,
-                        "state": {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}}
-            elif ep - best["epoch"] >= patience:
-                stop_reason = "patience"
-                break
             if time_budget_s and time.perf_counter() - t0 > time_budget_s:
-                stop_reason = "time_budget"
                 break
         if bar is not None:
             bar.close()
-        net.load_state_dict(best["state"])
+    info = {"epochs": len(history), "history": history, "spatial": spatial, "n_train": int(len(tr)),
+            "train_s": round(time.perf_counter() - t0, 2), "class_names": class_names, "K": K,
+            "pretrained": pretrained}
+    return net, kwargs, info
 
-    logits = predict(net, ds.X, te, dev)
-    metrics = classification_metrics(y[te], logits, K)
+
+def test_indices(ds, split_seed: int = 0) -> np.ndarray:
+    """The test windows of ``split_task(ds, split_seed)``: one function, so ``finetune`` and ``evaluate`` count
+    the same windows for the same split (no cap: evaluation is cheap)."""
+    return np.sort(np.asarray(_split(ds, split_seed)["test"]))
+
+
+def finetune(task: str, init: str = "scratch", out: str | None = None, profile: str = "quick",
+             mode: str = "full", model: str = "samba", seed: int = 0, epochs: int | None = None,
+             mirror: str | None = None, pooling: str = "quantile", batch_size: int | None = None,
+             lr: float | None = None, patience: int | None = None, device: str | None = None,
+             dataset=None, split: dict | None = None, record_spatial: bool = True,
+             max_train_windows: int | None = None, progress: bool = False, samba_config=None,
+             time_budget_s: float | None = None) -> dict:
+    """Fine-tune (or probe) `model` on `task`'s one-run split; returns the test-metrics dict (also written to `out`).
+
+    `init`: path of a pretrained SAMBA checkpoint, or "scratch". `dataset` / `split` let callers load a task
+    once. Training runs a fixed number of epochs (``patience`` is accepted and ignored, for old callers).
+    """
+    if profile not in PROFILES:
+        raise ValueError(f"unknown profile {profile!r}; choose one of {sorted(PROFILES)}")
+    P = dict(PROFILES[profile])
+    epochs = epochs or (P["probe_epochs"] if mode == "probe" else P["epochs"])
+    max_train = max_train_windows if max_train_windows is not None else P["max_train_windows"]
+    rng = np.random.default_rng(seed)
+    ds = dataset if dataset is not None else _load_task(task, mirror, profile)
+    sp = split if split is not None else _split(ds, seed)
+    y = np.asarray(ds.y, np.int64)
+    tr = _cap(np.asarray(sp["train"]), y, max_train, rng)
+    va = _cap(np.asarray(sp["val"]), y, P["max_eval_windows"], rng)
+    te = np.sort(np.asarray(sp["test"]))  # never capped: `evaluate` scores the same windows
+    if len(tr) == 0 or len(te) == 0:
+        raise RuntimeError(f"task {task}: empty split (train={len(tr)}, test={len(te)})")
+    net, kwargs, info = fit_classifier(
+        ds, tr, model=model, mode=mode, init=init, seed=seed, epochs=epochs, batch_size=batch_size or P["batch_size"],
+        lr=lr, pooling=pooling, device=device, samba_config=samba_config, val_idx=va, progress=progress,
+        record_spatial=record_spatial, time_budget_s=time_budget_s)
+    dev = _device(device)
+    metrics = classification_metrics(y[te], predict(net, ds.X, te, dev), info["K"])
     result = {
-        "task": task, "model": model, "mode": mode, "init": "pretrained" if pretrained else "scratch",
+        "task": task, "model": model, "mode": mode, "init": "pretrained" if info["pretrained"] else "scratch",
         "seed": seed, **metrics,
         "n_train": int(len(tr)), "n_val": int(len(va)), "n_test": int(len(te)),
-        "subjects": _subjects_of(ds, te), "best_epoch": best["epoch"], "epochs_run": len(history),
-        "train_s": round(time.perf_counter() - t0, 2), "device": _device_name(dev), "profile": profile,
-        "stopped": stop_reason,
+        "subjects": _subjects_of(ds, te), "epochs_run": info["epochs"],
+        "train_s": info["train_s"], "device": _device_name(dev), "profile": profile, "stopped": "epochs",
     }
     if out is not None:
-        _save(Path(out), net, model, kwargs, ds, task, class_names, seed, result, history, spatial,
-              samba_config=samba_config)
+        _save(Path(out), net, model, kwargs, ds, task, info["class_names"], seed, result, info["history"],
+              info["spatial"], samba_config=samba_config)
     return result
 
 
@@ -381,11 +387,11 @@ def evaluate(model_dir, task: str, subjects=None, mirror: str | None = None, dev
     net.to(dev)
     if isinstance(subjects, str):
         subjects = parse_subjects(subjects)
-    ds = _load_task(task, mirror, profile, subjects=subjects)
+    ds = _load_task(task, mirror, profile, subjects=subjects)  # named subjects bypass the profile
     if subjects:
         idx = np.arange(len(ds.y))
     else:
-        idx = np.asarray(_split(ds, obj.get("split_seed", 0))["test"])
+        idx = test_indices(ds, obj.get("split_seed", 0))
     if len(idx) == 0:
         raise RuntimeError(f"no windows to evaluate for task {task} (subjects={subjects})")
     if ds.X.shape[1] != obj["kwargs"]["n_chans"] or ds.X.shape[2] != obj["kwargs"]["n_times"]:

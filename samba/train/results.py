@@ -1,4 +1,5 @@
-"""The results table: every method on the same windows and splits, several seeds.
+"""Superseded by ``samba.evaluation.run`` (identical folds, controls, 95 % intervals, paired tests); kept only
+because notebook 08 still imports ``run_table`` / ``render_table``. The old one-split table, several seeds.
 
     python -m samba.train.results --profile quick --out results/finetune.json   # tiny table on CPU
     python -m samba.train.results --profile full --pretrained CKPT --seeds 0 1 2 --out ...
@@ -123,9 +124,9 @@ def run_table(tasks=TASKS, methods=tuple(METHODS), seeds=(0, 1, 2), profile: str
                                  profile=profile, mode=spec["mode"], model=spec["model"], seed=seed,
                                  epochs=epochs if spec["mode"] == "full" else None, mirror=mirror,
                                  device=device, dataset=ds, split=split, time_budget_s=budget)
-                    row.update({k: _clean(r[k]) for k in ("balanced_accuracy", "auroc", "kappa", "f1", "n_train",
-                                                          "n_val", "n_test", "subjects", "best_epoch", "epochs_run",
-                                                          "stopped", "train_s")})
+                    row.update({k: _clean(r.get(k)) for k in ("balanced_accuracy", "auroc", "kappa", "f1", "n_train",
+                                                              "n_val", "n_test", "subjects", "epochs_run",
+                                                              "stopped", "train_s")})
                     row["status"] = "ok"
                 except Exception as e:  # one failing baseline must not lose the table
                     row.update({"status": "error", "error": f"{type(e).__name__}: {e}"})

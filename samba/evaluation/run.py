@@ -1,0 +1,376 @@
+"""The whole evaluation: every task x method on identical folds, several seeds, intervals, paired tests.
+
+    python -m samba.evaluation.run --profile quick --methods reference samba_probe --out build/evaluation.json
+    python -m samba.evaluation.run --profile full --init CKPT --seeds 5 --out results/evaluation.json --max-minutes 8
+    python -m samba.evaluation.run --render results/evaluation.json        # the markdown table and verdicts
+
+Methods (all on ``protocol.task_folds``):
+    samba_finetune        SAMBA from the checkpoint, fully fine-tuned for a fixed number of epochs
+    samba_probe           logistic regression on the frozen checkpoint's pooled bottleneck features
+    random_init_finetune  the same architecture from random initialisation, same loop (the control)
+    random_init_probe     logistic regression on a randomly initialised encoder's features (the control)
+    eegnet                braindecode EEGNet, same loop
+    reference             the task's classical reference (``reference.REFERENCE_OF``)
+
+Probes are cheap (features computed once per model and task, logistic regression per fold) and so are EEGNet
+and the reference: they run on CPU. The two fine-tune methods are for the GPU. Deterministic methods
+(samba_probe, reference) run once per fold: their seeds would be identical.
+
+Budget of ``--profile full`` (chosen to fit about 8 minutes of one H100 for 4 tasks x 6 methods x 5 seeds; the
+run measures and records its own time): fine-tuning 6 epochs on at most 1024 stratified training windows per
+fold, EEGNet 30 epochs, probes on all windows. The work is ordered seed by seed, so ``--max-minutes`` stops
+between units of work and leaves whole seeds; each row records the seeds it holds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import math
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from . import protocol, reference, stats
+
+TASKS = ("eegmmidb-mi", "eyes-open-closed", "eegmat-workload", "muse-p300")
+METHODS = ("samba_finetune", "samba_probe", "random_init_finetune", "random_init_probe", "eegnet", "reference")
+NEEDS_CHECKPOINT = ("samba_finetune", "samba_probe")
+DETERMINISTIC = ("samba_probe", "reference")
+PROFILES = {
+    # CPU smoke run for CI: tiny data, two folds, one epoch
+    "quick": dict(tasks=("eyes-open-closed",), data_profile="quick", max_folds=2, finetune_epochs=1,
+                  eegnet_epochs=2, max_train_windows=48, batch_size=16),
+    "full": dict(tasks=TASKS, data_profile="full", max_folds=None, finetune_epochs=6, eegnet_epochs=30,
+                 max_train_windows=1024, batch_size=64),
+}
+
+
+def chance_level(y: np.ndarray) -> dict:
+    """Balanced accuracy and AUROC of a classifier that ignores the input: 1 / K and 0.5."""
+    return {"balanced_accuracy": 1.0 / len(np.unique(y)), "auroc": 0.5}
+
+
+def _scores(y, proba):
+    from samba.train.metrics import classification_metrics
+
+    m = classification_metrics(y, proba, 2, from_logits=False)
+    return m["balanced_accuracy"], m["auroc"]
+
+
+def _probe_features(ds, init, seed, device, samba_config=None):
+    """Pooled bottleneck features (N, D * k) of every window for a frozen encoder (label-free input scale)."""
+    import torch
+
+    from samba.train.baselines import build_model
+    from samba.train.finetuning import _device, _features, _robust_scale
+
+    dev = _device(device)
+    rng = np.random.default_rng(seed)
+    all_idx = np.arange(len(ds))
+    torch.manual_seed(seed)
+    net = build_model("samba", n_chans=ds.n_channels, n_outputs=2, n_times=ds.n_times, sfreq=ds.sfreq,
+                      positions=np.asarray(ds.positions).tolist(), ch_names=list(ds.ch_names),
+                      pretrained=init, freeze_encoder=True, input_scale=_robust_scale(ds.X, all_idx, rng),
+                      samba_config=samba_config).to(dev)
+    return _features(net, ds.X, all_idx, dev).cpu().numpy()
+
+
+def _logreg(F_tr, y_tr, F_te, seed):
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    clf = make_pipeline(StandardScaler(), LogisticRegression(C=0.1, class_weight="balanced", max_iter=3000,
+                                                             random_state=seed))
+    clf.fit(F_tr, y_tr)
+    out = np.zeros((len(F_te), 2))
+    out[:, clf.classes_.astype(int)] = clf.predict_proba(F_te)
+    return out
+
+
+def run_method(method, ds, folds, seed, P, init=None, device=None, samba_config=None, cache=None) -> list[dict]:
+    """Per-fold rows ``{fold, seed, balanced_accuracy, auroc, n_train, n_test, epochs}`` of one method and seed."""
+    import torch
+
+    from samba.train.finetuning import _cap, _device, fit_classifier, predict
+
+    y = ds.y
+    rows = []
+    if method in ("samba_probe", "random_init_probe"):
+        key = (method, seed if method == "random_init_probe" else 0)
+        if cache is None or key not in cache:
+            feats = _probe_features(ds, init if method == "samba_probe" else None, seed, device, samba_config)
+            if cache is not None:
+                cache[key] = feats
+        feats = cache[key] if cache is not None else feats
+    for f in folds:
+        tr, te = f.train, f.test
+        epochs = 0
+        if method == "reference":
+            proba = reference.fit_predict(reference.REFERENCE_OF[ds.task], ds.X[tr], y[tr], ds.X[te], ds.sfreq, seed)
+        elif method in ("samba_probe", "random_init_probe"):
+            proba = _logreg(feats[tr], y[tr], feats[te], seed)
+        else:
+            model = "eegnet" if method == "eegnet" else "samba"
+            epochs = P["eegnet_epochs"] if method == "eegnet" else P["finetune_epochs"]
+            tr = _cap(tr, y, P["max_train_windows"], np.random.default_rng(seed))
+            net, _, info = fit_classifier(ds, tr, model=model, init=init if method == "samba_finetune" else None,
+                                          seed=seed, epochs=epochs, batch_size=P["batch_size"], device=device,
+                                          samba_config=samba_config if model == "samba" else None)
+            logits = predict(net, ds.X, te, _device(device))
+            proba = torch.softmax(torch.from_numpy(logits).float(), 1).numpy()
+        ba, auc = _scores(y[te], proba)
+        rows.append({"fold": f.name, "seed": seed, "balanced_accuracy": ba, "auroc": auc,
+                     "n_train": int(len(tr)), "n_test": int(len(te)), "epochs": epochs})
+    return rows
+
+
+def summarise(task_rows: dict[str, list[dict]]) -> dict:
+    """Method -> ``{balanced_accuracy: {mean, ci95}, auroc, epochs, n_windows, seeds, per_fold}``."""
+    out = {}
+    for method, rows in task_rows.items():
+        if not rows:
+            continue
+        out[method] = {
+            "balanced_accuracy": stats.bootstrap_ci(rows, "balanced_accuracy"),
+            "auroc": stats.bootstrap_ci(rows, "auroc"),
+            "epochs": int(max(r["epochs"] for r in rows)),
+            "n_windows": {"train_per_fold": int(np.mean([r["n_train"] for r in rows])),
+                          "test_total": int(sum(r["n_test"] for r in rows if r["seed"] == rows[0]["seed"]))},
+            "seeds": sorted({r["seed"] for r in rows}),
+            "per_fold": rows,
+        }
+    return out
+
+
+def paired_tests(methods: dict) -> dict:
+    """SAMBA vs its random-init control (fine-tune and probe) and vs the best non-SAMBA method, on fold means."""
+    def fm(m, key="balanced_accuracy"):
+        return stats.fold_means(methods[m]["per_fold"], key) if m in methods else {}
+
+    tests = {}
+    for a, b in (("samba_finetune", "random_init_finetune"), ("samba_probe", "random_init_probe")):
+        if a in methods and b in methods:
+            tests[f"{a}_vs_{b}"] = stats.paired_test(fm(a), fm(b))
+    refs = [m for m in ("eegnet", "reference") if m in methods]
+    if refs:
+        best = max(refs, key=lambda m: methods[m]["balanced_accuracy"]["mean"] or -1)
+        for a in ("samba_finetune", "samba_probe"):
+            if a in methods:
+                t = stats.paired_test(fm(a), fm(best))
+                tests[f"{a}_vs_best_reference"] = {**t, "reference": best}
+    return tests
+
+
+def verdict(task: str, entry: dict, alpha: float = 0.05) -> list[str]:
+    """Plain-words conclusions generated from the numbers (never written by hand)."""
+    chance = entry["chance"]["balanced_accuracy"]
+    lines = []
+    above = [m for m, r in entry["methods"].items()
+             if r["balanced_accuracy"]["ci95"][0] is not None and r["balanced_accuracy"]["ci95"][0] > chance]
+    if not above:
+        lines.append(f"no method beats chance ({chance:.2f}) with 95 % confidence")
+    else:
+        lines.append(f"above chance ({chance:.2f}) with 95 % confidence: {', '.join(above)}")
+    floor = stats.min_p(entry["n_folds"])
+    for name, t in entry["paired_tests"].items():
+        if t.get("p") is None:
+            continue
+        a, b = name.split("_vs_")
+        b = t.get("reference", b)
+        what = "pretraining" if b.startswith("random_init") else f"{a} vs {b}"
+        d = f"{t['effect']:+.3f} balanced accuracy, p={t['p']:.3g}, {t['n']} folds"
+        if t["p"] < alpha:
+            word = ("helps" if t["effect"] > 0 else "hurts") if what == "pretraining" else \
+                ("SAMBA is better" if t["effect"] > 0 else "SAMBA is worse")
+        elif floor >= alpha:
+            word = f"cannot be decided with {entry['n_folds']} folds (smallest reachable p={floor:.3g})"
+        else:
+            word = "does not help" if what == "pretraining" else "no significant difference"
+        lines.append(f"{what} ({a}): {word} ({d})")
+    return lines
+
+
+def render(doc: dict) -> str:
+    """Markdown: one table per task (mean [95 % CI], epochs, windows, seeds), the chance level and verdicts."""
+    out = [f"Evaluation at commit {doc.get('commit')} on {doc.get('device')}, {doc.get('date')}: `{doc.get('command')}`", ""]
+    for task, e in doc["tasks"].items():
+        out.append(f"### {task}: {e['protocol']} ({e['n_folds']} folds, {e['n_subjects']} subject(s)); "
+                   f"chance: balanced accuracy {e['chance']['balanced_accuracy']:.2f}, AUROC 0.50")
+        if e.get("test_subjects_seen_unlabelled"):
+            out.append(f"Test subjects whose other recordings were in the pretraining corpus (unlabelled): "
+                       f"{e['test_subjects_seen_unlabelled']}")
+        out += ["", "| method | balanced accuracy [95 % CI] | AUROC [95 % CI] | epochs | train windows / fold | "
+                "test windows | seeds |", "|---|---|---|---|---|---|---|"]
+        for m, r in e["methods"].items():
+            def cell(k):
+                v = r[k]
+                if v["mean"] is None:
+                    return "n/a"
+                return f"{v['mean']:.3f} [{v['ci95'][0]:.3f}, {v['ci95'][1]:.3f}]"
+            out.append(f"| {m} | {cell('balanced_accuracy')} | {cell('auroc')} | {r['epochs']} | "
+                       f"{r['n_windows']['train_per_fold']} | {r['n_windows']['test_total']} | {len(r['seeds'])} |")
+        out.append("")
+        out += [f"- {line}" for line in verdict(task, e)]
+        out.append("")
+    return "\n".join(out)
+
+
+def git_commit() -> str:
+    import subprocess
+
+    if os.environ.get("SAMBA_COMMIT"):
+        return os.environ["SAMBA_COMMIT"]
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True,
+                              cwd=Path(__file__).resolve().parent).stdout.strip()
+    except Exception:
+        return "unknown"
+
+
+def device_name(device=None) -> str:
+    import platform
+
+    import torch
+
+    dev = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if str(dev).startswith("cuda"):
+        return torch.cuda.get_device_name(0)
+    return f"cpu ({platform.processor() or platform.machine()}, {os.cpu_count()} cores)"
+
+
+def atomic_write_json(obj, path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as fh:
+            json.dump(_clean(obj), fh, indent=1)
+            fh.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _clean(v):
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    if isinstance(v, dict):
+        return {k: _clean(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_clean(x) for x in v]
+    if isinstance(v, np.generic):
+        return _clean(v.item())
+    return v
+
+
+def evaluate_all(tasks=None, methods=METHODS, seeds: int = 5, profile: str = "quick", init: str | None = None,
+                 out="build/evaluation.json", max_minutes: float | None = None, mirror=None, device=None,
+                 command: str = "", samba_config=None, datasets: dict | None = None) -> dict:
+    """Run the evaluation and write ``out`` (atomically, after every unit of work); returns the document."""
+    from samba.data import corpus
+    from samba.train.finetuning import _load_task
+
+    P = PROFILES[profile]
+    tasks = list(tasks or P["tasks"])
+    bad = [m for m in methods if m not in METHODS]
+    if bad:
+        raise ValueError(f"unknown method(s) {bad}; choose from {', '.join(METHODS)}")
+    if init in (None, "", "scratch"):
+        init = None
+        if any(m in NEEDS_CHECKPOINT for m in methods):
+            raise ValueError(f"methods {[m for m in methods if m in NEEDS_CHECKPOINT]} need --init CKPT")
+    t0 = time.perf_counter()
+    data = {t: (datasets or {}).get(t) or _load_task(t, mirror, P["data_profile"]) for t in tasks}
+    folds = {t: protocol.task_folds(ds, P["max_folds"]) for t, ds in data.items()}
+    rows: dict[str, dict[str, list]] = {t: {m: [] for m in methods} for t in tasks}
+    caches: dict[str, dict] = {t: {} for t in tasks}
+    doc = {"tasks": {}, "profile": profile, "init": init, "seeds_requested": int(seeds), "complete": False,
+           "commit": git_commit(), "device": device_name(device), "date": _dt.date.today().isoformat(),
+           "command": command}
+
+    def publish():
+        for t in tasks:
+            ds = data[t]
+            seen = corpus.seen_unlabelled(t, {s for f in folds[t] for s in f.test_subjects})
+            entry = {"protocol": protocol.PROTOCOL_OF[t], "n_subjects": int(ds.meta.subject.nunique()),
+                     "n_folds": len(folds[t]), "folds": [f.name for f in folds[t]], "chance": chance_level(ds.y),
+                     "test_subjects_seen_unlabelled": sorted(seen), "methods": summarise(rows[t])}
+            entry["paired_tests"] = paired_tests(entry["methods"])
+            entry["verdict"] = verdict(t, entry)
+            doc["tasks"][t] = entry
+        doc["elapsed_s"] = round(time.perf_counter() - t0, 1)
+        atomic_write_json(doc, out)
+
+    stopped = False
+    for seed in range(seeds):
+        for t in tasks:
+            for m in methods:
+                if seed > 0 and m in DETERMINISTIC:
+                    continue
+                if max_minutes and time.perf_counter() - t0 > 60 * max_minutes:
+                    stopped = True
+                    break
+                rows[t][m] += run_method(m, data[t], folds[t], seed, P, init, device, samba_config, caches[t])
+                print(f"[{time.perf_counter() - t0:7.1f}s] seed {seed} {t} {m} done", file=sys.stderr)
+            if stopped:
+                break
+        publish()
+        if stopped:
+            break
+    doc["complete"] = not stopped
+    publish()
+    return doc
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m samba.evaluation.run", description=__doc__.split("\n")[0])
+    p.add_argument("--profile", choices=sorted(PROFILES), default="quick")
+    p.add_argument("--init", default=None, help="pretrained SAMBA checkpoint (needed by samba_finetune / samba_probe)")
+    p.add_argument("--methods", nargs="+", default=None, help=f"default: all ({' '.join(METHODS)}); "
+                   "without --init, the methods that need no checkpoint")
+    p.add_argument("--tasks", nargs="+", default=None, help="default: the profile's")
+    p.add_argument("--seeds", type=int, default=None, help="default: 2 (quick), 5 (full)")
+    p.add_argument("--out", default="build/evaluation.json")
+    p.add_argument("--max-minutes", type=float, default=None)
+    p.add_argument("--mirror", default=None)
+    p.add_argument("--device", default=None)
+    p.add_argument("--render", metavar="JSON", default=None, help="print the table of an existing file and exit")
+    a = p.parse_args(argv)
+    from samba.errors import UsageError
+
+    if a.render:
+        try:
+            print(render(json.loads(Path(a.render).read_text())))
+        except (OSError, ValueError, KeyError) as err:
+            raise UsageError(f"cannot render {a.render}: {err}") from None
+        return 0
+    seeds = a.seeds or (2 if a.profile == "quick" else 5)
+    methods = a.methods or [m for m in METHODS if a.init or m not in NEEDS_CHECKPOINT]
+    try:
+        doc = evaluate_all(a.tasks, methods, seeds, a.profile, a.init, a.out, a.max_minutes,
+                           a.mirror or os.environ.get("SAMBA_DATA_MIRROR"), a.device,
+                           command="python -m samba.evaluation.run " + " ".join(argv if argv is not None else sys.argv[1:]))
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+    print(render(doc))
+    print(str(a.out))
+    return 0
+
+
+if __name__ == "__main__":
+    from samba.errors import SambaError
+
+    try:
+        sys.exit(main())
+    except SambaError as err:
+        print(f"samba: error: {err}", file=sys.stderr)
+        sys.exit(2)

@@ -1,0 +1,159 @@
+"""samba.evaluation: folds, intervals, paired tests, references, reconstruction baselines, JSON schemas."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from samba.evaluation import protocol, reconstruction, reference, stats
+from samba.evaluation.run import METHODS, evaluate_all, render, verdict
+
+
+def test_ci_of_a_known_sample():
+    rows = [{"fold": f"f{i}", "seed": 0, "m": v} for i, v in enumerate([0.6, 0.7, 0.8])]
+    ci = stats.bootstrap_ci(rows, "m")
+    # t interval over 3 folds: 0.7 +- 4.303 * 0.1 / sqrt(3) = [0.4516, 0.9484]
+    assert ci["mean"] == pytest.approx(0.7) and ci["ci95"] == pytest.approx([0.4516, 0.9484], abs=1e-3)
+    many = [{"fold": f"f{i}", "seed": s, "m": 0.5 + 0.01 * i} for i in range(20) for s in range(3)]
+    b = stats.bootstrap_ci(many, "m")
+    assert b["ci95"][0] < b["mean"] < b["ci95"][1] and b["mean"] == pytest.approx(0.595)
+
+
+def test_paired_test_known_cases():
+    a = {f"f{i}": 0.8 for i in range(6)}
+    b = {f"f{i}": 0.6 for i in range(6)}
+    t = stats.paired_test(a, b)
+    assert t["effect"] == pytest.approx(0.2) and t["p"] == pytest.approx(2 / 64)  # all 6 folds agree
+    assert stats.paired_test(a, a)["p"] == 1.0
+    three = stats.paired_test({"r4": 0.9, "r8": 0.9, "r12": 0.9}, {"r4": 0.5, "r8": 0.5, "r12": 0.5})
+    assert three["p"] == pytest.approx(0.25) and stats.min_p(3) == 0.25  # 3 folds cannot reach 0.05
+    rng = np.random.default_rng(0)
+    big = {f"f{i}": float(v) for i, v in enumerate(rng.normal(0.1, 0.05, 20))}
+    assert stats.paired_test(big, {k: 0.0 for k in big})["p"] < 0.001
+
+
+def test_interpolation_beats_zeros_on_a_smooth_signal():
+    t = torch.arange(256, dtype=torch.float32)
+    x = torch.stack([torch.sin(2 * np.pi * t / 1024 + p) for p in (0.0, 1.0)])[None].repeat(4, 1, 1)  # (4, 2, 256)
+    vis = reconstruction.masks_for(4, 256, seed=0)
+    assert (~vis).any() and vis.any()
+    l_zero = reconstruction.masked_l1(torch.zeros_like(x), x, vis)
+    l_lin = reconstruction.masked_l1(reconstruction.interpolate(x, vis), x, vis)
+    assert l_lin < 0.5 * l_zero
+    assert reconstruction.masked_l1(x, x, vis) == 0.0
+
+
+def test_tangent_space_separates_known_covariances():
+    rng = np.random.default_rng(0)
+    n, c, t = 40, 4, 256
+    X = rng.normal(size=(n, c, t))
+    y = np.repeat([0, 1], n // 2)
+    X[y == 1, 0] *= 3.0  # class 1: more power on channel 0 (across the spectrum, so also in 8-30 Hz)
+    proba = reference.fit_predict("tangent_space", X[::2], y[::2], X[1::2], 128.0)
+    assert (proba.argmax(1) == y[1::2]).mean() > 0.9
+    bp = reference.fit_predict("band_power", X[::2], y[::2], X[1::2], 128.0)
+    assert (bp.argmax(1) == y[1::2]).mean() > 0.9
+
+
+@pytest.fixture(scope="module")
+def eyes(mirror):
+    from samba.data import load_task
+
+    return load_task("eyes-open-closed", mirror=mirror, profile="quick")
+
+
+def test_folds_are_disjoint_and_cover(eyes, mirror):
+    folds = protocol.task_folds(eyes)
+    assert len(folds) == 6
+    covered = np.concatenate([f.test for f in folds])
+    assert len(np.unique(covered)) == len(covered)  # each window is tested at most once
+    for f in folds:
+        assert not set(f.train) & set(f.test)
+        m = eyes.meta
+        te0, te1 = m.onset_s.iloc[f.test].min(), (m.onset_s + m.window_s).iloc[f.test].max()
+        s0, s1 = m.onset_s.iloc[f.train].to_numpy(), (m.onset_s + m.window_s).iloc[f.train].to_numpy()
+        assert np.all((s1 <= te0 - 2.0 + 1e-6) | (s0 >= te1 + 2.0 - 1e-6))  # the 2 s gap
+    from samba.data import load_task
+
+    mi = load_task("eegmmidb-mi", mirror=mirror)
+    runs = [set(mi.meta.run.iloc[f.test]) for f in protocol.task_folds(mi)]
+    assert runs == [{4}, {8}, {12}]
+    mat = load_task("eegmat-workload", mirror=mirror, profile="quick")
+    mf = protocol.task_folds(mat)
+    assert [f.test_subjects for f in mf] == [(s,) for s in (0, 1, 2, 3, 4, 5, 15, 16)]
+    assert all(not set(mat.meta.subject.iloc[f.train]) & set(f.test_subjects) for f in mf)
+
+
+def test_evaluation_json_schema_and_reference_above_chance(eyes, tmp_path):
+    out = tmp_path / "evaluation.json"
+    doc = evaluate_all(["eyes-open-closed"], ["reference", "random_init_probe"], seeds=1, profile="quick",
+                       out=out, datasets={"eyes-open-closed": eyes}, command="test")
+    on_disk = json.loads(out.read_text())
+    assert on_disk["tasks"].keys() == doc["tasks"].keys() and on_disk["complete"] is True
+    for key in ("commit", "device", "date", "command"):
+        assert on_disk[key]
+    e = on_disk["tasks"]["eyes-open-closed"]
+    for key in ("protocol", "n_subjects", "n_folds", "chance", "methods", "paired_tests"):
+        assert key in e
+    assert e["chance"]["balanced_accuracy"] == 0.5 and e["test_subjects_seen_unlabelled"] == [1]
+    for m, r in e["methods"].items():
+        assert set(r) >= {"balanced_accuracy", "auroc", "epochs", "n_windows", "per_fold"}
+        lo, hi = r["balanced_accuracy"]["ci95"]
+        assert lo <= r["balanced_accuracy"]["mean"] <= hi
+        assert len(r["per_fold"]) == e["n_folds"]
+    # R01 vs R02 differ in occipital alpha: band power separates them on real data
+    assert e["methods"]["reference"]["balanced_accuracy"]["mean"] > 0.8
+    md = render(on_disk)
+    assert "| reference |" in md and "chance" in md and "above chance" in md
+
+
+def test_verdict_words_follow_the_numbers():
+    entry = {"chance": {"balanced_accuracy": 0.5}, "n_folds": 3,
+             "methods": {"reference": {"balanced_accuracy": {"mean": 0.52, "ci95": [0.4, 0.6]}}},
+             "paired_tests": {"samba_finetune_vs_random_init_finetune": {"p": 0.25, "effect": 0.1, "n": 3}}}
+    words = " ".join(verdict("x", entry))
+    assert "no method beats chance" in words and "cannot be decided with 3 folds" in words
+    entry["n_folds"] = 8
+    entry["paired_tests"]["samba_finetune_vs_random_init_finetune"] = {"p": 0.01, "effect": -0.1, "n": 8}
+    assert "pretraining (samba_finetune): hurts" in " ".join(verdict("x", entry))
+    assert set(METHODS) == {"samba_finetune", "samba_probe", "random_init_finetune", "random_init_probe",
+                            "eegnet", "reference"}
+
+
+def test_pretraining_json_schema(tmp_path, mirror, monkeypatch):
+    from samba import SAMBA
+    from samba.checkpoint import save_model
+    from test_train_pretrain import tiny_model_config
+
+    from samba import SAMBAConfig
+
+    model = SAMBA(SAMBAConfig(**tiny_model_config()))
+    ckpt = save_model(tmp_path / "m.pt", model, extra={"eeg_hours_seen": 0.5})
+    out = tmp_path / "pretraining.json"
+    assert reconstruction.main(["--model", str(ckpt), "--out", str(out), "--mirror", str(mirror),
+                                "--max-windows", "2"]) == 0
+    doc = json.loads(out.read_text())
+    assert set(doc["masked_l1"]) == {"checkpoint", "zeros", "interpolation", "random_init"}
+    assert doc["eeg_hours_seen"] == 0.5 and doc["heldout_recordings"]
+    assert all(0 < v < 10 for v in doc["masked_l1"].values())
+    for key in ("commit", "device", "date", "command"):
+        assert doc[key]
+
+
+def test_figures_draw_with_labels(tmp_path):
+    from samba import montage
+    from samba.evaluation import figures
+
+    fig = figures.validation_curve([{"eeg_hours_seen": 1.0, "masked_l1": 0.8}, {"eeg_hours_seen": 2.0, "masked_l1": 0.7}],
+                                   {"zeros": 0.81, "interpolation": 0.9, "random_init": 0.85})
+    ax = fig.axes[0]
+    assert "hours" in ax.get_xlabel() and "L1" in ax.get_ylabel() and len(ax.lines) == 4
+    pos = montage.positions(["C3", "Cz", "C4", "Pz", "Fz", "O1"])
+    W = np.random.default_rng(0).dirichlet(np.ones(6), size=(3, 2))  # (S, O, C)
+    fig = figures.cdse_topomaps(W, pos, ["step 0", "step 1", "step 2"])
+    assert any("CDSE weight" in a.get_ylabel() for a in fig.axes)  # one shared colour bar
+    gif = figures.cdse_gif(W, pos, [0, 1, 2], tmp_path / "cdse.gif")
+    assert gif.stat().st_size > 0
