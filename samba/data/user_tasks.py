@@ -150,11 +150,20 @@ def _events_for(rec, name: str, events_csv: pd.DataFrame | None) -> pd.DataFrame
                          "description": rows["label"].to_numpy()})
 
 
+def _match(desc: str, mapping: dict) -> str | None:
+    """``desc`` itself, or its part after the last "/" (BrainVision writes "Comment/T1", "Stimulus/S  1")."""
+    if desc in mapping:
+        return desc
+    tail = desc.rsplit("/", 1)[-1].strip()
+    return tail if "/" in desc and tail in mapping else None
+
+
 def _window_starts(events: pd.DataFrame, mapping: dict[str, int], sfreq: float, win: int, stride: int,
                    tmin_s: float, n_samples: int) -> tuple[np.ndarray, np.ndarray]:
     starts, y = [], []
     for onset, dur, desc in events[["onset_s", "duration_s", "description"]].itertuples(index=False):
-        if desc not in mapping:
+        desc = _match(str(desc), mapping)
+        if desc is None:
             continue
         a = int(round(onset * sfreq))
         if dur * sfreq >= win:  # a labelled block: tile it
