@@ -270,7 +270,7 @@ def _epochs_batches(epochs, params, batch_size):
 
 
 def _progress(total: int, enabled: bool):
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     return tqdm(total=total, unit="window", file=sys.stderr, disable=not enabled, leave=False)
 
@@ -367,3 +367,19 @@ def embed_to_file(data, out, model=None, window_s: float = 30.0, *, sfreq: float
         for key, value in _small_arrays(emb).items():
             npz.add(key, value)
     return Path(out)
+
+
+def embed_windows(ds, model=None, batch_size: int = 16, device: str | None = None) -> np.ndarray:
+    """Pooled features ``(N, D)`` of a ``WindowDataset``'s windows (e.g. from ``load_user_task``) for a probe.
+
+    The windows are already preprocessed; they get pretraining's unit-scale factor (one scalar from the
+    dataset) before ``model.encode``.
+    """
+    if model is None or isinstance(model, (str, os.PathLike)):
+        model = load_pretrained(model, device=device)
+    device = device or next(model.parameters()).device
+    sample = np.asarray(ds.X[: min(len(ds), 256)], np.float64)
+    scale = np.float32(_unit_scale(sample))
+    out = [_features(model, np.asarray(ds.X[b : b + batch_size], np.float32) * scale, ds.positions, device).mean(-1)
+           for b in range(0, len(ds), batch_size)]
+    return np.concatenate(out) if out else np.zeros((0, model.cfg.bottleneck_dim), np.float32)
