@@ -160,6 +160,9 @@ class NpzWriter:
     def __exit__(self, exc_type, *exc):
         self.zip.close()
         if exc_type is None:
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(self.tmp, 0o666 & ~umask)  # mkstemp makes it private; the result is an ordinary file
             os.replace(self.tmp, self.path)
         elif os.path.exists(self.tmp):
             os.unlink(self.tmp)
