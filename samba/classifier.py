@@ -2,6 +2,7 @@
 
     clf = SAMBAClassifier(n_chans=14, n_outputs=2, n_times=512, sfreq=128, chs_info=epochs.info["chs"],
                           pretrained="runs/pretrain/samba_pretrained.pt", pooling="quantile")
+    clf = SAMBAClassifier.from_pretrained(n_outputs=2, chs_info=raw.info["chs"])   # the released encoder
     logits = clf(x)                       # x (B, n_chans, n_times) -> (B, n_outputs)
 
 The encoder is SAMBA's (CDSE -> U-Net encoder -> differential-Mamba bottleneck); the decoder is kept
@@ -105,6 +106,22 @@ class SAMBAClassifier(nn.Module):
         if self.freeze_encoder:
             for p in self.samba.parameters():
                 p.requires_grad_(False)
+
+    @classmethod
+    def from_pretrained(cls, path=None, n_outputs: int = 2, **kwargs) -> "SAMBAClassifier":
+        """A classifier on the pretrained encoder at ``path`` (None: the released checkpoint).
+
+        ``kwargs`` as for the constructor (``chs_info`` / ``ch_names`` / ``positions``, ``pooling``,
+        ``freeze_encoder`` ...); the head is new and untrained.
+        """
+        from samba.embedding import pretrained_path
+
+        ckpt = pretrained_path(path)
+        if not ckpt.exists():
+            from samba.errors import InputError
+
+            raise InputError(f"no checkpoint at {ckpt}; pass the path of a SAMBA checkpoint")
+        return cls(n_outputs=n_outputs, pretrained=str(ckpt), **kwargs)
 
     def train(self, mode: bool = True):
         super().train(mode)

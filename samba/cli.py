@@ -14,6 +14,7 @@ COMMANDS = {
     "pretrain": "self-supervised TSR pretraining; prints the checkpoint path",
     "finetune": "fine-tune or probe on one task; prints one JSON line of test metrics",
     "evaluate": "evaluate a fine-tuned model on a task; prints one JSON line",
+    "embed": "SAMBA features of any EEG recording (EDF, BDF, BrainVision, EEGLAB, FIF, CNT, CSV); prints the .npz path",
     "bench": "efficiency benchmark, SAMBA vs braindecode peers; prints the JSON path",
 }
 
@@ -55,6 +56,10 @@ def main(argv: list[str] | None = None) -> int:
         from .train import cli as train_cli
 
         return int(getattr(train_cli, f"{cmd}_main")(rest) or 0)
+    if cmd == "embed":
+        from .embedding_cli import embed_main
+
+        return int(embed_main(rest) or 0)
     if cmd == "bench":
         from .bench import bench_main
 

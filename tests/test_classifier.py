@@ -85,3 +85,21 @@ def test_inside_braindecode_eegclassifier_on_real_windows(mirror):
     assert np.allclose(net.module_.coords.numpy(), ds.positions, atol=1e-5)  # came from chs_info
     proba = net.predict_proba(ds.X[idx].astype(np.float32))
     assert proba.shape == (16, 2) and np.isfinite(proba).all()
+
+
+def test_from_pretrained_loads_the_released_encoder():
+    from samba.checkpoint import load_model
+    from samba.embedding import pretrained_path
+
+    ckpt = pretrained_path()
+    if not ckpt.exists():
+        pytest.skip("no released checkpoint in this checkout")
+    clf = SAMBAClassifier.from_pretrained(n_outputs=3, ch_names=NAMES, freeze_encoder=True)
+    ref, _ = load_model(ckpt)
+    for k, v in ref.state_dict().items():  # encoder weights are the checkpoint's, head is new
+        assert torch.equal(clf.samba.state_dict()[k], v), k
+    assert clf(torch.randn(2, 6, 128)).shape == (2, 3)
+    from samba.errors import InputError
+
+    with pytest.raises(InputError, match="no checkpoint"):
+        SAMBAClassifier.from_pretrained("no/such/checkpoint.pt", n_outputs=2, ch_names=NAMES)

@@ -95,3 +95,41 @@ def test_load_dreamer_struct(mirror, tmp_path):
     ds = external.load_dreamer(tmp_path / "DREAMER.mat", target="valence")
     assert ds.X.shape == (8, 14, 512)  # 2 subjects x 2 clips x two 4-s windows of 10 s
     assert ds.class_counts() == {"low_valence": 4, "high_valence": 4}
+
+
+def test_resolver_reaches_stew_dreamer_and_tuab(mirror, mi_raw, tmp_path):
+    """`--task stew:PATH` / `dreamer:PATH` / `tuab:PATH` go through samba.data.sources to these loaders."""
+    from samba.data.sources import load_any_task, split_any
+
+    x = np.loadtxt(mirror / "eeg_eye_state/eeg-eye-state.csv", delimiter=",", skiprows=1)[:, :14]
+    stew = tmp_path / "stew"
+    stew.mkdir()
+    for s in range(1, 6):
+        np.savetxt(stew / f"sub{s:02d}_lo.txt", x[:1280] + s)
+        np.savetxt(stew / f"sub{s:02d}_hi.txt", x[1280:2560])
+    ds = load_any_task(f"stew:{stew}")
+    assert ds.task == "stew-workload" and sorted(ds.meta.subject.unique()) == [1, 2, 3, 4, 5]
+    assert split_any(ds).rule.startswith("by subject")
+    assert sorted(load_any_task(f"stew:{stew}", subjects="1-2").meta.subject.unique()) == [1, 2]
+
+    clips = np.empty(2, dtype=object)
+    clips[0], clips[1] = x[:1280], x[1280:2560]
+    subj = {"EEG": {"stimuli": clips}, "ScoreValence": np.array([1, 5]), "ScoreArousal": np.array([4, 2]),
+            "ScoreDominance": np.array([3, 3])}
+    data = np.empty(2, dtype=object)
+    data[0], data[1] = subj, subj
+    savemat(tmp_path / "DREAMER.mat", {"DREAMER": {"Data": data}})
+    assert load_any_task(f"dreamer:{tmp_path / 'DREAMER.mat'}").task == "dreamer-valence"
+
+    src = mi_raw.copy().pick(["Fp1", "Fp2", "F7", "F3", "F4", "F8", "T7", "C3", "C4", "T8", "P7", "P3", "P4", "P8", "O1", "O2"])
+    old = {"T7": "T3", "T8": "T4", "P7": "T5", "P8": "T6"}
+    src.rename_channels({n: f"EEG {old.get(n, n).upper()}-REF" for n in src.ch_names})
+    for split, label, subject in (("train", "normal", "aaaaaaaa"), ("train", "abnormal", "aaaaaaab"),
+                                  ("train", "normal", "aaaaaaac"), ("eval", "abnormal", "aaaaaaad")):
+        d = tmp_path / "tuab" / "edf" / split / label / "01_tcp_ar"
+        d.mkdir(parents=True, exist_ok=True)
+        src.save(d / f"{subject}_s001_t000_raw.fif")
+    ds = load_any_task(f"tuab:{tmp_path / 'tuab'}", pattern="*.fif")
+    sp = split_any(ds)
+    assert sp.rule.startswith("TUAB's own split") and set(ds.meta.split.iloc[sp["test"]]) == {"eval"}
+    assert set(ds.meta.split.iloc[sp["train"]]) == {"train"}

@@ -9,7 +9,9 @@
 
 All return a ``WindowDataset`` through the same preprocessing as the mirrored tasks (``Preprocessing``),
 with ``meta.subject`` set, so ``split_task``'s by-subject rule applies. MOABB and braindecode are imported
-lazily: this module imports without them.
+lazily: this module imports without them. The command line reaches these loaders through
+``samba.data.sources.load_any_task`` (``--task tuab:PATH``, ``moabb:NAME``, ``stew:PATH``, ``dreamer:PATH``);
+where to obtain each dataset and its licence: docs/your_own_data.md.
 """
 
 from __future__ import annotations
