@@ -26,12 +26,13 @@ import pandas as pd
 from . import recordings, registry
 from .preprocess import Preprocessing
 from .readers import _montage
+from samba.errors import InputError
 from .windows import WindowDataset, concat, event_starts, gather, sample_labels, sliding_starts
 
 log = logging.getLogger(__name__)
 
 
-class EmptySplitError(ValueError):
+class EmptySplitError(InputError):  # samba.errors: a SambaError and a ValueError
     """A split would be empty (too few subjects / sessions / windows)."""
 
 
