@@ -107,6 +107,8 @@ def _manifest(folder: Path) -> dict:
                               "old one-file format: convert it with samba.checkpoint.convert_legacy)")
     try:
         man = json.loads(path.read_bytes())
+        if man.get("format") != "samba-manifest" or man.get("version") != 1:
+            raise ValueError("not a samba manifest")
         files = man["files"]
         if not isinstance(files, dict) or not all(isinstance(v, dict) and isinstance(v.get("sha256"), str)
                                                   and isinstance(v.get("size"), int) for v in files.values()):
@@ -150,6 +152,7 @@ def write_folder(folder: str | os.PathLike, contents: dict[str, bytes]) -> Path:
     tmp = folder.with_name(f".{folder.name}.{os.getpid()}.new")
     old = folder.with_name(f".{folder.name}.{os.getpid()}.old")
     shutil.rmtree(tmp, ignore_errors=True)
+    shutil.rmtree(old, ignore_errors=True)  # left by a killed writer of the same pid: os.replace needs it gone
     tmp.mkdir()
     try:
         for name, data in contents.items():

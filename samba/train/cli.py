@@ -42,7 +42,7 @@ def pretrain_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=None, help="windows per batch per GPU")
     p.add_argument("--window-s", type=float, default=None, help="window length in seconds")
     p.add_argument("--resume", dest="resume", action="store_true", default=True,
-                   help="continue from OUT/train_state.pt when present (default)")
+                   help="continue from the newest verified state in OUT (default)")
     p.add_argument("--no-resume", dest="resume", action="store_false",
                    help="start over; refused in a folder that holds a run unless --overwrite is given")
     p.add_argument("--overwrite", action="store_true",
