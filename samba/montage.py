@@ -357,7 +357,7 @@ def check_positions(coords, channel_mask=None, device=None, check_values: bool =
                          "convert them with .float() (integers truncate metres to 0)")
     if t.dim() not in (2, 3) or t.shape[-1] != 3 or t.shape[-2] < 1:
         raise InputError(f"electrode positions must be (C, 3) or (B, C, 3); got shape {tuple(t.shape)}")
-    if not check_values:
+    if not check_values or torch.compiler.is_compiling():  # no host sync while captured or traced
         return t.to(device=device, dtype=torch.float32)
     key = id(coords) if isinstance(coords, torch.Tensor) else None
     if key is not None and channel_mask is None:

@@ -458,3 +458,16 @@ def test_finetune_batch_size_one_is_refused(mirror):
     with pytest.raises(SambaError, match="--batch-size 1"):
         finetune("eyes-open-closed", model="eegnet", batch_size=1, mirror=str(mirror), profile="quick")
     FIGURES["bad_inputs_tried"] += 1
+
+
+def test_device_names_are_checked():
+    """Before: --device gpu silently ran on the CPU, and cuda on a CPU-only build raised AttributeError."""
+    from samba.devices import resolve_device
+
+    assert resolve_device("cpu") == torch.device("cpu")
+    with pytest.raises(SambaError, match="valid devices here: cpu"):
+        resolve_device("gpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(SambaError, match="sees no CUDA GPU"):
+            resolve_device("cuda")
+    FIGURES["bad_inputs_tried"] += 2

@@ -111,7 +111,9 @@ def _subjects_of(ds, idx) -> list:
 
 
 def _device(device):
-    return torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    from samba.devices import resolve_device
+
+    return resolve_device(device)  # "gpu", or cuda without CUDA: one clear error
 
 
 def _autocast(device):

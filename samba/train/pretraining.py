@@ -152,11 +152,17 @@ def pretrain(config: PretrainConfig, datasets=None, return_model: bool = False):
     info = D.setup(cfg.device)
     lock = None
     try:
+        refused = None
         if info.is_main:  # checked and owned before the corpus is loaded or anything is trained
-            checks.check_writable_dir(cfg.out)
-            lock = RunLock(cfg.out).acquire()
-            prepare(cfg.out, cfg.resume, cfg.overwrite)
-        D.barrier(info)
+            try:
+                checks.check_writable_dir(cfg.out)
+                lock = RunLock(cfg.out).acquire()
+                prepare(cfg.out, cfg.resume, cfg.overwrite)
+            except UsageError as err:
+                refused = err
+        # every rank learns of a refusal (the others would otherwise wait for rank 0 forever)
+        if D.all_reduce_mean(float(refused is not None), info) > 0:
+            raise refused or UsageError(f"rank 0 refused the run folder {cfg.out} (see its message)")
         path, model = _Run(cfg, info, datasets).train()
         return (path, model) if return_model else path
     finally:
