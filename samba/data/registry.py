@@ -38,6 +38,13 @@ class DataNotAvailableError(SambaError, FileNotFoundError):
     """A registry file is absent from the mirror/cache and could not be downloaded."""
 
 
+class UnknownEntryError(SambaError, KeyError):
+    """A dataset or file name the registry does not know (a ``KeyError`` too, for existing handlers)."""
+
+    def __str__(self):  # KeyError would print the message in quotes
+        return str(self.args[0]) if self.args else ""
+
+
 class ChecksumError(InputError):
     """A file's size or sha256 differs from the registry's (an ``InputError``, hence a ``ValueError``)."""
 
@@ -72,7 +79,7 @@ def dataset_info(dataset: str) -> dict:
     if dataset in reg.get("external", {}):
         return reg["external"][dataset]
     known = sorted(reg["datasets"]) + sorted(reg.get("external", {}))
-    raise KeyError(f"unknown dataset {dataset!r}; known: {', '.join(known)}")
+    raise UnknownEntryError(f"unknown dataset {dataset!r}; known: {', '.join(known)}")
 
 
 def files(dataset: str | None = None) -> list[FileEntry]:
@@ -83,7 +90,7 @@ def files(dataset: str | None = None) -> list[FileEntry]:
     for name in names:
         if name not in reg:
             dataset_info(name)  # raises a KeyError listing the known names
-            raise KeyError(f"dataset {name!r} is external: it has no file list (see its 'obtain')")
+            raise UnknownEntryError(f"dataset {name!r} is external: it has no file list (see its 'obtain')")
         for f in reg[name]["files"]:
             out.append(FileEntry(name, f["path"], f["sha256"], f["url"], f.get("archive"), f.get("size"),
                                  f.get("archive_sha256"), f.get("mirrored", True)))
@@ -94,7 +101,7 @@ def entry(dataset: str, relpath: str) -> FileEntry:
     for f in files(dataset):
         if f.path == relpath:
             return f
-    raise KeyError(f"{dataset}/{relpath} is not in the registry")
+    raise UnknownEntryError(f"{dataset}/{relpath} is not in the registry")
 
 
 def mirror_root(mirror: str | os.PathLike | None = None) -> Path | None:
