@@ -23,10 +23,11 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import pandas as pd
 
+from samba.errors import InputError
+
 from . import recordings, registry
 from .preprocess import Preprocessing
 from .readers import _montage
-from samba.errors import InputError
 from .windows import WindowDataset, concat, event_starts, gather, sample_labels, sliding_starts
 
 log = logging.getLogger(__name__)
