@@ -53,6 +53,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint, set_checkpoint_early_stop
 
+from .montage import check_positions
 from .nn.cdse import CDSE, InverseCDSE, capturing
 from .nn.diff_mamba import DiffMamba, DiffMambaLoop
 from .nn.mamba2 import Mamba2, layer_kernels
@@ -207,7 +208,7 @@ class SAMBA(nn.Module):
             raise ValueError(f"SAMBA needs at least 8 time samples (three /2 poolings); got T={T}")
         if C < 1:
             raise ValueError("x has no channels")
-        coords = torch.as_tensor(coords, dtype=torch.float32, device=x.device)
+        coords = check_positions(coords, channel_mask, device=x.device, check_values=not capturing(x))
         if coords.dim() not in (2, 3) or coords.shape[-1] != 3 or coords.shape[-2] != C:
             raise ValueError(f"coords must be (C, 3) or (B, C, 3) with C={C}; got {tuple(coords.shape)}")
         if coords.dim() == 3 and coords.shape[0] not in (1, B):
@@ -222,7 +223,7 @@ class SAMBA(nn.Module):
 
     def spatial_weights(self, coords, channel_mask=None) -> torch.Tensor:
         """CDSE weights ``(O, C)`` (or ``(B, O, C)`` for batched coords); rows sum to 1."""
-        coords = torch.as_tensor(coords, dtype=torch.float32, device=self.cdse.target_positions.device)
+        coords = check_positions(coords, channel_mask, device=self.cdse.target_positions.device)
         w = self.cdse.weights(coords, channel_mask)  # (B, O, C)
         return w[0] if coords.dim() == 2 and w.shape[0] == 1 else w
 

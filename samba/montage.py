@@ -20,6 +20,8 @@ Public entry points::
 from __future__ import annotations
 
 import difflib
+import warnings
+import weakref
 from functools import lru_cache
 
 import numpy as np
@@ -33,6 +35,7 @@ __all__ = [
     "device_channels",
     "device_positions",
     "positions_from_info",
+    "check_positions",
 ]
 
 # MNE 1.13 renamed standard_10xx -> colin27_10xx (same template head); try the new name first.
@@ -309,3 +312,91 @@ def _align_to_template(pts: np.ndarray, template: list) -> np.ndarray:
         f"cannot place {len(pts)} channel locations without fiducials: need >= 3 channels with 10-05 "
         "names or >= 8 located channels"
     )
+
+
+# --------------------------------------------------------------------------------------------------
+# validating positions where they enter the model
+# --------------------------------------------------------------------------------------------------
+# Plausible head radii. MNE's head frame puts the origin between the pre-auricular points, so scalp
+# electrodes lie 5-15 cm from it; a median distance of 50-150 mm (with a margin) is a head in millimetres.
+_METRE_MAX = 0.25
+_MM_RANGE = (20.0, 250.0)
+_checked: dict[int, tuple] = {}  # id(tensor) -> (weakref, version, device, result): validate once per tensor
+
+
+def check_positions(coords, channel_mask=None, device=None, check_values: bool = True):
+    """Electrode positions ``(C, 3)`` or ``(B, C, 3)`` as a float32 tensor in metres, or an ``InputError``.
+
+    CDSE turns electrode-to-target distances into softmax weights; positions in the wrong unit or all at
+    one point silently collapse those weights to one-hot rows, so they are checked where they enter:
+
+    * dtype: floating point only (an integer tensor of metres is all zeros after truncation);
+    * finite values only;
+    * units: the median distance from the head-frame origin must be a head in metres (<= 0.25 m);
+      50-150 mm (20-250 accepted) is converted from millimetres with a warning; anything else is refused;
+    * not degenerate: not all zero, not all at one point (C >= 2), not on one line (C >= 3).
+
+    ``channel_mask (B, C)`` marks the real channels of a padded batch (padding rows are not checked).
+    ``check_values=False`` checks only the dtype and shape (no host sync: used while a CUDA graph is captured).
+    Each tensor is validated once (memoised on its identity and version), so a training loop that reuses
+    one coordinate tensor per montage pays for the check once.
+    """
+    import torch
+
+    from .errors import InputError
+
+    if isinstance(coords, torch.Tensor):
+        t = coords
+    else:
+        arr = np.asarray(coords)
+        if arr.dtype == object:
+            raise InputError(f"electrode positions must be numbers, got an array of {arr.dtype}")
+        t = torch.from_numpy(np.ascontiguousarray(arr))
+    if not (t.is_floating_point()):
+        raise InputError(f"electrode positions must be floating point metres, got dtype {t.dtype}; "
+                         "convert them with .float() (integers truncate metres to 0)")
+    if t.dim() not in (2, 3) or t.shape[-1] != 3 or t.shape[-2] < 1:
+        raise InputError(f"electrode positions must be (C, 3) or (B, C, 3); got shape {tuple(t.shape)}")
+    if not check_values or torch.compiler.is_compiling():  # no host sync while captured or traced
+        return t.to(device=device, dtype=torch.float32)
+    key = id(coords) if isinstance(coords, torch.Tensor) else None
+    if key is not None and channel_mask is None:
+        hit = _checked.get(key)
+        if hit is not None and hit[0]() is coords and hit[1] == coords._version and hit[2] == (device, t.device):
+            return hit[3]
+    pts = t.detach().to("cpu", torch.float64).reshape(-1, 3)
+    if channel_mask is not None:
+        mask = torch.as_tensor(channel_mask).detach().to("cpu", torch.bool)
+        if t.dim() == 2:
+            mask = mask.any(0) if mask.dim() == 2 else mask
+        pts = pts[mask.reshape(-1)] if mask.numel() == pts.shape[0] else pts
+    result = t.to(device=device, dtype=torch.float32)
+    if pts.shape[0]:
+        pts = pts.numpy()
+        if not np.isfinite(pts).all():
+            raise InputError("electrode positions contain NaN or Inf; every channel needs a finite 3-D position")
+        radius = float(np.median(np.linalg.norm(pts, axis=1)))
+        if radius == 0.0:
+            raise InputError("electrode positions are all zero: the channels have no locations; "
+                             "use samba.montage.positions(ch_names) or set a montage")
+        if radius > _METRE_MAX:
+            if _MM_RANGE[0] <= radius <= _MM_RANGE[1]:
+                warnings.warn(f"electrode positions look like millimetres (median radius {radius:.0f}); "
+                              "converted to metres", UserWarning, stacklevel=3)
+                result = result / 1000.0
+                pts = pts / 1000.0
+            else:
+                raise InputError(f"electrode positions must be in metres on a head (median radius 0.05-0.15 m); "
+                                 f"got a median radius of {radius:g}: convert them to metres")
+        spread = np.linalg.svd(pts - pts.mean(0), compute_uv=False) if len(pts) >= 2 else np.zeros(3)
+        if len(pts) >= 2 and spread[0] < 1e-6:
+            raise InputError(f"all {len(pts)} electrode positions are the same point; "
+                             "every channel needs its own location")
+        if len(pts) >= 3 and spread[1] < 1e-6 * max(spread[0], 1e-12) + 1e-9:
+            raise InputError(f"the {len(pts)} electrode positions lie on one line; "
+                             "they cannot be real scalp locations (check the montage)")
+    if key is not None and channel_mask is None:
+        if len(_checked) > 256:
+            _checked.clear()
+        _checked[key] = (weakref.ref(coords), coords._version, (device, t.device), result)
+    return result

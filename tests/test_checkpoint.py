@@ -1,8 +1,15 @@
+"""Model checkpoints: safetensors + JSON + manifest folders; round trip, corruption, no code on load."""
+
+import json
+import pickle
+
 import pytest
 import torch
 
 from samba import SAMBA, SAMBAConfig
-from samba.checkpoint import CheckpointError, load_model, save_model
+from samba.checkpoint import (CheckpointError, convert_legacy, load_finetuned_state, load_model, save_finetuned,
+                              save_model)
+from samba.errors import SambaError
 from samba.montage import positions
 
 
@@ -13,35 +20,110 @@ def _model():
 
 def test_round_trip_same_outputs(tmp_path):
     m = _model()
-    path = save_model(tmp_path / "m.pt", m, extra={"montage": ["TP9", "AF7", "AF8", "TP10"]})
+    head = {"weight": torch.randn(2, 4)}
+    path = save_model(tmp_path / "m", m, extra={"montage": ["TP9", "AF7", "AF8", "TP10"], "head": head})
+    assert sorted(p.name for p in path.iterdir()) == ["config.json", "manifest.json", "model.safetensors"]
     m2, extra = load_model(path)
     coords = torch.from_numpy(positions(extra["montage"]))
     x = torch.randn(1, 4, 64)
     with torch.no_grad():
         torch.testing.assert_close(m2(x, coords), m(x, coords))
     assert m2.cfg == m.cfg
+    assert torch.equal(extra["head"]["weight"], head["weight"])  # tensors inside extra survive the JSON
 
 
-def test_corrupt_and_truncated_files(tmp_path):
+def test_pt_suffix_names_the_folder(tmp_path):
+    """Callers written for the one-file layout (``.../samba_pretrained.pt``) find the folder."""
     path = save_model(tmp_path / "m.pt", _model())
-    data = path.read_bytes()
-    (tmp_path / "trunc.pt").write_bytes(data[: len(data) // 2])
-    with pytest.raises(CheckpointError, match="corrupt or truncated"):
-        load_model(tmp_path / "trunc.pt")
-    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint at all")
+    assert path == tmp_path / "m" and path.is_dir()
+    load_model(tmp_path / "m.pt")
+
+
+def test_flipped_byte_in_each_file_is_refused_naming_it(tmp_path):
+    """Before: a flipped byte in the weights loaded silently (no integrity hash). Now every file is checked
+    against the manifest and the error names the file."""
+    path = save_model(tmp_path / "m", _model())
+    for name in ("model.safetensors", "config.json", "manifest.json"):
+        original = (path / name).read_bytes()
+        data = bytearray(original)
+        data[len(data) // 2] ^= 0x01
+        (path / name).write_bytes(bytes(data))
+        with pytest.raises(CheckpointError, match="manifest|corrupt|JSON") as err:
+            load_model(path)
+        assert name in str(err.value) or name == "manifest.json"
+        (path / name).write_bytes(original)
+    load_model(path)  # restored: loads again
+
+
+def test_truncated_missing_and_foreign_files(tmp_path):
+    path = save_model(tmp_path / "m", _model())
+    data = (path / "model.safetensors").read_bytes()
+    (path / "model.safetensors").write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match="model.safetensors is corrupt: .* bytes"):
+        load_model(path)
+    (path / "manifest.json").unlink()
+    with pytest.raises(CheckpointError, match="no manifest.json"):
+        load_model(path)
+    with pytest.raises(CheckpointError, match="not found"):
+        load_model(tmp_path / "absent")
+    assert issubclass(CheckpointError, SambaError) and issubclass(CheckpointError, ValueError)
+
+
+def test_a_pickle_is_never_loaded(tmp_path):
+    """A crafted one-file checkpoint whose unpickling would run code is refused without being unpickled."""
+    marker = tmp_path / "pwned"
+
+    class Evil:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+
+    (tmp_path / "evil.pt").write_bytes(pickle.dumps({"format": "samba-model", "x": Evil()}))
+    with pytest.raises(CheckpointError, match="old format"):
+        load_model(tmp_path / "evil.pt")
     with pytest.raises(CheckpointError):
-        load_model(tmp_path / "junk.pt")
-    torch.save({"weights": torch.zeros(1)}, tmp_path / "other.pt")
-    with pytest.raises(CheckpointError, match="not a SAMBA"):
-        load_model(tmp_path / "other.pt")
-    with pytest.raises(FileNotFoundError):
-        load_model(tmp_path / "absent.pt")
+        convert_legacy(tmp_path / "evil.pt")  # weights_only=True refuses the global
+    assert not marker.exists()
 
 
 def test_mismatched_weights(tmp_path):
-    path = save_model(tmp_path / "m.pt", _model())
-    obj = torch.load(path, weights_only=True)
-    obj["config"]["expand"] = 4  # weights no longer fit the config
-    torch.save(obj, tmp_path / "bad.pt")
+    path = save_model(tmp_path / "m", _model())
+    cfg = json.loads((path / "config.json").read_text())
+    cfg["config"]["expand"] = 4  # weights no longer fit the config
+    from samba.checkpoint import write_manifest
+
+    (path / "config.json").write_text(json.dumps(cfg))
+    write_manifest(path, ["model.safetensors", "config.json"])
     with pytest.raises(CheckpointError, match="shape mismatch"):
-        load_model(tmp_path / "bad.pt")
+        load_model(path)
+
+
+def test_convert_legacy_one_file_checkpoint(tmp_path):
+    m = _model()
+    obj = {"format": "samba-model", "version": 1, "config": m.cfg.to_dict(),
+           "state_dict": {k: v.clone() for k, v in m.state_dict().items()}, "extra": {"step": 3}}
+    torch.save(obj, tmp_path / "old.pt")
+    folder = convert_legacy(tmp_path / "old.pt")
+    m2, extra = load_model(folder)
+    assert extra == {"step": 3}
+    for k, v in m.state_dict().items():
+        assert torch.equal(v, m2.state_dict()[k]), k
+
+
+def test_released_checkpoint_loads_and_verifies():
+    from samba.paths import repo_path
+
+    model, extra = load_model(repo_path("checkpoints", "samba_pretrained"))
+    assert extra["kind"] == "pretrained" and sum(p.numel() for p in model.parameters()) > 1_000_000
+
+
+def test_finetuned_round_trip_and_corruption(tmp_path):
+    sd = {"w": torch.randn(3, 2), "b": torch.zeros(3)}
+    save_finetuned(tmp_path, sd, {"model": "eegnet", "kwargs": {"n_outputs": 3}, "head": {"x": torch.ones(2)}})
+    state, meta = load_finetuned_state(tmp_path)
+    assert torch.equal(state["w"], sd["w"]) and meta["kwargs"]["n_outputs"] == 3
+    assert torch.equal(meta["head"]["x"], torch.ones(2))
+    data = bytearray((tmp_path / "finetuned.safetensors").read_bytes())
+    data[-1] ^= 0xFF
+    (tmp_path / "finetuned.safetensors").write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match="finetuned.safetensors is corrupt"):
+        load_finetuned_state(tmp_path)

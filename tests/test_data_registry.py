@@ -79,7 +79,7 @@ def test_checksum_mismatch_is_detected(mirror, tmp_path):
     assert bad == ["eeg_eye_state/eeg-eye-state.csv"] and ok == []
     report, code = data_verify(bad_mirror)
     assert code == 1
-    assert report.splitlines()[-1] == f"0 ok, {len(missing)} missing, 1 bad"
+    assert report.splitlines()[-1] == f"0 ok, {len(missing)} missing, 1 bad"  # no listing: absent = missing
 
 
 def test_data_verify_report(mirror):
@@ -87,7 +87,53 @@ def test_data_verify_report(mirror):
     n_mirrored = len(_sums(mirror / "SHA256SUMS"))
     n_all = len(registry.files())
     assert code == 0
-    assert report.splitlines()[-1] == f"{n_mirrored} ok, {n_all - n_mirrored} missing, 0 bad"
+    assert report.splitlines()[-1] == f"{n_mirrored} ok, 0 missing, 0 bad"  # files not mirrored are no error
+    assert f"{n_all - n_mirrored}" == str(sum(int(line.split()[1]) for line in report.splitlines()
+                                              if line.startswith("absent")))
+
+
+def test_data_verify_fails_for_absent_mirror_empty_cache_and_missing_files(mirror, tmp_path, monkeypatch):
+    """Before: `samba data verify --mirror /no/such/dir` exited 0, and so did an empty cache. Now a mirror
+    that does not exist, nothing to check, or a file the mirror's own listing names but lacks is an error;
+    the counts line stays last."""
+    report, code = data_verify(tmp_path / "no" / "such" / "dir")
+    assert code == 1 and "does not exist" in report and report.splitlines()[-1].endswith("missing, 0 bad")
+    monkeypatch.delenv("SAMBA_DATA_MIRROR", raising=False)
+    monkeypatch.setenv("SAMBA_DATA_DIR", str(tmp_path / "empty-cache"))
+    report, code = data_verify(None)
+    assert code == 1 and "no registry file was found" in report and report.splitlines()[-1] == "0 ok, 0 missing, 0 bad"
+    partial = tmp_path / "partial"
+    (partial / "eeg_eye_state").mkdir(parents=True)
+    shutil.copyfile(mirror / "eeg_eye_state/eeg-eye-state.csv", partial / "eeg_eye_state/eeg-eye-state.csv")
+    (partial / "SHA256SUMS").write_text("".join(line + "\n" for line in (mirror / "SHA256SUMS").read_text().splitlines()
+                                                if "eeg_eye_state/" in line or line.endswith("S001R04.edf")))
+    report, code = data_verify(partial)  # the listing promises S001R04.edf, which is absent
+    assert code == 1 and "MISSING  eegmmidb/S001/S001R04.edf" in report
+    assert report.splitlines()[-1] == "1 ok, 1 missing, 0 bad"
+
+
+def test_size_is_checked_before_hashing(tmp_path, monkeypatch):
+    """An empty file, or one whose size differs from the registry's, is refused without being hashed."""
+    f = tmp_path / "x.edf"
+    f.write_bytes(b"")
+    monkeypatch.setattr(registry, "file_sha256", lambda p: pytest.fail("hashed a file of the wrong size"))
+    with pytest.raises(ChecksumError, match="size mismatch"):
+        registry.check_file(f, "0" * 64)
+    f.write_bytes(b"12345")
+    with pytest.raises(ChecksumError, match="5 bytes but the registry says 4"):
+        registry.check_file(f, "0" * 64, size=4)
+
+
+def test_data_errors_are_samba_errors():
+    from samba.data.preprocess import BadChannelError, SamplingRateError
+    from samba.data.readers import CorruptFileError
+    from samba.data.tasks import EmptySplitError
+    from samba.errors import SambaError
+
+    for cls, base in [(DataNotAvailableError, FileNotFoundError), (ChecksumError, ValueError),
+                      (CorruptFileError, ValueError), (SamplingRateError, ValueError),
+                      (BadChannelError, ValueError), (EmptySplitError, ValueError)]:
+        assert issubclass(cls, SambaError) and issubclass(cls, base), cls
 
 
 def test_data_list_names_datasets_and_tasks():
@@ -146,3 +192,42 @@ def test_eye_state_zip_member_converted_from_arff(mirror, tmp_path, monkeypatch)
     monkeypatch.setattr(pooch, "retrieve", retrieve)
     path = registry.fetch("eeg_eye_state", "eeg-eye-state.csv", download=True)
     assert registry.sha256sum(path) == registry.entry("eeg_eye_state", "eeg-eye-state.csv").sha256
+
+
+def test_zip_member_that_fails_its_hash_is_never_used(mirror, tmp_path, monkeypatch):
+    """Before: a zip download whose member did not match the registry's sha256 was kept with a warning.
+    Now the member is verified before it enters the cache, and nothing of it is left behind."""
+    import pooch
+
+    bad = tmp_path / "eeg-eye-state.csv"
+    bad.write_text((mirror / "eeg_eye_state/eeg-eye-state.csv").read_text().replace("4329", "4330", 1))
+
+    def retrieve(url, known_hash=None, path=None, processor=None, progressbar=False, fname=None):
+        return [str(bad)]
+
+    monkeypatch.delenv("SAMBA_DATA_MIRROR", raising=False)
+    monkeypatch.setenv("SAMBA_DATA_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(pooch, "retrieve", retrieve)
+    with pytest.raises(ChecksumError, match="checksum mismatch"):
+        registry.fetch("eeg_eye_state", "eeg-eye-state.csv", download=True)
+    cache = tmp_path / "cache" / "eeg_eye_state"
+    assert not (cache / "eeg-eye-state.csv").exists() and list(cache.iterdir()) == []
+
+
+def test_archive_hash_is_passed_to_the_download(monkeypatch, tmp_path):
+    """When the registry records an archive's own sha256, pooch checks it before extracting."""
+    import dataclasses
+
+    import pooch
+
+    seen = {}
+
+    def retrieve(url, known_hash=None, path=None, processor=None, progressbar=False, fname=None):
+        seen["hash"] = known_hash
+        raise ValueError("SHA256 hash of downloaded file does not match the known hash")
+
+    f = dataclasses.replace(registry.entry("eeg_eye_state", "eeg-eye-state.csv"), archive_sha256="ab" * 32)
+    monkeypatch.setattr(pooch, "retrieve", retrieve)
+    with pytest.raises(ChecksumError, match="archive"):
+        registry._download(f, tmp_path / "eeg-eye-state.csv")
+    assert seen["hash"] == "sha256:" + "ab" * 32

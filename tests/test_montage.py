@@ -234,3 +234,45 @@ def test_real_eeglab_sample_has_no_locations_and_unknown_names():
     assert np.isnan([ch["loc"][:3] for ch in raw.info["chs"]]).all()
     with pytest.raises(ValueError, match="EEG 000"):
         positions_from_info(raw.info)
+
+
+# --------------------------------------------------------------------------------------------------
+# positions entering the model are checked (units, degeneracy, dtype)
+# --------------------------------------------------------------------------------------------------
+def test_check_positions_converts_millimetres_and_rejects_degenerate():
+    """Before: positions in millimetres, all zeros or integer dtype reached CDSE unchecked and collapsed its
+    weights to one-hot rows (or to zeros). Now millimetres are converted with a warning, the rest refused."""
+    import torch
+
+    from samba.errors import InputError
+    from samba.montage import check_positions
+
+    metres = torch.from_numpy(positions(["Fp1", "Cz", "O1", "T7"]))
+    assert torch.equal(check_positions(metres), metres)
+    with pytest.warns(UserWarning, match="millimetres"):
+        got = check_positions(metres * 1000.0)
+    torch.testing.assert_close(got, metres)
+    for bad, why in [(torch.zeros(4, 3), "all zero"), (metres.round().long(), "floating point"),
+                     (torch.full((4, 3), 0.05), "same point"), (metres * 10, "metres"),
+                     (torch.tensor([[0.01, 0, 0], [0.02, 0, 0], [0.09, 0, 0]]), "one line"),
+                     (metres.clone().fill_(float("nan")), "NaN")]:
+        with pytest.raises(InputError, match=why):
+            check_positions(bad)
+
+
+def test_model_refuses_degenerate_coordinates():
+    """The model calls the check where coordinates enter (forward, encode, spatial_weights)."""
+    import torch
+
+    from samba import SAMBA, SAMBAConfig
+    from samba.errors import InputError
+
+    model = SAMBA(SAMBAConfig(expand=2, d_state=8, chunk_size=16, backend="torch")).eval()
+    x = torch.randn(1, 4, 64)
+    with pytest.raises(InputError, match="all zero"):
+        model(x, torch.zeros(4, 3))
+    with pytest.raises(InputError, match="floating point"):
+        model.spatial_weights(torch.ones(4, 3, dtype=torch.int64))
+    coords = torch.from_numpy(positions(["Fp1", "Cz", "O1", "T7"]))
+    with pytest.warns(UserWarning, match="millimetres"), torch.no_grad():
+        torch.testing.assert_close(model(x, coords * 1000), model(x, coords))

@@ -35,7 +35,7 @@ def test_finetune_real_task_end_to_end(tmp_path, task_data, mirror):
                  samba_config=tiny_model_config())
     assert _finite(r) and 0 <= r["balanced_accuracy"] <= 1
     assert r["n_train"] > 0 and r["n_test"] > 0 and r["subjects"]
-    assert {"finetuned.pt", "samba_encoder.pt", "spatial_weights.npz", "result.json"} <= {p.name for p in out.iterdir()}
+    assert {"finetuned.safetensors", "manifest.json", "samba_encoder", "spatial_weights.npz", "result.json"} <= {p.name for p in out.iterdir()}
     sw = np.load(out / "spatial_weights.npz")
     assert sw["weights"].shape[0] == r["epochs_run"] + 1 and sw["weights"].shape[-1] == len(ds.ch_names)
     assert np.allclose(sw["weights"].sum(-1), 1, atol=1e-4)

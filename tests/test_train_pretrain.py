@@ -14,6 +14,7 @@ import torch.multiprocessing as mp
 
 from samba.train.pretraining import (METRIC_COLUMNS, MODEL_FILE, PretrainConfig, SimulatedKill, pretrain,
                                      synthetic_corpus)
+from samba.errors import SambaError
 from samba.train.state import CheckpointError, load_train_state
 
 # A small SAMBA (same code paths as the paper model) so CPU tests take seconds.
@@ -38,7 +39,9 @@ def run(out, **kw):
 
 
 def params(path):
-    return torch.load(path, weights_only=True)["state_dict"]
+    from samba.checkpoint import load_checkpoint
+
+    return load_checkpoint(path)["state_dict"]
 
 
 def test_kill_and_resume_matches_uninterrupted(tmp_path):
@@ -74,17 +77,19 @@ def test_checkpoint_is_a_loadable_model(tmp_path):
 def test_corrupt_latest_falls_back_then_clear_error(tmp_path):
     out = tmp_path / "c"
     run(out, steps=4)  # checkpoints at steps 2 and 4
-    (out / "train_state.pt").write_bytes(b"not a checkpoint")
+    (out / "train_state" / "state.pt").write_bytes(b"not a checkpoint")
     with warnings.catch_warnings(record=True) as w:
         warnings.simplefilter("always")
         state = load_train_state(out)
     assert state["step"] == 2 and any("corrupt" in str(x.message) for x in w)
-    (out / "train_state.prev.pt").write_bytes(b"\x00" * 10)
+    (out / "train_state.prev" / "state.pt").write_bytes(b"\x00" * 10)
     with pytest.raises(CheckpointError, match="no readable training checkpoint"):
         load_train_state(out)
     with pytest.raises(CheckpointError):
         run(out, steps=6)  # resume refuses to silently start over ...
-    run(out, steps=2, resume=False)  # ... unless asked to
+    with pytest.raises(SambaError, match="--overwrite"):
+        run(out, steps=2, resume=False)  # ... and a fresh start does not discard a run by accident ...
+    run(out, steps=2, resume=False, overwrite=True)  # ... unless asked to
 
 
 def _free_port() -> int:
@@ -116,7 +121,7 @@ def test_ddp_gloo_two_processes_keep_parameters_identical(tmp_path):
     p0, p1 = torch.load(res / "rank0.pt"), torch.load(res / "rank1.pt")
     for k in p0:
         assert torch.equal(p0[k], p1[k]), k
-    assert (out / MODEL_FILE).is_file() and (out / "train_state.pt").is_file()
+    assert (out / MODEL_FILE).is_dir() and (out / "train_state" / "state.pt").is_file()
     state = load_train_state(out)
     assert state["step"] == 3 and len(state["rng"]) == 2  # every rank's RNG is in the checkpoint
     with open(out / "metrics.csv") as f:

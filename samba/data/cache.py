@@ -60,9 +60,11 @@ def load(key: str, directory: Path) -> Recording | None:
         return None
     try:
         meta = json.loads(meta_path.read_text())
-        data = np.load(data_path, mmap_mode="r")
-    except (ValueError, OSError) as err:
-        log.warning("ignoring unreadable cache entry %s (%s)", key, err)
+        data = np.load(data_path, mmap_mode="r", allow_pickle=False)  # a crafted .npy cannot run code
+        if data.ndim != 2 or data.shape[0] != len(meta["ch_names"]) or data.dtype != np.float32:
+            raise ValueError(f"signal of shape {data.shape} / {data.dtype} does not fit its metadata")
+    except (ValueError, OSError, KeyError, TypeError, UnicodeDecodeError) as err:
+        log.warning("ignoring unreadable cache entry %s (%s)", key, err)  # recomputed from the source file
         return None
     events = pd.DataFrame(meta["events"], columns=["onset_s", "duration_s", "description"])
     pos = None if meta.get("positions") is None else np.asarray(meta["positions"], dtype=np.float32)
@@ -139,7 +141,7 @@ def import_entries(src: str | os.PathLike, directory: str | os.PathLike | None =
         data = src / (meta.stem + ".npy")
         if not data.is_file():
             continue
-        arr = np.ascontiguousarray(np.load(data), dtype=np.float32)
+        arr = np.ascontiguousarray(np.load(data, allow_pickle=False), dtype=np.float32)
 
         def write_npy(tmp: Path, arr=arr) -> None:
             with open(tmp, "wb") as fh:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 
+from samba.errors import InputError
+
 from . import registry
 from .tasks import TASKS
 
@@ -26,17 +28,31 @@ def data_list() -> str:
 
 
 def data_verify(mirror: str | os.PathLike | None = None) -> tuple[str, int]:
-    """Check every registry file present locally; report ends with `N ok, M missing, K bad`.
+    """Check every registry file present locally; the report's last line is ``N ok, M missing, K bad``.
 
-    Exit code 0 unless a file is bad (missing files are normal for a partial mirror).
+    Exit code 1 when a file is bad or missing (a file the mirror should hold but does not: see
+    ``registry.verify_report``), when the mirror folder does not exist, or when nothing at all could be
+    checked (no mirror and an empty cache must not read as success); 0 otherwise. Files a partial mirror
+    does not carry are listed as "not mirrored" and are not an error.
     """
-    roots = [str(r) for r in (registry.mirror_root(mirror), registry.cache_root()) if r is not None]
-    ok, missing, bad = registry.verify(mirror)
-    lines = [f"checking {len(ok) + len(missing) + len(bad)} registry files in {' then '.join(roots)}"]
+    root = registry.mirror_root(mirror)
+    roots = [str(r) for r in (root, registry.cache_root()) if r is not None]
+    n_all = len(registry.files())
+    try:
+        rep = registry.verify_report(mirror)
+    except InputError as err:
+        return "\n".join([f"error: {err}", f"0 ok, {n_all} missing, 0 bad"]), 1
+    ok, missing, bad, absent = rep["ok"], rep["missing"], rep["bad"], rep["not_mirrored"]
+    lines = [f"checking {n_all} registry files in {' then '.join(roots)}"]
     lines += [f"BAD      {p}" for p in bad]
+    lines += [f"MISSING  {p}" for p in missing]
     by_dataset: dict[str, int] = {}
-    for p in missing:
+    for p in absent:
         by_dataset[p.split("/", 1)[0]] = by_dataset.get(p.split("/", 1)[0], 0) + 1
-    lines += [f"missing  {n} file(s) of {ds} (not mirrored; downloadable)" for ds, n in by_dataset.items()]
+    where = "not mirrored" if root is not None else "not downloaded"
+    lines += [f"absent   {n} file(s) of {ds} ({where}; downloadable)" for ds, n in by_dataset.items()]
+    nothing = not ok and not bad
+    if nothing:
+        lines.append("error: no registry file was found to check; set --mirror / SAMBA_DATA_MIRROR or download data")
     lines.append(f"{len(ok)} ok, {len(missing)} missing, {len(bad)} bad")
-    return "\n".join(lines), (1 if bad else 0)
+    return "\n".join(lines), (1 if bad or missing or nothing else 0)

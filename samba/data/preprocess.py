@@ -28,14 +28,16 @@ import numpy as np
 import pandas as pd
 from scipy.signal import resample_poly
 
+from samba.errors import InputError
+
 log = logging.getLogger(__name__)
 
 
-class SamplingRateError(ValueError):
+class SamplingRateError(InputError):
     """The recording's sampling rate is too low for the pipeline."""
 
 
-class BadChannelError(ValueError):
+class BadChannelError(InputError):
     """No usable channel is left (all NaN or flat)."""
 
 
@@ -95,7 +97,7 @@ def preprocess(raw: mne.io.BaseRaw, params: Preprocessing = Preprocessing(), sou
     names = list(raw.ch_names)
     report = {"n_channels_in": len(names), "nan_repaired": {}, "dropped_nan": [], "dropped_flat": []}
     if x.shape[1] < 2 * fs_in:
-        raise ValueError(f"{where}: only {x.shape[1]} samples ({x.shape[1] / fs_in:.2f} s); need >= 2 s")
+        raise InputError(f"{where}: only {x.shape[1]} samples ({x.shape[1] / fs_in:.2f} s); need >= 2 s")
 
     keep = np.ones(len(names), dtype=bool)
     for c in range(len(names)):

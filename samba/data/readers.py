@@ -29,6 +29,8 @@ import mne
 import numpy as np
 import pandas as pd
 
+from samba.errors import InputError, SambaError
+
 log = logging.getLogger(__name__)
 
 EYE_STATE_CHANNELS = ("AF3", "F7", "F3", "FC5", "T7", "P7", "O1", "O2", "P8", "T8", "FC6", "F4", "F8", "AF4")
@@ -36,8 +38,12 @@ MUSE_CHANNELS = ("TP9", "AF7", "AF8", "TP10")
 _NON_EEG_EEGMAT = ("EEG A2-A1", "ECG ECG")
 
 
-class CorruptFileError(ValueError):
-    """A file that cannot be parsed (truncated, wrong format, inconsistent header)."""
+class CorruptFileError(InputError):
+    """A file that cannot be parsed (truncated, wrong format, inconsistent header); a ``ValueError`` too."""
+
+
+class MissingFileError(SambaError, FileNotFoundError):
+    """The file to read does not exist."""
 
 
 def _montage():
@@ -63,24 +69,24 @@ def _rename_canonical(raw: mne.io.BaseRaw, on_unknown: str = "raise") -> mne.io.
             unknown.append(name)
     if unknown and on_unknown != "keep":
         if on_unknown == "raise":
-            raise ValueError(
+            raise InputError(
                 f"unknown channel name(s) {unknown}: not 10-05 electrodes; pass montage= to read_raw, "
                 "rename them, or use on_unknown='drop'"
             )
         if len(unknown) == len(raw.ch_names):
-            raise ValueError(f"no channel has a 10-05 name or a location ({unknown[:3]}...); pass montage= to read_raw")
+            raise InputError(f"no channel has a 10-05 name or a location ({unknown[:3]}...); pass montage= to read_raw")
         log.warning("dropping %d channel(s) with unknown names: %s", len(unknown), unknown)
         raw.drop_channels(unknown)
     dup = {v for v in mapping.values() if list(mapping.values()).count(v) > 1}
     if dup:
-        raise ValueError(f"channel names collide after normalisation: {sorted(dup)}")
+        raise InputError(f"channel names collide after normalisation: {sorted(dup)}")
     raw.rename_channels({k: v for k, v in mapping.items() if k in raw.ch_names and k != v})
     return raw
 
 
 def _check_readable(path: Path) -> None:
     if not path.is_file():
-        raise FileNotFoundError(f"no such file: {path}")
+        raise MissingFileError(f"no such file: {path}")
     if path.stat().st_size == 0:
         raise CorruptFileError(f"{path}: empty file")
 
@@ -94,6 +100,26 @@ def _mne_read(reader, path: Path, kind: str) -> mne.io.BaseRaw:
             return reader(path, preload=True, verbose="ERROR")
     except Exception as err:
         raise CorruptFileError(f"{path}: cannot read as {kind} ({type(err).__name__}: {err})") from err
+
+
+_PARSE_ERRORS = (ValueError, TypeError, KeyError, IndexError, OverflowError, RuntimeError, UnicodeError,
+                 pd.errors.ParserError, EOFError)
+
+
+def _file_reader(fn):
+    """Any failure to parse the file becomes a CorruptFileError naming it (garbled input: one clear line)."""
+    import functools
+
+    @functools.wraps(fn)
+    def read(path, *args, **kwargs):
+        try:
+            return fn(path, *args, **kwargs)
+        except SambaError:
+            raise
+        except _PARSE_ERRORS as err:
+            raise CorruptFileError(f"{path}: cannot read this file ({type(err).__name__}: {err})") from err
+
+    return read
 
 
 def _read_edf(path: Path) -> mne.io.BaseRaw:
@@ -126,6 +152,7 @@ def _check_edf_size(path: Path, raw: mne.io.BaseRaw) -> None:
         )
 
 
+@_file_reader
 def read_eegmmidb(path: str | os.PathLike) -> mne.io.BaseRaw:
     """EEGMMIDB EDF+ (64 ch, 160 Hz). Annotations T0/T1/T2 kept as is."""
     raw = _read_edf(Path(path))
@@ -134,6 +161,7 @@ def read_eegmmidb(path: str | os.PathLike) -> mne.io.BaseRaw:
     return _rename_canonical(raw)
 
 
+@_file_reader
 def read_eegmat(path: str | os.PathLike) -> mne.io.BaseRaw:
     """EEGMAT EDF (19 EEG + A2-A1 + ECG, 500 Hz). Non-EEG channels dropped."""
     raw = _read_edf(Path(path))
@@ -144,6 +172,7 @@ def read_eegmat(path: str | os.PathLike) -> mne.io.BaseRaw:
     return _rename_canonical(raw)
 
 
+@_file_reader
 def read_eye_state_csv(path: str | os.PathLike) -> mne.io.BaseRaw:
     """UCI EEG Eye State CSV (14 ch Emotiv, 128 Hz, uV) with eye-state annotations.
 
@@ -181,6 +210,7 @@ def _segments_to_annotations(label: np.ndarray, sfreq: float, names: dict) -> mn
     )
 
 
+@_file_reader
 def read_muse_csv(path: str | os.PathLike) -> mne.io.BaseRaw:
     """Muse CSV (timestamps, TP9, AF7, AF8, TP10, Right AUX, Marker*) with stimulus annotations."""
     path = Path(path)
@@ -210,12 +240,14 @@ def read_muse_csv(path: str | os.PathLike) -> mne.io.BaseRaw:
     return _rename_canonical(raw)
 
 
+@_file_reader
 def read_eeglab(path: str | os.PathLike) -> mne.io.BaseRaw:
     """EEGLAB .set (+ .fdt). Names are kept; positions come from the file when it has them."""
     raw = _mne_read(mne.io.read_raw_eeglab, Path(path), "EEGLAB")
     return _rename_canonical(raw, on_unknown="keep")
 
 
+@_file_reader
 def read_fif(path: str | os.PathLike) -> mne.io.BaseRaw:
     """FIF raw file; referential derivations to a mastoid/ear ("F4-A1") take their active electrode's name."""
     raw = _mne_read(mne.io.read_raw_fif, Path(path), "FIF")
@@ -233,6 +265,7 @@ READERS = {
 }
 
 
+@_file_reader
 def read_raw(path: str | os.PathLike, montage=None, on_unknown: str = "raise") -> mne.io.BaseRaw:
     """Read any MNE-readable EEG file (EDF/BDF/GDF/BrainVision/EEGLAB/FIF/...) or a Muse/Eye-State CSV.
 
@@ -244,7 +277,8 @@ def read_raw(path: str | os.PathLike, montage=None, on_unknown: str = "raise") -
     path = Path(path)
     _check_readable(path)
     if path.suffix.lower() == ".csv":
-        head = path.open().readline()
+        with path.open(errors="replace") as fh:
+            head = fh.readline()
         raw = read_muse_csv(path) if "timestamps" in head else read_eye_state_csv(path)
         return raw
     if path.suffix.lower() == ".edf":
@@ -255,7 +289,7 @@ def read_raw(path: str | os.PathLike, montage=None, on_unknown: str = "raise") -
         raw = _mne_read(mne.io.read_raw, path, "an MNE-readable recording")
     picks = mne.pick_types(raw.info, eeg=True, exclude=[])
     if len(picks) == 0:
-        raise ValueError(f"{path}: no EEG channels")
+        raise InputError(f"{path}: no EEG channels")
     raw.pick(picks)
     if montage is None:  # channels that carry their own location may keep a non-standard name
         return _rename_canonical(raw, on_unknown="keep" if _has_locations(raw) else on_unknown)
@@ -263,7 +297,7 @@ def read_raw(path: str | os.PathLike, montage=None, on_unknown: str = "raise") -
     if isinstance(montage, str) and montage in presets:
         names = list(presets[montage])
         if len(names) != len(raw.ch_names):
-            raise ValueError(f"device preset {montage!r} has {len(names)} channels, file has {len(raw.ch_names)}")
+            raise InputError(f"device preset {montage!r} has {len(names)} channels, file has {len(raw.ch_names)}")
         raw.rename_channels(dict(zip(raw.ch_names, names)))
         return _rename_canonical(raw, on_unknown=on_unknown)
     mont = mne.channels.make_standard_montage(montage) if isinstance(montage, str) else montage

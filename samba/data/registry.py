@@ -7,9 +7,12 @@ Resolution order for a file (``fetch``):
 1. a local mirror: the ``mirror`` argument, else ``$SAMBA_DATA_MIRROR``; laid out ``<mirror>/<dataset>/<path>``;
 2. the download cache ``$SAMBA_DATA_DIR`` (default ``~/.cache/samba``), same layout;
 3. a download from the public URL with pooch into that cache.
-Every file is checked against its sha256 (the result is memoised per path, size and mtime, so a file is
-hashed once per process). A file in the registry that is neither mirrored nor downloadable raises
-``DataNotAvailableError`` naming the file and its URL.
+Every file is checked before use: its size first when the registry records one (an empty or truncated
+file is refused without reading it), then its sha256 (memoised per path, size and mtime, so a file is
+hashed once per process). A download is verified before it enters the cache; an archive is verified by
+its own ``archive_sha256`` before extraction when the registry records one, and in every case the
+extracted member must match the file's sha256 before it is used. A file in the registry that is neither
+mirrored nor downloadable raises ``DataNotAvailableError`` naming the file and its URL.
 """
 
 from __future__ import annotations
@@ -19,21 +22,31 @@ import hashlib
 import logging
 import os
 import shutil
+import tempfile
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
+
+from samba.errors import InputError, SambaError
 
 log = logging.getLogger(__name__)
 
 REGISTRY_PATH = Path(__file__).with_name("registry.toml")
 
 
-class DataNotAvailableError(FileNotFoundError):
+class DataNotAvailableError(SambaError, FileNotFoundError):
     """A registry file is absent from the mirror/cache and could not be downloaded."""
 
 
-class ChecksumError(ValueError):
-    """A file's sha256 differs from the registry's."""
+class UnknownEntryError(SambaError, KeyError):
+    """A dataset or file name the registry does not know (a ``KeyError`` too, for existing handlers)."""
+
+    def __str__(self):  # KeyError would print the message in quotes
+        return str(self.args[0]) if self.args else ""
+
+
+class ChecksumError(InputError):
+    """A file's size or sha256 differs from the registry's (an ``InputError``, hence a ``ValueError``)."""
 
 
 @dataclass(frozen=True)
@@ -43,6 +56,9 @@ class FileEntry:
     sha256: str
     url: str
     archive: str | None = None  # "zip" when the public URL is an archive holding this file
+    size: int | None = None  # bytes, when the registry records it: checked before hashing
+    archive_sha256: str | None = None  # sha256 of the archive itself, checked before extracting
+    mirrored: bool = True  # False: the registry knows a local mirror does not carry it
 
     @property
     def relpath(self) -> str:  # relative to a mirror root, e.g. "eegmmidb/S001/S001R04.edf"
@@ -63,7 +79,7 @@ def dataset_info(dataset: str) -> dict:
     if dataset in reg.get("external", {}):
         return reg["external"][dataset]
     known = sorted(reg["datasets"]) + sorted(reg.get("external", {}))
-    raise KeyError(f"unknown dataset {dataset!r}; known: {', '.join(known)}")
+    raise UnknownEntryError(f"unknown dataset {dataset!r}; known: {', '.join(known)}")
 
 
 def files(dataset: str | None = None) -> list[FileEntry]:
@@ -74,9 +90,10 @@ def files(dataset: str | None = None) -> list[FileEntry]:
     for name in names:
         if name not in reg:
             dataset_info(name)  # raises a KeyError listing the known names
-            raise KeyError(f"dataset {name!r} is external: it has no file list (see its 'obtain')")
+            raise UnknownEntryError(f"dataset {name!r} is external: it has no file list (see its 'obtain')")
         for f in reg[name]["files"]:
-            out.append(FileEntry(name, f["path"], f["sha256"], f["url"], f.get("archive")))
+            out.append(FileEntry(name, f["path"], f["sha256"], f["url"], f.get("archive"), f.get("size"),
+                                 f.get("archive_sha256"), f.get("mirrored", True)))
     return out
 
 
@@ -84,7 +101,7 @@ def entry(dataset: str, relpath: str) -> FileEntry:
     for f in files(dataset):
         if f.path == relpath:
             return f
-    raise KeyError(f"{dataset}/{relpath} is not in the registry")
+    raise UnknownEntryError(f"{dataset}/{relpath} is not in the registry")
 
 
 def mirror_root(mirror: str | os.PathLike | None = None) -> Path | None:
@@ -117,7 +134,14 @@ def file_sha256(path: str | os.PathLike) -> str:
     return _sha256_memo(str(Path(path).resolve()), st.st_size, st.st_mtime_ns)
 
 
-def check_file(path: Path, expected: str) -> None:
+def check_file(path: Path, expected: str, size: int | None = None) -> None:
+    """ChecksumError unless ``path`` has ``size`` bytes (when known; never 0) and the sha256 ``expected``."""
+    actual_size = os.stat(path).st_size
+    if actual_size == 0 or (size is not None and actual_size != size):
+        raise ChecksumError(
+            f"size mismatch for {path}: {actual_size} bytes but the registry says "
+            f"{size if size is not None else 'a non-empty file'}; the file is truncated or a different version"
+        )
     actual = file_sha256(path)
     if actual != expected:
         raise ChecksumError(
@@ -145,11 +169,11 @@ def fetch(dataset: str, relpath: str, mirror: str | os.PathLike | None = None, d
     if root is not None:
         candidate = root / f.relpath
         if candidate.is_file():
-            check_file(candidate, f.sha256)
+            check_file(candidate, f.sha256, f.size)
             return candidate
     cached = cache_root() / f.relpath
     if cached.is_file():
-        check_file(cached, f.sha256)
+        check_file(cached, f.sha256, f.size)
         return cached
     if download is None:
         download = download_allowed(mirror)
@@ -168,23 +192,28 @@ def fetch(dataset: str, relpath: str, mirror: str | os.PathLike | None = None, d
 
 
 def _download(f: FileEntry, target: Path) -> Path:
+    """Download ``f`` into ``target``; nothing unverified is left in (or used from) the cache."""
     import pooch
 
     logging.getLogger("pooch").setLevel(logging.WARNING)
     target.parent.mkdir(parents=True, exist_ok=True)
     if f.archive == "zip":
-        members = pooch.retrieve(
-            f.url, known_hash=None, path=target.parent / "_archive", processor=pooch.Unzip(), progressbar=False
-        )
-        _materialise_from_archive(members, target)
-        try:
-            check_file(target, f.sha256)
-        except ChecksumError as err:  # ARFF -> CSV conversion need not be byte-identical
-            log.warning("%s; loaded from the archive %s anyway, contents converted", err, f.url)
+        # the archive goes to a scratch folder; pooch checks archive_sha256 (when known) before Unzip runs
+        with tempfile.TemporaryDirectory(dir=target.parent, prefix=".archive-") as scratch:
+            known = f"sha256:{f.archive_sha256}" if f.archive_sha256 else None
+            try:
+                members = pooch.retrieve(f.url, known_hash=known, path=scratch, processor=pooch.Unzip(),
+                                         progressbar=False)
+            except ValueError as err:  # pooch's hash mismatch
+                raise ChecksumError(f"the archive {f.url} does not match the registry's sha256: {err}") from None
+            staged = Path(scratch) / ("staged-" + target.name)
+            _materialise_from_archive(members, staged)
+            check_file(staged, f.sha256, f.size)  # the member we would use, verified before it enters the cache
+            os.replace(staged, target)
         return target
     got = Path(pooch.retrieve(f.url, known_hash=None, fname=target.name, path=target.parent, progressbar=False))
     try:
-        check_file(got, f.sha256)
+        check_file(got, f.sha256, f.size)
     except ChecksumError:
         got.unlink(missing_ok=True)  # never leave a bad download in the cache
         raise
@@ -217,22 +246,64 @@ def _materialise_from_archive(members: list[str], target: Path) -> None:
     os.replace(tmp, target)
 
 
-def verify(mirror: str | os.PathLike | None = None) -> tuple[list[str], list[str], list[str]]:
-    """Check every registry file present locally: in the mirror (if one is set), else in the download cache.
+def _status(path: Path, f: FileEntry) -> str:
+    try:
+        check_file(path, f.sha256, f.size)
+        return "ok"
+    except ChecksumError:
+        return "bad"
+    except OSError:
+        return "bad"  # unreadable counts as bad, never as a crash
 
-    Returns ``(ok, missing, bad)``: lists of mirror-relative paths.
+
+def verify(mirror: str | os.PathLike | None = None) -> tuple[list[str], list[str], list[str]]:
+    """Check every registry file present locally: in the mirror (if one is set), then in the download cache.
+
+    Returns ``(ok, missing, bad)``: lists of mirror-relative paths (``missing``: not found in either place).
     """
-    roots = [r for r in (mirror_root(mirror), cache_root()) if r is not None]
-    ok, missing, bad = [], [], []
+    report = verify_report(mirror)
+    return report["ok"], report["missing"] + report["not_mirrored"], report["bad"]
+
+
+def mirror_listing(root: Path) -> set[str] | None:
+    """Paths a mirror says it holds (its ``SHA256SUMS``), or None when it has no such listing."""
+    sums = root / "SHA256SUMS"
+    if not sums.is_file():
+        return None
+    out = set()
+    for line in sums.read_text(errors="replace").splitlines():
+        parts = line.split(maxsplit=1)
+        if len(parts) == 2:
+            out.add(parts[1].strip().lstrip("*"))
+    return out
+
+
+def verify_report(mirror: str | os.PathLike | None = None) -> dict[str, list[str]]:
+    """Classify every registry file as ``ok``, ``bad``, ``missing`` or ``not_mirrored``.
+
+    A mirror is usually partial (the registry lists whole public releases). A file absent locally is
+    *not mirrored* (reported, not an error) when the registry marks it ``mirrored = false``, or when the
+    mirror carries a ``SHA256SUMS`` listing that does not name it; without a mirror, a file absent from the
+    download cache is simply not downloaded yet (also ``not_mirrored``). It is *missing* (an error) when
+    the mirror's own listing names it, or the mirror has no listing and the registry does not mark it.
+    Raises ``InputError`` when the mirror folder does not exist.
+    """
+    root = mirror_root(mirror)
+    if root is not None and not root.is_dir():
+        raise InputError(f"the data mirror {root} does not exist or is not a folder; check --mirror / "
+                         "SAMBA_DATA_MIRROR")
+    listing = mirror_listing(root) if root is not None else None
+    roots = [r for r in (root, cache_root()) if r is not None]
+    out: dict[str, list[str]] = {"ok": [], "missing": [], "bad": [], "not_mirrored": []}
     for f in files():
         path = next((r / f.relpath for r in roots if (r / f.relpath).is_file()), None)
-        if path is None:
-            missing.append(f.relpath)
-        elif file_sha256(path) == f.sha256:
-            ok.append(f.relpath)
+        if path is not None:
+            out[_status(path, f)].append(f.relpath)
+        elif root is None or not f.mirrored or (listing is not None and f.relpath not in listing):
+            out["not_mirrored"].append(f.relpath)
         else:
-            bad.append(f.relpath)
-    return ok, missing, bad
+            out["missing"].append(f.relpath)
+    return out
 
 
 def available(dataset: str, mirror: str | os.PathLike | None = None) -> list[FileEntry]:

@@ -42,8 +42,14 @@ def pretrain_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=None, help="windows per batch per GPU")
     p.add_argument("--window-s", type=float, default=None, help="window length in seconds")
     p.add_argument("--resume", dest="resume", action="store_true", default=True,
-                   help="continue from OUT/train_state.pt when present (default)")
-    p.add_argument("--no-resume", dest="resume", action="store_false", help="start over, ignoring checkpoints")
+                   help="continue from the newest verified state in OUT (default)")
+    p.add_argument("--no-resume", dest="resume", action="store_false",
+                   help="start over; refused in a folder that holds a run unless --overwrite is given")
+    p.add_argument("--overwrite", action="store_true",
+                   help="with --no-resume: remove the run already in OUT (only the files a run writes)")
+    p.add_argument("--allow-change", default="", metavar="LIST",
+                   help="on resume, options that may differ from the checkpoint's, e.g. steps,max_minutes "
+                        "(allowed: steps, max_minutes, log_every, val_every, ckpt_every, val_batches)")
     p.add_argument("--compile", action="store_true", help="torch.compile the model")
     p.add_argument("--mask", choices=["tsr", "random", "block", "ssp", "span"], default="tsr")
     p.add_argument("--mask-ratio", type=float, default=0.5)
@@ -56,7 +62,7 @@ def pretrain_parser() -> argparse.ArgumentParser:
                    help="wall-time budget: the schedule is fitted to it and the run stops (checkpointed) at it")
     p.add_argument("--ckpt-every", type=int, default=None)
     p.add_argument("--val-every", type=int, default=None)
-    p.add_argument("--device", default=None, help="cpu | cuda (default: cuda when available)")
+    p.add_argument("--device", default=None, help="cpu | cuda | cuda:N (default: cuda when available)")
     p.add_argument("--no-progress", dest="progress", action="store_false")
     return p
 
@@ -65,10 +71,12 @@ def pretrain_main(argv: list[str] | None = None) -> int:
     from .pretraining import PretrainConfig, pretrain
 
     a = pretrain_parser().parse_args(argv)
+    allow = tuple(x.strip().replace("-", "_") for x in a.allow_change.split(",") if x.strip())
     cfg = PretrainConfig(out=a.out, profile=a.profile, steps=a.steps, batch_size=a.batch_size, window_s=a.window_s,
-                         resume=a.resume, compile=a.compile, mask=a.mask, mask_ratio=a.mask_ratio, loss_on=a.loss_on, seed=a.seed,
+                         resume=a.resume, overwrite=a.overwrite, allow_change=allow, compile=a.compile, mask=a.mask, mask_ratio=a.mask_ratio, loss_on=a.loss_on, seed=a.seed,
                          mirror=_mirror(a.mirror), lr=a.lr, max_minutes=a.max_minutes, ckpt_every=a.ckpt_every,
                          val_every=a.val_every, device=a.device, progress=a.progress)
+    cfg.resolved()  # every option checked before any work (raises samba.errors.UsageError)
     path = pretrain(cfg)
     if int(os.environ.get("RANK", "0")) == 0:
         print(str(path))

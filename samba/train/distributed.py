@@ -35,7 +35,9 @@ def setup(device: str | None = None) -> DistInfo:
     # NVLink multicast can take shared multi-GPU hosts out of service: keep it off everywhere.
     for var, val in (("NCCL_NVLS_ENABLE", "0"), ("TORCH_SYMM_MEM_DISABLE_MULTICAST", "1"), ("NVSHMEM_DISABLE_NVLS", "1")):
         os.environ.setdefault(var, val)
-    want_cuda = (device or ("cuda" if torch.cuda.is_available() else "cpu")).startswith("cuda")
+    from samba.devices import resolve_device
+
+    want_cuda = resolve_device(device).type == "cuda"  # "gpu" or CUDA on a CPU build: a clear error
     world = int(os.environ.get("WORLD_SIZE", "1"))
     initialized_here = False
     if dist.is_available() and dist.is_initialized():

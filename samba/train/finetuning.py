@@ -12,8 +12,8 @@ Linear probe (`mode="probe"`): the SAMBA encoder is frozen; its pooled features 
 for all windows and only LayerNorm + Linear are trained on them (fast, and exactly a probe).
 
 A fine-tuned run folder holds:
-    finetuned.pt          {"format": "samba-finetuned", model name, constructor kwargs, state_dict, task, ...}
-    samba_encoder.pt      SAMBA models only: samba.checkpoint.save_model(encoder, extra={"head": ...})
+    finetuned.safetensors + finetuned.json + manifest.json   weights; model name, constructor kwargs, task, ...
+    samba_encoder/        SAMBA models only: samba.checkpoint.save_model(encoder, extra={"head": ...})
     spatial_weights.npz   SAMBA models only: CDSE weights (epochs, O, C) recorded every epoch
     result.json           the test metrics line
 """
@@ -36,7 +36,7 @@ from samba.errors import UsageError
 from .baselines import build_model
 from .metrics import classification_metrics
 
-FINETUNED_FILE = "finetuned.pt"
+FINETUNED_FILE = "finetuned.safetensors"
 FORMAT = "samba-finetuned"
 
 PROFILES = {
@@ -116,7 +116,9 @@ def _subjects_of(ds, idx) -> list:
 
 
 def _device(device):
-    return torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    from samba.devices import resolve_device
+
+    return resolve_device(device)  # "gpu", or cuda without CUDA: one clear error
 
 
 def _autocast(device):
@@ -185,6 +187,10 @@ def fit_classifier(ds, train_idx, *, model: str = "samba", mode: str = "full", i
                   pooling=pooling, freeze_encoder=(mode == "probe"), input_scale=_robust_scale(ds.X, tr, rng))
     torch.manual_seed(seed)
     net = build_model(model, pretrained=pretrained, samba_config=samba_config, **kwargs).to(dev)
+    if mode != "probe":  # a batch size that cannot train (batch norm needs >= 2 windows) is an error
+        from .checks import check_batch_size
+        check_batch_size(batch_size, len(tr), batch_norm=True,
+                         what=f"task {getattr(ds, 'task', '?')}'s training split")
     cw = _class_weights(y[tr], K, dev)
     gen = torch.Generator().manual_seed(seed)
     spatial, history = [], []
@@ -324,7 +330,7 @@ def _device_name(dev) -> str:
 
 def _save(out: Path, net, model, kwargs, ds, task, class_names, seed, result, history, spatial,
           samba_config=None):
-    from samba.checkpoint import atomic_torch_save, save_model
+    from samba.checkpoint import save_finetuned, save_model
 
     out.mkdir(parents=True, exist_ok=True)
     sd = {k: v.detach().cpu() for k, v in net.state_dict().items()}
@@ -348,21 +354,16 @@ def _save(out: Path, net, model, kwargs, ds, task, class_names, seed, result, hi
                                 positions=np.asarray(kwargs["positions"], np.float32),
                                 target_channels=np.array(net.samba.target_channels),
                                 target_positions=montage.positions(list(net.samba.target_channels)))
-    atomic_torch_save(obj, out / FINETUNED_FILE)
+    save_finetuned(out, obj.pop("state_dict"), obj)  # safetensors + JSON + manifest (samba.checkpoint)
     (out / "result.json").write_text(json.dumps(result) + "\n")
 
 
 def load_finetuned(path, map_location="cpu"):
     """(model, obj) from a fine-tuned run folder or its finetuned.pt."""
-    path = Path(path)
-    if path.is_dir():
-        path = path / FINETUNED_FILE
-    if not path.is_file():
-        raise FileNotFoundError(f"no fine-tuned model at {path} (expected a folder written by `samba finetune`)")
-    try:
-        obj = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as e:
-        raise RuntimeError(f"{path} is not a readable fine-tuned model (corrupt?): {e}") from e
+    from samba.checkpoint import load_finetuned_state
+
+    state_dict, obj = load_finetuned_state(path, map_location)  # verified; runs no code
+    obj["state_dict"] = state_dict
     if not isinstance(obj, dict) or obj.get("format") != FORMAT:
         raise RuntimeError(f"{path} is not a `samba finetune` output (format={obj.get('format')!r})")
     kw = dict(obj["kwargs"])
@@ -398,6 +399,8 @@ def evaluate(model_dir, task: str, subjects=None, mirror: str | None = None, dev
         raise ValueError(f"task {task} windows are {ds.X.shape[1:]} but the model was trained on "
                          f"({obj['kwargs']['n_chans']}, {obj['kwargs']['n_times']})")
     y = np.asarray(ds.y, np.int64)
+    from .checks import check_task_fits_model
+    check_task_fits_model(obj, getattr(ds, "class_names", None), y, task, model_dir)
     K = obj["kwargs"]["n_outputs"]
     m = classification_metrics(y[idx], predict(net, ds.X, idx, dev), K)
     return {"task": task, "balanced_accuracy": m["balanced_accuracy"], "auroc": m["auroc"],

@@ -1,0 +1,85 @@
+"""One pretraining step and the validation pass (TSR masked reconstruction).
+
+One step::
+
+    x (B, C, T)  from ONE montage        visible = make_mask(kind, B, T)  (B, T) True = shown
+    x_in = x * visible[:, None, :]        pred = model(x_in, coords)       (B, C, T)
+    loss = reconstruction_loss(pred, x, visible)   (L1 + spectral)
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from samba.losses import reconstruction_loss
+from samba.masking import make_mask
+
+
+def make_scheduler(opt, lr: float, pct_start: float, total_steps: int):
+    """The paper's one-cycle schedule over ``total_steps`` optimiser steps."""
+    # +1: OneCycleLR's last phase ends at total_steps - 1, and we call step() after every one of
+    # `total_steps` optimiser steps
+    return torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=total_steps + 1, pct_start=pct_start)
+
+
+class PretrainStep:
+    """Forward, loss, backward and optimiser update for one batch; validation on fixed masks.
+
+    ``model`` is what runs the forward (DDP-wrapped and/or compiled); ``raw_model`` owns the parameters.
+    ``sched`` is an attribute because fitting the schedule to a time budget replaces it mid-run.
+    """
+
+    def __init__(self, cfg, data, raw_model, model, opt, sched, scaler, mask_gen, device):
+        self.cfg, self.data = cfg, data
+        self.raw_model, self.model = raw_model, model
+        self.opt, self.sched, self.scaler = opt, sched, scaler
+        self.mask_gen, self.device = mask_gen, device
+        use_cuda = device.type == "cuda"
+        # bf16 on CUDA needs no loss scaling; the scaler is kept (disabled) for fp16 users
+        self.amp = (torch.autocast("cuda", dtype=torch.bfloat16) if use_cuda
+                    else torch.autocast("cpu", enabled=False))
+
+    def _batch(self, d: int, idx) -> torch.Tensor:
+        X = self.data.datasets[d].X
+        x = torch.from_numpy(np.asarray(X[idx], dtype=np.float32)).to(self.device, non_blocking=True)
+        return x * self.data.scales[d]  # (B, C, T), every montage at unit scale
+
+    def __call__(self, d: int, idx) -> tuple[dict, float]:
+        """Train on windows ``idx`` of montage ``d``; returns the loss parts and the seconds of EEG seen."""
+        cfg = self.cfg
+        x = self._batch(d, idx)  # (B, C, T)
+        B, _, T = x.shape
+        visible = make_mask(cfg.mask, B, T, ratio=cfg.mask_ratio, generator=self.mask_gen).to(self.device)  # (B, T)
+        with self.amp:
+            pred = self.model(x * visible[:, None, :], self.data.coords[d])  # (B, C, T)
+        loss, parts = reconstruction_loss(pred.float(), x, visible, spectral_weight=cfg.spectral_weight,
+                                          on=cfg.loss_on)
+        self.opt.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.unscale_(self.opt)
+        torch.nn.utils.clip_grad_norm_(self.raw_model.parameters(), cfg.grad_clip)
+        self.scaler.step(self.opt)
+        self.scaler.update()
+        self.sched.step()
+        return parts, B * T / self.data.datasets[d].sfreq
+
+    @torch.no_grad()
+    def validate(self) -> float:
+        """Mean loss over up to ``val_batches`` batches per montage, with the same masks every time."""
+        cfg = self.cfg
+        self.raw_model.eval()
+        gen = torch.Generator().manual_seed(cfg.seed + 4242)
+        losses = []
+        for d, vidx in enumerate(self.data.val_idx):
+            for s in range(0, min(len(vidx), cfg.val_batches * cfg.batch_size), cfg.batch_size):
+                x = self._batch(d, vidx[s:s + cfg.batch_size])
+                visible = make_mask(cfg.mask, x.shape[0], x.shape[-1], ratio=cfg.mask_ratio,
+                                    generator=gen).to(self.device)
+                with self.amp:
+                    pred = self.raw_model(x * visible[:, None, :], self.data.coords[d])
+                loss, _ = reconstruction_loss(pred.float(), x, visible, spectral_weight=cfg.spectral_weight,
+                                              on=cfg.loss_on)
+                losses.append(float(loss))
+        self.raw_model.train()
+        return float(np.mean(losses)) if losses else float("nan")
