@@ -54,10 +54,10 @@ def pretrained_path(path=None) -> Path:
     """``path`` as typed, or the released checkpoint: ``checkpoints/samba_pretrained/`` if present, else ``.pt``."""
     from .paths import repo_path, user_path
 
-    if path is not None:
-        return user_path(path)
-    folder = repo_path(*PRETRAINED)
-    return folder if folder.is_dir() else folder.with_suffix(".pt")
+    ckpt = user_path(path) if path is not None else repo_path(*PRETRAINED)
+    if ckpt.suffix == ".pt" and not ckpt.exists() and ckpt.with_suffix("").is_dir():
+        ckpt = ckpt.with_suffix("")  # a checkpoint folder named after its old one-file form
+    return ckpt
 
 
 def load_pretrained(path=None, device: str | None = None):
