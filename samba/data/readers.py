@@ -28,6 +28,7 @@ from pathlib import Path
 import mne
 import numpy as np
 import pandas as pd
+from samba.errors import SambaError
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +37,7 @@ MUSE_CHANNELS = ("TP9", "AF7", "AF8", "TP10")
 _NON_EEG_EEGMAT = ("EEG A2-A1", "ECG ECG")
 
 
-class CorruptFileError(ValueError):
+class CorruptFileError(SambaError, ValueError):
     """A file that cannot be parsed (truncated, wrong format, inconsistent header)."""
 
 

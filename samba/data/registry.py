@@ -22,17 +22,18 @@ import shutil
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
+from samba.errors import SambaError
 
 log = logging.getLogger(__name__)
 
 REGISTRY_PATH = Path(__file__).with_name("registry.toml")
 
 
-class DataNotAvailableError(FileNotFoundError):
+class DataNotAvailableError(SambaError, FileNotFoundError):
     """A registry file is absent from the mirror/cache and could not be downloaded."""
 
 
-class ChecksumError(ValueError):
+class ChecksumError(SambaError, ValueError):
     """A file's sha256 differs from the registry's."""
 
 

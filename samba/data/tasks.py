@@ -27,11 +27,12 @@ from . import recordings, registry
 from .preprocess import Preprocessing
 from .readers import _montage
 from .windows import WindowDataset, concat, event_starts, gather, sample_labels, sliding_starts
+from samba.errors import SambaError
 
 log = logging.getLogger(__name__)
 
 
-class EmptySplitError(ValueError):
+class EmptySplitError(SambaError, ValueError):
     """A split would be empty (too few subjects / sessions / windows)."""
 
 
