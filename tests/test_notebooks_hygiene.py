@@ -21,16 +21,6 @@ CHECK = "# NBVAL_CHECK_OUTPUT"
 ABSOLUTE_PATH = re.compile(r"""(?<![\w.])(/(home|work|tmp|root|Users|mnt|data|scratch|opt|var)/|[A-Za-z]:\\\\)""")
 
 
-# Notebook 10 (efficiency) is maintained with the benchmark and moves to samba.paths in its own change;
-# until then it still writes ../figures and is reported here as an expected failure, not hidden.
-NOT_YET_ON_PATHS = ("10_",)
-
-
-def _not_yet(path):
-    if path.name.startswith(NOT_YET_ON_PATHS):
-        pytest.xfail(f"{path.name} still uses ../ paths (moves to samba.paths with the benchmark)")
-
-
 def _ids(paths):
     return [p.name for p in paths]
 
@@ -110,7 +100,6 @@ def test_figures_go_to_figures_dir(nb):
     code = "\n".join(c.source for c in book.cells if c.cell_type == "code")
     saves = re.findall(r"savefig\(([^,\)]+)", code)
     assert saves, f"{path.name}: saves no figure"
-    _not_yet(path)
     assert re.search(r"^FIGURES = figures_dir\(\)", code, re.M), f"{path.name}: FIGURES must be samba.paths.figures_dir()"
     for target in saves:
         assert "FIGURES" in target, f"{path.name}: savefig({target}) outside FIGURES"
@@ -122,7 +111,6 @@ def test_repository_files_found_from_the_package(nb):
     """'../checkpoints' works only when the kernel starts in notebooks/; samba.paths works from anywhere."""
     path, book = nb
     code = "\n".join(c.source for c in book.cells if c.cell_type == "code")
-    _not_yet(path)
     relative = re.findall(r'''["']\.\./[^"']*["']''', code)
     assert not relative, f"{path.name}: relative repository paths {relative}; use samba.paths.repo_path(...)"
     assert "absolutize_env()" in code, f"{path.name}: call samba.paths.absolutize_env() in the setup cell"
