@@ -3,11 +3,23 @@
 The commands and what each prints last are fixed by the public API (README, "Command line").
 Each sub-command's options live beside its implementation (``samba.data.cli``, ``samba.train.cli``,
 ``samba.bench``); this module only dispatches, so ``samba pretrain --help`` shows the real parser.
+
+Two promises to a user at a terminal:
+
+* ``--help`` is instant: nothing here imports torch or mne at module level, and arguments are parsed
+  before any heavy import (``python -X importtime -m samba --help`` shows only the standard library).
+* A mistake ends in one line on stderr (``samba: error: ...``) and a non-zero exit, never a traceback:
+  :class:`samba.errors.SambaError` (the data layer's errors derive from it) is caught here.
 """
 from __future__ import annotations
 
 import argparse
+import os
+import re
 import sys
+
+from .errors import SambaError, UsageError
+from .paths import absolutize_env, user_path
 
 COMMANDS = {
     "data": "datasets and tasks in the registry (list) / check files against their sha256 (verify)",
@@ -19,25 +31,43 @@ COMMANDS = {
 }
 
 
+def _existing_mirror(value: str | None) -> str | None:
+    """The mirror a user named (option, else $SAMBA_DATA_MIRROR) as an absolute path; it must exist."""
+    value = value or os.environ.get("SAMBA_DATA_MIRROR") or None
+    if value is None:
+        return None
+    path = user_path(value)
+    if not path.is_dir():
+        raise UsageError(f"data mirror {value!r} is not a folder ({path}); "
+                         "pass --mirror DIR or set SAMBA_DATA_MIRROR to a folder laid out like the public mirror")
+    return str(path)
+
+
 def _data(argv: list[str]) -> int:
     p = argparse.ArgumentParser(prog="samba data", description=COMMANDS["data"])
     sub = p.add_subparsers(dest="action", required=True)
     sub.add_parser("list", help="datasets and tasks in the registry")
     v = sub.add_parser("verify", help="sha256 of every registry file that is present")
-    v.add_argument("--mirror", default=None, help="local folder laid out like shared/data (default: $SAMBA_DATA_MIRROR, then the cache)")
+    v.add_argument("--mirror", default=None,
+                   help="local folder laid out like the public mirror (default: $SAMBA_DATA_MIRROR, then the cache)")
     args = p.parse_args(argv)
     from .data import cli as data_cli
 
     if args.action == "list":
         print(data_cli.data_list())
         return 0
-    report, code = data_cli.data_verify(mirror=args.mirror)
+    mirror = _existing_mirror(args.mirror)
+    report, code = data_cli.data_verify(mirror=mirror)
     print(report)
+    # "0 ok, ..., 0 bad" means nothing was checked: no mirror and an empty cache is not a pass.
+    counts = re.search(r"(\d+) ok, (\d+) missing, (\d+) bad\s*$", report)
+    if counts and int(counts.group(1)) + int(counts.group(3)) == 0:
+        raise UsageError("no registry file was found to check; pass --mirror DIR or set SAMBA_DATA_MIRROR "
+                         "(or download files into SAMBA_DATA_DIR first)")
     return code
 
 
-def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
+def _dispatch(argv: list[str]) -> int:
     if not argv or argv[0] in ("-h", "--help"):
         print("usage: samba <command> [options]\n\ncommands:")
         for name, doc in COMMANDS.items():
@@ -53,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     if cmd == "data":
         return _data(rest)
     if cmd in ("pretrain", "finetune", "evaluate"):
-        from .train import cli as train_cli
+        from .train import cli as train_cli  # parses before importing torch (samba.train is lazy)
 
         return int(getattr(train_cli, f"{cmd}_main")(rest) or 0)
     if cmd == "embed":
@@ -64,8 +94,21 @@ def main(argv: list[str] | None = None) -> int:
         from .bench import bench_main
 
         return int(bench_main(rest) or 0)
-    print(f"samba: unknown command {cmd!r}; choose one of {', '.join(COMMANDS)}", file=sys.stderr)
-    return 2
+    raise UsageError(f"unknown command {cmd!r}; choose one of {', '.join(COMMANDS)} (samba --help)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # Relative paths in SAMBA_DATA_MIRROR / SAMBA_DATA_DIR mean "from where the user typed the command".
+    absolutize_env()
+    try:
+        return _dispatch(argv)
+    except SambaError as e:
+        print(f"samba: error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("samba: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

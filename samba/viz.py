@@ -168,11 +168,12 @@ def _mark(ax, p: np.ndarray):
     ax.plot(px, py, marker="*", ms=12, mfc="red", mec="k", zorder=6)
 
 
-def plot_target_topomap(values, axes=None, title: str = "target montage", target=None, cmap="RdBu_r"):
+def plot_target_topomap(values, axes=None, title: str = "target montage", target=None, cmap="RdBu_r",
+                        label: str | None = None):
     """Topomap of one value per target channel (O,) over the target montage; returns the Figure.
 
     Channels sharing a position (T3/T7, T4/T8, T5/P7, T6/P8 in the default montage) are drawn once,
-    with the value of the first of them.
+    with the value of the first of them. ``label`` names the colour bar's quantity (and its unit).
     """
     values = _as_numpy(values).ravel()
     target = list(target if target is not None else montage.TARGET_CHANNELS)
@@ -180,12 +181,15 @@ def plot_target_topomap(values, axes=None, title: str = "target montage", target
         raise ValueError(f"values must have one entry per target channel ({len(target)}); got {len(values)}")
     fig, (ax,) = _axes(axes, 1, size=4.0)
     im = _topomap(values, target, montage.positions(target).astype(np.float64), ax, title, cmap=cmap)
-    fig.colorbar(im, ax=ax, shrink=0.7)
+    fig.colorbar(im, ax=ax, shrink=0.7, label=label)
     return fig
 
 
-def plot_curves(csv_or_dataframe, x: str = "epoch", y="loss", ax=None, title: str | None = None, logy: bool = False):
-    """Line plot of training curves from a CSV path or a DataFrame; ``y`` is a column or a list."""
+def plot_curves(csv_or_dataframe, x: str = "epoch", y="loss", ax=None, title: str | None = None, logy: bool = False,
+                ylabel: str | None = None):
+    """Line plot of training curves from a CSV path or a DataFrame; ``y`` is a column or a list.
+
+    ``ylabel`` names the plotted quantity (default: the column names, e.g. "loss, val_loss")."""
     import matplotlib.pyplot as plt
     import pandas as pd
 
@@ -202,7 +206,7 @@ def plot_curves(csv_or_dataframe, x: str = "epoch", y="loss", ax=None, title: st
         sub = df[[x, col]].dropna()  # train and val rows are often interleaved with gaps
         ax.plot(sub[x], sub[col], marker="o" if len(sub) < 30 else None, ms=3, label=col)
     ax.set_xlabel(x)
-    ax.set_ylabel(ys[0] if len(ys) == 1 else "value")
+    ax.set_ylabel(ylabel or ", ".join(ys))
     if logy:
         ax.set_yscale("log")
     if len(ys) > 1:

@@ -1,5 +1,5 @@
 """Shared fixtures. ``mirror``: the real-EEG mirror (read-only), resolved as $SAMBA_DATA_MIRROR, else
-``<repo>/../shared/data`` (CI copies shared/ beside the clone); tests that need it skip when it is absent."""
+``<repo>/../shared/data`` (a mirror beside the clone); tests that need it skip when it is absent."""
 
 from __future__ import annotations
 
@@ -8,7 +8,13 @@ from pathlib import Path
 
 import pytest
 
+from samba.paths import absolutize_env
+
 REPO = Path(__file__).resolve().parents[1]
+
+# A relative SAMBA_DATA_MIRROR (as in the README's test command) means "from where pytest was started";
+# made absolute before any test or notebook kernel (nbval runs them in notebooks/) reads it.
+absolutize_env()
 
 # GPU tests: compile each mamba_ssm Triton kernel with one config (its smallest tiles) instead of autotuning ~10 configs
 # per shape family (minutes per fresh process); results do not depend on tile sizes beyond rounding.

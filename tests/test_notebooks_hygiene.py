@@ -1,5 +1,6 @@
 """The committed notebooks are clean: a `parameters` cell with the quick profile, no volatile outputs,
-no machine-specific paths, figures written to ../figures/.
+no machine-specific paths, repository files found through ``samba.paths`` (never ``../x``), figures
+written to ``samba.paths.figures_dir()`` (build/figures on a quick run, figures/ on a deliberate full run).
 
 Outputs are committed only for cells marked ``# NBVAL_CHECK_OUTPUT`` (deterministic prints that nbval
 compares on every CI run; nbval treats a reference cell without an execution count as unrun, so those
@@ -99,8 +100,17 @@ def test_figures_go_to_figures_dir(nb):
     code = "\n".join(c.source for c in book.cells if c.cell_type == "code")
     saves = re.findall(r"savefig\(([^,\)]+)", code)
     assert saves, f"{path.name}: saves no figure"
-    assert re.search(r'''Path\(["']\.\./figures["']\)''', code), f"{path.name}: figures must go to ../figures/"
+    assert re.search(r"^FIGURES = figures_dir\(\)", code, re.M), f"{path.name}: FIGURES must be samba.paths.figures_dir()"
     for target in saves:
-        assert "FIGURES" in target or "../figures/" in target, f"{path.name}: savefig({target}) outside ../figures/"
+        assert "FIGURES" in target, f"{path.name}: savefig({target}) outside FIGURES"
     for name in re.findall(r'''["'](\d\d_[\w\-]+\.png)["']''', code):
         assert name.startswith(path.name[:2]), f"{path.name}: figure {name} should start with {path.name[:2]}_"
+
+
+def test_repository_files_found_from_the_package(nb):
+    """'../checkpoints' works only when the kernel starts in notebooks/; samba.paths works from anywhere."""
+    path, book = nb
+    code = "\n".join(c.source for c in book.cells if c.cell_type == "code")
+    relative = re.findall(r'''["']\.\./[^"']*["']''', code)
+    assert not relative, f"{path.name}: relative repository paths {relative}; use samba.paths.repo_path(...)"
+    assert "absolutize_env()" in code, f"{path.name}: call samba.paths.absolutize_env() in the setup cell"

@@ -92,3 +92,27 @@ def test_plot_curves_from_csv_and_dataframe(tmp_path):
     _saved(viz.plot_curves(df, y="loss"), tmp_path, "curves_df")
     with pytest.raises(ValueError, match="acc"):
         viz.plot_curves(df, y="acc")
+
+
+def test_plots_label_their_axes_and_colour_bars():
+    """Every topomap gets a colour bar, and curves name their quantity (never a bare 'value')."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import numpy as np
+    import pandas as pd
+
+    from samba import montage, viz
+
+    fig = viz.plot_curves(pd.DataFrame({"step": [0, 1, 2], "loss": [3.0, 2.0, 1.5], "val_loss": [3.1, 2.2, 1.9]}),
+                          x="step", y=["loss", "val_loss"], ylabel="L1 + spectral loss")
+    assert fig.axes[0].get_ylabel() == "L1 + spectral loss"
+    fig = viz.plot_curves(pd.DataFrame({"epoch": [0, 1], "loss": [1.0, 0.5], "acc": [0.5, 0.6]}), y=["loss", "acc"])
+    assert fig.axes[0].get_ylabel() == "loss, acc"
+    names = list(montage.DEVICE_PRESETS["10-20"])
+    target = list(montage.TARGET_CHANNELS)
+    W = np.full((len(target), len(names)), 1.0 / len(names))
+    fig = viz.plot_spatial_weights(W, names)
+    assert any(ax.get_label() == "<colorbar>" and ax.get_ylabel() == "CDSE weight" for ax in fig.axes)
+    fig = viz.plot_target_topomap(np.arange(len(target), dtype=float), label="weight")
+    assert any(ax.get_label() == "<colorbar>" and ax.get_ylabel() == "weight" for ax in fig.axes)

@@ -28,6 +28,7 @@ from pathlib import Path
 import mne
 import numpy as np
 import pandas as pd
+from samba.errors import SambaError
 
 from samba.errors import InputError, SambaError
 

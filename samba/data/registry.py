@@ -26,6 +26,7 @@ import tempfile
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
+from samba.errors import SambaError
 
 from samba.errors import InputError, SambaError
 

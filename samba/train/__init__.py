@@ -10,8 +10,14 @@ Modules: pretraining (pretrain loop), finetuning (fine-tune / probe / evaluate),
 (the results table), cli (the `samba pretrain|finetune|evaluate` commands).
 """
 
-from .finetuning import evaluate, finetune
-from .metrics import classification_metrics
-from .pretraining import PretrainConfig, pretrain
-
 __all__ = ["pretrain", "PretrainConfig", "finetune", "evaluate", "classification_metrics"]
+_HOME = {"pretrain": "pretraining", "PretrainConfig": "pretraining", "finetune": "finetuning",
+         "evaluate": "finetuning", "classification_metrics": "metrics"}
+
+
+def __getattr__(name):  # lazy, so `samba pretrain --help` (samba.train.cli) parses before torch loads
+    if name in _HOME:
+        import importlib
+
+        return getattr(importlib.import_module(f".{_HOME[name]}", __name__), name)
+    raise AttributeError(f"module 'samba.train' has no attribute {name!r}")

@@ -30,7 +30,31 @@ def _json_line(obj) -> str:
 
 
 def _mirror(value):
-    return value or os.environ.get("SAMBA_DATA_MIRROR") or None
+    """--mirror, else $SAMBA_DATA_MIRROR, as an absolute folder that exists (one clear line if not)."""
+    from samba.cli import _existing_mirror
+
+    return _existing_mirror(value)
+
+
+def _existing(value: str, what: str) -> str:
+    """A path option resolved against the user's directory; it must exist."""
+    from samba.errors import UsageError
+    from samba.paths import user_path
+
+    path = user_path(value)
+    if not path.exists():
+        raise UsageError(f"{what} {value!r} does not exist ({path})")
+    return str(path)
+
+
+def _task(name: str) -> str:
+    """A task name from the registry's task table (checked before any data loads)."""
+    from samba.data.tasks import TASKS
+    from samba.errors import UsageError
+
+    if name not in TASKS:
+        raise UsageError(f"unknown task {name!r}; choose one of {', '.join(TASKS)} (samba data list)")
+    return name
 
 
 def pretrain_parser() -> argparse.ArgumentParser:
@@ -68,12 +92,15 @@ def pretrain_parser() -> argparse.ArgumentParser:
 
 
 def pretrain_main(argv: list[str] | None = None) -> int:
-    from .pretraining import PretrainConfig, pretrain
+    from samba.paths import user_path
 
     a = pretrain_parser().parse_args(argv)
+    from .pretraining import PretrainConfig, pretrain  # after parsing: --help stays instant
+
     allow = tuple(x.strip().replace("-", "_") for x in a.allow_change.split(",") if x.strip())
-    cfg = PretrainConfig(out=a.out, profile=a.profile, steps=a.steps, batch_size=a.batch_size, window_s=a.window_s,
-                         resume=a.resume, overwrite=a.overwrite, allow_change=allow, compile=a.compile, mask=a.mask, mask_ratio=a.mask_ratio, loss_on=a.loss_on, seed=a.seed,
+    cfg = PretrainConfig(out=str(user_path(a.out)), profile=a.profile, steps=a.steps, batch_size=a.batch_size,
+                         window_s=a.window_s, resume=a.resume, overwrite=a.overwrite, allow_change=allow,
+                         compile=a.compile, mask=a.mask, mask_ratio=a.mask_ratio, loss_on=a.loss_on, seed=a.seed,
                          mirror=_mirror(a.mirror), lr=a.lr, max_minutes=a.max_minutes, ckpt_every=a.ckpt_every,
                          val_every=a.val_every, device=a.device, progress=a.progress)
     cfg.resolved()  # every option checked before any work (raises samba.errors.UsageError)
@@ -104,10 +131,13 @@ def finetune_parser() -> argparse.ArgumentParser:
 
 
 def finetune_main(argv: list[str] | None = None) -> int:
-    from .finetuning import finetune
+    from samba.paths import user_path
 
     a = finetune_parser().parse_args(argv)
-    result = finetune(a.task, init=a.init, out=a.out, profile=a.profile, mode=a.mode, model=a.model, seed=a.seed,
+    from .finetuning import finetune  # after parsing: --help stays instant
+
+    init = a.init if a.init == "scratch" else _existing(a.init, "--init checkpoint")
+    result = finetune(_task(a.task), init=init, out=str(user_path(a.out)), profile=a.profile, mode=a.mode, model=a.model, seed=a.seed,
                       epochs=a.epochs, mirror=_mirror(a.mirror), pooling=a.pooling, batch_size=a.batch_size,
                       lr=a.lr, device=a.device, progress=True)
     print(_json_line(result))
@@ -128,10 +158,10 @@ def evaluate_parser() -> argparse.ArgumentParser:
 
 
 def evaluate_main(argv: list[str] | None = None) -> int:
-    from .finetuning import evaluate
-
     a = evaluate_parser().parse_args(argv)
-    result = evaluate(a.model, a.task, subjects=a.subjects, mirror=_mirror(a.mirror), device=a.device,
+    from .finetuning import evaluate  # after parsing: --help stays instant
+
+    result = evaluate(_existing(a.model, "--model"), _task(a.task), subjects=a.subjects, mirror=_mirror(a.mirror), device=a.device,
                       profile=a.profile)
     print(_json_line(result))
     return 0

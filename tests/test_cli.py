@@ -1,0 +1,106 @@
+"""`samba ...` as a user meets it: fast help, one clear line for every mistake, paths from the user's cwd.
+
+Each test runs the real command line in a subprocess from a scratch directory (not the repository), with
+this checkout first on the path.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+# Help must feel instant; 1.5 s leaves room for a loaded 2-core machine, and the import check below is exact.
+HELP_SECONDS = 1.5
+HEAVY = ("torch", "mne", "numpy", "sklearn", "pandas")
+
+
+def samba(*args, cwd, env=None, importtime=False):
+    # no mirror unless the test names one: each test sets exactly the environment it is about
+    environ = {k: v for k, v in os.environ.items() if k != "SAMBA_DATA_MIRROR"}
+    environ.update({"PYTHONPATH": str(REPO), **(env or {})})
+    cmd = [sys.executable] + (["-X", "importtime"] if importtime else []) + ["-m", "samba", *args]
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=cwd, env=environ, capture_output=True, text=True, timeout=600)
+    return proc, time.perf_counter() - t0
+
+
+def assert_one_line_error(proc):
+    assert proc.returncode != 0, proc.stdout
+    assert "Traceback" not in proc.stderr, proc.stderr
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("samba: error: "), proc.stderr
+
+
+@pytest.mark.parametrize("args", [["--help"], ["data", "--help"], ["data", "verify", "--help"],
+                                  ["pretrain", "--help"], ["finetune", "--help"], ["evaluate", "--help"]],
+                         ids=lambda a: " ".join(a))
+def test_help_is_fast_and_light(args, tmp_path):
+    proc, seconds = samba(*args, cwd=tmp_path, importtime=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "usage: samba" in proc.stdout
+    imported = {line.split("|")[-1].strip() for line in proc.stderr.splitlines() if line.startswith("import time:")}
+    heavy = sorted(m for m in imported if m.split(".")[0] in HEAVY)
+    assert not heavy, f"`samba {' '.join(args)}` imports {heavy[:5]} before parsing"
+    proc, seconds = samba(*args, cwd=tmp_path)
+    assert seconds < HELP_SECONDS, f"`samba {' '.join(args)}` took {seconds:.2f} s"
+
+
+def test_unknown_command(tmp_path):
+    proc, _ = samba("frobnicate", cwd=tmp_path)
+    assert_one_line_error(proc)
+    assert "unknown command 'frobnicate'" in proc.stderr
+
+
+def test_unknown_task(tmp_path):
+    proc, _ = samba("finetune", "--task", "no-such-task", "--out", "run", cwd=tmp_path)
+    assert_one_line_error(proc)
+    assert "eegmat-workload" in proc.stderr  # the message lists the tasks there are
+    assert not (tmp_path / "run").exists()
+
+
+def test_missing_model_folder(tmp_path):
+    proc, _ = samba("evaluate", "--model", "no_such_run", "--task", "eegmat-workload", cwd=tmp_path)
+    assert_one_line_error(proc)
+    assert str(tmp_path / "no_such_run") in proc.stderr  # resolved against the user's directory
+
+
+def test_missing_init_checkpoint(tmp_path):
+    proc, _ = samba("finetune", "--task", "eegmat-workload", "--init", "nope.pt", "--out", "run", cwd=tmp_path)
+    assert_one_line_error(proc)
+
+
+def test_verify_missing_mirror_fails(tmp_path):
+    proc, _ = samba("data", "verify", "--mirror", "no_such_mirror", cwd=tmp_path)
+    assert_one_line_error(proc)
+    assert "no_such_mirror" in proc.stderr
+
+
+def test_verify_missing_mirror_from_environment_fails(tmp_path):
+    proc, _ = samba("data", "verify", cwd=tmp_path, env={"SAMBA_DATA_MIRROR": "no_such_mirror"})
+    assert_one_line_error(proc)
+
+
+def test_verify_nothing_checked_fails(tmp_path):
+    """No mirror and an empty cache: '0 ok' must not read as success."""
+    proc, _ = samba("data", "verify", cwd=tmp_path, env={"SAMBA_DATA_DIR": str(tmp_path / "empty_cache")})
+    assert proc.returncode != 0
+    assert "0 ok" in proc.stdout
+    assert "Traceback" not in proc.stderr and proc.stderr.startswith("samba: error: ")
+
+
+def test_verify_relative_mirror_from_the_users_directory(mirror, tmp_path):
+    """A relative SAMBA_DATA_MIRROR is read from where the command was typed."""
+    work = tmp_path / "somewhere"
+    work.mkdir()
+    relative = os.path.relpath(mirror, work)
+    proc, _ = samba("data", "verify", cwd=work,
+                    env={"SAMBA_DATA_MIRROR": relative, "SAMBA_DATA_DIR": str(tmp_path / "cache")})
+    assert proc.returncode == 0, proc.stderr
+    last = proc.stdout.strip().splitlines()[-1]
+    ok = int(last.split(" ok")[0])
+    assert ok > 0 and last.endswith(" 0 bad"), last
