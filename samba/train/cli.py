@@ -47,11 +47,23 @@ def _existing(value: str, what: str) -> str:
     return str(path)
 
 
-def _task(name: str) -> str:
-    """A task name from the registry's task table (checked before any data loads)."""
+def _task(name: str | None, data=None, labels=None) -> str | None:
+    """A task name from the registry's task table or ``PREFIX:ARG`` (checked before any data loads); None with
+    ``--data`` (the user's recordings, which need ``--labels``)."""
+    from samba.data.sources import PREFIXES
     from samba.data.tasks import TASKS
     from samba.errors import UsageError
 
+    if data is not None:
+        if name is not None:
+            raise UsageError("pass either --task or --data with --labels, not both")
+        if not labels:
+            raise UsageError("--data needs --labels, e.g. --labels left=T1,right=T2 or --labels onsets.csv")
+        return None
+    if name is None:
+        raise UsageError("one of --task TASK or --data PATH --labels SPEC is required")
+    if ":" in name and name.split(":", 1)[0] in PREFIXES:
+        return name
     if name not in TASKS:
         raise UsageError(f"unknown task {name!r}; choose one of {', '.join(TASKS)} (samba data list)")
     return name
@@ -113,7 +125,12 @@ def pretrain_main(argv: list[str] | None = None) -> int:
 def finetune_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="samba finetune", description="Fine-tune or linearly probe a model on one "
                                 "task; prints one JSON line of test metrics.")
-    p.add_argument("--task", required=True)
+    p.add_argument("--task", default=None, help="a built-in task (samba data list), or tuab:PATH, moabb:NAME, "
+                   "stew:PATH, dreamer:PATH")
+    p.add_argument("--data", default=None, help="your own recording(s): a file MNE reads, a folder, or a BIDS root")
+    p.add_argument("--labels", default=None, help="with --data: event mapping (left=T1,right=T2), an onsets CSV "
+                   "(onset,duration,label) or 'bids' (events.tsv)")
+    p.add_argument("--window-s", type=float, default=None, help="with --data: window length in seconds")
     p.add_argument("--init", default="scratch", help="pretrained SAMBA checkpoint, or 'scratch'")
     p.add_argument("--out", required=True, help="output folder (finetuned.pt, result.json, spatial_weights.npz)")
     p.add_argument("--profile", choices=["quick", "full"], default="quick")
@@ -137,9 +154,11 @@ def finetune_main(argv: list[str] | None = None) -> int:
     from .finetuning import finetune  # after parsing: --help stays instant
 
     init = a.init if a.init == "scratch" else _existing(a.init, "--init checkpoint")
-    result = finetune(_task(a.task), init=init, out=str(user_path(a.out)), profile=a.profile, mode=a.mode, model=a.model, seed=a.seed,
-                      epochs=a.epochs, mirror=_mirror(a.mirror), pooling=a.pooling, batch_size=a.batch_size,
-                      lr=a.lr, device=a.device, progress=True)
+    data = None if a.data is None else str(_existing(a.data, "--data"))
+    result = finetune(_task(a.task, data, a.labels), init=init, out=str(user_path(a.out)), profile=a.profile,
+                      mode=a.mode, model=a.model, seed=a.seed, epochs=a.epochs, mirror=_mirror(a.mirror),
+                      pooling=a.pooling, batch_size=a.batch_size, lr=a.lr, device=a.device, progress=True,
+                      data=data, labels=a.labels, window_s=a.window_s)
     print(_json_line(result))
     return 0
 
@@ -148,7 +167,9 @@ def evaluate_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="samba evaluate", description="Evaluate a fine-tuned model on the task's "
                                 "test split or on given subjects.")
     p.add_argument("--model", required=True, help="folder written by `samba finetune` (or its finetuned.pt)")
-    p.add_argument("--task", required=True)
+    p.add_argument("--task", default=None, help="a built-in task, or PREFIX:ARG as for finetune")
+    p.add_argument("--data", default=None, help="your own recording(s), as for finetune")
+    p.add_argument("--labels", default=None, help="with --data: the labels, as for finetune")
     p.add_argument("--subjects", default=None, help="e.g. 20-35 or 1,3 (default: the task's test split)")
     p.add_argument("--mirror", default=None)
     p.add_argument("--profile", choices=["quick", "full"], default=None,
@@ -161,7 +182,8 @@ def evaluate_main(argv: list[str] | None = None) -> int:
     a = evaluate_parser().parse_args(argv)
     from .finetuning import evaluate  # after parsing: --help stays instant
 
-    result = evaluate(_existing(a.model, "--model"), _task(a.task), subjects=a.subjects, mirror=_mirror(a.mirror), device=a.device,
-                      profile=a.profile)
+    data = None if a.data is None else str(_existing(a.data, "--data"))
+    result = evaluate(_existing(a.model, "--model"), _task(a.task, data, a.labels), subjects=a.subjects,
+                      mirror=_mirror(a.mirror), device=a.device, profile=a.profile, data=data, labels=a.labels)
     print(_json_line(result))
     return 0

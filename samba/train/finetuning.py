@@ -72,19 +72,20 @@ def parse_subjects(text: str | None) -> list[int] | None:
     return sorted(set(out))
 
 
-def _load_task(task, mirror, profile, subjects=None):
-    from samba.data import load_task
+def _load_task(task, mirror, profile, subjects=None, data=None, labels=None, window_s=None):
+    """The one place fine-tuning and evaluation load data: a built-in task, ``PREFIX:ARG`` (``tuab:PATH``,
+    ``moabb:NAME``, ``stew:PATH``, ``dreamer:PATH``) or the user's ``data`` with ``labels``."""
+    from samba.data.sources import load_any_task
 
-    try:
-        return load_task(task, mirror=mirror, subjects=subjects, sfreq=128.0, profile=profile)
-    except TypeError:  # data module without the profile argument
-        return load_task(task, mirror=mirror, subjects=subjects, sfreq=128.0)
+    return load_any_task(task, data=data, labels=labels, mirror=mirror, profile=profile, subjects=subjects,
+                         window_s=window_s)
 
 
 def _split(ds, seed):
-    from samba.data import split_task
+    """Train / val / test indices; built-in tasks keep their fixed protocol, other data say their rule."""
+    from samba.data.sources import split_any
 
-    return split_task(ds, seed=seed)
+    return split_any(ds, seed=seed)
 
 
 def _cap(idx, y, n, rng):
@@ -283,7 +284,7 @@ def finetune(task: str, init: str = "scratch", out: str | None = None, profile: 
              lr: float | None = None, patience: int | None = None, device: str | None = None,
              dataset=None, split: dict | None = None, record_spatial: bool = True,
              max_train_windows: int | None = None, progress: bool = False, samba_config=None,
-             time_budget_s: float | None = None) -> dict:
+             time_budget_s: float | None = None, data=None, labels=None, window_s: float | None = None) -> dict:
     """Fine-tune (or probe) `model` on `task`'s one-run split; returns the test-metrics dict (also written to `out`).
 
     `init`: path of a pretrained SAMBA checkpoint, or "scratch". `dataset` / `split` let callers load a task
@@ -295,7 +296,10 @@ def finetune(task: str, init: str = "scratch", out: str | None = None, profile: 
     epochs = epochs or (P["probe_epochs"] if mode == "probe" else P["epochs"])
     max_train = max_train_windows if max_train_windows is not None else P["max_train_windows"]
     rng = np.random.default_rng(seed)
-    ds = dataset if dataset is not None else _load_task(task, mirror, profile)
+    ds = dataset if dataset is not None else _load_task(task, mirror, profile, data=data, labels=labels,
+                                                        window_s=window_s)
+    if task is None:  # the user's own recordings
+        task = f"user:{Path(data).name}" if data is not None else getattr(ds, "task", "user")
     sp = split if split is not None else _split(ds, seed)
     y = np.asarray(ds.y, np.int64)
     tr = _cap(np.asarray(sp["train"]), y, max_train, rng)
@@ -316,6 +320,8 @@ def finetune(task: str, init: str = "scratch", out: str | None = None, profile: 
         "subjects": _subjects_of(ds, te), "epochs_run": info["epochs"],
         "train_s": info["train_s"], "device": _device_name(dev), "profile": profile, "stopped": "epochs",
     }
+    if getattr(sp, "rule", None):
+        result["split"] = sp.rule
     if out is not None:
         _save(Path(out), net, model, kwargs, ds, task, info["class_names"], seed, result, info["history"],
               info["spatial"], samba_config=samba_config)
@@ -375,8 +381,8 @@ def load_finetuned(path, map_location="cpu"):
     return net, obj
 
 
-def evaluate(model_dir, task: str, subjects=None, mirror: str | None = None, device: str | None = None,
-             profile: str | None = None) -> dict:
+def evaluate(model_dir, task: str | None, subjects=None, mirror: str | None = None, device: str | None = None,
+             profile: str | None = None, data=None, labels=None) -> dict:
     """Evaluate a fine-tuned model on the task's test split, or on all windows of `subjects`.
 
     `profile` selects which files of the task are loaded (default: the one the model was trained with,
@@ -388,7 +394,10 @@ def evaluate(model_dir, task: str, subjects=None, mirror: str | None = None, dev
     net.to(dev)
     if isinstance(subjects, str):
         subjects = parse_subjects(subjects)
-    ds = _load_task(task, mirror, profile, subjects=subjects)  # named subjects bypass the profile
+    window_s = obj["kwargs"]["n_times"] / obj["kwargs"]["sfreq"] if data is not None else None
+    ds = _load_task(task, mirror, profile, subjects=subjects, data=data, labels=labels, window_s=window_s)
+    if task is None:
+        task = f"user:{Path(data).name}"
     if subjects:
         idx = np.arange(len(ds.y))
     else:
