@@ -6,7 +6,6 @@ with annotations, a CSV of onsets, a BIDS folder.
 
 from __future__ import annotations
 
-import inspect
 import json
 import os
 import subprocess
@@ -139,13 +138,6 @@ def test_moabb_absent_is_an_input_error(monkeypatch):
 # ------------------------------------------------------------------------------------------------
 # the command line, once fine-tuning takes user data (skipped until `finetune` accepts data=)
 # ------------------------------------------------------------------------------------------------
-def _finetune_takes_data() -> bool:
-    from samba.train import finetuning
-
-    return "data" in inspect.signature(finetuning.finetune).parameters
-
-
-needs_wiring = pytest.mark.skipif(not _finetune_takes_data(), reason="samba.train.finetuning.finetune has no data= yet")
 
 
 def _samba(*args, cwd):
@@ -154,7 +146,6 @@ def _samba(*args, cwd):
                           text=True, timeout=600)
 
 
-@needs_wiring
 def test_cli_finetune_on_user_data(mirror, tmp_path):
     r = _samba("finetune", "--data", mirror / "eegmmidb/S001/S001R04.edf", "--labels", "rest=T0,imagery=T1|T2",
                "--init", "scratch", "--out", tmp_path / "ft", "--epochs", "1", cwd=tmp_path)
@@ -163,7 +154,6 @@ def test_cli_finetune_on_user_data(mirror, tmp_path):
     assert 0.0 <= result["balanced_accuracy"] <= 1.0
 
 
-@needs_wiring
 def test_cli_finetune_bad_labels_is_one_line(mirror, tmp_path):
     r = _samba("finetune", "--data", mirror / "eegmmidb/S001/S001R04.edf", "--labels", "a=X1,b=X2",
                "--init", "scratch", "--out", tmp_path / "ft", cwd=tmp_path)
