@@ -1,6 +1,6 @@
 """Regenerate ``samba/data/registry.toml`` from a SHA256SUMS listing of the public releases.
 
-    python data/make_registry.py ../shared/data/SHA256SUMS.full > samba/data/registry.toml
+    python data/make_registry.py /path/to/mirror/SHA256SUMS.full > samba/data/registry.toml
 
 The dataset metadata (licence, citation, device, tasks, how to obtain) lives in ``DATASETS`` below; the
 file list (path, sha256, public URL) is generated so that the registry names every file of the public
@@ -267,4 +267,6 @@ def main(sums_path: str) -> str:
 
 
 if __name__ == "__main__":
-    sys.stdout.write(main(sys.argv[1] if len(sys.argv) > 1 else "../shared/data/SHA256SUMS.full"))
+    if len(sys.argv) != 2:
+        sys.exit("usage: python data/make_registry.py MIRROR/SHA256SUMS.full > samba/data/registry.toml")
+    sys.stdout.write(main(sys.argv[1]))

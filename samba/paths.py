@@ -3,7 +3,7 @@
 Two rules make the notebooks, the CLI and the tests find the same files from wherever they are started:
 
 1. **Paths a user types are resolved against the directory they typed them in.** ``SAMBA_DATA_MIRROR=
-   ../shared/data`` typed at the repository root means ``<root>/../shared``, also inside a notebook kernel
+   ../eeg-mirror`` typed at the repository root means ``<root>/../eeg-mirror``, also inside a notebook kernel
    whose working directory is ``notebooks/``. Every entry point (``samba ...``, ``scripts/run_notebooks.py``,
    the test suite) calls :func:`absolutize_env` once at start, before anything changes directory, so child
    processes inherit absolute paths.

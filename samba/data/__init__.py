@@ -2,7 +2,7 @@
 the four downstream tasks and their splits, the pretraining corpus, and an on-disk cache.
 
     >>> from samba.data import load_task, split_task
-    >>> ds = load_task("eegmat-workload", mirror="../shared/data")   # WindowDataset, X (N, C, T) float32
+    >>> ds = load_task("eegmat-workload", mirror="/path/to/mirror")   # WindowDataset, X (N, C, T) float32
     >>> idx = split_task(ds, seed=0)                                 # {"train", "val", "test"} index arrays
     >>> train = ds.subset(idx["train"])
 

@@ -1,7 +1,7 @@
 """Readers: every source file becomes an ``mne.io.Raw`` with EEG channels only, canonical 10-05 names,
 volts, and its events/labels as MNE annotations.
 
-Dataset quirks handled here (see ../shared/data/README.md):
+Dataset quirks handled here (the registry, `samba data list`, names each source):
 - EEGMMIDB EDF+: dotted names ("Fc5.") -> "FC5"; annotations T0 rest, T1/T2 (meaning depends on the run).
 - EEGMAT EDF: "EEG Fp1" names and old 10-20 aliases (T3 -> T7); "EEG A2-A1" and "ECG ECG" are not scalp EEG
   and are dropped.

@@ -16,8 +16,8 @@ The UCI EEG Eye State recording stays in the registry (and in the pretraining co
 effect that any method separates honestly, so it is a cautionary example, no longer a task.
 
 ``profile="quick"`` (CPU notebooks and tests) loads: eegmmidb-mi and eyes-open-closed in full (they are small);
-eegmat-workload subjects 0-5 and 15-16; muse-p300 the first 2 files of subject 1 sessions 1 and 2 and of subject 2
-session 1. ``subjects=`` always bypasses the profile: subjects not in the mirror are read through the registry
+eegmat-workload subjects 0-5 and 15-16; muse-p300 the first 2 files of subject 1's first two recording sessions and of
+subject 2's first. ``subjects=`` always bypasses the profile: subjects not in the mirror are read through the registry
 (download or mirror). Files in the registry but absent from the mirror/cache (and not downloadable) are skipped with
 one logged, counted warning; no file at all is an error.
 """

@@ -1,6 +1,6 @@
 """`samba pretrain | finetune | evaluate`: argparse front-ends called by samba/cli.py.
 
-Each `*_main(argv) -> int` parses its own arguments, runs, and prints exactly what API.md promises
+Each `*_main(argv) -> int` parses its own arguments, runs, and prints exactly what the command-line contract (README, "Command line") promises
 as the LAST line of stdout (progress bars and notes go to stderr):
     pretrain  -> path of the model checkpoint
     finetune  -> one JSON line of test metrics
