@@ -1,4 +1,4 @@
-"""The paper model trains on real recordings from three headsets mixed in ONE batch (64 / 14 / 4 channels)."""
+"""The paper model trains on real recordings from three headsets mixed in ONE batch (64 / 19 / 4 channels)."""
 import numpy as np
 import torch
 
@@ -12,13 +12,13 @@ from samba.nn.cdse import pad_montages
 def test_three_devices_one_batch_trains(mirror, data_cache):
     T = 128  # 1 s at 128 Hz, the shortest task window (muse-p300)
     parts = []
-    for task in ("eegmmidb-mi", "eyes-open-closed", "muse-p300"):  # 64-ch cap, Emotiv EPOC, Muse
+    for task in ("eegmmidb-mi", "eegmat-workload", "muse-p300"):  # 64-ch cap, 19-ch 10-20, Muse
         ds = load_task(task, mirror=mirror, cache_dir=data_cache, profile="quick")
         for i in (0, len(ds) // 2):
             x = torch.from_numpy(np.asarray(ds.X[i, :, :T], dtype=np.float32))
             parts.append((x, torch.from_numpy(ds.positions)))
     x, coords, mask = pad_montages(parts)  # (6, 64, T), (6, 64, 3), (6, 64)
-    assert sorted({int(m.sum()) for m in mask}) == [4, 14, 64]
+    assert sorted({int(m.sum()) for m in mask}) == [4, 19, 64]
 
     torch.manual_seed(0)
     model = SAMBA(SAMBAConfig(backend="torch"))  # the paper's defaults
