@@ -87,7 +87,7 @@ class SAMBAConfig:
     diff_torch_chunk_size: int = 32
     # Chunk of the Triton scan in the bottleneck (result-neutral). mamba_ssm's default 256 made its backward
     # hold three (B, L/256, 16 teams, 256, 256) float32 buffers, 608 MiB each at batch 4 x 10 min (the peak
-    # of that step, measured on an H100: docs/performance_log.md), and spends 256 x 256 work per chunk on
+    # of that step, measured on an H100), and spends 256 x 256 work per chunk on
     # 16-wide heads; 64 cuts both by 4x.
     diff_chunk_size: int = 64
     # Mamba2 (paper: d_state 16, d_conv 2, expand 8)
@@ -103,12 +103,12 @@ class SAMBAConfig:
     fuse_spatial: bool = True
     # Recompute the Mamba2 blocks (enc1 with its projection, dec3, dec2, the bottleneck) in the backward
     # pass instead of storing their activations: what the 10-minute-context memory target needs
-    # (docs/performance_log.md); costs one extra forward of those blocks per training step.
+    # (batch 4 x 10 min on one H100/H200); costs one extra forward of those blocks per training step.
     activation_checkpointing: bool = False
     # With activation_checkpointing: cut each checkpointed block's batch into pieces of whole samples of about
     # this many time steps, each recomputed and freed on its own, so the backward holds one piece's Mamba2
-    # internals instead of the batch's (None: one piece). 10-minute batch-4 train step, H200 (session 6,
-    # docs/performance_log.md section 5): 2,543 MiB with one sample per piece (76,800) vs 2,900 MiB per block,
+    # internals instead of the batch's (None: one piece). 10-minute batch-4 train step, measured on one H200:
+    # 2,543 MiB with one sample per piece (76,800) vs 2,900 MiB per block,
     # eager 103 vs 59 ms (more launches); as a CUDA graph, in the benchmark, 2,750 MiB and 53.6 ms.
     checkpoint_piece_tokens: int | None = None
 
