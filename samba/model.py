@@ -56,6 +56,7 @@ from torch.utils.checkpoint import checkpoint, set_checkpoint_early_stop
 from .nn.cdse import CDSE, InverseCDSE, capturing
 from .nn.diff_mamba import DiffMamba, DiffMambaLoop
 from .nn.mamba2 import Mamba2, layer_kernels
+from .nn.time_chunks import time_chunking
 from .ops import KernelConfig, upsample_concat
 
 __all__ = ["SAMBAConfig", "SAMBA", "MambaBlock"]
@@ -301,14 +302,24 @@ class SAMBA(nn.Module):
         z = self.bottleneck_out(self._ckpt(self.bottleneck, self.bottleneck_in(z)))  # (B, T/8, Db)
         return z.transpose(1, 2), (s1, s2, s3), T                       # (B, Db, T/8)
 
-    def encode(self, x: torch.Tensor, coords, channel_mask=None) -> torch.Tensor:
-        """Bottleneck features ``(B, bottleneck_dim, ceil(T / 8))``."""
-        coords = self._check_inputs(x, coords, channel_mask)
-        return self._encoder(x, coords, channel_mask)[0]
+    def encode(self, x: torch.Tensor, coords, channel_mask=None, *, time_chunk: int | None = None) -> torch.Tensor:
+        """Bottleneck features ``(B, bottleneck_dim, ceil(T / 8))``.
 
-    def forward(self, x: torch.Tensor, coords, channel_mask=None) -> torch.Tensor:
-        """Reconstruct ``x (B, C, T)`` recorded at ``coords (C, 3) | (B, C, 3)`` -> ``(B, C, T)``."""
+        ``time_chunk``: Mamba2 layers run in time chunks of this many steps (`samba.nn.time_chunks`; 0: never;
+        None: automatically for long inputs under inference). Same output up to float rounding, bounded memory.
+        """
         coords = self._check_inputs(x, coords, channel_mask)
+        with time_chunking(time_chunk):
+            return self._encoder(x, coords, channel_mask)[0]
+
+    def forward(self, x: torch.Tensor, coords, channel_mask=None, *, time_chunk: int | None = None) -> torch.Tensor:
+        """Reconstruct ``x (B, C, T)`` recorded at ``coords (C, 3) | (B, C, 3)`` -> ``(B, C, T)``. ``time_chunk``:
+        as in `encode`."""
+        coords = self._check_inputs(x, coords, channel_mask)
+        with time_chunking(time_chunk):
+            return self._reconstruct(x, coords, channel_mask)
+
+    def _reconstruct(self, x, coords, channel_mask):
         z, (s1, s2, s3), T = self._encoder(x, coords, channel_mask)
 
         def up(h, skip):  # linear upsampling to the skip's length, then [skip, up] channel concat

@@ -279,25 +279,41 @@ def use_triton_scan(x: Tensor, B: Tensor, kernels: KernelConfig) -> bool:
 
 
 def ssm_scan(x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, D: Tensor, dt_bias: Tensor, dt_limit,
-             z: Tensor | None, backend: str, kernels: KernelConfig, chunk_size: int, torch_chunk_size: int) -> Tensor:
+             z: Tensor | None, backend: str, kernels: KernelConfig, chunk_size: int, torch_chunk_size: int,
+             initial_state: Tensor | None = None, return_final_state: bool = False) -> Tensor | tuple[Tensor, Tensor]:
     """Mamba2's selective scan on a resolved backend: dt -> softplus(dt + dt_bias) (clamped to dt_limit), the SSD
     with the D skip, then y * silu(z) when z is given (the variant without RMSNorm). Shared by Mamba2 and DiffMamba.
 
     x, z (b, l, h, p); dt (b, l, h) raw; A (h,); B, C (b, l, g, n); D (h,) or (h, p) -> y (b, l, h, p).
     triton: our kernel where `use_triton_scan`, else mamba_ssm's when importable, else the reference;
     mamba_ssm: its kernel; torch: ssd_chunked with chunks of ``torch_chunk_size`` (the result does not depend on it).
+
+    Carrying a state (time-chunked inference): ``initial_state`` (b, h, p, n) starts the scan from it and
+    ``return_final_state`` returns ``(y, final_state)``. Our Triton scan starts from zero only, so a carried state
+    runs on mamba_ssm's kernel when it is importable (CUDA), else on the reference ``ssd_chunked``.
     """
-    ours = backend == "triton" and use_triton_scan(x, B, kernels)
+    carry = initial_state is not None or return_final_state
+    ours = backend == "triton" and not carry and use_triton_scan(x, B, kernels)
     upstream = backend == "mamba_ssm" or (backend == "triton" and not ours and mamba_ssm_kernels() is not None)
     if upstream:
         limit = {} if tuple(dt_limit) == (0.0, float("inf")) else {"dt_limit": dt_limit}
         scan = require_mamba_ssm(kernels.autotune).mamba_chunk_scan_combined
+        if carry:
+            limit.update(initial_states=initial_state, return_final_states=True)
+            y, final = scan(x, dt, A, B, C, chunk_size=chunk_size, D=D, z=z, dt_bias=dt_bias, dt_softplus=True,
+                            **limit)
+            return (y, final) if return_final_state else y
         return scan(x, dt, A, B, C, chunk_size=chunk_size, D=D, z=z, dt_bias=dt_bias, dt_softplus=True, **limit)
     dt = softplus_dt(dt, dt_bias, dt_limit)  # (b, l, h) float32; autograd differentiates the softplus
     if ours:
         from .triton.ssd import ssd_scan_triton
 
         y = ssd_scan_triton(x, dt, A, B, C, D, kernels=kernels)
+    elif carry:
+        y, final = ssd_chunked(x, dt, A, B, C, torch_chunk_size, D=D, initial_state=initial_state,
+                               return_final_state=True)
+        y = y if z is None else y * F.silu(z)
+        return (y, final) if return_final_state else y
     else:
         y = ssd_chunked(x, dt, A, B, C, torch_chunk_size, D=D)
     return y if z is None else y * F.silu(z)
