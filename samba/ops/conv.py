@@ -32,7 +32,7 @@ def _taps(x: Tensor, w: Tensor, b: Tensor | None) -> Tensor:
     out = x * w[:, k - 1] if b is None else torch.addcmul(b, x, w[:, k - 1])
     for j in range(k - 1):
         s = k - 1 - j  # tap j looks s steps back
-        out[:, s:] += x[:, :-s] * w[:, j]
+        out[:, s:].addcmul_(x[:, :-s], w[:, j])  # no (B, L, ch) temporary
     return out
 
 
@@ -42,7 +42,7 @@ class _CausalConv1dSiLU(torch.autograd.Function):
         w = weight.to(x.dtype)
         b = None if bias is None else bias.to(x.dtype)
         ctx.save_for_backward(x, weight, bias)
-        return F.silu(_taps(x, w, b))
+        return F.silu(_taps(x, w, b), inplace=True)  # the backward recomputes the pre-activation from x
 
     @staticmethod
     def backward(ctx, g: Tensor):
