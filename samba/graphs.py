@@ -3,7 +3,7 @@
 At small batches a SAMBA step is bound by the host, not the GPU: one forward issues a few hundred
 kernels (convolutions, Triton scans, norms, element-wise ops), and Python plus the Triton launcher
 spend more time issuing them than the GPU spends running them (measured: batch 4 train steps of
-40-75 ms at every context length; docs/performance_log.md). A CUDA graph records the whole sequence
+40-75 ms at every context length on an H100). A CUDA graph records the whole sequence
 once and replays it with a single launch, so the step costs what the kernels cost.
 
 Two runners, both for fixed shapes (a new shape needs a new runner, which takes a few warm-up steps):

@@ -57,6 +57,7 @@ from .montage import check_positions
 from .nn.cdse import CDSE, InverseCDSE, capturing
 from .nn.diff_mamba import DiffMamba, DiffMambaLoop
 from .nn.mamba2 import Mamba2, layer_kernels
+from .nn.time_chunks import time_chunking
 from .ops import KernelConfig, upsample_concat
 
 __all__ = ["SAMBAConfig", "SAMBA", "MambaBlock"]
@@ -88,7 +89,7 @@ class SAMBAConfig:
     diff_torch_chunk_size: int = 32
     # Chunk of the Triton scan in the bottleneck (result-neutral). mamba_ssm's default 256 made its backward
     # hold three (B, L/256, 16 teams, 256, 256) float32 buffers, 608 MiB each at batch 4 x 10 min (the peak
-    # of that step, measured on an H100: docs/performance_log.md), and spends 256 x 256 work per chunk on
+    # of that step, measured on an H100), and spends 256 x 256 work per chunk on
     # 16-wide heads; 64 cuts both by 4x.
     diff_chunk_size: int = 64
     # Mamba2 (paper: d_state 16, d_conv 2, expand 8)
@@ -104,12 +105,12 @@ class SAMBAConfig:
     fuse_spatial: bool = True
     # Recompute the Mamba2 blocks (enc1 with its projection, dec3, dec2, the bottleneck) in the backward
     # pass instead of storing their activations: what the 10-minute-context memory target needs
-    # (docs/performance_log.md); costs one extra forward of those blocks per training step.
+    # (batch 4 x 10 min on one H100/H200); costs one extra forward of those blocks per training step.
     activation_checkpointing: bool = False
     # With activation_checkpointing: cut each checkpointed block's batch into pieces of whole samples of about
     # this many time steps, each recomputed and freed on its own, so the backward holds one piece's Mamba2
-    # internals instead of the batch's (None: one piece). 10-minute batch-4 train step, H200 (session 6,
-    # docs/performance_log.md section 5): 2,543 MiB with one sample per piece (76,800) vs 2,900 MiB per block,
+    # internals instead of the batch's (None: one piece). 10-minute batch-4 train step, measured on one H200:
+    # 2,543 MiB with one sample per piece (76,800) vs 2,900 MiB per block,
     # eager 103 vs 59 ms (more launches); as a CUDA graph, in the benchmark, 2,750 MiB and 53.6 ms.
     checkpoint_piece_tokens: int | None = None
 
@@ -146,7 +147,10 @@ class MambaBlock(nn.Module):
                             headdim=cfg.headdim, chunk_size=cfg.chunk_size, kernels=kernels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, L, D)
-        return x + self.mamba(x)
+        y = self.mamba(x)
+        if y.dtype == x.dtype and not (torch.is_grad_enabled() and (x.requires_grad or y.requires_grad)):
+            return y.add_(x)  # inference: into the layer's fresh output, one full-rate buffer fewer for long inputs
+        return x + y
 
 
 def conv(c_in: int, c_out: int, k: int) -> nn.Conv1d:
@@ -294,22 +298,32 @@ class SAMBA(nn.Module):
         pad = (-T) % 8
         if pad:  # replicate-pad so three /2 poolings are exact; output is cropped back to T
             x = F.pad(x, (0, pad), mode="replicate")
-        e0 = self._embed(x, coords, channel_mask)                       # (B, D0, T)
-        s1 = self._seq(lambda h: self.enc1(self.enc1_proj(h)), e0)      # (B, D0, T)
+        # (the embedding is not kept: at 8 h it is 0.9 GB that enc1 no longer needs once projected)
+        s1 = self._seq(lambda h: self.enc1(self.enc1_proj(h)), self._embed(x, coords, channel_mask))  # (B, D0, T)
         s2 = self.enc2(F.max_pool1d(s1, 2))                             # (B, D1, T/2)
         s3 = self.enc3(F.max_pool1d(s2, 2))                             # (B, D2, T/4)
         z = F.max_pool1d(s3, 2).transpose(1, 2)                         # (B, T/8, D2)
         z = self.bottleneck_out(self._ckpt(self.bottleneck, self.bottleneck_in(z)))  # (B, T/8, Db)
         return z.transpose(1, 2), (s1, s2, s3), T                       # (B, Db, T/8)
 
-    def encode(self, x: torch.Tensor, coords, channel_mask=None) -> torch.Tensor:
-        """Bottleneck features ``(B, bottleneck_dim, ceil(T / 8))``."""
-        coords = self._check_inputs(x, coords, channel_mask)
-        return self._encoder(x, coords, channel_mask)[0]
+    def encode(self, x: torch.Tensor, coords, channel_mask=None, *, time_chunk: int | None = None) -> torch.Tensor:
+        """Bottleneck features ``(B, bottleneck_dim, ceil(T / 8))``.
 
-    def forward(self, x: torch.Tensor, coords, channel_mask=None) -> torch.Tensor:
-        """Reconstruct ``x (B, C, T)`` recorded at ``coords (C, 3) | (B, C, 3)`` -> ``(B, C, T)``."""
+        ``time_chunk``: Mamba2 layers run in time chunks of this many steps (`samba.nn.time_chunks`; 0: never;
+        None: automatically for long inputs under inference). Same output up to float rounding, bounded memory.
+        """
         coords = self._check_inputs(x, coords, channel_mask)
+        with time_chunking(time_chunk):
+            return self._encoder(x, coords, channel_mask)[0]
+
+    def forward(self, x: torch.Tensor, coords, channel_mask=None, *, time_chunk: int | None = None) -> torch.Tensor:
+        """Reconstruct ``x (B, C, T)`` recorded at ``coords (C, 3) | (B, C, 3)`` -> ``(B, C, T)``. ``time_chunk``:
+        as in `encode`."""
+        coords = self._check_inputs(x, coords, channel_mask)
+        with time_chunking(time_chunk):
+            return self._reconstruct(x, coords, channel_mask)
+
+    def _reconstruct(self, x, coords, channel_mask):
         z, (s1, s2, s3), T = self._encoder(x, coords, channel_mask)
 
         def up(h, skip):  # linear upsampling to the skip's length, then [skip, up] channel concat

@@ -32,6 +32,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..ops import KernelConfig, causal_depthwise_conv, resolve_backend, rms_norm_gated, ssm_scan
+from .time_chunks import conv_with_tail, time_chunk_steps
 from .mamba2 import DEFAULT_TORCH_CHUNK_SIZE, Mamba2, cpu_microbatch, init_A_log, init_dt_bias, layer_kernels, skip_dtype
 
 __all__ = ["DiffMamba", "DiffMambaLoop"]
@@ -203,13 +204,40 @@ class DiffMamba(nn.Module):
         return self._forward(u, be)
 
     def _forward(self, u: Tensor, be: str) -> Tensor:
+        steps = time_chunk_steps(u, self.n_teams * self.d_in_proj)
+        if steps is None:
+            diff = self._difference(u, be)[0]  # (b, L, d_model)
+        else:  # time chunks (samba.nn.time_chunks): the teams' wide tensors exist for one chunk at a time
+            diff, tail, state = None, None, None
+            for t0 in range(0, u.shape[1], steps):
+                part, tail, state = self._difference(u[:, t0:t0 + steps], be, True, tail, state)
+                if diff is None:
+                    diff = part.new_empty(u.shape[0], u.shape[1], self.d_model)  # (b, L, d_model)
+                diff[:, t0:t0 + steps] = part
+        # each head normalised over its channels and the whole time axis: after the loop, on the narrow tensor
+        normed = F.group_norm(diff.transpose(1, 2), self.num_heads, self.head_norm_weight, self.head_norm_bias,
+                              eps=1e-5)
+        return u + self.out_proj(normed.transpose(1, 2))  # (b, L, d_model)
+
+    def _difference(self, u: Tensor, be: str, carry: bool = False, tail: Tensor | None = None,
+                    state: Tensor | None = None) -> tuple[Tensor, Tensor | None, Tensor | None]:
+        """Every team's Mamba2 and the differential combination, before the head norm: (b, L, d_model). With
+        ``carry``: u is one time chunk; ``tail`` / ``state`` are the previous chunk's conv tail and SSM state
+        (None at the start), and the next ones are returned too."""
         b, L, _ = u.shape
         H, G, nh, p = self.num_heads, self.n_teams, self.nheads, self.headdim
         ng, n, di = self.ngroups, self.d_state, self.d_inner
 
         dense = self.projections == "dense" or (self.projections == "auto" and u.is_cuda)
+        def conv(xBC, weight, bias):  # (b, L, ch) -> (b, L, ch); with carry, continues the previous chunk
+            nonlocal tail
+            if not carry:
+                return causal_depthwise_conv(xBC, weight, bias, be, self.kernels)
+            xBC, tail = conv_with_tail(xBC, tail, weight, bias, be, self.kernels)
+            return xBC
+
         if dense:
-            x, B, C, dt, z = self._project_in_dense(u, be)
+            x, B, C, dt, z = self._project_in_dense(u, be, conv)
         else:
             # One batched in_proj for all teams: head h feeds team1[h] and team2[h].
             w_in = self.team_in_proj_weight.view(2, H, self.d_in_proj, self.head_dim)
@@ -218,8 +246,8 @@ class DiffMamba(nn.Module):
             z, xBC, dt = torch.split(zxbcdt, [di, self.conv_dim, nh], dim=-1)
 
             # One depthwise causal conv over all teams' (x, B, C) channels.
-            xBC = causal_depthwise_conv(xBC.reshape(b, L, G * self.conv_dim), self.team_conv1d_weight,
-                                        self.team_conv1d_bias, be, self.kernels).view(b, L, G, self.conv_dim)
+            xBC = conv(xBC.reshape(b, L, G * self.conv_dim), self.team_conv1d_weight,
+                       self.team_conv1d_bias).view(b, L, G, self.conv_dim)
             x, B, C = torch.split(xBC, [di, ng * n, ng * n], dim=-1)
             x = x.reshape(b, L, G * nh, p)  # (b, L, G*nh, p): team g owns SSM heads g*nh ... g*nh + nh - 1
             B = B.reshape(b, L, G * ng, n)  # (b, L, G*ng, n): so each team's heads read that team's B, C
@@ -232,7 +260,10 @@ class DiffMamba(nn.Module):
         # ONE scan over every SSM head of every team.
         gate = None if self.rmsnorm else z.view(b, L, G * nh, p)
         y = ssm_scan(x, dt, A, B, C, D, self.team_dt_bias, self.dt_limit, gate, be, self.kernels, self.chunk_size,
-                     self.torch_chunk_size).reshape(b, L, G * di)  # (b, L, G*di)
+                     self.torch_chunk_size, initial_state=state, return_final_state=carry)
+        if carry:
+            y, state = y
+        y = y.reshape(b, L, G * di)  # (b, L, G*di)
         if self.rmsnorm:  # grouped gated RMSNorm: every team's groups normalised on their own
             y = rms_norm_gated(y, z, self.team_norm_weight, self.norm_eps, di // ng, self.norm_before_gate, be,
                                self.kernels)
@@ -243,15 +274,14 @@ class DiffMamba(nn.Module):
             y = torch.einsum("blgi,goi->blgo", y.view(b, L, G, di), self.team_out_proj_weight)  # (b, L, G, hd)
             y = y.reshape(b, L, 2, self.d_model)  # team-major: [:, :, 0] = team1 heads, [:, :, 1] = team2 heads
             diff = y[:, :, 0] - self.lam * y[:, :, 1]  # (b, L, d_model)
-        normed = F.group_norm(diff.transpose(1, 2), H, self.head_norm_weight, self.head_norm_bias, eps=1e-5)
-        return u + self.out_proj(normed.transpose(1, 2))  # (b, L, d_model)
+        return diff, tail, state
 
     # ------------------------------------------------------------------ dense projections (CUDA)
     # On a GPU the per-head projections are tiny, memory-bound matmuls whose outputs need permute copies. There
     # the block-diagonal weights are assembled once per call (a few hundred kB) and applied as ONE dense GEMM
     # whose output rows are ordered by type ([z | x | B | C | dt], each team-major), so that every tensor the
     # scan and the norm read is a view: 8x the (negligible) FLOPs, several full-size copies fewer. Same math.
-    def _project_in_dense(self, u: Tensor, be: str) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+    def _project_in_dense(self, u: Tensor, be: str, conv=None) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
         H, G, nh, p = self.num_heads, self.n_teams, self.nheads, self.headdim
         ng, n, di, cd, k = self.ngroups, self.d_state, self.d_inner, self.conv_dim, self.d_conv
         eye = torch.eye(H, device=u.device, dtype=self.team_in_proj_weight.dtype)
@@ -265,7 +295,10 @@ class DiffMamba(nn.Module):
                             self.team_conv1d_weight.view(G, cd, k).split([di, ng * n, ng * n], dim=1)])
         conv_b = torch.cat([part.reshape(-1) for part in
                             self.team_conv1d_bias.view(G, cd).split([di, ng * n, ng * n], dim=1)])
-        xBC = causal_depthwise_conv(xBC, conv_w.unsqueeze(1), conv_b, be, self.kernels)  # (b, L, G*cd) type-major
+        if conv is None:
+            xBC = causal_depthwise_conv(xBC, conv_w.unsqueeze(1), conv_b, be, self.kernels)  # (b, L, G*cd) type-major
+        else:  # the caller's conv (time-chunked inference carries the conv tail)
+            xBC = conv(xBC, conv_w.unsqueeze(1), conv_b)
         x, B, C = xBC.split([G * di, G * ng * n, G * ng * n], dim=-1)
         return (x.unflatten(-1, (G * nh, p)), B.unflatten(-1, (G * ng, n)), C.unflatten(-1, (G * ng, n)),
                 dt, z)  # (b, L, G*nh, p), (b, L, G*ng, n) x2, (b, L, G*nh), (b, L, G*di)

@@ -15,7 +15,8 @@ conv -> scan -> norm -> out_proj is one fused Function, `samba.ops.mamba_split_c
 layer-by-layer code below), "mamba_ssm" (the upstream kernels, CUDA), "auto" (triton on CUDA when Triton imports,
 else torch).
 
-No inference cache / `step` (SAMBA encodes whole windows).
+No inference cache / `step` (SAMBA encodes whole windows). Long inputs under inference run in time chunks
+carrying the conv tail and the SSM state (`samba.nn.time_chunks`): same output, bounded memory.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from torch import Tensor
 from ..ops import (KernelConfig, aligned_in_proj, causal_depthwise_conv, check_backend_name, fused_block_applies,
                    mamba_split_conv_scan, resolve_backend, rms_norm_gated, ssm_scan)
 from ..ops.mamba_block import Spec
+from .time_chunks import conv_with_tail, time_chunk_steps
 
 __all__ = ["Mamba2", "RMSNormGated", "cpu_microbatch", "init_dt_bias", "init_A_log", "skip_dtype", "layer_kernels"]
 
@@ -216,8 +218,24 @@ class Mamba2(nn.Module):
         be = resolve_backend(self.backend if backend is None else backend, u)
         per_call = cpu_microbatch(u, self.nheads) if be == "torch" else None
         if per_call is not None:
-            return torch.cat([self._forward(part, be) for part in u.split(per_call)])
-        return self._forward(u, be)
+            return torch.cat([self._run(part, be) for part in u.split(per_call)])
+        return self._run(u, be)
+
+    def _run(self, u: Tensor, be: str) -> Tensor:
+        steps = time_chunk_steps(u, self.in_proj.out_features)
+        return self._forward(u, be) if steps is None else self._forward_chunked(u, be, steps)
+
+    def _forward_chunked(self, u: Tensor, be: str, steps: int) -> Tensor:
+        """`_forward` over time chunks of ``steps``, carrying the conv tail and the SSM state between them: only one
+        chunk's wide tensors exist at a time. The scan runs per chunk on the backend `ssm_scan` picks for a carried
+        state (the reference on CPU; on CUDA mamba_ssm's kernel when importable, else the reference)."""
+        out = tail = state = None
+        for t0 in range(0, u.shape[1], steps):
+            y, tail, state = self._layers(u[:, t0:t0 + steps], be, True, tail, state)  # (B, steps, d_model)
+            if out is None:  # in the chunk's dtype (autocast may make it lower than u's)
+                out = y.new_empty(u.shape[0], u.shape[1], self.d_model)  # (B, L, d_model)
+            out[:, t0:t0 + steps] = y
+        return out
 
     def _forward(self, u: Tensor, be: str) -> Tensor:
         batch, seqlen, _ = u.shape
@@ -236,9 +254,22 @@ class Mamba2(nn.Module):
                         self.norm.group_size, self.norm.norm_before_gate)
             return mamba_split_conv_scan(zxbcdt, self.conv1d.weight, self.conv1d.bias, self.dt_bias, A, self._D(),
                                          self.norm.weight, self.out_proj.weight, self.out_proj.bias, spec, k)
+        return self._layers(u, be)[0]
+
+    def _layers(self, u: Tensor, be: str, carry: bool = False, tail: Tensor | None = None,
+                state: Tensor | None = None) -> tuple[Tensor, Tensor | None, Tensor | None]:
+        """in_proj -> conv -> scan -> gated norm -> out_proj one operation at a time (the fused block's reference).
+        With ``carry``: u is one time chunk, ``tail`` (B, <= d_conv-1, conv_dim) the previous chunk's pre-conv rows
+        and ``state`` (B, h, p, n) its final SSM state (None: the sequence starts here); returns the next ones too."""
+        h, p, g, n = self.nheads, self.headdim, self.ngroups, self.d_state
+        d_mlp = self.d_inner - self.d_ssm
+        k = self.kernels
         zxbcdt = self.in_proj(u)  # (B, L, d_in_proj)
         z0, x0, z, xBC, dt = torch.split(zxbcdt, [d_mlp, d_mlp, self.d_ssm, self.d_ssm + 2 * g * n, h], dim=-1)
-        xBC = causal_depthwise_conv(xBC, self.conv1d.weight, self.conv1d.bias, be, k)  # (B, L, conv_dim)
+        if carry:
+            xBC, tail = conv_with_tail(xBC, tail, self.conv1d.weight, self.conv1d.bias, be, k)  # (B, L, conv_dim)
+        else:
+            xBC = causal_depthwise_conv(xBC, self.conv1d.weight, self.conv1d.bias, be, k)  # (B, L, conv_dim)
         x, B, C = torch.split(xBC, [self.d_ssm, g * n, g * n], dim=-1)
         x = x.unflatten(-1, (h, p))  # (B, L, h, p)
         B = B.unflatten(-1, (g, n))  # (B, L, g, n)
@@ -247,9 +278,12 @@ class Mamba2(nn.Module):
 
         gate = None if self.rmsnorm else z.unflatten(-1, (h, p))  # without RMSNorm the scan gates by silu(z)
         y = ssm_scan(x, dt, A, B, C, self._D(), self.dt_bias, self.dt_limit, gate, be, k, self.chunk_size,
-                     self.torch_chunk_size).flatten(-2)  # (B, L, d_ssm)
+                     self.torch_chunk_size, initial_state=state, return_final_state=carry)
+        if carry:
+            y, state = y
+        y = y.flatten(-2)  # (B, L, d_ssm)
         if self.rmsnorm:
             y = self.norm(y, z, backend=be, kernels=k)  # (B, L, d_ssm)
         if d_mlp > 0:
             y = torch.cat([F.silu(z0) * x0, y], dim=-1)  # (B, L, d_inner)
-        return self.out_proj(y)  # (B, L, d_model)
+        return self.out_proj(y), tail, state  # (B, L, d_model)

@@ -4,9 +4,11 @@ calls, which picks between them.
 One file per operation; the reference in it is the executable specification its kernel is tested against:
 
 - `ssd.py`: Mamba2's SSD scan. References `ssd_recurrent` (the definition, step by step) and `ssd_chunked` (the
-  state-space-duality algorithm); `ssm_scan` is the layer's call. Kernel: `triton/ssd.py` (one program per
+  state-space-duality algorithm); `ssd_chunked_lean` is the same algorithm for CPU inference in fewer memory
+  passes; `ssm_scan` is the layer's call (it takes a carried state for time-chunked inference). Kernel: `triton/ssd.py` (one program per
   (sample, head) carrying the state on chip; three backwards: walk, split, group).
-- `norm.py`: the gated RMSNorm. Reference `gated_rms_norm`; call `rms_norm_gated`. Kernel: `triton/norm.py`.
+- `norm.py`: the gated RMSNorm. Reference `gated_rms_norm` (CPU inference form `gated_rms_norm_lean`); call
+  `rms_norm_gated`. Kernel: `triton/norm.py`.
 - `conv.py`: the causal depthwise conv + SiLU. Reference `causal_conv1d_silu_ref`, a lean PyTorch version
   `causal_conv1d_silu`; call `causal_depthwise_conv`. Kernel: `triton/conv.py`.
 - `upsample.py`: the decoder's skip join (x2 linear upsampling + concat). Reference `upsample_concat_ref`; call
@@ -32,13 +34,13 @@ from .backend import BACKENDS, check_backend_name, resolve_backend, triton_avail
 from .config import KernelConfig
 from .conv import causal_conv1d_silu, causal_conv1d_silu_ref, causal_depthwise_conv
 from .mamba_block import aligned_in_proj, fused_block_applies, mamba_split_conv_scan
-from .norm import gated_rms_norm, rms_norm_gated
-from .ssd import segsum, softplus_dt, ssd_chunked, ssd_recurrent, ssm_scan
+from .norm import gated_rms_norm, gated_rms_norm_lean, rms_norm_gated
+from .ssd import segsum, softplus_dt, ssd_chunked, ssd_chunked_lean, ssd_recurrent, ssm_scan
 from .upsample import upsample2x_linear, upsample_concat, upsample_concat_ref, upsample_linear
 
 __all__ = ["KernelConfig", "BACKENDS", "resolve_backend", "check_backend_name", "triton_available",
-           "ssd_recurrent", "ssd_chunked", "segsum", "ssm_scan", "softplus_dt",
-           "gated_rms_norm", "rms_norm_gated",
+           "ssd_recurrent", "ssd_chunked", "ssd_chunked_lean", "segsum", "ssm_scan", "softplus_dt",
+           "gated_rms_norm", "gated_rms_norm_lean", "rms_norm_gated",
            "causal_conv1d_silu", "causal_conv1d_silu_ref", "causal_depthwise_conv",
            "upsample2x_linear", "upsample_linear", "upsample_concat", "upsample_concat_ref",
            "aligned_in_proj", "fused_block_applies", "mamba_split_conv_scan"]

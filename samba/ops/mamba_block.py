@@ -80,8 +80,8 @@ def _scan_ops(kernels: KernelConfig):
 # have 2 * 512 + 2 * 16 + 8 = 1064 values per row, not a multiple of 16: the PTX for sm_90 (Triton 3.6,
 # offline) then has the conv backward read its tiles with 224 scalar 16-bit loads where a 1072-wide row gives 22
 # 128-bit ones (plus 64 16-bit), its forward 64 scalar loads instead of 10 vector ones, and the gated norm load
-# z and store dz 16 bits at a time. Measured (H200, benchmark, session 8; results/bench_h200_8c594ce.json ->
-# results/bench_h200.json): train at 60 s 111,330 -> 118,829 EEG-s/s, inference 415,738 -> 450,132.
+# z and store dz 16 bits at a time. Measured (H200, `samba bench`, commits 8c594ce
+# -> later): train at 60 s 111,330 -> 118,829 EEG-s/s, inference 415,738 -> 450,132.
 ALIGN = 16
 
 

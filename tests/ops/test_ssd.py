@@ -5,7 +5,8 @@ import torch
 import torch.nn.functional as F
 
 from samba.nn import Mamba2
-from samba.ops.ssd import _pass_states, segsum, ssd_chunked, ssd_recurrent
+from samba.ops import KernelConfig
+from samba.ops.ssd import _pass_states, segsum, ssd_chunked, ssd_chunked_lean, ssd_recurrent, ssm_scan
 
 F64 = torch.float64
 
@@ -42,6 +43,52 @@ def test_chunked_equals_recurrent_fp64(b, l, h, p, g, n, chunk, d_kind, with_ini
     assert y.shape == (b, l, h, p) and s.shape == (b, h, p, n)
     assert (y - y_ref).abs().max().item() < 1e-10
     assert (s - s_ref).abs().max().item() < 1e-10
+
+
+@pytest.mark.parametrize("b,l,h,p,g,n,chunk", CONFIGS)
+@pytest.mark.parametrize("d_kind", [None, "h", "hp"])
+@pytest.mark.parametrize("with_init", [False, True])
+def test_lean_equals_recurrent_fp64(b, l, h, p, g, n, chunk, d_kind, with_init):
+    """The CPU inference scan: same algorithm, decay from differences of within-chunk sums (exact in float64
+    up to rounding of those sums)."""
+    x, dt, A, B, C = random_ssm(b, l, h, p, g, n)
+    D = {None: None, "h": torch.randn(h, dtype=F64), "hp": torch.randn(h, p, dtype=F64)}[d_kind]
+    s0 = torch.randn(b, h, p, n, dtype=F64) if with_init else None
+    y_ref, s_ref = ssd_recurrent(x, dt, A, B, C, D=D, initial_state=s0)
+    y, s = ssd_chunked_lean(x, dt, A, B, C, chunk, D=D, initial_state=s0, return_final_state=True)
+    assert y.shape == (b, l, h, p) and s.shape == (b, h, p, n)
+    assert (y - y_ref).abs().max().item() < 1e-10
+    assert (s - s_ref).abs().max().item() < 1e-10
+
+
+@pytest.mark.parametrize("headdim,d_state,chunk", [(64, 16, 64), (16, 16, 32)])  # SAMBA's Mamba2 / bottleneck heads
+def test_lean_float32_within_tolerance_of_reference(headdim, d_state, chunk):
+    """float32, SAMBA's shapes and dt range (decays down to exp(-16) per step): within 1e-5 of the largest |y|."""
+    gen = torch.Generator().manual_seed(1)
+    b, l, h = 2, 700, 8
+    x = torch.randn(b, l, h, headdim, generator=gen)
+    dt = F.softplus(torch.randn(b, l, h, generator=gen) - 2.0)
+    A = -torch.empty(h).uniform_(1, 16, generator=gen)
+    B, C = (torch.randn(b, l, 1, d_state, generator=gen) for _ in range(2))
+    D = torch.ones(h)
+    y_ref = ssd_chunked(x, dt, A, B, C, chunk, D=D)
+    y = ssd_chunked_lean(x, dt, A, B, C, chunk, D=D)
+    assert (y - y_ref).abs().max().item() < 1e-5 * y_ref.abs().max().item()
+
+
+def test_ssm_scan_uses_the_lean_scan_only_without_autograd_on_cpu(monkeypatch):
+    import samba.ops.ssd as ssd
+
+    calls = []
+    monkeypatch.setattr(ssd, "ssd_chunked_lean", lambda *a, **k: calls.append(1) or ssd_chunked(*a, **k))
+    x, dt, A, B, C = random_ssm(1, 20, 2, 4, 1, 3, dtype=torch.float32)
+    args = (x, dt, A, B, C, torch.ones(2), torch.zeros(2), (0.0, float("inf")), None, "torch", KernelConfig(), 8, 8)
+    with torch.no_grad():
+        ssm_scan(*args)
+    assert calls == [1]
+    x.requires_grad_(True)
+    ssm_scan(*args).sum().backward()  # training: the reference, differentiated by autograd
+    assert calls == [1] and x.grad is not None
 
 
 def test_chunked_gradients_equal_recurrent_fp64():

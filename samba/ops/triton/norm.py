@@ -33,8 +33,8 @@ TILE = 8192  # values per (BLOCK_M, group) tile of the forward (H100, batch 64 x
 BWD_TILE = 2048  # (KernelConfig.norm_backward_tiles) the backward holds ~10 tiles (plus their pointers) at once: at 8192 the fused block's train
 #                  step went from 63 to 95 ms (H100, batch 64 x 60 s; ptxas: 7.7 kB spilled per thread). At
 #                  2048 (4 x 512) ptxas reports no spills, and the fused block with it (and mamba_ssm's scan)
-#                  measured 104.7 vs 108.5 ms layer by layer (H200, batch 128 x 60 s, session 6); on by
-#                  default since session 7 (KernelConfig.triton_norm=False turns it off).
+#                  measured 104.7 vs 108.5 ms layer by layer (H200, batch 128 x 60 s); on by
+#                  default since then (KernelConfig.triton_norm=False turns it off).
 BWD_ITERS = 8  # row blocks per backward program (fewer partial sums of dw)
 # Alternatives (not yet measured) are KernelConfig settings: norm_backward_tiles = (tile, iters) and
 # norm_backward_launch = (warps, stages[, maxnreg]).

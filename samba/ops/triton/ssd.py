@@ -19,31 +19,31 @@ and the backward is derived from these two lines (see the kernel comments). `dt`
 softplus(dt + dt_bias) (and its clamp), which the caller leaves to autograd. Reference: `samba.ops.ssd.ssd_chunked`;
 the tests compare the two in Triton's interpreter (CPU) and on CUDA.
 
-Status: checked in the interpreter (6e-6 of the float64 reference) and, in session 6, run on an H200: the kernel
+Status: checked in the interpreter (6e-6 of the float64 reference) and run on an H200: the kernel
 tables (batch 64 x 60 s) show 5.5 ms forward and 17.2 ms backward over all of SAMBA's Mamba2 layers (mamba_ssm's
 13 scan kernels: 24.5 ms per train step and 5.9 ms per inference in an earlier H200 table, results/profiles/
 kernels_h200_*_ef126e4.txt), with far fewer launches: the batch-4 x 60-s train step fell from 34.5-40.4 to
-24.1 ms. In session 7 its CUDA tests ran to the end on an H200 and it became the default (KernelConfig.triton_scan
+24.1 ms. Its CUDA tests then ran to the end on an H200 and it became the default (KernelConfig.triton_scan
 =False turns it off); with its forward at 4 warps and no chunk states stored under
 inference, SAMBA's inference at 60 s measured 1.51x BIOT's (results/bench_h200_6b7f506.json).
 
 Three backwards (KernelConfig.scan_backward). "walk": the one measured above; three times the forward's time, and ptxas
-reports 592 B of register spills per thread at headdim 64. "split" (the default since session 8), written after
-session 6's device time: a light reverse walk that only carries the state gradient (one (N x Q) @ (Q x P) product per
+reports 592 B of register spills per thread at headdim 64. "split" (the default), written after
+those measurements: a light reverse walk that only carries the state gradient (one (N x Q) @ (Q x P) product per
 chunk, no spills) and stores it per chunk, then one program per (sample, head, chunk), all independent, doing the
 chunk's full backward (36 B of spills at 8 warps). The split costs one more (b*h, chunks, N, P) float32 buffer and a
 second read of dt, C and dy; it fills the GPU where batch x heads is small (e.g. batch 4: 32 programs walk 120 chunks
-each at 60 s, 1,200 at 600 s). All three share the chunk code (`_bwd_chunk`) and match in the interpreter. Measured in
-session 7 (H200, eager train step batch 128 x 60 s): walk at 8 warps 94.1 ms, split at 4 warps 76.8 ms
-(KernelConfig.scan_backward_launch). In session 8 its CUDA tests and the whole-model preflight passed at 4 warps on an
+each at 60 s, 1,200 at 600 s). All three share the chunk code (`_bwd_chunk`) and match in the interpreter. Measured
+(H200, eager train step batch 128 x 60 s): walk at 8 warps 94.1 ms, split at 4 warps 76.8 ms
+(KernelConfig.scan_backward_launch). Its CUDA tests and a whole-model forward/backward check passed at 4 warps on an
 H200, and split at 4 warps became the default: the benchmark's 60-s train throughput went from 88,691 to 111,330
 EEG-s/s, the 10-minute batch-4 step from 128.8 to 69.8 ms (results/bench_h200_8c594ce.json).
-The third, "group" (written after session 8's device time): the split's first pass, then one program per
+The third, "group" (written later): the split's first pass, then one program per
 (sample, group, chunk) that runs the chunk's backward for each of the group's heads and sums their dB and dC on
 chip, writing them once in their final dtype. The split writes them per head in float32, (B, L, H, N), and torch
 sums each group's heads afterwards: at batch 128 x 60 s about 1 GB each for the bottleneck's 128 heads (8 per
 group), 0.5 GB each at enc1. The price: ptxas (sm_90, offline) reports 1,980 B of spills per thread at headdim 64
-and 4 warps (the split's kernel: 332 B), 436 B at headdim 16 (split: none). Measured in session 9 (H200): slower
+and 4 warps (the split's kernel: 332 B), 436 B at headdim 16 (split: none). Measured (H200): slower
 than the split over every head, faster for the narrow heads only, where it is the default (KernelConfig.scan_backward_narrow,
 see the table above BWD_MODES); the benchmark's 60-s train throughput went from 118,829 to 122,023 EEG-s/s at batch 256
 (results/bench_h200.json).
@@ -64,7 +64,7 @@ DEFAULT = KernelConfig()
 CHUNK = 64
 # The backward's warps (samba.ops.config.SCAN_BACKWARD_LAUNCH_DEFAULT): ptxas for sm_90 (offline, Triton 3.6) reports 592 B of spill stores
 # per thread for the walking backward at 8 warps (4 warps: 1.7 kB; 16 warps: 1.4 kB), 36 B for the split's
-# per-chunk kernel (4 warps: 332 B). Measured (session 7, H200, eager train step, batch 4 / 64 / 128 x 60 s, ms):
+# per-chunk kernel (4 warps: 332 B). Measured (H200, eager train step, batch 4 / 64 / 128 x 60 s, ms):
 # split 4 warps 29.1 / 42.3 / 76.8, split 8 warps 29.7 / 50.5 / 92.1, walk 8 warps 27.7 / 53.7 / 94.1, walk 4 warps
 # 25.5 / 51.4 / 93.6. Each backward's default is the launch its CUDA tests passed at. The forward runs
 # 4 warps too (KernelConfig.scan_forward_launch, measured faster than 8).
@@ -346,7 +346,7 @@ def ssd_fwd(x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, D: Tensor | 
     return y, (S if states else None)
 
 
-# The forward's launch options, measured (H200, session 7, eager inference step batch 128 x 60 s, all three fast
+# The forward's launch options, measured (H200, eager inference step batch 128 x 60 s, all three fast
 # paths on; warps,stages[,maxnreg] -> ms): 4,3 21.1; 8,3,128 25.6; 8,3 26.0; 8,2 27.3; 8,1 31.2; 16,3 33.6.
 # ptxas (sm_90, inference variant) spills per thread: 4,3 48 B; 8,3 none but all 255 registers, one program per
 # SM; 8,3,128 248 B; 16,3 112 B. So fewer, spilling warps with more programs per SM beat a spill-free one: (4, 3) is
@@ -356,10 +356,10 @@ def ssd_fwd(x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, D: Tensor | 
 # Narrow heads (headdim <= 16: the bottleneck's differential Mamba, 128 heads of 16 in groups of 8 at the paper's
 # defaults) do a quarter of a 64-wide head's work per (Q x Q) tile, so their best backward differs: "group", which
 # sums a group's heads' dB and dC on chip instead of writing (B, L, H, N) float32 buffers (~1 GB each at batch
-# 128 x 60 s) for torch to sum. Measured in session 9 (H200, eager bf16 train step, batch 128 x 60 s, one
+# 128 x 60 s) for torch to sum. Measured (H200, eager bf16 train step, batch 128 x 60 s, one
 # process): split everywhere 70.76 / 70.27 ms; group for the narrow heads at 4 warps 68.87 ms, at 8 warps 75.03;
-# the split at 8 warps there 77.96; group for every head (session 9, call 1) 73.64 vs 72.39. Its CUDA tests and
-# the whole-model preflight passed at 4 warps, so it is the narrow heads' default (KernelConfig.scan_backward_narrow);
+# the split at 8 warps there 77.96; group for every head 73.64 vs 72.39 (another run). Its CUDA tests and
+# a whole-model forward/backward check passed at 4 warps, so it is the narrow heads' default (KernelConfig.scan_backward_narrow);
 # "split" is every other head's (KernelConfig.scan_backward).
 BWD_MODES = SCAN_BACKWARDS
 

@@ -16,8 +16,8 @@ and compile the kernels for sm_90 without a GPU.
 
 Layouts: the inputs are made time-contiguous (a channel-contiguous input, e.g. a transposed Mamba output, is
 copied: the tiles run along time) and the output is (B, C, 2L) contiguous. A channel-contiguous variant, for an
-opt-in channels-last U-Net, was written in session 8 and removed in session 9: the whole model in that layout
-gave wrong parameter gradients on an H200 and no faster step (docs/performance_log.md, section 8).
+opt-in channels-last U-Net, was written and removed: the whole model in that layout
+gave wrong parameter gradients on an H200 and no faster step.
 """
 
 from __future__ import annotations
