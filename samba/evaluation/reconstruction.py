@@ -27,15 +27,20 @@ import torch
 from samba.masking import tsr_mask
 
 
-def windows_of(recs, window_s: float = 4.0, max_windows: int = 64) -> list[tuple[str, np.ndarray, np.ndarray]]:
-    """``[(name, X (N, C, T) float32, positions (C, 3))]``: non-overlapping windows of each held-out recording."""
+def windows_of(recs, window_s: float = 30.0, max_windows: int = 64) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """``[(name, X (N, C, T) float32, positions (C, 3))]``: non-overlapping windows of each held-out recording,
+    at unit robust scale per recording (``samba.train.batches.scale_of``), as pretraining feeds the model, so
+    every predictor's L1 is in the units the model was trained in."""
+    from samba.train.batches import scale_of
+
     out = []
     for name, rec in recs:
         win = int(round(window_s * rec.sfreq))
         n = min(max_windows, rec.data.shape[1] // win)
         if n == 0:
             continue
-        X = np.stack([np.asarray(rec.data[:, i * win:(i + 1) * win], np.float32) for i in range(n)])
+        X = np.stack([np.asarray(rec.data[:, i * win:(i + 1) * win], np.float32) for i in range(n)])  # (N, C, T)
+        X *= np.float32(scale_of(X, np.random.default_rng(0)))
         out.append((name, X, np.asarray(rec.positions, np.float32)))
     return out
 
@@ -154,13 +159,15 @@ def main(argv=None) -> int:
     p.add_argument("--device", default="cpu")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--max-windows", type=int, default=64, help="per held-out recording")
+    p.add_argument("--window-s", type=float, default=30.0, help="window length (default: the full profile's "
+                   "pretraining windows)")
     a = p.parse_args(argv)
     import os
 
     recs = heldout_recordings(a.mirror or os.environ.get("SAMBA_DATA_MIRROR"))
     if not recs:
         raise UsageError("no held-out recording is available; pass --mirror DIR or set SAMBA_DATA_MIRROR")
-    windows = windows_of(recs, max_windows=a.max_windows)
+    windows = windows_of(recs, window_s=a.window_s, max_windows=a.max_windows)
     res = evaluate_checkpoint(a.model, windows, a.seed, a.device)
     doc = {"heldout_recordings": [name for name, _ in recs], "n_windows": int(sum(len(X) for _, X, _ in windows)),
            "mask": "tsr, ratio 0.5, seeded", **res}
