@@ -84,15 +84,32 @@ def model_predict(model, X: np.ndarray, positions: np.ndarray, visible: torch.Te
     return torch.cat(out)
 
 
-def score(windows, predictors: dict, seed: int = 0) -> dict[str, float]:
-    """{predictor: masked L1 averaged over all held-out windows}; ``predictors`` map name -> fn(X, pos, visible)."""
-    totals = {k: [] for k in predictors}
+def per_window(windows, predictors: dict, seed: int = 0) -> dict[str, np.ndarray]:
+    """{predictor: masked L1 of every held-out window} on the same seeded masks; ``predictors`` map
+    name -> fn(X, pos, visible)."""
+    out = {k: [] for k in predictors}
     for i, (_, X, pos) in enumerate(windows):
         visible = masks_for(len(X), X.shape[-1], seed + i)
         x = torch.from_numpy(X)
+        hidden = (~visible)[:, None, :].expand_as(x)  # (N, C, T)
         for name, fn in predictors.items():
-            totals[name].append((masked_l1(fn(X, pos, visible), x, visible), len(X)))
-    return {k: float(sum(v * n for v, n in vals) / sum(n for _, n in vals)) for k, vals in totals.items()}
+            err = (fn(X, pos, visible) - x).abs() * hidden
+            out[name].append((err.sum(dim=(1, 2)) / hidden.sum(dim=(1, 2))).numpy())  # (N,)
+    return {k: np.concatenate(v) for k, v in out.items()}
+
+
+def score(windows, predictors: dict, seed: int = 0) -> dict[str, float]:
+    """{predictor: masked L1 averaged over all held-out windows}."""
+    return {k: float(v.mean()) for k, v in per_window(windows, predictors, seed).items()}
+
+
+def paired_difference(a: np.ndarray, b: np.ndarray, n_boot: int = 10_000, seed: int = 0) -> dict:
+    """Mean of a - b over windows with a 95 % bootstrap interval (windows resampled in pairs)."""
+    d = np.asarray(a, np.float64) - np.asarray(b, np.float64)
+    rng = np.random.default_rng(seed)
+    boots = d[rng.integers(0, len(d), size=(n_boot, len(d)))].mean(axis=1)
+    return {"mean": float(d.mean()), "ci95": [float(np.quantile(boots, 0.025)), float(np.quantile(boots, 0.975))],
+            "n_windows": int(len(d)), "fraction_of_windows_better": float((d < 0).mean())}
 
 
 def baselines() -> dict:
@@ -112,7 +129,10 @@ def evaluate_checkpoint(path, windows, seed: int = 0, device: str = "cpu") -> di
     preds = {"checkpoint": lambda X, pos, vis: model_predict(model, X, pos, vis),
              **baselines(),
              "random_init": lambda X, pos, vis: model_predict(random, X, pos, vis)}
-    return {"masked_l1": score(windows, preds, seed), "eeg_hours_seen": _hours(extra)}
+    errs = per_window(windows, preds, seed)
+    return {"masked_l1": {k: float(v.mean()) for k, v in errs.items()},
+            "checkpoint_minus": {k: paired_difference(errs["checkpoint"], errs[k]) for k in errs if k != "checkpoint"},
+            "eeg_hours_seen": _hours(extra)}
 
 
 def _hours(extra: dict):
