@@ -163,7 +163,7 @@ def test_paired_difference_interval_covers_a_known_shift():
     rng = np.random.default_rng(0)
     b = rng.normal(1.0, 0.1, size=200)
     d = reconstruction.paired_difference(b - 0.05, b)  # every window 0.05 better
-    assert abs(d["mean"] + 0.05) < 1e-12 and d["ci95"][0] <= -0.05 <= d["ci95"][1]
+    assert abs(d["mean"] + 0.05) < 1e-12 and d["ci95"][0] - 1e-12 <= -0.05 <= d["ci95"][1] + 1e-12
     assert d["fraction_of_windows_better"] == 1.0
     noisy = reconstruction.paired_difference(b + rng.normal(0, 0.1, 200), b)
     assert noisy["ci95"][0] < 0 < noisy["ci95"][1]  # no shift: the interval straddles zero
