@@ -14,12 +14,11 @@ Two promises to a user at a terminal:
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import sys
 
 from .errors import SambaError, UsageError
-from .paths import absolutize_env, user_path
+from .paths import absolutize_env, existing_mirror
 
 COMMANDS = {
     "data": "datasets and tasks in the registry (list) / check files against their sha256 (verify)",
@@ -29,18 +28,6 @@ COMMANDS = {
     "embed": "SAMBA features of any EEG recording (EDF, BDF, BrainVision, EEGLAB, FIF, CNT, CSV); prints the .npz path",
     "bench": "efficiency benchmark, SAMBA vs braindecode peers; prints the JSON path",
 }
-
-
-def _existing_mirror(value: str | None) -> str | None:
-    """The mirror a user named (option, else $SAMBA_DATA_MIRROR) as an absolute path; it must exist."""
-    value = value or os.environ.get("SAMBA_DATA_MIRROR") or None
-    if value is None:
-        return None
-    path = user_path(value)
-    if not path.is_dir():
-        raise UsageError(f"data mirror {value!r} is not a folder ({path}); "
-                         "pass --mirror DIR or set SAMBA_DATA_MIRROR to a folder laid out like the public mirror")
-    return str(path)
 
 
 def _data(argv: list[str]) -> int:
@@ -56,7 +43,7 @@ def _data(argv: list[str]) -> int:
     if args.action == "list":
         print(data_cli.data_list())
         return 0
-    mirror = _existing_mirror(args.mirror)
+    mirror = existing_mirror(args.mirror)
     report, code = data_cli.data_verify(mirror=mirror)
     print(report)
     # "0 ok, ..., 0 bad" means nothing was checked: no mirror and an empty cache is not a pass.

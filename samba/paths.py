@@ -71,3 +71,18 @@ def figures_dir() -> Path:
     if write_figures():
         return repo_path("figures")
     return build_dir("figures")
+
+
+def existing_mirror(value: str | None = None) -> str | None:
+    """The data mirror a user named (option, else ``$SAMBA_DATA_MIRROR``) as an absolute path, or None when
+    none is named; raises :class:`samba.errors.UsageError` when it is not a folder."""
+    from .errors import UsageError
+
+    value = value or os.environ.get("SAMBA_DATA_MIRROR") or None
+    if value is None:
+        return None
+    path = user_path(value)
+    if not path.is_dir():
+        raise UsageError(f"data mirror {value!r} is not a folder ({path}); "
+                         "pass --mirror DIR or set SAMBA_DATA_MIRROR to a folder laid out like the public mirror")
+    return str(path)

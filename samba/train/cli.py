@@ -31,9 +31,9 @@ def _json_line(obj) -> str:
 
 def _mirror(value):
     """--mirror, else $SAMBA_DATA_MIRROR, as an absolute folder that exists (one clear line if not)."""
-    from samba.cli import _existing_mirror
+    from samba.paths import existing_mirror
 
-    return _existing_mirror(value)
+    return existing_mirror(value)
 
 
 def _existing(value: str, what: str) -> str:
