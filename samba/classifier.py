@@ -1,7 +1,7 @@
 """SAMBA as a classifier with braindecode's model conventions.
 
     clf = SAMBAClassifier(n_chans=14, n_outputs=2, n_times=512, sfreq=128, chs_info=epochs.info["chs"],
-                          pretrained="runs/pretrain/samba_pretrained.pt", pooling="quantile")
+                          pretrained="runs/pretrain/samba_pretrained", pooling="quantile")
     clf = SAMBAClassifier.from_pretrained(n_outputs=2, chs_info=raw.info["chs"])   # the released encoder
     logits = clf(x)                       # x (B, n_chans, n_times) -> (B, n_outputs)
 

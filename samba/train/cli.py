@@ -132,7 +132,7 @@ def finetune_parser() -> argparse.ArgumentParser:
                    "(onset,duration,label) or 'bids' (events.tsv)")
     p.add_argument("--window-s", type=float, default=None, help="with --data: window length in seconds")
     p.add_argument("--init", default="scratch", help="pretrained SAMBA checkpoint, or 'scratch'")
-    p.add_argument("--out", required=True, help="output folder (finetuned.pt, result.json, spatial_weights.npz)")
+    p.add_argument("--out", required=True, help="output folder (finetuned.*, result.json, spatial_weights.npz)")
     p.add_argument("--profile", choices=["quick", "full"], default="quick")
     p.add_argument("--mode", choices=["full", "probe"], default="full",
                    help="full fine-tuning, or linear probe on frozen features")
@@ -166,7 +166,7 @@ def finetune_main(argv: list[str] | None = None) -> int:
 def evaluate_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="samba evaluate", description="Evaluate a fine-tuned model on the task's "
                                 "test split or on given subjects.")
-    p.add_argument("--model", required=True, help="folder written by `samba finetune` (or its finetuned.pt)")
+    p.add_argument("--model", required=True, help="folder written by `samba finetune`")
     p.add_argument("--task", default=None, help="a built-in task, or PREFIX:ARG as for finetune")
     p.add_argument("--data", default=None, help="your own recording(s), as for finetune")
     p.add_argument("--labels", default=None, help="with --data: the labels, as for finetune")

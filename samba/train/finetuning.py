@@ -365,7 +365,7 @@ def _save(out: Path, net, model, kwargs, ds, task, class_names, seed, result, hi
 
 
 def load_finetuned(path, map_location="cpu"):
-    """(model, obj) from a fine-tuned run folder or its finetuned.pt."""
+    """(model, obj) from a fine-tuned run folder (or a file in it), verified against its manifest."""
     from samba.checkpoint import load_finetuned_state
 
     state_dict, obj = load_finetuned_state(path, map_location)  # verified; runs no code

@@ -5,9 +5,11 @@
 #   bash scripts/gpu/pretrain_full.sh            # all visible GPUs (torchrun when more than one)
 #   bash scripts/gpu/pretrain_full.sh scaling    # pretraining throughput on 1 GPU vs N GPUs (scaling efficiency)
 # .whl/ and .gpu/ beside the checkout provide the wheels and the data pack (scripts/gpu/env.sh).
-# Writes under $OUT (<= 8 files): samba_pretrained.pt, metrics.csv, pretrain.log, pretrain_run.tar.gz
-# (config.json + train_state.pt for resuming), [scaling.json]. Copy samba_pretrained.pt to
-# checkpoints/ for scripts/gpu/finetune_table.sh.
+# Writes under $OUT (<= 8 files): samba_pretrained/ (the model folder: model.safetensors, config.json,
+# manifest.json), metrics.csv, pretrain.log, pretrain_run.tar.gz (config.json + the verified train_state/
+# folders for resuming), [scaling.json]. To release it: copy samba_pretrained/ to checkpoints/ and metrics.csv
+# to checkpoints/samba_pretrained_metrics.csv, then score it with scripts/gpu/evaluate.sh.
+# EXTRA_ARGS passes more options, e.g. EXTRA_ARGS="--loss-on masked --ckpt-every 100".
 set -uo pipefail  # no -e: env.sh tolerates missing optional pieces; failures show in the log
 cd "$(dirname "$0")/../.."
 # shared GPU environment (offline wheels, preprocessed-data pack, OUT, NCCL without NVLink multicast)
@@ -50,6 +52,9 @@ fi
 # --max-minutes fits the one-cycle schedule to the budget (measured over the first steps) and stops
 # with a checkpoint at the budget; a second call with the same command resumes.
 launch "$NGPU" --out "$RUN" --profile full --max-minutes "$MINUTES" ${EXTRA_ARGS:-} 2>&1 | tee "$OUT/pretrain.log"
-cp "$RUN/samba_pretrained.pt" "$RUN/metrics.csv" "$OUT/"
-tar -czf "$OUT/pretrain_run.tar.gz" -C "$RUN" config.json train_state.pt $(cd "$RUN" && ls -d tb 2>/dev/null || true)
+rm -rf "$OUT/samba_pretrained"
+cp -r "$RUN/samba_pretrained" "$OUT/samba_pretrained"
+cp "$RUN/metrics.csv" "$OUT/"
+tar -czf "$OUT/pretrain_run.tar.gz" -C "$RUN" config.json \
+  $(cd "$RUN" && ls -d train_state train_state.prev tb 2>/dev/null || true)
 tail -1 "$OUT/pretrain.log"
