@@ -1,14 +1,22 @@
 #!/usr/bin/env python3
 """usage: python scripts/make_figures.py
 
-Redraw the figures of committed measurements, from the numbers committed beside them.
+Redraw the figures of committed measurements, from the numbers committed beside them (no GPU, no data).
 
 - results/bench_*.json              -> figures/bench_*_{context,throughput,realtime}.png (samba.bench.plot_bench;
                                        the current runs only: results/archive/ is not drawn)
 - results/cdse_weights/<task>.npz  -> figures/cdse_weights_<task>.png (CDSE weights across fine-tuning)
-- checkpoints/samba_pretrained_metrics.csv -> figures/pretraining_curve.png
+- results/pretraining.json         -> figures/pretraining_curve.png (held-out masked L1 vs EEG hours seen in
+                                       pretraining, the three baselines as horizontal lines)
+- results/cdse_over_pretraining.npz -> figures/cdse_over_pretraining.png and .gif (CDSE weights of the
+                                       pretraining snapshots, one colour scale)
+figures/provenance.json records, per figure, its source file and that file's commit, device, date and command.
 No number is computed here; every figure is a drawing of a committed file.
 """
+import datetime as _dt
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 import matplotlib
@@ -18,12 +26,16 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # this checkout's samba, whichever Python runs the script
 FIG = ROOT / "figures"
 
 # Target channels shown per task: where the paper reports task-relevant maps (frontal for workload,
 # sensorimotor for motor imagery, occipital for eyes closed, centro-parietal for P300).
 ROWS = {"eegmat-workload": ["Fz", "F3", "Cz", "Pz"], "eegmmidb-mi": ["C3", "Cz", "C4", "Pz"],
         "eyes-open-closed": ["Fz", "Cz", "O1", "O2"], "muse-p300": ["Fz", "Cz", "Pz", "Oz"]}
+# Target channels of the pretraining small multiples: a midline line from front to back.
+PRETRAINING_TARGETS = ["Fz", "Cz", "Pz", "Oz"]
+GIF_TARGET = "Cz"
 
 
 def cdse_over_training(npz: Path, out: Path, rows) -> Path:
@@ -43,22 +55,95 @@ def cdse_over_training(npz: Path, out: Path, rows) -> Path:
     return out
 
 
+def pretraining_curve(js: Path, out: Path) -> Path:
+    from samba.evaluation.figures import validation_curve
+
+    doc = json.loads(js.read_text())
+    base = {k: v for k, v in doc["masked_l1"].items() if k != "checkpoint"}
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4))
+    for ax in axes:
+        validation_curve(doc["curve"], base, ax=ax)
+    # right: zoomed on the checkpoint's curve, where the baselines closest to it are told apart
+    near = [r["masked_l1"] for r in doc["curve"]] + [v for v in base.values()
+                                                      if abs(v - doc["masked_l1"]["checkpoint"]) < 0.05]
+    pad = 0.25 * (max(near) - min(near)) or 1e-3
+    axes[1].set_ylim(min(near) - pad, max(near) + pad)
+    axes[1].legend().remove()
+    axes[0].set_title(f"Held-out masked reconstruction ({doc['n_windows']} windows of "
+                      f"{len(doc['heldout_recordings'])} held-out recordings)", fontsize=9)
+    axes[1].set_title("the same, zoomed on the checkpoint's curve", fontsize=9)
+    fig.savefig(out, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return out
+
+
+def cdse_over_pretraining(npz: Path, png: Path, gif: Path, montage: str = "10-20") -> list[Path]:
+    from samba.evaluation.figures import cdse_gif, cdse_topomaps, load_cdse_over_pretraining
+    from samba.montage import positions
+
+    arrays, _ = load_cdse_over_pretraining(npz)
+    W = arrays[f"weights_{montage}"]  # (S, O, C)
+    pos = positions(list(arrays[f"channels_{montage}"]))
+    targets = [str(t) for t in arrays["target_channels"]]
+    labels = [f"step {s} ({h:.0f} h)" for s, h in zip(arrays["steps"], arrays["eeg_hours_seen"])]
+    rows = [targets.index(t) for t in PRETRAINING_TARGETS]
+    fig = cdse_topomaps(W, pos, labels, targets=rows, target_names=PRETRAINING_TARGETS)
+    fig.suptitle(f"CDSE weights of a {W.shape[-1]}-channel {montage} cap during pretraining "
+                 "(rows: target channel; columns: snapshot, EEG hours seen)", fontsize=9)
+    fig.savefig(png, dpi=100, bbox_inches="tight")
+    plt.close(fig)
+    cdse_gif(W, pos, [f"{GIF_TARGET}, {x}" for x in labels], gif, target=targets.index(GIF_TARGET))
+    return [png, gif]
+
+
+def _commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                              text=True).stdout.strip()
+    except OSError:
+        return ""
+
+
+def _source(path: Path, prov: dict) -> dict:
+    keep = ("commit", "device", "date", "command", "run", "extraction")
+    return {"file": str(path.relative_to(ROOT)), **{k: prov[k] for k in keep if k in prov}}
+
+
 def main():
     FIG.mkdir(exist_ok=True)
     from samba.bench import plot_bench
-    from samba.viz import plot_curves
+
+    provenance = {}
+    drawn_by = {"commit": _commit(), "date": _dt.date.today().isoformat(), "command": "python scripts/make_figures.py"}
 
     for js in sorted((ROOT / "results").glob("bench_*.json")):
         for p in plot_bench(js, FIG):
             print(p)
+            provenance[Path(p).name] = _source(js, json.loads(js.read_text()))
     for npz in sorted((ROOT / "results" / "cdse_weights").glob("*.npz")):
-        print(cdse_over_training(npz, FIG / f"cdse_weights_{npz.stem}.png", ROWS.get(npz.stem, ["Fz", "Cz", "Pz", "Oz"])))
-    csv = ROOT / "checkpoints" / "samba_pretrained_metrics.csv"
-    if csv.is_file():
-        fig, ax = plt.subplots(figsize=(6, 3.5))
-        plot_curves(csv, x="step", y=["loss", "val_loss"], ax=ax, title="SAMBA pretraining (H200, full profile)")
-        fig.savefig(FIG / "pretraining_curve.png", dpi=110, bbox_inches="tight")
-        print(FIG / "pretraining_curve.png")
+        out = cdse_over_training(npz, FIG / f"cdse_weights_{npz.stem}.png", ROWS.get(npz.stem, ["Fz", "Cz", "Pz", "Oz"]))
+        print(out)
+        provenance[out.name] = {"file": str(npz.relative_to(ROOT))}
+    js = ROOT / "results" / "pretraining.json"
+    if js.is_file():
+        out = pretraining_curve(js, FIG / "pretraining_curve.png")
+        print(out)
+        provenance[out.name] = _source(js, json.loads(js.read_text()))
+    else:
+        print(f"{js.relative_to(ROOT)} absent: figures/pretraining_curve.png not redrawn")
+    npz = ROOT / "results" / "cdse_over_pretraining.npz"
+    if npz.is_file():
+        from samba.evaluation.figures import load_cdse_over_pretraining
+
+        _, prov = load_cdse_over_pretraining(npz)
+        for out in cdse_over_pretraining(npz, FIG / "cdse_over_pretraining.png", FIG / "cdse_over_pretraining.gif"):
+            print(out)
+            provenance[out.name] = _source(npz, prov)
+    for entry in provenance.values():
+        entry["drawn_by"] = drawn_by
+    target = FIG / "provenance.json"
+    target.write_text(json.dumps(provenance, indent=1) + "\n")
+    print(target)
 
 
 if __name__ == "__main__":

@@ -5,9 +5,16 @@
                                               coloured by class (top) and by subject (bottom)
     cdse_topomaps(weights, positions, steps)  CDSE weight maps over pretraining as small multiples (one colour
                                               scale, one colour bar); cdse_gif writes the same frames as a GIF
+    cdse_over_pretraining(checkpoints, montages)   the CDSE weights of each snapshot for fixed montages, the
+                                              numbers the two figures above draw (saved by save_cdse_over_pretraining)
+
+    python -m samba.evaluation.figures --snapshots RUN/snapshots --final checkpoints/samba_pretrained \
+        --out results/cdse_over_pretraining.npz          # + a .json sidecar with the provenance
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 
@@ -69,21 +76,31 @@ def _topomap(ax, values, positions, vmin, vmax):
     return im
 
 
-def cdse_topomaps(weights: np.ndarray, positions: np.ndarray, steps, target: int = 0, ncols: int = 5):
+def cdse_topomaps(weights: np.ndarray, positions: np.ndarray, steps, target: int = 0, ncols: int = 5,
+                  targets=None, target_names=None):
     """Small multiples of CDSE weight row ``target`` (over input electrodes) at each snapshot.
 
-    weights (S, O, C), positions (C, 3) metres, steps (S,) labels. One colour scale for all panels.
+    weights (S, O, C), positions (C, 3) metres, steps (S,) labels. With ``targets`` (row indices) one row of
+    panels per target channel instead (``ncols`` ignored). One colour scale for all panels, so a change between
+    snapshots is a change of colour.
     """
     plt = _plt()
-    W = np.asarray(weights)[:, target]  # (S, C)
+    rows_of = [target] if targets is None else list(targets)
+    W = np.asarray(weights)[:, rows_of]  # (S, R, C)
     vmin, vmax = float(W.min()), float(W.max())
-    rows = int(np.ceil(len(W) / ncols))
-    fig, axes = plt.subplots(rows, ncols, figsize=(2.2 * ncols, 2.2 * rows + 0.6), squeeze=False)
+    if targets is None:
+        panels = [(w, str(s)) for w, s in zip(W[:, 0], steps)]
+        nrows, ncols = int(np.ceil(len(panels) / ncols)), ncols
+    else:
+        names = target_names or [str(t) for t in rows_of]
+        panels = [(W[k, r], f"{names[r]}, {steps[k]}") for r in range(len(rows_of)) for k in range(len(W))]
+        nrows, ncols = len(rows_of), len(W)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(2.2 * ncols, 2.2 * nrows + 0.6), squeeze=False)
     im = None
-    for ax, w, s in zip(axes.flat, W, steps):
+    for ax, (w, title) in zip(axes.flat, panels):
         im = _topomap(ax, w, positions, vmin, vmax)
-        ax.set_title(str(s), fontsize=8)
-    for ax in axes.flat[len(W):]:
+        ax.set_title(title, fontsize=8)
+    for ax in axes.flat[len(panels):]:
         ax.axis("off")
     fig.colorbar(im, ax=axes.ravel().tolist(), shrink=0.8, label="CDSE weight (fraction of the target channel)")
     return fig
@@ -108,3 +125,115 @@ def cdse_gif(weights: np.ndarray, positions: np.ndarray, steps, path, target: in
             writer.grab_frame()
     plt.close(fig)
     return path
+
+
+# ------------------------------------------------------------------------- CDSE weights over pretraining
+def cdse_over_pretraining(checkpoints, montages: dict[str, list[str]]) -> dict[str, np.ndarray]:
+    """The CDSE weights of each checkpoint (in the order given) for fixed input montages.
+
+    ``montages``: name -> electrode names (``samba.montage.positions`` places them). Returns arrays:
+    ``steps`` (S,), ``eeg_hours_seen`` (S,) (NaN where a checkpoint does not record them), ``target_channels``
+    (O,), and per montage ``weights_<name>`` (S, O, C) and ``channels_<name>`` (C,). The weights depend only on
+    the CDSE parameters and the coordinates, so no data are needed.
+    """
+    import torch
+
+    from samba.checkpoint import load_model
+    from samba.montage import positions
+
+    coords = {m: torch.from_numpy(np.asarray(positions(list(names)), np.float32)) for m, names in montages.items()}
+    steps, hours, weights, targets = [], [], {m: [] for m in montages}, None
+    for path in checkpoints:
+        model, extra = load_model(path, map_location="cpu")
+        model.eval()
+        steps.append(int(extra.get("step", -1)))
+        hours.append(float(extra["eeg_hours_seen"]) if extra.get("eeg_hours_seen") is not None else np.nan)
+        with torch.no_grad():
+            for m, c in coords.items():
+                weights[m].append(model.spatial_weights(c).numpy().astype(np.float32))  # (O, C)
+        names = [str(t) for t in model.target_channels]
+        if targets is not None and names != targets:
+            raise ValueError(f"{path}: target channels differ from the previous checkpoint's")
+        targets = names
+    if targets is None:
+        raise ValueError("no checkpoints given")
+    out = {"steps": np.asarray(steps, np.int64), "eeg_hours_seen": np.asarray(hours, np.float64),
+           "target_channels": np.asarray(targets)}
+    for m, names in montages.items():
+        out[f"weights_{m}"] = np.stack(weights[m])  # (S, O, C)
+        out[f"channels_{m}"] = np.asarray(list(names))
+    return out
+
+
+def save_cdse_over_pretraining(arrays: dict, out, provenance: dict) -> Path:
+    """Write ``arrays`` to ``out`` (.npz, no pickled objects) and ``provenance`` to the .json beside it, atomically."""
+    import io
+    import json
+
+    from samba.checkpoint import atomic_write_bytes
+
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **arrays)
+    out = Path(out)
+    atomic_write_bytes(out, buf.getvalue())
+    atomic_write_bytes(out.with_suffix(".json"), (json.dumps(provenance, indent=1) + "\n").encode())
+    return out
+
+
+def load_cdse_over_pretraining(path) -> tuple[dict, dict]:
+    """``(arrays, provenance)`` of a file written by :func:`save_cdse_over_pretraining`."""
+    import json
+
+    path = Path(path)
+    with np.load(path, allow_pickle=False) as z:
+        arrays = {k: z[k] for k in z.files}
+    side = path.with_suffix(".json")
+    return arrays, (json.loads(side.read_text()) if side.is_file() else {})
+
+
+MONTAGES = {"10-20": "10-20", "muse": "muse"}  # file key -> samba.montage.DEVICE_PRESETS name
+
+
+def main(argv=None) -> int:
+    import argparse
+    import datetime as _dt
+    import sys
+
+    from samba.checkpoint import load_checkpoint
+    from samba.evaluation.reconstruction import snapshots
+    from samba.evaluation.run import git_commit
+    from samba.montage import DEVICE_PRESETS
+
+    p = argparse.ArgumentParser(prog="python -m samba.evaluation.figures",
+                                description="CDSE weights of pretraining snapshots -> .npz + .json provenance")
+    p.add_argument("--snapshots", nargs="+", required=True, help="run folders or snapshot folders (step_XXXXXX)")
+    p.add_argument("--final", default=None, help="the final checkpoint, appended after the snapshots")
+    p.add_argument("--out", required=True)
+    a = p.parse_args(argv)
+    paths = []
+    for s in a.snapshots:
+        s = Path(s)
+        paths += [s] if (s / "config.json").is_file() else snapshots(s)
+    if a.final:
+        paths.append(Path(a.final))
+    # a snapshot whose step the final checkpoint repeats holds the same weights: keep the final one
+    seen, unique = set(), []
+    for path in reversed(paths):
+        step = load_checkpoint(path)["extra"].get("step")
+        if step is None or step not in seen:
+            unique.insert(0, path)
+            seen.add(step)
+    arrays = cdse_over_pretraining(unique, {k: DEVICE_PRESETS[v] for k, v in MONTAGES.items()})
+    run = load_checkpoint(unique[-1])["extra"].get("run", {})
+    provenance = {"what": "CDSE weights model.spatial_weights(positions) of each pretraining snapshot, "
+                          "per input montage (weights_<montage>: snapshots x target channels x electrodes)",
+                  "run": run, "checkpoints": [q.name for q in unique],
+                  "extraction": {"commit": git_commit(), "date": _dt.date.today().isoformat(), "device": "cpu",
+                                 "command": "python -m samba.evaluation.figures " + " ".join(
+                                     argv if argv is not None else sys.argv[1:])}}
+    print(save_cdse_over_pretraining(arrays, a.out, provenance))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
