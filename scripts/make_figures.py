@@ -5,7 +5,6 @@ Redraw the figures of committed measurements, from the numbers committed beside 
 
 - results/bench_*.json              -> figures/bench_*_{context,throughput,realtime}.png (samba.bench.plot_bench;
                                        the current runs only: results/archive/ is not drawn)
-- results/cdse_weights/<task>.npz  -> figures/cdse_weights_<task>.png (CDSE weights across fine-tuning)
 - results/pretraining.json         -> figures/pretraining_curve.png (held-out masked L1 vs EEG hours seen in
                                        pretraining, the three baselines as horizontal lines)
 - results/cdse_over_pretraining.npz -> figures/cdse_over_pretraining.png and .gif (CDSE weights of the
@@ -23,36 +22,14 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # this checkout's samba, whichever Python runs the script
 FIG = ROOT / "figures"
 
-# Target channels shown per task: where the paper reports task-relevant maps (frontal for workload,
-# sensorimotor for motor imagery, occipital for eyes closed, centro-parietal for P300).
-ROWS = {"eegmat-workload": ["Fz", "F3", "Cz", "Pz"], "eegmmidb-mi": ["C3", "Cz", "C4", "Pz"],
-        "eyes-open-closed": ["Fz", "Cz", "O1", "O2"], "muse-p300": ["Fz", "Cz", "Pz", "Oz"]}
 # Target channels of the pretraining small multiples: a midline line from front to back.
 PRETRAINING_TARGETS = ["Fz", "Cz", "Pz", "Oz"]
 GIF_TARGET = "Cz"
-
-
-def cdse_over_training(npz: Path, out: Path, rows) -> Path:
-    from samba.viz import plot_spatial_weights
-
-    d = np.load(npz, allow_pickle=False)
-    W, epochs = d["weights"], d["epochs"]  # (E, O, C), (E,)
-    picks = sorted({0, len(epochs) // 2, len(epochs) - 1})
-    fig, axes = plt.subplots(len(picks), len(rows), figsize=(2.6 * len(rows), 2.6 * len(picks)), squeeze=False)
-    for i, e in enumerate(picks):
-        plot_spatial_weights(W[e], list(d["ch_names"]), target=list(d["target_channels"]), rows=rows,
-                             axes=axes[i], colorbar=False)
-        axes[i, 0].set_ylabel(f"epoch {int(epochs[e])}")
-    fig.suptitle(f"{npz.stem}: CDSE weights over fine-tuning (pretrained init, seed 0)")
-    fig.savefig(out, dpi=110, bbox_inches="tight")
-    plt.close(fig)
-    return out
 
 
 def pretraining_curve(js: Path, out: Path) -> Path:
@@ -120,10 +97,6 @@ def main():
         for p in plot_bench(js, FIG):
             print(p)
             provenance[Path(p).name] = _source(js, json.loads(js.read_text()))
-    for npz in sorted((ROOT / "results" / "cdse_weights").glob("*.npz")):
-        out = cdse_over_training(npz, FIG / f"cdse_weights_{npz.stem}.png", ROWS.get(npz.stem, ["Fz", "Cz", "Pz", "Oz"]))
-        print(out)
-        provenance[out.name] = {"file": str(npz.relative_to(ROOT))}
     js = ROOT / "results" / "pretraining.json"
     if js.is_file():
         out = pretraining_curve(js, FIG / "pretraining_curve.png")

@@ -39,7 +39,7 @@ def validation_curve(curve: list[dict], baselines: dict[str, float], ax=None):
     for (name, v), c in zip(baselines.items(), ("tab:red", "tab:blue", "tab:green")):
         ax.axhline(v, ls="--", color=c, label=name.replace("_", " "))
     ax.set_xlabel("EEG seen in pretraining (hours)")
-    ax.set_ylabel("masked-sample L1 (IQR units)")
+    ax.set_ylabel("masked-sample L1 (units of robust s.d.)")
     ax.set_title("Held-out masked reconstruction")
     ax.legend(frameon=False)
     return ax.figure
