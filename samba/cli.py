@@ -17,7 +17,7 @@ import argparse
 import re
 import sys
 
-from .errors import SambaError, UsageError
+from .errors import SambaError, UsageError, report
 from .paths import absolutize_env, existing_mirror
 
 COMMANDS = {
@@ -91,8 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return _dispatch(argv)
     except SambaError as e:
-        print(f"samba: error: {e}", file=sys.stderr)
-        return e.exit_code
+        return report(e)
     except KeyboardInterrupt:
         print("samba: interrupted", file=sys.stderr)
         return 130

@@ -36,13 +36,12 @@ def embed_parser() -> argparse.ArgumentParser:
 def embed_main(argv: list[str] | None = None) -> int:
     """Exit status 0, or 2 with one ``samba: error: ...`` line for any mistake the user can fix."""
     a = embed_parser().parse_args(argv)
-    from .errors import SambaError
+    from .errors import SambaError, report
 
     try:
         return _run(a)
     except SambaError as err:
-        print(f"samba: error: {err}", file=sys.stderr)
-        return err.exit_code
+        return report(err)
 
 
 def _run(a: argparse.Namespace) -> int:

@@ -13,6 +13,8 @@ derive from :class:`SambaError` too, and keep their built-in bases (``FileNotFou
 
 from __future__ import annotations
 
+import sys
+
 
 class SambaError(Exception):
     """A user-facing error: the message says what is wrong and how to fix it."""
@@ -26,3 +28,17 @@ class UsageError(SambaError, ValueError):
 
 class InputError(SambaError, ValueError):
     """Input data that cannot be used (unreadable file, degenerate coordinates, too short a recording)."""
+
+
+def report(err: SambaError) -> int:
+    """Print ``err`` as the one line a user reads (``samba: error: ...``) and return its exit status."""
+    print(f"samba: error: {err}", file=sys.stderr)
+    return err.exit_code
+
+
+def run_main(main, argv=None) -> int:
+    """``main(argv)`` as a command: its return value, or :func:`report` of a :class:`SambaError`."""
+    try:
+        return int(main(argv) or 0)
+    except SambaError as err:
+        return report(err)

@@ -367,10 +367,6 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    from samba.errors import SambaError
+    from samba.errors import run_main
 
-    try:
-        sys.exit(main())
-    except SambaError as err:
-        print(f"samba: error: {err}", file=sys.stderr)
-        sys.exit(2)
+    sys.exit(run_main(main))
