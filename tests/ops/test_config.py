@@ -123,20 +123,6 @@ def test_triton_scan_never_on_cpu_and_small_scans_can_go_to_mamba_ssm(monkeypatc
     assert not ssd.use_triton_scan(FakeCuda((8, 3, 8, 64)), B, KernelConfig(triton_scan=False))
 
 
-def test_scan_states_are_kept_only_when_a_backward_will_run():
-    """The forward scan stores the state entering every chunk only for the backward: grad_needed decides, before
-    the Function runs (inside it grad mode is off, and ctx.needs_input_grad ignores no_grad)."""
-    from samba.ops.triton.ssd import grad_needed
-
-    w, x = torch.zeros(3, requires_grad=True), torch.zeros(3)
-    assert grad_needed(x, w, None)
-    assert not grad_needed(x, None)  # nothing to differentiate
-    with torch.no_grad():
-        assert not grad_needed(x, w)
-    with torch.inference_mode():
-        assert not grad_needed(x, w)
-
-
 def test_model_takes_kernels_once_and_checkpoints_carry_none():
     from samba import SAMBA, SAMBAConfig
 
