@@ -269,6 +269,8 @@ def test_samba_bench_cpu_command_runs_in_ci(tmp_path):
     check_schema(doc)
     assert {r["status"] for r in doc["results"]} == {"ok"}
     assert "kernels" in doc
+    assert doc["command"] == f"samba bench --device cpu --quick --models {models} --contexts 1 --batches 1,2 " \
+                             f"--threads 1 --out {out} -q"  # provenance: the command as typed
     samba_rows = [r for r in doc["results"] if r["model"] == "SAMBA"]
     if samba_rows:
         from samba import SAMBA, SAMBAConfig

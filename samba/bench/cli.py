@@ -68,6 +68,10 @@ def bench_main(argv: list[str] | None = None) -> int:
                              batches=_split(a.batches, int, "batches"), quick=a.quick, time_budget_s=a.budget_s,
                              samba_backend=a.samba_backend, log=None if a.quiet else err, threads=a.threads,
                              isolate=a.isolate, samba_graphs=a.samba_graphs, sweeps=_split(a.sweeps, str, "sweeps"))
+            if not a.child:  # provenance: the command that produced the file, as typed
+                doc = json.loads(Path(path).read_text())
+                doc["command"] = "samba bench " + " ".join(sys.argv[2:] if argv is None else argv)
+                report.write_json(doc, Path(path))
         if not a.quiet and not a.child:
             err(report.table(json.loads(Path(path).read_text())))
         if a.plot:
