@@ -10,7 +10,6 @@ import pytest
 
 from samba.train.cli import evaluate_main, finetune_main, pretrain_main
 from samba.train.finetuning import evaluate, finetune, load_finetuned
-from samba.train.results import render_table, run_table
 from test_train_pretrain import tiny_model_config
 
 TASK = "eyes-open-closed"  # the smallest real task: EEGMMIDB R01/R02, 2 s windows
@@ -100,27 +99,3 @@ def test_cli_functions_print_the_promised_last_line(tmp_path, capsys, mirror, mo
     out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert list(out) == ["task", "balanced_accuracy", "auroc", "n_windows", "subjects"]
     assert out["subjects"] == [1] and out["n_windows"] > 0
-
-
-def test_results_table_quick(tmp_path, task_data, monkeypatch):
-    ds, split = task_data
-    import samba.train.finetuning as F
-
-    monkeypatch.setitem(F.PROFILES["quick"], "max_train_windows", 32)
-    monkeypatch.setattr("samba.train.finetuning._load_task", lambda *a, **k: ds)
-    orig = F.finetune
-    monkeypatch.setattr(F, "finetune", lambda *a, **k: orig(*a, samba_config=tiny_model_config(), **k))
-    from samba.train.pretraining import PretrainConfig, pretrain, synthetic_corpus
-
-    ckpt = pretrain(PretrainConfig(out=str(tmp_path / "pt"), steps=2, batch_size=4, progress=False, device="cpu",
-                                   model=tiny_model_config()), datasets=synthetic_corpus(n_times=64))
-    path = run_table(tasks=[TASK], methods=["samba_scratch", "samba_probe"], seeds=[0, 1], profile="quick",
-                     out=tmp_path / "finetune.json", pretrained=str(ckpt), epochs=1, runs_dir=tmp_path / "runs")
-    data = json.loads(path.read_text())
-    rows = data["rows"]
-    assert len(rows) == 4 and all(r["status"] == "ok" for r in rows), rows
-    for key in ("task", "method", "seed", "balanced_accuracy", "auroc", "kappa", "f1", "n_train", "n_test",
-                "subjects", "commit", "device", "date", "profile"):
-        assert key in rows[0]
-    md = render_table(path)
-    assert "| eyes-open-closed | samba_scratch |" in md and "±" in md

@@ -1,13 +1,13 @@
-"""Training: pretraining (TSR masked reconstruction, DDP, resumable), fine-tuning / probing, metrics,
-results table.
+"""Training: pretraining (TSR masked reconstruction, DDP, resumable), fine-tuning / probing, metrics.
+The evaluation of every method on every task's folds is ``samba.evaluation``.
 
     from samba.train import pretrain, PretrainConfig, finetune, evaluate
     ckpt = pretrain(PretrainConfig(out="runs/pt", profile="quick"))
     result = finetune("eyes-open-closed", init=ckpt, out="runs/ft", profile="quick")
 
-Modules: pretraining (pretrain loop), finetuning (fine-tune / probe / evaluate), metrics, state
-(training checkpoints), distributed (torchrun / DDP), baselines (EEGNet, ShallowFBCSPNet), results
-(the results table), cli (the `samba pretrain|finetune|evaluate` commands).
+Modules: pretraining (the loop, in steps: batches, step, runlog, runfolder, checks), finetuning (fine-tune /
+probe / evaluate), metrics, state (training checkpoints), distributed (torchrun / DDP), baselines (EEGNet,
+ShallowFBCSPNet), cli (the `samba pretrain|finetune|evaluate` commands).
 """
 
 __all__ = ["pretrain", "PretrainConfig", "finetune", "evaluate", "classification_metrics"]

@@ -1,4 +1,4 @@
-"""Peer models for the results table (braindecode's EEGNet and ShallowFBCSPNet) and a model factory.
+"""Peer models for fine-tuning and the evaluation (braindecode's EEGNet and ShallowFBCSPNet) and a model factory.
 
 Every model built here maps x (B, C, T) -> logits (B, n_outputs), so one fine-tuning loop trains
 them all on the same windows and splits.
