@@ -83,15 +83,20 @@ def test_load_stew_and_split(mirror, tmp_path):
     assert not (subj["test"] & subj["train"]) and not (subj["val"] & subj["train"]) and all(subj.values())
 
 
-def test_load_dreamer_struct(mirror, tmp_path):
-    x = np.loadtxt(mirror / "eeg_eye_state/eeg-eye-state.csv", delimiter=",", skiprows=1)[:, :14]
+def _write_dreamer(path, x):
+    """A stand-in of DREAMER.mat's layout: 2 subjects x 2 clips of 10 s from real 14-channel EEG ``x``."""
     clips = np.empty(2, dtype=object)
     clips[0], clips[1] = x[:1280], x[1280:2560]
     subj = {"EEG": {"stimuli": clips}, "ScoreValence": np.array([1, 5]), "ScoreArousal": np.array([4, 2]),
             "ScoreDominance": np.array([3, 3])}
     data = np.empty(2, dtype=object)
     data[0], data[1] = subj, subj
-    savemat(tmp_path / "DREAMER.mat", {"DREAMER": {"Data": data}})
+    savemat(path, {"DREAMER": {"Data": data}})
+
+
+def test_load_dreamer_struct(mirror, tmp_path):
+    x = np.loadtxt(mirror / "eeg_eye_state/eeg-eye-state.csv", delimiter=",", skiprows=1)[:, :14]
+    _write_dreamer(tmp_path / "DREAMER.mat", x)
     ds = external.load_dreamer(tmp_path / "DREAMER.mat", target="valence")
     assert ds.X.shape == (8, 14, 512)  # 2 subjects x 2 clips x two 4-s windows of 10 s
     assert ds.class_counts() == {"low_valence": 4, "high_valence": 4}
@@ -112,13 +117,7 @@ def test_resolver_reaches_stew_dreamer_and_tuab(mirror, mi_raw, tmp_path):
     assert split_any(ds).rule.startswith("by subject")
     assert sorted(load_any_task(f"stew:{stew}", subjects="1-2").meta.subject.unique()) == [1, 2]
 
-    clips = np.empty(2, dtype=object)
-    clips[0], clips[1] = x[:1280], x[1280:2560]
-    subj = {"EEG": {"stimuli": clips}, "ScoreValence": np.array([1, 5]), "ScoreArousal": np.array([4, 2]),
-            "ScoreDominance": np.array([3, 3])}
-    data = np.empty(2, dtype=object)
-    data[0], data[1] = subj, subj
-    savemat(tmp_path / "DREAMER.mat", {"DREAMER": {"Data": data}})
+    _write_dreamer(tmp_path / "DREAMER.mat", x)
     assert load_any_task(f"dreamer:{tmp_path / 'DREAMER.mat'}").task == "dreamer-valence"
 
     src = mi_raw.copy().pick(["Fp1", "Fp2", "F7", "F3", "F4", "F8", "T7", "C3", "C4", "T8", "P7", "P3", "P4", "P8", "O1", "O2"])

@@ -31,31 +31,18 @@ CONFIGS = [  # b, l, h, p, g, n, chunk
 ]
 
 
+@pytest.mark.parametrize("scan", [ssd_chunked, ssd_chunked_lean], ids=["chunked", "lean"])
 @pytest.mark.parametrize("b,l,h,p,g,n,chunk", CONFIGS)
 @pytest.mark.parametrize("d_kind", [None, "h", "hp"])
 @pytest.mark.parametrize("with_init", [False, True])
-def test_chunked_equals_recurrent_fp64(b, l, h, p, g, n, chunk, d_kind, with_init):
+def test_chunked_scans_equal_recurrent_fp64(scan, b, l, h, p, g, n, chunk, d_kind, with_init):
+    """The chunked scan and the CPU inference scan (same algorithm, decay from differences of within-chunk sums)
+    equal the step-by-step definition in float64 up to rounding."""
     x, dt, A, B, C = random_ssm(b, l, h, p, g, n)
     D = {None: None, "h": torch.randn(h, dtype=F64), "hp": torch.randn(h, p, dtype=F64)}[d_kind]
     s0 = torch.randn(b, h, p, n, dtype=F64) if with_init else None
     y_ref, s_ref = ssd_recurrent(x, dt, A, B, C, D=D, initial_state=s0)
-    y, s = ssd_chunked(x, dt, A, B, C, chunk, D=D, initial_state=s0, return_final_state=True)
-    assert y.shape == (b, l, h, p) and s.shape == (b, h, p, n)
-    assert (y - y_ref).abs().max().item() < 1e-10
-    assert (s - s_ref).abs().max().item() < 1e-10
-
-
-@pytest.mark.parametrize("b,l,h,p,g,n,chunk", CONFIGS)
-@pytest.mark.parametrize("d_kind", [None, "h", "hp"])
-@pytest.mark.parametrize("with_init", [False, True])
-def test_lean_equals_recurrent_fp64(b, l, h, p, g, n, chunk, d_kind, with_init):
-    """The CPU inference scan: same algorithm, decay from differences of within-chunk sums (exact in float64
-    up to rounding of those sums)."""
-    x, dt, A, B, C = random_ssm(b, l, h, p, g, n)
-    D = {None: None, "h": torch.randn(h, dtype=F64), "hp": torch.randn(h, p, dtype=F64)}[d_kind]
-    s0 = torch.randn(b, h, p, n, dtype=F64) if with_init else None
-    y_ref, s_ref = ssd_recurrent(x, dt, A, B, C, D=D, initial_state=s0)
-    y, s = ssd_chunked_lean(x, dt, A, B, C, chunk, D=D, initial_state=s0, return_final_state=True)
+    y, s = scan(x, dt, A, B, C, chunk, D=D, initial_state=s0, return_final_state=True)
     assert y.shape == (b, l, h, p) and s.shape == (b, h, p, n)
     assert (y - y_ref).abs().max().item() < 1e-10
     assert (s - s_ref).abs().max().item() < 1e-10
