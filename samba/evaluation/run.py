@@ -16,8 +16,8 @@ Probes are cheap (features computed once per model and task, logistic regression
 and the reference: they run on CPU. The two fine-tune methods are for the GPU. Deterministic methods
 (samba_probe, reference) run once per fold: their seeds would be identical.
 
-Budget of ``--profile full`` (chosen to fit about 8 minutes of one H100 for 4 tasks x 6 methods x 5 seeds; the
-run measures and records its own time): fine-tuning 6 epochs on at most 1024 stratified training windows per
+Budget of ``--profile full`` (meant to fit about 8 minutes of one H100 for 4 tasks x 6 methods x 5 seeds, not yet
+measured on a GPU; the run records its own time in ``elapsed_s``): fine-tuning 6 epochs on at most 1024 stratified training windows per
 fold, EEGNet 30 epochs, probes on all windows. The work is ordered seed by seed, so ``--max-minutes`` stops
 between units of work and leaves whole seeds; each row records the seeds it holds.
 """
