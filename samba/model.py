@@ -324,14 +324,19 @@ class SAMBA(nn.Module):
             return self._reconstruct(x, coords, channel_mask)
 
     def _reconstruct(self, x, coords, channel_mask):
-        z, (s1, s2, s3), T = self._encoder(x, coords, channel_mask)
+        z, skips, T = self._encoder(x, coords, channel_mask)
+        s1, s2, s3 = skips
+        del skips  # each skip is freed right after its decoder stage (at 8 h, s1 and s2 are 0.5 GB each in bf16)
 
         def up(h, skip):  # linear upsampling to the skip's length, then [skip, up] channel concat
             return upsample_concat(skip, h, kernels=self.kernels)
 
         h = self._seq(self.dec3_mamba, self.dec3(up(z, s3)))  # (B, E3, T/4)
+        del z, s3
         h = self._seq(self.dec2_mamba, self.dec2(up(h, s2)))  # (B, E2, T/2)
+        del s2
         h = self.dec1(up(h, s1))                              # (B, E1, T)
+        del s1
         out = self._to_electrodes(h, coords, channel_mask)    # (B, C, T)
         return out[..., :T]
 

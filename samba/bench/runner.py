@@ -268,24 +268,26 @@ def _bench_model_gpu(name: str, prof: Profile, budget: _Budget, measure: Callabl
     #    context sweep, so a spent budget does not skip a target row
     done = set()
     contexts = prof.contexts_s if "context" in prof.sweeps else ()
-    if contexts and max(contexts) >= 600:
-        longest = max(contexts)
-        run("context", longest, prof.sweep_batch, "train")
-        done.add((longest, "train"))
-    # 4) context sweep at batch 4, train and infer; once a length runs out of memory, longer ones would too
-    oom_at = {}
-    for ctx in contexts:
-        for mode in ("train", "infer"):
-            if (ctx, mode) in done:
-                continue
-            if mode in oom_at:
-                rows.append(_skipped(name, ctx, prof.sweep_batch, mode, "context",
-                                     f"out of memory at {oom_at[mode]} s"))
-                on_row(rows[-1])
-                continue
-            r = run("context", ctx, prof.sweep_batch, mode)
-            if r["status"] == "oom":
-                oom_at[mode] = ctx
+    # the context sweep runs at each of --batches when given (e.g. --batches 1 for whole-night rows), else batch 4
+    for cb in (prof.context_batches or (prof.sweep_batch,)):
+        if contexts and max(contexts) >= 600:
+            longest = max(contexts)
+            run("context", longest, cb, "train")
+            done.add((longest, "train"))
+        # 4) the context sweep, train and infer; once a length runs out of memory, longer ones would too
+        oom_at = {}
+        for ctx in contexts:
+            for mode in ("train", "infer"):
+                if (ctx, mode) in done:
+                    continue
+                if mode in oom_at:
+                    rows.append(_skipped(name, ctx, cb, mode, "context", f"out of memory at {oom_at[mode]} s"))
+                    on_row(rows[-1])
+                    continue
+                r = run("context", ctx, cb, mode)
+                if r["status"] == "oom":
+                    oom_at[mode] = ctx
+        done.clear()
     return rows
 
 

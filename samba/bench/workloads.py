@@ -152,6 +152,7 @@ class Profile:
     throughput_contexts_s: tuple = (10, 60)
     throughput_modes: tuple = ("train", "infer")
     batches: tuple | None = None  # explicit throughput batches (None: doubling from batch_start)
+    context_batches: tuple | None = None  # the context sweep's batches (None: sweep_batch); --batches sets both
     batch_start: int = 8
     latency: bool = True
     warmup: int = 3
@@ -185,7 +186,7 @@ def make_profile(device: str, quick: bool, contexts_s, batches, budget_s, sweeps
             raise UsageError(f"unknown sweeps {sorted(unknown)}; choose from {', '.join(SWEEPS)}")
         p.sweeps = tuple(w for w in SWEEPS if w in sweeps)
     if batches:
-        p.batches = tuple(int(b) for b in batches)
+        p.batches = p.context_batches = tuple(int(b) for b in batches)
     if budget_s is not None:
         p.budget_s = float(budget_s)
     return p

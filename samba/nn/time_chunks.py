@@ -14,8 +14,7 @@ and the output equals the one-call output up to float rounding (the scan's sums 
 When it runs (`time_chunk_steps`): when the caller asks (``with time_chunking(steps): ...``, any mode: autograd
 goes through the chunks; ``steps=0`` turns it off), or automatically, without autograd only (the training path
 keeps its one-call kernels), when the layer's widest tensor would be large: on CPU above ``CPU_AUTO_ELEMENTS`` values per sample slice (chunks then stay
-cache-sized too), on CUDA above ``CUDA_AUTO_BYTES`` (so the measured GPU paths at up to 1 h x batch 4 keep their
-single fused call).
+cache-sized too), on CUDA above ``CUDA_AUTO_BYTES`` (1 GiB of in_proj output; chunks of ``CUDA_CHUNK_BYTES``).
 """
 
 from __future__ import annotations
@@ -38,7 +37,11 @@ _STEPS: contextvars.ContextVar[int | None] = contextvars.ContextVar("samba_time_
 # one process: 2^22 989 ms, 2^21 1,077, 2^20 1,190, never 1,019 (smaller chunks cost more per-call overhead in the
 # bottleneck than they gain in cache).
 CPU_AUTO_ELEMENTS = 1 << 22
-CUDA_AUTO_BYTES = 8 << 30  # 8 GiB of in_proj output: above what 1 h at batch 4 needs in bf16 (3.9 GB)
+# CUDA: chunk once a layer's in_proj output would pass 1 GiB (bf16: 1 h at batch 1 for the 64-wide layers is 0.98 GB,
+# 8 h is 7.8 GB), in chunks of a quarter of that. The whole-night target (8 h through the model under 4 GiB) needs
+# it; a CUDA graph capture never chunks (its rows are the short-window throughput rows).
+CUDA_AUTO_BYTES = 1 << 30
+CUDA_CHUNK_BYTES = 256 << 20
 ALIGN = 256  # chunk lengths are multiples of this (whole scan chunks of 32, 64, 128 or 256 steps)
 
 
@@ -68,7 +71,7 @@ def time_chunk_steps(u: Tensor, width: int) -> int | None:
         if u.is_cuda:
             if torch.cuda.is_current_stream_capturing() or b * L * width * u.element_size() <= CUDA_AUTO_BYTES:
                 return None
-            steps = max(ALIGN, CUDA_AUTO_BYTES // 8 // (b * width * u.element_size()) // ALIGN * ALIGN)
+            steps = max(ALIGN, CUDA_CHUNK_BYTES // (b * width * u.element_size()) // ALIGN * ALIGN)
         else:
             if b * L * width <= CPU_AUTO_ELEMENTS:
                 return None
