@@ -49,6 +49,7 @@ def reconstruction_loss(
     spectral_weight: float = 1.0,
     on: str = "all",
     channel_mask: torch.Tensor | None = None,
+    float_parts: bool = True,
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """L1 + spectral reconstruction loss.
 
@@ -57,8 +58,10 @@ def reconstruction_loss(
         visible: ``(B, T)`` bool, True = sample was shown to the model (``None``: nothing hidden,
             which forces ``on="all"``).
         channel_mask: ``(B, C)`` bool, True = real channel (padding channels are ignored).
+        float_parts: ``parts`` as Python floats (default) or as detached 0-d tensors; tensors keep a GPU
+            training loop free of a host synchronisation per step (it reads them only when it logs).
     Returns:
-        ``(loss, parts)`` where ``parts`` holds detached floats ``l1``, ``spectral``, ``loss``.
+        ``(loss, parts)`` where ``parts`` holds the detached ``l1``, ``spectral`` and ``loss``.
     """
     if pred.shape != target.shape or pred.dim() != 3:
         raise ValueError(f"pred and target must both be (B, C, T); got {tuple(pred.shape)} and {tuple(target.shape)}")
@@ -88,4 +91,5 @@ def reconstruction_loss(
         a, b = _all(), _masked()
         l1, spec = (a[0] + b[0]) / 2, (a[1] + b[1]) / 2
     loss = l1_weight * l1 + spectral_weight * spec
-    return loss, {"loss": float(loss.detach()), "l1": float(l1.detach()), "spectral": float(spec.detach())}
+    parts = {"loss": loss.detach(), "l1": l1.detach(), "spectral": spec.detach()}
+    return loss, ({k: float(v) for k, v in parts.items()} if float_parts else parts)

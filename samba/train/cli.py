@@ -98,6 +98,8 @@ def pretrain_parser() -> argparse.ArgumentParser:
                    help="wall-time budget: the schedule is fitted to it and the run stops (checkpointed) at it")
     p.add_argument("--ckpt-every", type=int, default=None)
     p.add_argument("--val-every", type=int, default=None)
+    p.add_argument("--keep-every", type=int, default=None, metavar="N",
+                   help="also keep the model every N steps in OUT/snapshots/step_XXXXXX (for CDSE-over-training figures)")
     p.add_argument("--device", default=None, help="cpu | cuda | cuda:N (default: cuda when available)")
     p.add_argument("--no-progress", dest="progress", action="store_false")
     return p
@@ -114,7 +116,7 @@ def pretrain_main(argv: list[str] | None = None) -> int:
                          window_s=a.window_s, resume=a.resume, overwrite=a.overwrite, allow_change=allow,
                          compile=a.compile, mask=a.mask, mask_ratio=a.mask_ratio, loss_on=a.loss_on, seed=a.seed,
                          mirror=_mirror(a.mirror), lr=a.lr, max_minutes=a.max_minutes, ckpt_every=a.ckpt_every,
-                         val_every=a.val_every, device=a.device, progress=a.progress)
+                         keep_every=a.keep_every, val_every=a.val_every, device=a.device, progress=a.progress)
     cfg.resolved()  # every option checked before any work (raises samba.errors.UsageError)
     path = pretrain(cfg)
     if int(os.environ.get("RANK", "0")) == 0:

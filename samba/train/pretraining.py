@@ -12,7 +12,8 @@ The run, in the order it happens (each step in its own module):
 The same function runs on one device or under ``torchrun`` (DDP): each rank takes every world_size-th
 batch of the shared per-epoch plan, rank 0 logs and writes checkpoints. A run folder holds::
 
-    metrics.csv                   step, epoch, lr, loss, l1, spectral, eeg_s_per_s, wall, val_loss
+    metrics.csv                   step, epoch, lr, loss, l1, spectral, eeg_s_per_s, wall, val_loss, eeg_hours
+    snapshots/step_XXXXXX/        with --keep-every: the model every N steps
     train_state/ (.prev/)         full training state for resume (samba.train.state)
     samba_pretrained/             the model (samba.checkpoint.save_model) -- the path returned
     config.json                   the resolved PretrainConfig (and any allowed changes on resume)
@@ -86,6 +87,7 @@ class PretrainConfig:
     val_batches: int | None = None
     val_fraction: float = 0.05
     ckpt_every: int | None = None
+    keep_every: int | None = None  # also keep the model every N steps as snapshots/step_XXXXXX (CDSE over training)
     max_windows_per_montage: int | None = None
     max_minutes: float | None = None
     device: str | None = None  # None: cuda when available
@@ -113,7 +115,7 @@ class PretrainConfig:
         """Every option in range, before any work (``--ckpt-every 0`` would divide by zero at step 1)."""
         from samba.masking import MASKS
 
-        for name in ("steps", "batch_size", "log_every", "val_every", "ckpt_every", "val_batches",
+        for name in ("steps", "batch_size", "log_every", "val_every", "ckpt_every", "keep_every", "val_batches",
                      "max_windows_per_montage"):
             checks.check_positive(name, getattr(self, name))
         for name in ("window_s", "sfreq", "lr", "grad_clip", "stride_s", "max_minutes"):
@@ -200,7 +202,7 @@ class _Run:
         self.data = split_corpus(self._corpus(datasets), cfg.seed, cfg.max_windows_per_montage, cfg.val_fraction,
                                  self.device)
         self._build_model()
-        self.step, self.wall_offset, self.calibrated = 0, 0.0, False
+        self.step, self.wall_offset, self.calibrated, self.eeg_s_seen = 0, 0.0, False, 0.0
         changes = self._resume() if cfg.resume else {}
         if info.is_main:
             history = self._saved_changes() + [{"at_step": self.step, "field": k, "from": a, "to": b}
@@ -233,12 +235,15 @@ class _Run:
             model = DDP(self.raw_model, device_ids=[self.device.index] if self.device.type == "cuda" else None,
                         find_unused_parameters=cfg.find_unused_parameters)
         fwd = torch.compile(model) if cfg.compile else model
-        opt = torch.optim.AdamW(self.raw_model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        # fused AdamW on CUDA: one kernel for every parameter (the eager loop is bound by kernel launches)
+        fused = {"fused": True} if self.device.type == "cuda" else {}
+        opt = torch.optim.AdamW(self.raw_model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, **fused)
         self.total_steps = int(cfg.steps)
         sched = make_scheduler(opt, cfg.lr, cfg.pct_start, self.total_steps)
         scaler = torch.amp.GradScaler("cuda", enabled=False)
         self.plan = BatchPlan(self.data.train_idx, cfg.batch_size, cfg.seed, info.rank, info.world_size)
-        self.mask_gen = torch.Generator().manual_seed(cfg.seed * 1000 + 17 + info.rank)
+        # masks are drawn on the training device (on a GPU: no copy per step); the state is saved for resume
+        self.mask_gen = torch.Generator(device=self.device).manual_seed(cfg.seed * 1000 + 17 + info.rank)
         torch.manual_seed(cfg.seed * 1000 + 29 + info.rank)  # per-rank stream for anything stochastic
         self.train_step = PretrainStep(cfg, self.data, self.raw_model, fwd, opt, sched, scaler, self.mask_gen,
                                        self.device)
@@ -270,6 +275,7 @@ class _Run:
         ts.scaler.load_state_dict(state["scaler"])
         self.plan.load_state_dict(state["data"])
         self.step, self.wall_offset = int(state["step"]), float(state["wall"])
+        self.eeg_s_seen = float(state.get("eeg_s_seen", 0.0))
         self.calibrated = bool(state.get("calibrated"))
         if "steps" in changes:  # a new step budget: refit the one-cycle schedule to it, from where we are
             if int(cfg.steps) <= self.step:
@@ -299,6 +305,7 @@ class _Run:
                 "model": self.raw_model.state_dict(), "optimizer": ts.opt.state_dict(),
                 "scheduler": ts.sched.state_dict(), "scaler": ts.scaler.state_dict(),
                 "data": self.plan.state_dict(), "rng": rngs, "config": self.cfg.to_json(),
+                "eeg_s_seen": float(self.eeg_s_seen),
                 "model_config": self.model_cfg.to_dict(), "scales": [float(s) for s in self.data.scales],
             })
         D.barrier(self.info)
@@ -335,9 +342,9 @@ class _Run:
             self.step += 1
             step = self.step
             eeg_s_since_log += eeg_s
+            self.eeg_s_seen += eeg_s * info.world_size
             if pbar is not None:
                 pbar.update(1)
-                pbar.set_postfix(loss=f"{parts['loss']:.4f}")
             if cfg.kill_at_step is not None and step == cfg.kill_at_step:
                 raise SimulatedKill(f"simulated kill after step {step}")
             if step == 5:
@@ -353,18 +360,26 @@ class _Run:
                 val_loss = f"{v:.6f}"
                 t_log += time.perf_counter() - t_v  # throughput counts training only
             if step % cfg.log_every == 0 or val_loss or step == self.total_steps:
+                parts = {k: float(v) for k, v in parts.items()}  # the loop's only regular host sync
                 now = time.perf_counter()
                 rate = D.all_reduce_mean(eeg_s_since_log / max(now - t_log, 1e-9), info) * info.world_size
+                if pbar is not None:
+                    pbar.set_postfix(loss=f"{parts['loss']:.4f}")
                 log.write({"step": step, "epoch": self.plan.epoch,
                            "lr": f"{self.train_step.sched.get_last_lr()[0]:.6e}",
                            "loss": f"{D.all_reduce_mean(parts['loss'], info):.6f}", "l1": f"{parts['l1']:.6f}",
                            "spectral": f"{parts['spectral']:.6f}", "eeg_s_per_s": f"{rate:.1f}",
-                           "wall": f"{self.wall_offset + now - self.t_start:.2f}", "val_loss": val_loss})
+                           "wall": f"{self.wall_offset + now - self.t_start:.2f}", "val_loss": val_loss,
+                           "eeg_hours": f"{self.eeg_s_seen / 3600:.4f}"})
                 t_log, eeg_s_since_log = now, 0.0
             if step % cfg.ckpt_every == 0:
                 t_c = time.perf_counter()
                 self.checkpoint()
                 last_saved = step
+                t_log += time.perf_counter() - t_c
+            if cfg.keep_every and step % cfg.keep_every == 0:
+                t_c = time.perf_counter()
+                self._save_model(self.run_dir / "snapshots" / f"step_{step:06d}")
                 t_log += time.perf_counter() - t_c
             if cfg.max_minutes:
                 over = (time.perf_counter() - self.t_start) > cfg.max_minutes * 60  # this invocation's time
@@ -380,16 +395,17 @@ class _Run:
         log.close()
         return self._save_model(), self.raw_model
 
-    def _save_model(self) -> Path:
+    def _save_model(self, path: Path | None = None) -> Path:
+        """The model checkpoint folder (default: ``samba_pretrained``; snapshots: ``snapshots/step_XXXXXX``)."""
         from samba.checkpoint import save_model
 
-        cfg, info, path = self.cfg, self.info, self.run_dir / MODEL_FILE
+        cfg, info, path = self.cfg, self.info, path or self.run_dir / MODEL_FILE
         if info.is_main:
             save_model(path, self.raw_model, extra={
                 "kind": "pretrained", "step": self.step, "total_steps": self.total_steps, "mask": cfg.mask,
                 "mask_ratio": cfg.mask_ratio, "window_s": cfg.window_s, "sfreq": cfg.sfreq,
                 "profile": cfg.profile, "seed": cfg.seed, "world_size": info.world_size,
-                "n_train_windows": self.data.n_train_windows,
+                "n_train_windows": self.data.n_train_windows, "eeg_hours_seen": self.eeg_s_seen / 3600,
                 "devices": [str(getattr(d, "device", "?")) for d in self.data.datasets],
                 "input_scales": [float(s) for s in self.data.scales],
             })

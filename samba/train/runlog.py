@@ -13,7 +13,9 @@ from pathlib import Path
 
 from samba.checkpoint import atomic_write_bytes
 
-METRIC_COLUMNS = ["step", "epoch", "lr", "loss", "l1", "spectral", "eeg_s_per_s", "wall", "val_loss"]
+# eeg_s_per_s: training steps only (validation and checkpoint time left out); eeg_hours: EEG seen so far (all
+# ranks), so (change in eeg_hours) / (change in wall) is the rate with everything included
+METRIC_COLUMNS = ["step", "epoch", "lr", "loss", "l1", "spectral", "eeg_s_per_s", "wall", "val_loss", "eeg_hours"]
 
 
 class MetricsLog:

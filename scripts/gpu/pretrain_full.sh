@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
-# usage: [NGPU=1] [MINUTES=6] bash scripts/gpu/pretrain_full.sh [scaling]
+# usage: [NGPU=1] [MINUTES=6] [BATCH=128] bash scripts/gpu/pretrain_full.sh [scaling]
 #
 # Full-profile SAMBA pretraining on a GPU machine within MINUTES (a second call resumes):
 #   bash scripts/gpu/pretrain_full.sh            # all visible GPUs (torchrun when more than one)
 #   bash scripts/gpu/pretrain_full.sh scaling    # pretraining throughput on 1 GPU vs N GPUs (scaling efficiency)
 # .whl/ and .gpu/ beside the checkout provide the wheels and the data pack (scripts/gpu/env.sh).
+# While it trains, nvidia-smi samples GPU utilisation every second; afterwards the benchmark times SAMBA's train
+# step at the same window and batch (what results/pretrain_throughput.json compares the loop with).
 # Writes under $OUT (<= 8 files): samba_pretrained/ (the model folder: model.safetensors, config.json,
-# manifest.json), metrics.csv, pretrain.log, pretrain_run.tar.gz (config.json + the verified train_state/
-# folders for resuming), [scaling.json]. To release it: copy samba_pretrained/ to checkpoints/ and metrics.csv
-# to checkpoints/samba_pretrained_metrics.csv, then score it with scripts/gpu/evaluate.sh.
-# EXTRA_ARGS passes more options, e.g. EXTRA_ARGS="--loss-on masked --ckpt-every 100".
+# manifest.json), logs.tar.gz (metrics.csv, pretrain.log, gpu_util.csv, bench_same_batch.json, config.json),
+# pretrain_run.tar.gz (the verified train_state/ folder for resuming), snapshots_N.tar (the --keep-every
+# snapshots, 3 per file). To release it: copy samba_pretrained/ to checkpoints/ and metrics.csv to
+# checkpoints/samba_pretrained_metrics.csv, then score it (samba.evaluation.reconstruction, scripts/gpu/evaluate.sh).
+# EXTRA_ARGS passes more options, e.g. EXTRA_ARGS="--loss-on masked --ckpt-every 500 --keep-every 1500".
 set -uo pipefail  # no -e: env.sh tolerates missing optional pieces; failures show in the log
 cd "$(dirname "$0")/../.."
 # shared GPU environment (offline wheels, preprocessed-data pack, OUT, NCCL without NVLink multicast)
@@ -51,10 +54,27 @@ fi
 
 # --max-minutes fits the one-cycle schedule to the budget (measured over the first steps) and stops
 # with a checkpoint at the budget; a second call with the same command resumes.
-launch "$NGPU" --out "$RUN" --profile full --max-minutes "$MINUTES" ${EXTRA_ARGS:-} 2>&1 | tee "$OUT/pretrain.log"
+BATCH=${BATCH:-128}
+LOGS=$(mktemp -d)
+nvidia-smi --query-gpu=timestamp,utilization.gpu,memory.used --format=csv,noheader -lms 1000 > "$LOGS/gpu_util.csv" &
+SMI=$!
+echo "$PY -m samba pretrain --out $RUN --profile full --max-minutes $MINUTES --batch-size $BATCH ${EXTRA_ARGS:-}" \
+  > "$LOGS/command.txt"
+launch "$NGPU" --out "$RUN" --profile full --max-minutes "$MINUTES" --batch-size "$BATCH" ${EXTRA_ARGS:-} 2>&1 \
+  | tee "$LOGS/pretrain.log"
+kill $SMI 2>/dev/null
+# the benchmark's train step at the pretraining window and batch, for the loop-vs-benchmark ratio
+WINDOW_S=$($PY -c "import json; print(json.load(open('$RUN/config.json'))['window_s'])")
+$PY -m samba bench --device cuda --models SAMBA --sweeps context --contexts "$WINDOW_S" --batches "$BATCH" \
+  --budget-s 150 --out "$LOGS/bench_same_batch.json" -q > /dev/null || echo "WARNING: same-batch benchmark failed" >&2
 rm -rf "$OUT/samba_pretrained"
 cp -r "$RUN/samba_pretrained" "$OUT/samba_pretrained"
-cp "$RUN/metrics.csv" "$OUT/"
-tar -czf "$OUT/pretrain_run.tar.gz" -C "$RUN" config.json \
-  $(cd "$RUN" && ls -d train_state train_state.prev tb 2>/dev/null || true)
-tail -1 "$OUT/pretrain.log"
+cp "$RUN/metrics.csv" "$RUN/config.json" "$LOGS/"
+tar -czf "$OUT/logs.tar.gz" -C "$LOGS" .
+tar -czf "$OUT/pretrain_run.tar.gz" -C "$RUN" config.json $(cd "$RUN" && ls -d train_state 2>/dev/null || true)
+if [ -d "$RUN/snapshots" ]; then  # 3 snapshot folders per file (each file under the 16 MiB a call returns)
+  (cd "$RUN/snapshots" && ls -d step_* | sort | xargs -n 3 | nl -v0 | while read -r i dirs; do
+     tar -cf "$OUT/snapshots_$i.tar" $dirs; done)
+fi
+tail -2 "$LOGS/pretrain.log"
+ls -la "$OUT"
