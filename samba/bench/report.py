@@ -104,7 +104,8 @@ def method(prof, device: str, threads: int) -> dict:
             "timer": "cuda events" if device == "cuda" else "perf_counter",
             "row_cap_s": prof.row_cap_s, "budget_s": prof.budget_s, "montage": list(CHANNELS_1020),
             "train_step": "forward + loss (SAMBA: MSE to zeros; peers: CE on 2 logits) + backward + AdamW",
-            "infer": "forward under torch.inference_mode", "threads": threads}
+            "infer": "forward under torch.inference_mode (SAMBA when not a CUDA graph: torch.no_grad)",
+            "threads": threads}
 
 
 STATUS_MEANINGS = {"ok": "measured", "oom": "out of memory (error field)", "error": "raised (error field)",
