@@ -37,11 +37,15 @@ def pretraining_curve(js: Path, out: Path) -> Path:
 
     doc = json.loads(js.read_text())
     base = {k: v for k, v in doc["masked_l1"].items() if k != "checkpoint"}
+    curve = list(doc["curve"])
+    hours = doc.get("eeg_hours_seen")
+    if hours is not None and (not curve or curve[-1]["eeg_hours_seen"] < hours):  # the final checkpoint ends it
+        curve.append({"snapshot": "final", "eeg_hours_seen": hours, "masked_l1": doc["masked_l1"]["checkpoint"]})
     fig, axes = plt.subplots(1, 2, figsize=(12, 4))
     for ax in axes:
-        validation_curve(doc["curve"], base, ax=ax)
+        validation_curve(curve, base, ax=ax)
     # right: zoomed on the checkpoint's curve, where the baselines closest to it are told apart
-    near = [r["masked_l1"] for r in doc["curve"]] + [v for v in base.values()
+    near = [r["masked_l1"] for r in curve] + [v for v in base.values()
                                                       if abs(v - doc["masked_l1"]["checkpoint"]) < 0.05]
     pad = 0.25 * (max(near) - min(near)) or 1e-3
     axes[1].set_ylim(min(near) - pad, max(near) + pad)
