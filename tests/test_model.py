@@ -98,3 +98,17 @@ def test_config_round_trip():
     assert SAMBAConfig.from_dict(cfg.to_dict()) == cfg
     with pytest.raises(ValueError, match="unknown"):
         SAMBAConfig.from_dict({"nope": 1})
+
+
+def test_cpu_bf16_autocast_runs_and_stays_close():
+    """Under CPU bf16 autocast the lean inference scan once failed ("Input dtypes must be the same" in baddbmm_):
+    its products came out bf16 while its buffer was float32. The scan now runs in float32 whatever the autocast."""
+    torch.manual_seed(0)
+    m = SAMBA().eval()
+    x, coords = torch.randn(2, 5, 256), torch.nn.functional.normalize(torch.randn(5, 3), dim=-1) * 0.09
+    with torch.no_grad():
+        ref = m(x, coords)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            y = m(x, coords)
+    assert y.shape == ref.shape and torch.isfinite(y).all()
+    assert float((y.float() - ref).abs().max() / ref.abs().max()) < 0.05

@@ -270,7 +270,9 @@ def ssd_chunked_lean(x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, chu
     r, q = h // g, chunk_size
     c = max(1, math.ceil(l / q))
     lp = c * q
-    with torch.no_grad():
+    # autocast off: under CPU bf16 autocast the products below would come out bf16 and the in-place baddbmm_ into
+    # the float32 y would refuse the mix; the scan runs in `work` precision whatever the caller's autocast
+    with torch.no_grad(), torch.autocast("cpu", enabled=False):
         xdt = x.new_zeros(b, h, lp, p, dtype=work)  # (b, h, lp, p), zero on the padding
         torch.mul(x.permute(0, 2, 1, 3), dt.permute(0, 2, 1).unsqueeze(-1), out=xdt[:, :, :l])
         dA = F.pad((dt.to(work) * A.to(work)).permute(0, 2, 1), (0, lp - l))  # (b, h, lp), dt = 0 on the padding
