@@ -90,8 +90,8 @@ def test_limits_reads_the_headline_rows_and_refuses_another_card(tmp_path):
                       "activation_bytes": {"constant": 0.0, "per_sample_step": 2 * s}}
     spec = {"bf16_dense_tflop_s": 1.0, "memory_tb_s": 1.0}
     doc = limits.limits(tmp_path / "b.json", tmp_path / "n.json", spec=spec, work=work, command="test")
-    assert [(r["row"], r["batch"]) for r in doc["rows"]] == [("60-s train, best batch", 16), ("60-s infer, best batch", 8),
-                                                             ("8-h infer, batch 1", 1)]
+    assert [(r["row"], r["batch"]) for r in doc["rows"]] == [
+        ("60-s train, best batch", 16), ("60-s infer, best batch", 8), ("8-h infer, batch 1", 1)]
     train = doc["rows"][0]
     assert train["flops_per_step"] == pytest.approx(3.0 * 16 * 7680)
     assert train["bytes_per_step_lower_bound"] == pytest.approx(6.0 * 16 * 7680 + limits.parameter_bytes(10, "train"))

@@ -271,7 +271,8 @@ def headline_rows(bench: dict, whole_night: dict | None) -> list[dict]:
             out.append(("bench", f"60-s {mode}, best batch", max(rows, key=lambda r: r["eeg_s_per_s"])))
     if whole_night is not None:
         rows = [r for r in whole_night["results"] if r["model"] == "SAMBA" and r["status"] == "ok"
-                and r.get("sweep") == "context" and r["context_s"] == 28800 and r["batch"] == 1 and r["mode"] == "infer"]
+                and r.get("sweep") == "context" and r["context_s"] == 28800 and r["batch"] == 1
+                and r["mode"] == "infer"]
         if rows:
             out.append(("whole_night", "8-h infer, batch 1", rows[0]))
     return [{"source": src, "row": label, "model": r["model"], "context_s": r["context_s"], "n_times": r["n_times"],
@@ -360,7 +361,8 @@ def main(argv: list[str] | None = None) -> int:
         return e.exit_code
     write_json(doc, Path(a.out))
     for r in doc["rows"]:
-        print(f'{r["row"]:20s} {r["ms"]:9.2f} ms  {r["achieved_tflop_s"]:7.1f} TFLOP/s ({r["fraction_of_bf16_peak"]:.1%})'
+        print(f'{r["row"]:24s} {r["ms"]:9.2f} ms  {r["achieved_tflop_s"]:7.1f} TFLOP/s '
+              f'({r["fraction_of_bf16_peak"]:.1%})'
               f'  >= {r["achieved_gb_s"]:7.0f} GB/s ({r["fraction_of_memory_bandwidth"]:.1%})', file=sys.stderr)
     print(a.out)
     return 0

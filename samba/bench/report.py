@@ -226,7 +226,8 @@ def summarize(results: list[dict]) -> dict:
     if not cpu and any(r.get("sweep") in SWEEPS for r in results):  # a GPU run
         for mode in ("train", "infer"):
             key = f"{mode}_60s_vs_best_peer"
-            tried = [r for r in results if r.get("sweep") == "throughput" and r["context_s"] == 60 and r["mode"] == mode]
+            tried = [r for r in results
+                     if r.get("sweep") == "throughput" and r["context_s"] == 60 and r["mode"] == mode]
             targets[key] = _vs_best_peer(key, best.get(("SAMBA", 60, mode)),
                                          [v for (m, c, md), v in best.items() if is_peer(m) and c == 60 and md == mode],
                                          tried, peer_names)
@@ -491,7 +492,8 @@ def _plot_throughput(rows, models, title, reference, path: Path) -> Path:
         ref = AUTHORS_REFERENCE["throughput"].get(name, {}) if reference else {}
         vals = [ref.get(g, 0) if name == "authors' SAMBA" else best.get((name, *g), 0) for g in groups]
         xs = np.arange(len(groups)) + (i - (len(names) - 1) / 2) * width
-        ax.bar(xs, vals, width, color=_COLORS.get(name), label=_legend_name(name), hatch="//" if name == "authors' SAMBA" else None,
+        ax.bar(xs, vals, width, color=_COLORS.get(name), label=_legend_name(name),
+               hatch="//" if name == "authors' SAMBA" else None,
                edgecolor="k", lw=0.3)
         for x_, v in zip(xs, vals):
             if v:
