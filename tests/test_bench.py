@@ -296,3 +296,48 @@ def test_command_line_parses_before_importing_torch():
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
                           env={**os.environ, "PYTHONPATH": str(REPO)})
     assert proc.stdout.strip() == "False", proc.stderr
+
+
+def _row(model, ctx, batch, mode, sweep, eeg_s_per_s=None, ms=1.0, peak_mib=1.0, status="ok", **kw):
+    return {"model": model, "context_s": ctx, "sfreq": 128.0, "batch": batch, "mode": mode, "ms": ms,
+            "peak_mib": peak_mib, "eeg_s_per_s": eeg_s_per_s, "status": status, "sweep": sweep, **kw}
+
+
+def test_summary_reports_each_target_against_the_best_foundation_model_peer():
+    """Throughput targets compare with the best foundation-model peer (never the EEGNet floor); whole-night targets
+    read the batch-1 context rows; a failed row is reported as not measured, with its reason."""
+    rows = [_row("SAMBA", 60, 64, "train", "throughput", 150.0), _row("SAMBA", 60, 128, "train", "throughput", 120.0),
+            _row("BIOT", 60, 64, "train", "throughput", 100.0), _row("EEGNet", 60, 64, "train", "throughput", 900.0),
+            _row("SAMBA", 60, 64, "infer", "throughput", 199.0), _row("LUNA", 60, 64, "infer", "throughput", 100.0),
+            _row("SAMBA", 28800, 1, "infer", "context", ms=900.0, peak_mib=4000.0),
+            _row("SAMBA", 3600, 1, "train", "context", ms=100.0, peak_mib=4200.0),
+            _row("SAMBA", 3600, 4, "train", "context", ms=100.0, peak_mib=100.0),  # not batch 1: not a target row
+            _row("SAMBA", 28800, 1, "train", "context", status="oom", ms=None, peak_mib=None,
+                 error="CUDA out of memory")]
+    t = report.summarize(rows)["targets"]
+    assert t["train_60s_vs_best_peer"] == {
+        "value": 1.5, "target": 1.5, "met": True, "best_peer": "BIOT", "samba_eeg_s_per_s": 150.0, "samba_batch": 64,
+        "best_peer_eeg_s_per_s": 100.0, "best_peer_batch": 64,
+        "peers_not_measured": {"LUNA": "no row for it in this run"}}
+    assert t["infer_60s_vs_best_peer"]["value"] == 1.99 and t["infer_60s_vs_best_peer"]["met"] is False
+    assert t["infer_8h_batch1_peak_gib"]["value"] == pytest.approx(4000 / 1024, abs=1e-3)
+    assert t["infer_8h_batch1_peak_gib"]["met"] and t["infer_8h_batch1_ms"]["met"]
+    assert t["train_1h_batch1_peak_gib"]["met"] is False
+    assert t["train_8h_batch1_peak_gib"]["met"] is None
+    assert "out of memory" in t["train_8h_batch1_peak_gib"]["not_measured"]
+
+
+def test_cpu_summary_compares_at_batch_eight_and_says_why_train_is_missing():
+    rows = [_row("SAMBA", 10, 8, "infer", "realtime", 300.0), _row("SAMBA", 10, 1, "infer", "realtime", 900.0),
+            _row("LUNA", 10, 8, "infer", "realtime", 200.0), _row("BIOT", 10, 8, "infer", "realtime", 100.0),
+            _row("EEGNet", 10, 8, "infer", "realtime", 9000.0),
+            _row("SAMBA", 60, 8, "infer", "realtime", 100.0), _row("LUNA", 60, 8, "infer", "realtime", 200.0),
+            _row("BIOT", 60, 8, "infer", "realtime", status="skipped", ms=None, reason="time budget spent")]
+    t = report.summarize(rows)["targets"]
+    assert t["cpu_infer_10s_vs_best_peer"]["value"] == 1.5 and t["cpu_infer_10s_vs_best_peer"]["met"]
+    assert t["cpu_infer_10s_vs_best_peer"]["best_peer"] == "LUNA"
+    assert t["cpu_infer_60s_vs_best_peer"]["value"] == 0.5 and not t["cpu_infer_60s_vs_best_peer"]["met"]
+    assert t["cpu_infer_60s_vs_best_peer"]["peers_not_measured"] == {"BIOT": "skipped: time budget spent"}
+    assert t["cpu_train_vs_best_peer"]["met"] is None
+    assert "inference only" in t["cpu_train_vs_best_peer"]["not_measured"]
+    assert not any(k.endswith("60s_vs_best_peer") and not k.startswith("cpu") for k in t)  # no GPU targets on a CPU run

@@ -7,7 +7,9 @@ model at its native sampling rate on the same 19-channel 10-20 montage. The pack
 * ``peers``     -- the braindecode peers (BIOT, LUNA, CBraMod, Labram, EEGPT, EEGNet) and how each is built;
 * ``runner``    -- timing one row, the batch-doubling rule, failure rows, the time budget, the whole run;
 * ``report``    -- the JSON (schema, provenance, summary against the targets, merge), tables and figures;
-* ``cli``       -- ``samba bench``, whose arguments are parsed before torch is imported.
+* ``cli``       -- ``samba bench``, whose arguments are parsed before torch is imported;
+* ``limits``    -- what fraction of the GPU's bf16 peak and memory bandwidth a measured row reaches
+  (``python -m samba.bench.limits``).
 
 Names are resolved lazily, so ``from samba.bench import bench_main`` stays light.
 """

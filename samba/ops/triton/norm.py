@@ -3,7 +3,7 @@
 What it replaces: mamba_ssm's `_layer_norm_bwd` walks its rows one at a time (each program loops over
 M / (2 x SM count) rows of 512 values, one 1-kB row in flight per program), so at the full-rate layer it runs
 far below the memory bandwidth: 1.3 ms per call on an H200 at batch 64 x 60 s, the largest single kernel of
-the train step (results/profiles/kernels_h200_train_b64_ef126e4.txt). Here a program holds a (BLOCK_M, group)
+the train step (results/archive/profiles/kernels_h200_train_b64_ef126e4.txt). Here a program holds a (BLOCK_M, group)
 tile, so tens of rows are in flight per program; the backward keeps per-program partial sums of the weight
 gradient (reduced in float32 by torch afterwards: deterministic, no atomics).
 

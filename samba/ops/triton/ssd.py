@@ -25,7 +25,7 @@ tables (batch 64 x 60 s) show 5.5 ms forward and 17.2 ms backward over all of SA
 kernels_h200_*_ef126e4.txt), with far fewer launches: the batch-4 x 60-s train step fell from 34.5-40.4 to
 24.1 ms. Its CUDA tests then ran to the end on an H200 and it became the default (KernelConfig.triton_scan
 =False turns it off); with its forward at 4 warps and no chunk states stored under
-inference, SAMBA's inference at 60 s measured 1.51x BIOT's (results/bench_h200_6b7f506.json).
+inference, SAMBA's inference at 60 s measured 1.51x BIOT's (results/archive/bench_h200_6b7f506.json).
 
 Three backwards (KernelConfig.scan_backward). "walk": the one measured above; three times the forward's time, and ptxas
 reports 592 B of register spills per thread at headdim 64. "split" (the default), written after
@@ -37,7 +37,7 @@ each at 60 s, 1,200 at 600 s). All three share the chunk code (`_bwd_chunk`) and
 (H200, eager train step batch 128 x 60 s): walk at 8 warps 94.1 ms, split at 4 warps 76.8 ms
 (KernelConfig.scan_backward_launch). Its CUDA tests and a whole-model forward/backward check passed at 4 warps on an
 H200, and split at 4 warps became the default: the benchmark's 60-s train throughput went from 88,691 to 111,330
-EEG-s/s, the 10-minute batch-4 step from 128.8 to 69.8 ms (results/bench_h200_8c594ce.json).
+EEG-s/s, the 10-minute batch-4 step from 128.8 to 69.8 ms (results/archive/bench_h200_8c594ce.json).
 The third, "group" (written later): the split's first pass, then one program per
 (sample, group, chunk) that runs the chunk's backward for each of the group's heads and sums their dB and dC on
 chip, writing them once in their final dtype. The split writes them per head in float32, (B, L, H, N), and torch
@@ -46,7 +46,7 @@ group), 0.5 GB each at enc1. The price: ptxas (sm_90, offline) reports 1,980 B o
 and 4 warps (the split's kernel: 332 B), 436 B at headdim 16 (split: none). Measured (H200): slower
 than the split over every head, faster for the narrow heads only, where it is the default (KernelConfig.scan_backward_narrow,
 see the table above BWD_MODES); the benchmark's 60-s train throughput went from 118,829 to 122,023 EEG-s/s at batch 256
-(results/bench_h200.json).
+(results/archive/bench_h200_7ef1a39.json).
 """
 
 from __future__ import annotations
