@@ -81,6 +81,8 @@ def main(argv=None) -> int:
     if not notebooks:
         print("no notebooks matched", file=sys.stderr)
         return 1
+    # taken before the run: "dirty" must describe the code that ran, not the figures the run writes
+    record = provenance(args) if args.write_figures else None
     out = user_path(args.out) if args.out else build_dir("notebooks")
     out.mkdir(parents=True, exist_ok=True)
     print(f"kernel {kernel}, profile {args.profile}, executed notebooks -> {out}", flush=True)
@@ -103,7 +105,7 @@ def main(argv=None) -> int:
     print(f"| total | {sum(timings.values()):.1f} |")
     if args.write_figures:
         target = ROOT / "figures" / "notebooks_provenance.json"  # committed with the figures it describes
-        target.write_text(json.dumps(provenance(args), indent=1) + "\n")
+        target.write_text(json.dumps(record, indent=1) + "\n")
         print(f"provenance of figures/: {target}")
     if failed:
         print(f"{len(failed)} notebook(s) failed: {', '.join(failed)}", file=sys.stderr)
