@@ -67,8 +67,12 @@ def test_cpu_quick_run_is_schema_valid(tmp_path):
     assert doc["profile"] == "cpu-quick"
     ok = [r for r in doc["results"] if r["status"] == "ok"]
     assert {r["model"] for r in ok} == set(models)
-    assert all(r["mode"] == "infer" and r["realtime_factor"] == r["eeg_s_per_s"] for r in ok)
-    assert {(r["context_s"], r["batch"]) for r in ok if r["model"] == "EEGNet"} == {(1, 1), (1, 2)}
+    infer = [r for r in ok if r["sweep"] == "realtime"]
+    assert all(r["mode"] == "infer" and r["realtime_factor"] == r["eeg_s_per_s"] for r in infer)
+    assert {(r["context_s"], r["batch"]) for r in infer if r["model"] == "EEGNet"} == {(1, 1), (1, 2)}
+    # and one training step per model, at the shortest window and the largest batch
+    assert sorted((r["model"], r["mode"], r["context_s"], r["batch"]) for r in ok if r["sweep"] == "train") == \
+        sorted((m, "train", 1, 2) for m in models)
 
 
 @pytest.mark.skipif(not bench.samba_available(), reason="SAMBA not importable")
@@ -100,7 +104,7 @@ def test_budget_spent_rows_are_skipped(tmp_path):
                           quick=True, time_budget_s=0, log=None)
     doc = json.loads(out.read_text())
     check_schema(doc)
-    assert [r["status"] for r in doc["results"]] == ["skipped"]
+    assert [(r["mode"], r["status"]) for r in doc["results"]] == [("infer", "skipped"), ("train", "skipped")]
 
 
 def test_gpu_plan_sweeps_and_figures(tmp_path):
@@ -146,8 +150,8 @@ def test_interrupted_run_keeps_its_rows(tmp_path):
     doc = json.loads(out.read_text())
     check_schema(doc)
     assert doc["complete"] is False
-    assert [(r["model"], r["status"]) for r in doc["results"]] == [
-        ("Fine", "ok"), ("Stop", "skipped"), ("Later", "skipped")]
+    assert [(r["model"], r["mode"], r["status"]) for r in doc["results"]] == [
+        ("Fine", "infer", "ok"), ("Fine", "train", "ok"), ("Stop", "train", "skipped"), ("Later", "train", "skipped")]
 
 
 def test_isolated_run_merges_child_rows(tmp_path):
@@ -157,7 +161,8 @@ def test_isolated_run_merges_child_rows(tmp_path):
                           quick=True, isolate=True, log=None, threads=1)
     doc = json.loads(out.read_text())
     check_schema(doc)
-    assert [(r["model"], r["status"]) for r in doc["results"]] == [(model, "ok")]
+    assert [(r["model"], r["mode"], r["status"]) for r in doc["results"]] == [(model, "infer", "ok"),
+                                                                              (model, "train", "ok")]
     assert not list(tmp_path.glob("*.part.json"))
 
 

@@ -315,6 +315,18 @@ def _bench_model_cpu(name: str, prof: Profile, budget: _Budget, measure: Callabl
                 ms_per_window = r["ms"] / (b * ctx)
             rows.append(r)
             on_row(r)
+    # the training step at the shortest window and the largest batch (forward + loss + backward + AdamW):
+    # a model people fine-tune on a laptop must not train slower than the peers there
+    ctx, b = min(prof.contexts_s), max(prof.batches or (1, 8))
+    left = budget.model_left()
+    predicted = 6 * ms_per_window * b * ctx / 1e3 if ms_per_window else 0.0  # backward ~2x forward, >= 2 calls
+    if left <= 0 or predicted > left:
+        why = "time budget spent" if left <= 0 else f"predicted {predicted:.0f} s > {left:.0f} s left"
+        rows.append(_skipped(name, ctx, b, "train", "train", why))
+    else:
+        rows.append(measure(name, ctx, b, "train", row_cap_s=min(prof.row_cap_s, max(left, 0.5))))
+        rows[-1]["sweep"] = "train"
+    on_row(rows[-1])
     return rows
 
 
