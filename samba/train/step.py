@@ -6,8 +6,9 @@ One step::
     x_in = x * visible[:, None, :]        pred = model(x_in, coords)       (B, C, T)
     loss = reconstruction_loss(pred, x, visible)   (L1 + spectral)
 
-On a GPU nothing in a step waits for the host or the host for the GPU, so the host queues step n + 1
-while the GPU still runs step n:
+On a GPU a step copies nothing from the host and reads nothing back, so the host can queue its kernels while
+the GPU still runs the previous ones (the model's own input check, ``torch.isfinite(x).all()``, remains the one
+synchronisation per step):
 
 * the corpus lives on the GPU: every montage's windows are copied once, already scaled, and a batch is
   an ``index_select`` (the indices travel through pinned memory, asynchronously);
