@@ -99,3 +99,14 @@ def test_cli_functions_print_the_promised_last_line(tmp_path, capsys, mirror, mo
     out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert list(out) == ["task", "balanced_accuracy", "auroc", "n_windows", "subjects"]
     assert out["subjects"] == [1] and out["n_windows"] > 0
+
+
+def test_small_training_splits_train_in_smaller_batches():
+    """At batch 64 an 88-window split made 2 optimizer steps an epoch (EEGNet stayed at chance on eyes open/closed);
+    a small split now trains at a batch that gives at least MIN_STEPS_PER_EPOCH steps, never below MIN_BATCH."""
+    from samba.train.finetuning import MIN_BATCH, MIN_STEPS_PER_EPOCH, batch_for
+
+    assert batch_for(88, 64) == 11 and -(-88 // batch_for(88, 64)) >= MIN_STEPS_PER_EPOCH
+    assert batch_for(30, 64) == MIN_BATCH
+    assert batch_for(5000, 64) == 64  # a large split keeps the requested batch
+    assert batch_for(100, 4) == 4  # and a requested batch below the floor is kept

@@ -111,7 +111,7 @@ def run_method(method, ds, folds, seed, P, init=None, device=None, samba_config=
         feats = cache[key] if cache is not None else feats
     for f in folds:
         tr, te = f.train, f.test
-        epochs = 0
+        epochs, batch = 0, None
         if method == "reference":
             proba = reference.fit_predict(reference.REFERENCE_OF[ds.task], ds.X[tr], y[tr], ds.X[te], ds.sfreq, seed)
         elif method in ("samba_probe", "random_init_probe"):
@@ -123,11 +123,13 @@ def run_method(method, ds, folds, seed, P, init=None, device=None, samba_config=
             net, _, info = fit_classifier(ds, tr, model=model, init=init if method == "samba_finetune" else None,
                                           seed=seed, epochs=epochs, batch_size=P["batch_size"], device=device,
                                           samba_config=samba_config if model == "samba" else None)
+            batch = info["batch_size"]
             logits = predict(net, ds.X, te, _device(device))
             proba = torch.softmax(torch.from_numpy(logits).float(), 1).numpy()
         ba, auc = _scores(y[te], proba)
         rows.append({"fold": f.name, "seed": seed, "balanced_accuracy": ba, "auroc": auc,
-                     "n_train": int(len(tr)), "n_test": int(len(te)), "epochs": epochs})
+                     "n_train": int(len(tr)), "n_test": int(len(te)), "epochs": epochs,
+                     **({"batch_size": batch} if epochs else {})})
     return rows
 
 
@@ -144,6 +146,8 @@ def summarise(task_rows: dict[str, list[dict]]) -> dict:
             "n_windows": {"train_per_fold": int(np.mean([r["n_train"] for r in rows])),
                           "test_total": int(sum(r["n_test"] for r in rows if r["seed"] == rows[0]["seed"]))},
             "seeds": sorted({r["seed"] for r in rows}),
+            **({"batch_sizes": sorted({r["batch_size"] for r in rows if "batch_size" in r})}
+               if any("batch_size" in r for r in rows) else {}),
             "per_fold": rows,
         }
     return out
