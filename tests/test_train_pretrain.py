@@ -144,3 +144,40 @@ def test_max_minutes_fits_the_schedule_to_the_budget(tmp_path, monkeypatch):
     with open(out / "metrics.csv") as f:
         rows = list(csv.DictReader(f))
     assert int(rows[-1]["step"]) == state["step"]
+
+
+def test_batch_plan_gives_full_proportional_batches_and_resumes_exactly():
+    """Every batch is full (a small montage used to give one small batch a pass: launch-bound on a GPU), montages
+    come in proportion to their windows, each pass of a montage visits each of its windows once, a saved position
+    resumes the same stream, ranks split it without overlap, and a state of the earlier plan is refused."""
+    from collections import Counter
+
+    import numpy as np
+
+    from samba.errors import InputError
+    from samba.train.batches import BatchPlan
+
+    train = [np.arange(245), np.arange(300, 498), np.arange(600, 643), np.arange(700, 712), np.arange(800, 811)]
+    plan = BatchPlan(train, 128, seed=0)
+    drawn = [plan.next() for _ in range(1000)]
+    assert {len(idx) for _, idx in drawn} == {128}
+    counts = Counter(d for d, _ in drawn)
+    for d, idx in enumerate(train):
+        assert abs(counts[d] / 1000 - len(idx) / 509) < 0.01
+    seen = Counter(np.concatenate([idx for d, idx in drawn if d == 2]).tolist())  # montage 2's batches so far
+    full = counts[2] * 128 // 43  # whole passes over its 43 windows; the last pass may be partial
+    assert set(seen) == set(range(600, 643)) and set(seen.values()) <= {full, full + 1}
+
+    again = BatchPlan(train, 128, seed=0)
+    again.load_state_dict(plan.state_dict())
+    for (d1, i1), (d2, i2) in zip([plan.next() for _ in range(7)], [again.next() for _ in range(7)]):
+        assert d1 == d2 and np.array_equal(i1, i2)
+
+    ranks = [BatchPlan(train, 16, seed=1, rank=r, world=2) for r in range(2)]
+    single = BatchPlan(train, 16, seed=1)
+    both = [b for pair in zip(*[[p.next() for _ in range(20)] for p in ranks]) for b in pair]
+    for (d1, i1), (d2, i2) in zip(both, [single.next() for _ in range(40)]):
+        assert d1 == d2 and np.array_equal(i1, i2)
+
+    with pytest.raises(InputError, match="earlier batch plan"):
+        BatchPlan(train, 128, seed=0).load_state_dict({"epoch": 3, "cursor": 2, "seed": 0})

@@ -1,14 +1,16 @@
 """Pretraining data: the corpus, its per-montage train/validation split and input scale, the batch plan.
 
-Batches are drawn per montage: every batch comes from one WindowDataset (one device), and each epoch
-visits every training window once, so devices appear in proportion to their window counts. Why
-per-montage and not padded mixed batches: the CDSE spatial map is built once per batch for a single
-coordinate set (the fused fast path), no compute is spent on padding channels, and proportional
-sampling means no small device is over-fitted by re-sampling.
+Batches are drawn per montage: every batch comes from one WindowDataset (one device), every batch is full, and
+devices appear in proportion to their window counts (:class:`BatchPlan`). Why per-montage and not padded mixed
+batches: the CDSE spatial map is built once per batch for a single coordinate set (the fused fast path), and no
+compute is spent on padding channels. Why full batches: a GPU step costs nearly the same few hundred kernel
+launches at any batch, so the small batches a small montage used to give (one a pass: 43, 12 and 11 windows of 30 s
+in the mirrored corpus, three of every five steps) left the GPU mostly idle (`results/pretrain_throughput.json`).
 """
 
 from __future__ import annotations
 
+import heapq
 from dataclasses import dataclass
 
 import numpy as np
@@ -72,58 +74,87 @@ def scale_of(X, rng, n=64) -> float:
 
 
 class BatchPlan:
-    """Deterministic per-epoch batch order over several datasets, sharded across ranks.
+    """Full batches from every montage, in proportion to its windows, sharded across ranks; exactly resumable.
 
-    Epoch e: each dataset's training indices are shuffled with a generator seeded by (seed, e) and
-    cut into batches; the batches of all datasets are shuffled together; rank r takes batches
-    r, r + W, r + 2W, ... (truncated so every rank has the same count). The position in the run is
-    just (epoch, cursor), so a checkpoint restores the data stream exactly.
+    Montage d's training windows form an endless stream: the permutation of its pass 0, then of its pass 1, ...
+    (each seeded by (seed, d, pass)), and its k-th batch is the stream's windows [kB, (k + 1)B). So every batch
+    holds B windows (a montage with fewer than B windows repeats them within a batch, each copy with its own mask),
+    and no window is dropped. Montages take turns by due time: montage d's k-th batch is due once (k + 1) B / n_d
+    passes over it have elapsed, the earliest due goes next (ties: the lower index), so each montage contributes
+    batches in proportion to its n_d windows. Global batch g goes to rank g % world. The position in the run is
+    the number of global batches taken; a checkpoint stores it and resuming replays the turns up to it.
     """
 
-    def __init__(self, train_indices: list[np.ndarray], batch_size: int, seed: int, rank=0, world=1):
-        self.train_indices = train_indices
-        self.batch_size = batch_size
-        self.seed = seed
-        self.rank, self.world = rank, world
-        self.epoch, self.cursor = 0, 0
-        self._plan = None
+    VERSION = 2  # 1: one pass at a time, ragged tails dropped, a small montage's batch smaller than B
 
-    def _build(self, epoch):
-        rng = np.random.default_rng([self.seed, epoch])
-        batches = []
-        for d, idx in enumerate(self.train_indices):
-            idx = rng.permutation(idx)
-            bs = self.batch_size
-            if len(idx) < bs:  # a tiny montage still contributes one (smaller) batch per epoch
-                if len(idx):
-                    batches.append((d, np.sort(idx)))
-                continue
-            for s in range(0, len(idx) - bs + 1, bs):  # drop the ragged tail: fixed shapes for compile
-                batches.append((d, np.sort(idx[s:s + bs])))
-        order = rng.permutation(len(batches))
-        batches = [batches[i] for i in order]
-        n = (len(batches) // self.world) * self.world
-        if n == 0:
-            raise InputError(f"the corpus has {len(batches)} batches, fewer than the {self.world} ranks; "
-                             "use fewer processes or a smaller --batch-size")
-        return batches[self.rank:n:self.world]
+    def __init__(self, train_indices: list[np.ndarray], batch_size: int, seed: int, rank=0, world=1):
+        self.train_indices = [np.asarray(i, dtype=np.int64) for i in train_indices]
+        self.sizes = [len(i) for i in self.train_indices]
+        if not any(self.sizes):
+            raise InputError("the corpus has no training windows")
+        self.batch_size, self.seed = int(batch_size), int(seed)
+        self.rank, self.world = rank, world
+        self._reset()
+
+    def _reset(self) -> None:
+        B = self.batch_size
+        self.cursor = 0  # global batches taken (every rank's)
+        self._taken = [0] * len(self.sizes)  # batches taken per montage
+        self._turns = [((B / n), d) for d, n in enumerate(self.sizes) if n]  # (due, montage): a heap
+        heapq.heapify(self._turns)
+        self._perms: dict[tuple[int, int], np.ndarray] = {}
+
+    def _turn(self) -> tuple[int, int]:
+        """The next global batch: (montage, its batch number)."""
+        _, d = heapq.heappop(self._turns)
+        k = self._taken[d]
+        self._taken[d] += 1
+        heapq.heappush(self._turns, ((k + 2) * self.batch_size / self.sizes[d], d))
+        self.cursor += 1
+        return d, k
+
+    def _perm(self, d: int, p: int) -> np.ndarray:
+        if (d, p) not in self._perms:
+            if len(self._perms) > 4 * len(self.sizes):  # only the current passes are read again
+                self._perms.clear()
+            rng = np.random.default_rng([self.seed, d, p])
+            self._perms[(d, p)] = self.train_indices[d][rng.permutation(self.sizes[d])]
+        return self._perms[(d, p)]
+
+    def _windows(self, d: int, k: int) -> np.ndarray:
+        n, B = self.sizes[d], self.batch_size
+        pos = np.arange(k * B, (k + 1) * B)  # places in montage d's stream
+        passes, offsets = np.divmod(pos, n)
+        out = np.empty(B, dtype=np.int64)
+        for p in np.unique(passes):
+            sel = passes == p
+            out[sel] = self._perm(d, int(p))[offsets[sel]]
+        return np.sort(out)
+
+    @property
+    def epoch(self) -> int:
+        """Whole passes over the training windows so far (all montages together)."""
+        return int(self.cursor * self.batch_size // sum(self.sizes))
 
     def next(self):
-        if self._plan is None:
-            self._plan = self._build(self.epoch)
-        if self.cursor >= len(self._plan):
-            self.epoch += 1
-            self.cursor = 0
-            self._plan = self._build(self.epoch)
-        b = self._plan[self.cursor]
-        self.cursor += 1
-        return b
+        """This rank's next batch: (montage index, sorted window indices)."""
+        while True:
+            g = self.cursor
+            d, k = self._turn()
+            if g % self.world == self.rank:
+                return d, self._windows(d, k)
 
     def state_dict(self):
-        return {"epoch": self.epoch, "cursor": self.cursor, "seed": self.seed}
+        return {"version": self.VERSION, "cursor": self.cursor, "seed": self.seed}
 
     def load_state_dict(self, s):
-        self.epoch, self.cursor, self._plan = s["epoch"], s["cursor"], None
+        if s.get("version") != self.VERSION:
+            raise InputError("this training state was written with an earlier batch plan (one pass at a time, "
+                             "small batches for small montages); resume it with the SAMBA version that wrote it, "
+                             "or start over with --no-resume --overwrite")
+        self._reset()
+        for _ in range(int(s["cursor"])):
+            self._turn()
 
 
 @dataclass
