@@ -286,21 +286,21 @@ def test_malicious_pickle_never_runs_in_any_loader(tmp_path):
 
     (tmp_path / "evil.pt").write_bytes(evil)
     attempts = [lambda: load_model(tmp_path / "evil.pt"), lambda: convert_legacy(tmp_path / "evil.pt")]
+
+    def each_file_replaced(folder, files, loader):
+        """One copy of ``folder`` per file, that file replaced by the pickle (manifest rewritten to match)."""
+        for name in files:
+            d = tmp_path / f"{folder.name}-{name}"
+            shutil.copytree(folder, d)
+            (d / name).write_bytes(evil)
+            write_manifest(d, list(files))
+            attempts.append(lambda d=d: loader(d))
+
     model_dir = save_model(tmp_path / "m", SAMBA(SAMBAConfig(**tiny_model_config())))
-    for name in ("model.safetensors", "config.json"):
-        d = tmp_path / f"m-{name}"
-        shutil.copytree(model_dir, d)
-        (d / name).write_bytes(evil)
-        write_manifest(d, ["model.safetensors", "config.json"])
-        attempts.append(lambda d=d: load_model(d))
+    each_file_replaced(model_dir, ("model.safetensors", "config.json"), load_model)
     ft = tmp_path / "ft"
     save_finetuned(ft, {"w": torch.zeros(1)}, {"model": "eegnet"})
-    for name in ("finetuned.safetensors", "finetuned.json"):
-        d = tmp_path / f"ft-{name}"
-        shutil.copytree(ft, d)
-        (d / name).write_bytes(evil)
-        write_manifest(d, ["finetuned.safetensors", "finetuned.json"])
-        attempts.append(lambda d=d: load_finetuned_state(d))
+    each_file_replaced(ft, ("finetuned.safetensors", "finetuned.json"), load_finetuned_state)
     run = tmp_path / "run" / "train_state"
     run.mkdir(parents=True)
     torch.save({"step": 1, "model": {}, "x": _Evil(marker)}, run / "state.pt")  # a torch pickle with a global
