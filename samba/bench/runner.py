@@ -150,9 +150,8 @@ def measure_row(model_name: str, context_s: float, batch: int, mode: str, *, dev
                 opt.step()
         elif mode == "infer":
             model.eval()
-            # SAMBA eager (the whole-night rows): no_grad, not inference_mode. Under inference_mode its time-chunked
-            # path failed on an H100 with "Inference tensors do not track version counter" (commit 2d9fd56); no_grad
-            # makes no inference tensors and holds no more memory.
+            # SAMBA eager (the whole-night rows): no_grad, not inference_mode, the mode its time-chunked CUDA path
+            # supports (samba.nn.time_chunks); no_grad holds no more memory.
             no_grad = torch.no_grad if model_name == "SAMBA" and builder is None else torch.inference_mode
 
             def step():

@@ -15,6 +15,11 @@ When it runs (`time_chunk_steps`): when the caller asks (``with time_chunking(st
 goes through the chunks; ``steps=0`` turns it off), or automatically, without autograd only (the training path
 keeps its one-call kernels), when the layer's widest tensor would be large: on CPU above ``CPU_AUTO_ELEMENTS`` values per sample slice (chunks then stay
 cache-sized too), on CUDA above ``CUDA_AUTO_BYTES`` (1 GiB of in_proj output; chunks of ``CUDA_CHUNK_BYTES``).
+
+On CUDA, run chunked inference under ``torch.no_grad()`` (as ``samba.embed`` and the benchmark do), not
+``torch.inference_mode()``: under inference_mode the chunked path failed on an H100 with "Inference tensors do not
+track version counter" (every eager row of 600 s and longer, commit 2d9fd56); which operation raises it is not yet
+found, so that mode is not supported here.
 """
 
 from __future__ import annotations
