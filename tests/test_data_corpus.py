@@ -7,7 +7,7 @@ import logging
 import numpy as np
 
 from samba.data import pretraining_corpus
-from samba.data.corpus import HELDOUT, heldout_recordings, seen_unlabelled
+from samba.data.corpus import HELDOUT, VALIDATION, heldout_recordings, seen_unlabelled, validation_recordings
 
 
 def test_corpus_excludes_every_test_set(mirror, data_cache, caplog):
@@ -26,7 +26,7 @@ def test_corpus_excludes_every_test_set(mirror, data_cache, caplog):
     assert not set(by_dataset["eegmmidb"].run) & {1, 2, 3, 4, 8, 12} and set(by_dataset["eegmmidb"].run)
     assert set(by_dataset["eegmat"].subject) == set(range(10))
     assert set(by_dataset["muse_p300"].subject) == {1}
-    files = {f"{d}/{p}" for d, p in HELDOUT}
+    files = {f"{d}/{p}" for d, p in HELDOUT + VALIDATION}
     assert not files & {f for ds in corpus for f in ds.meta.file}
     assert seen_unlabelled("eegmat-workload", range(20)) == set(range(10))
     assert seen_unlabelled("muse-p300", [1, 2]) == {1} and seen_unlabelled("eegmmidb-mi", [1]) == {1}
@@ -45,3 +45,11 @@ def test_heldout_recordings_one_per_device(mirror, data_cache):
     assert set(names) <= {f"{d}/{p}" for d, p in HELDOUT}
     assert {"eegmat/Subject18_1.edf", "muse_p300/subject2/session2/data_2018-05-04-01.50.45.csv"} <= set(names)
     assert all(rec.positions is not None and rec.data.shape[1] > 4 * 128 for _, rec in recs)
+
+
+def test_validation_recordings_are_neither_trained_on_nor_reported(mirror, data_cache):
+    recs = validation_recordings(mirror, cache_dir=data_cache)
+    names = {name for name, _ in recs}
+    assert names == {f"{d}/{p}" for d, p in VALIDATION}  # both are mirrored
+    assert not names & {f"{d}/{p}" for d, p in HELDOUT}
+    assert all(rec.positions is not None and rec.data.shape[1] > 30 * 128 for _, rec in recs)

@@ -16,7 +16,9 @@ subject 1); ``seen_unlabelled(task, subjects)`` names them and the evaluation re
 so a reader can compare folds whose subject was seen with folds whose subject was not.
 
 ``HELDOUT``: whole recordings, one per device, never used for training, on which masked reconstruction is
-evaluated (``samba.evaluation.reconstruction``).
+evaluated (``samba.evaluation.reconstruction``). ``VALIDATION``: other whole recordings, also never trained on and
+disjoint from ``HELDOUT``, on which pretraining measures its validation loss and picks the step it releases (early
+stopping). Choosing the step on ``HELDOUT`` itself would bias the reported reconstruction error.
 
 A recording whose channels have no known position (an EEGLAB file without channel locations) cannot be
 placed by CDSE: it is skipped with a warning and counted in the log, never given made-up positions.
@@ -45,6 +47,10 @@ HELDOUT = (  # (dataset, registry path): one whole recording per device, never t
     ("eegmat", "Subject18_1.edf"),
     ("muse_p300", "subject2/session2/data_2018-05-04-01.50.45.csv"),
 )
+VALIDATION = (  # (dataset, registry path): model selection during pretraining; never trained on, not HELDOUT
+    ("eegmat", "Subject17_1.edf"),
+    ("muse_p300", "subject2/session1/data_2017-02-09-18.12.53.csv"),
+)
 _EEGMMIDB_TASK_RUNS = (1, 2, 3, 4, 8, 12)  # task runs and the held-out run 3
 _EEGMAT_CORPUS_SUBJECTS = tuple(range(10))
 _MUSE_CORPUS_SUBJECTS = (1,)
@@ -54,7 +60,7 @@ _DATASET_OF_TASK = {"eegmmidb-mi": "eegmmidb", "eyes-open-closed": "eegmmidb", "
 
 def in_corpus(dataset: str, fid) -> bool:
     """Whether pretraining may use this recording (the table in the module docstring)."""
-    if (dataset, fid.path) in HELDOUT:
+    if (dataset, fid.path) in HELDOUT + VALIDATION:
         return False
     if dataset == "eegmmidb":
         return fid.run not in _EEGMMIDB_TASK_RUNS
@@ -74,14 +80,24 @@ def seen_unlabelled(task: str, subjects) -> set[int]:
 
 def heldout_recordings(mirror=None, sfreq: float = 128.0, cache_dir=None) -> list[tuple[str, object]]:
     """``[(relpath, Recording)]`` of the ``HELDOUT`` recordings that can be read here (absent ones: logged)."""
+    return named_recordings(HELDOUT, mirror, sfreq, cache_dir)
+
+
+def validation_recordings(mirror=None, sfreq: float = 128.0, cache_dir=None) -> list[tuple[str, object]]:
+    """``[(relpath, Recording)]`` of the ``VALIDATION`` recordings that can be read here (absent ones: logged)."""
+    return named_recordings(VALIDATION, mirror, sfreq, cache_dir)
+
+
+def named_recordings(pairs, mirror=None, sfreq: float = 128.0, cache_dir=None) -> list[tuple[str, object]]:
+    """``[(relpath, Recording)]`` of the ``(dataset, registry path)`` pairs that can be read and placed here."""
     params = Preprocessing(sfreq=float(sfreq))
     out = []
-    for dataset, path in HELDOUT:
+    for dataset, path in pairs:
         match = [f for f, _ in recordings.recording_files(dataset) if f.path == path]
         try:
             rec = recordings.load_recording(match[0], mirror, params, cache_dir)
         except (IndexError, ValueError, registry.DataNotAvailableError) as err:
-            log.warning("held-out recording %s/%s not available: %s", dataset, path, err)
+            log.warning("recording %s/%s not available: %s", dataset, path, err)
             continue
         if rec.positions is not None:
             out.append((f"{dataset}/{path}", rec))
