@@ -181,3 +181,31 @@ def test_batch_plan_gives_full_proportional_batches_and_resumes_exactly():
 
     with pytest.raises(InputError, match="earlier batch plan"):
         BatchPlan(train, 128, seed=0).load_state_dict({"epoch": 3, "cursor": 2, "seed": 0})
+
+
+def test_augmented_kill_and_resume_matches_uninterrupted(tmp_path):
+    """The electrode-subset generator is part of the training state: a resumed augmented run draws the same."""
+    ref = run(tmp_path / "ref", augment=True)
+    with pytest.raises(SimulatedKill):
+        run(tmp_path / "cut", augment=True, kill_at_step=5)
+    resumed = run(tmp_path / "cut", augment=True)
+    a, b = params(ref), params(resumed)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    plain = params(run(tmp_path / "plain"))
+    assert any(not torch.equal(a[k], plain[k]) for k in a)  # the augmentation changed what was learned
+
+
+def test_select_best_releases_the_lowest_validation_loss(tmp_path):
+    from samba.checkpoint import load_checkpoint
+
+    path = run(tmp_path / "r", steps=9, val_every=1, select="best", lr=5e-2)
+    with open(tmp_path / "r" / "metrics.csv") as f:
+        vals = {int(r["step"]): float(r["val_loss"]) for r in csv.DictReader(f) if r["val_loss"]}
+    best_step = min(vals, key=vals.get)
+    extra = load_checkpoint(path)["extra"]
+    assert extra["selected"]["step"] == extra["step"] == best_step
+    assert extra["selected"]["last_step"] == 9 and abs(extra["val_loss"] - vals[best_step]) < 1e-5
+    best = params(tmp_path / "r" / "best")
+    assert all(torch.equal(best[k], v) for k, v in params(path).items())
+    last = load_train_state(tmp_path / "r")["model"]
+    assert (best_step == 9) == all(torch.equal(last[k], v) for k, v in params(path).items())

@@ -28,21 +28,11 @@ from samba.masking import tsr_mask
 
 
 def windows_of(recs, window_s: float = 30.0, max_windows: int = 64) -> list[tuple[str, np.ndarray, np.ndarray]]:
-    """``[(name, X (N, C, T) float32, positions (C, 3))]``: non-overlapping windows of each held-out recording,
-    at unit robust scale per recording (``samba.train.batches.scale_of``), as pretraining feeds the model, so
-    every predictor's L1 is in the units the model was trained in."""
-    from samba.train.batches import scale_of
+    """``[(name, X (N, C, T) float32, positions (C, 3))]``: non-overlapping windows of each held-out recording, at
+    unit robust scale per recording, so every predictor's L1 is in the units the model was trained in."""
+    from samba.train.batches import recording_windows
 
-    out = []
-    for name, rec in recs:
-        win = int(round(window_s * rec.sfreq))
-        n = min(max_windows, rec.data.shape[1] // win)
-        if n == 0:
-            continue
-        X = np.stack([np.asarray(rec.data[:, i * win:(i + 1) * win], np.float32) for i in range(n)])  # (N, C, T)
-        X *= np.float32(scale_of(X, np.random.default_rng(0)))
-        out.append((name, X, np.asarray(rec.positions, np.float32)))
-    return out
+    return recording_windows(recs, window_s, max_windows)
 
 
 def masks_for(n: int, length: int, seed: int, ratio: float = 0.5) -> torch.Tensor:

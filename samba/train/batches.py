@@ -65,6 +65,24 @@ def load_corpus(cfg):
         return pretraining_corpus(**kw)
 
 
+def recording_windows(recs, window_s: float, max_windows: int = 64, hop_s: float | None = None
+                      ) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """``[(name, X (N, C, T) float32, positions (C, 3))]``: windows of whole recordings (every ``hop_s``, default
+    no overlap), at unit robust scale per recording (:func:`scale_of`), as pretraining feeds the model. The
+    held-out evaluation and pretraining's validation recordings are cut this way."""
+    out = []
+    for name, rec in recs:
+        win = int(round(window_s * rec.sfreq))
+        hop = int(round((hop_s or window_s) * rec.sfreq))
+        n = min(max_windows, (rec.data.shape[1] - win) // hop + 1) if rec.data.shape[1] >= win else 0
+        if n == 0:
+            continue
+        X = np.stack([np.asarray(rec.data[:, i * hop:i * hop + win], np.float32) for i in range(n)])  # (N, C, T)
+        X *= np.float32(scale_of(X, np.random.default_rng(0)))
+        out.append((name, X, np.asarray(rec.positions, np.float32)))
+    return out
+
+
 def scale_of(X, rng, n=64) -> float:
     """1 / robust std of a dataset (from up to n windows): every montage enters the model at unit scale."""
     idx = np.sort(rng.choice(len(X), size=min(n, len(X)), replace=False))
@@ -159,13 +177,17 @@ class BatchPlan:
 
 @dataclass
 class PretrainData:
-    """The corpus split for one run: per montage, training / validation indices, input scale, coordinates."""
+    """The corpus split for one run: per montage, training / validation indices, input scale, coordinates.
+
+    ``val_recordings``: windows of whole recordings that are never trained on (``recording_windows``); when given,
+    validation uses them instead of the ``val_idx`` windows of the training recordings."""
 
     datasets: list
     train_idx: list[np.ndarray]
     val_idx: list[np.ndarray]
     scales: list[float]
     coords: list[torch.Tensor]  # (C, 3) per montage, on the training device
+    val_recordings: list | None = None
 
     @property
     def n_train_windows(self) -> int:

@@ -100,6 +100,14 @@ def pretrain_parser() -> argparse.ArgumentParser:
     p.add_argument("--val-every", type=int, default=None)
     p.add_argument("--keep-every", type=int, default=None, metavar="N",
                    help="also keep the model every N steps in OUT/snapshots/step_XXXXXX (for CDSE-over-training figures)")
+    p.add_argument("--augment", dest="augment", action="store_true", default=None,
+                   help="polarity, time reversal, gain and electrode-subset augmentation (default: full profile)")
+    p.add_argument("--no-augment", dest="augment", action="store_false")
+    p.add_argument("--val-on", choices=["recordings", "windows"], default=None,
+                   help="validation on whole recordings never trained on (full profile) or on held-back windows "
+                        "of the training recordings (quick profile)")
+    p.add_argument("--select", choices=["best", "last"], default=None,
+                   help="model to release: lowest validation loss (full profile) or the last step (quick profile)")
     p.add_argument("--device", default=None, help="cpu | cuda | cuda:N (default: cuda when available)")
     p.add_argument("--no-progress", dest="progress", action="store_false")
     return p
@@ -116,7 +124,8 @@ def pretrain_main(argv: list[str] | None = None) -> int:
                          window_s=a.window_s, resume=a.resume, overwrite=a.overwrite, allow_change=allow,
                          compile=a.compile, mask=a.mask, mask_ratio=a.mask_ratio, loss_on=a.loss_on, seed=a.seed,
                          mirror=_mirror(a.mirror), lr=a.lr, max_minutes=a.max_minutes, ckpt_every=a.ckpt_every,
-                         keep_every=a.keep_every, val_every=a.val_every, device=a.device, progress=a.progress)
+                         keep_every=a.keep_every, val_every=a.val_every, device=a.device, progress=a.progress,
+                         augment=a.augment, val_on=a.val_on, select=a.select)
     cfg.resolved()  # every option checked before any work (raises samba.errors.UsageError)
     path = pretrain(cfg)
     if int(os.environ.get("RANK", "0")) == 0:

@@ -47,11 +47,14 @@ MODEL_FILE = "samba_pretrained"
 PROFILES = {
     # CPU, about a minute on 2 cores: the paper model, short windows, few steps, small data subset.
     "quick": dict(steps=30, batch_size=8, window_s=4.0, hop_fraction=1.0, log_every=1, val_every=15, ckpt_every=10,
-                  val_batches=2, max_windows_per_montage=256),
+                  val_batches=2, max_windows_per_montage=256, augment=False, val_on="windows", select="last"),
     # GPU: long windows, bf16 autocast; --max-minutes trims the step count to the time budget.
-    # The mirrored corpus is small (~200 windows of 30 s), so windows overlap (hop = window / 4) for more crops.
-    "full": dict(steps=20000, batch_size=32, window_s=30.0, hop_fraction=0.25, log_every=25, val_every=250,
-                 ckpt_every=250, val_batches=8, max_windows_per_montage=None),
+    # The mirrored corpus is small (under two hours of EEG), so windows start every second (hop = window / 30),
+    # batches are augmented (samba.train.augment), validation runs on whole recordings that are never trained on
+    # (samba.data.corpus.VALIDATION) and the released model is the step with the lowest validation loss.
+    "full": dict(steps=20000, batch_size=32, window_s=30.0, hop_fraction=1 / 30, log_every=25, val_every=250,
+                 ckpt_every=250, val_batches=8, max_windows_per_montage=None, augment=True, val_on="recordings",
+                 select="best"),
 }
 
 
@@ -88,6 +91,9 @@ class PretrainConfig:
     val_fraction: float = 0.05
     ckpt_every: int | None = None
     keep_every: int | None = None  # also keep the model every N steps as snapshots/step_XXXXXX (CDSE over training)
+    augment: bool | None = None  # polarity, reversal, gain, electrode subsets (samba.train.augment)
+    val_on: str | None = None  # "recordings": corpus.VALIDATION (never trained on); "windows": held-back windows
+    select: str | None = None  # released model: "best" (lowest validation loss) or "last"
     max_windows_per_montage: int | None = None
     max_minutes: float | None = None
     device: str | None = None  # None: cuda when available
@@ -127,6 +133,10 @@ class PretrainConfig:
         checks.check_fraction("pct_start", self.pct_start, 0.0, 1.0)
         if self.mask not in MASKS:
             raise UsageError(f"unknown --mask {self.mask!r}; choose one of {', '.join(sorted(MASKS))}")
+        if self.val_on not in ("recordings", "windows"):
+            raise UsageError(f"unknown --val-on {self.val_on!r}; choose recordings or windows")
+        if self.select not in ("best", "last"):
+            raise UsageError(f"unknown --select {self.select!r}; choose best or last")
         if self.loss_on not in ("all", "masked", "both"):
             raise UsageError(f"unknown --loss-on {self.loss_on!r}; choose all, masked or both")
         if self.window_s * self.sfreq < 8:
@@ -201,8 +211,11 @@ class _Run:
         _seed_everything(cfg.seed)
         self.data = split_corpus(self._corpus(datasets), cfg.seed, cfg.max_windows_per_montage, cfg.val_fraction,
                                  self.device)
+        if cfg.val_on == "recordings" and datasets is None:
+            self.data.val_recordings = self._validation_recordings()
         self._build_model()
         self.step, self.wall_offset, self.calibrated, self.eeg_s_seen = 0, 0.0, False, 0.0
+        self.best = None  # {"step", "val_loss"} of the model in run_dir/best (select="best")
         changes = self._resume() if cfg.resume else {}
         if info.is_main:
             history = self._saved_changes() + [{"at_step": self.step, "field": k, "from": a, "to": b}
@@ -220,6 +233,25 @@ class _Run:
         if self.info.is_main:
             D.barrier(self.info)
         return datasets
+
+    def _validation_recordings(self) -> list:
+        """Windows (hop: a quarter window) of the ``corpus.VALIDATION`` recordings; none readable: the held-back
+        windows of the training recordings, with a warning."""
+        from samba.data.corpus import validation_recordings
+
+        from .batches import recording_windows
+
+        cfg = self.cfg
+        recs = validation_recordings(cfg.mirror, sfreq=cfg.sfreq)
+        out = recording_windows(recs, cfg.window_s, hop_s=cfg.window_s / 4)
+        if self.info.is_main:
+            if out:
+                print(f"validation: {sum(len(X) for _, X, _ in out)} windows of {len(out)} recording(s) never "
+                      f"trained on: {', '.join(name for name, _, _ in out)}", file=sys.stderr)
+            else:
+                print("validation: no validation recording is readable here; validating on held-back windows of "
+                      "the training recordings instead", file=sys.stderr)
+        return out
 
     def _build_model(self):
         from samba.model import SAMBA, SAMBAConfig
@@ -244,9 +276,13 @@ class _Run:
         self.plan = BatchPlan(self.data.train_idx, cfg.batch_size, cfg.seed, info.rank, info.world_size)
         # masks are drawn on the training device (on a GPU: no copy per step); the state is saved for resume
         self.mask_gen = torch.Generator(device=self.device).manual_seed(cfg.seed * 1000 + 17 + info.rank)
+        self.subset_gen = torch.Generator().manual_seed(cfg.seed * 1000 + 23 + info.rank)  # electrode subsets
         torch.manual_seed(cfg.seed * 1000 + 29 + info.rank)  # per-rank stream for anything stochastic
         self.train_step = PretrainStep(cfg, self.data, self.raw_model, fwd, opt, sched, scaler, self.mask_gen,
-                                       self.device)
+                                       self.device, self.subset_gen)
+
+    def _generators(self) -> dict:
+        return {"mask": self.mask_gen, "subset": self.subset_gen}
 
     def _saved_changes(self) -> list:
         try:
@@ -276,13 +312,14 @@ class _Run:
         self.plan.load_state_dict(state["data"])
         self.step, self.wall_offset = int(state["step"]), float(state["wall"])
         self.eeg_s_seen = float(state.get("eeg_s_seen", 0.0))
+        self.best = state.get("best")
         self.calibrated = bool(state.get("calibrated"))
         if "steps" in changes:  # a new step budget: refit the one-cycle schedule to it, from where we are
             if int(cfg.steps) <= self.step:
                 raise UsageError(f"--steps {cfg.steps} is not beyond the checkpoint's step {self.step}")
             self._refit_schedule(int(cfg.steps))
         rngs = state["rng"]
-        restore_rng(rngs[self.info.rank] if self.info.rank < len(rngs) else rngs[0], {"mask": self.mask_gen})
+        restore_rng(rngs[self.info.rank] if self.info.rank < len(rngs) else rngs[0], self._generators())
         if self.info.is_main:
             print(f"resumed from {state['_path']} at step {self.step} (epoch {self.plan.epoch})", file=sys.stderr)
         return changes
@@ -297,7 +334,7 @@ class _Run:
     # ---- checkpoint
     def checkpoint(self):
         ts = self.train_step
-        rngs = D.gather_objects(capture_rng({"mask": self.mask_gen}), self.info)
+        rngs = D.gather_objects(capture_rng(self._generators()), self.info)
         if self.info.is_main:
             save_train_state(self.run_dir, {
                 "step": self.step, "total_steps": self.total_steps, "calibrated": self.calibrated,
@@ -305,7 +342,7 @@ class _Run:
                 "model": self.raw_model.state_dict(), "optimizer": ts.opt.state_dict(),
                 "scheduler": ts.sched.state_dict(), "scaler": ts.scaler.state_dict(),
                 "data": self.plan.state_dict(), "rng": rngs, "config": self.cfg.to_json(),
-                "eeg_s_seen": float(self.eeg_s_seen),
+                "eeg_s_seen": float(self.eeg_s_seen), "best": self.best,
                 "model_config": self.model_cfg.to_dict(), "scales": [float(s) for s in self.data.scales],
             })
         D.barrier(self.info)
@@ -358,6 +395,9 @@ class _Run:
                 v = self.train_step.validate() if info.is_main else 0.0
                 D.barrier(info)
                 val_loss = f"{v:.6f}"
+                if cfg.select == "best" and info.is_main and (self.best is None or v < self.best["val_loss"]):
+                    self.best = {"step": step, "val_loss": v}
+                    self._save_model(self.run_dir / "best", barrier=False)
                 t_log += time.perf_counter() - t_v  # throughput counts training only
             if step % cfg.log_every == 0 or val_loss or step == self.total_steps:
                 parts = {k: float(v) for k, v in parts.items()}  # the loop's only regular host sync
@@ -393,9 +433,24 @@ class _Run:
         if stop_reason and info.is_main:
             print("stopped: " + stop_reason, file=sys.stderr)
         log.close()
-        return self._save_model(), self.raw_model
+        return self._release(), self.raw_model
 
-    def _save_model(self, path: Path | None = None) -> Path:
+    def _release(self) -> Path:
+        """``samba_pretrained``: the lowest-validation-loss model (select="best") or the last one."""
+        from samba.checkpoint import load_model, save_model
+
+        if self.cfg.select != "best" or self.best is None or not (self.run_dir / "best").is_dir():
+            return self._save_model()
+        path = self.run_dir / MODEL_FILE
+        if self.info.is_main:
+            model, extra = load_model(self.run_dir / "best")
+            extra["selected"] = {**self.best, "by": "lowest validation loss", "last_step": self.step,
+                                 "last_eeg_hours_seen": self.eeg_s_seen / 3600}
+            save_model(path, model, extra=extra)
+        D.barrier(self.info)
+        return path
+
+    def _save_model(self, path: Path | None = None, barrier: bool = True) -> Path:
         """The model checkpoint folder (default: ``samba_pretrained``; snapshots: ``snapshots/step_XXXXXX``)."""
         from samba.checkpoint import save_model
 
@@ -407,7 +462,11 @@ class _Run:
                 "profile": cfg.profile, "seed": cfg.seed, "world_size": info.world_size,
                 "n_train_windows": self.data.n_train_windows, "eeg_hours_seen": self.eeg_s_seen / 3600,
                 "devices": [str(getattr(d, "device", "?")) for d in self.data.datasets],
-                "input_scales": [float(s) for s in self.data.scales],
+                "input_scales": [float(s) for s in self.data.scales], "augment": cfg.augment,
+                "validation": ([name for name, _, _ in self.data.val_recordings] if self.data.val_recordings
+                               else "held-back windows of the training recordings"),
+                **({"val_loss": self.best["val_loss"]} if path.name == "best" and self.best else {}),
             })
-        D.barrier(info)
+        if barrier:
+            D.barrier(info)
         return path

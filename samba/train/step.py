@@ -27,12 +27,19 @@ import torch
 from samba.losses import reconstruction_loss
 from samba.masking import make_mask
 
+from .augment import augment
+
 
 def make_scheduler(opt, lr: float, pct_start: float, total_steps: int):
     """The paper's one-cycle schedule over ``total_steps`` optimiser steps."""
     # +1: OneCycleLR's last phase ends at total_steps - 1, and we call step() after every one of
     # `total_steps` optimiser steps
-    return torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=total_steps + 1, pct_start=pct_start)
+    n = total_steps + 1
+    # OneCycleLR divides by the warm-up's length in steps, pct_start * n - 1: zero when pct_start * n == 1
+    # (--steps 9 at the default 0.1); a warm-up 1 % longer keeps the same schedule and avoids it
+    if abs(pct_start * n - 1) < 1e-9:
+        pct_start *= 1.01
+    return torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=n, pct_start=pct_start)
 
 
 class PretrainStep:
@@ -42,11 +49,11 @@ class PretrainStep:
     ``sched`` is an attribute because fitting the schedule to a time budget replaces it mid-run.
     """
 
-    def __init__(self, cfg, data, raw_model, model, opt, sched, scaler, mask_gen, device):
+    def __init__(self, cfg, data, raw_model, model, opt, sched, scaler, mask_gen, device, subset_gen=None):
         self.cfg, self.data = cfg, data
         self.raw_model, self.model = raw_model, model
         self.opt, self.sched, self.scaler = opt, sched, scaler
-        self.mask_gen, self.device = mask_gen, device
+        self.mask_gen, self.subset_gen, self.device = mask_gen, subset_gen, device
         use_cuda = device.type == "cuda"
         # bf16 on CUDA needs no loss scaling; the scaler is kept (disabled) for fp16 users
         self.amp = (torch.autocast("cuda", dtype=torch.bfloat16) if use_cuda
@@ -75,12 +82,14 @@ class PretrainStep:
         """Train on windows ``idx`` of montage ``d``; returns the loss parts (detached 0-d tensors: ``float()``
         them when logging) and the seconds of EEG seen."""
         cfg = self.cfg
-        x = self._batch(d, idx)  # (B, C, T)
+        x, coords = self._batch(d, idx), self.data.coords[d]  # (B, C, T), (C, 3)
+        if cfg.augment:
+            x, coords = augment(x, coords, self.mask_gen, self.subset_gen)  # (B, C', T), (C', 3)
         B, _, T = x.shape
         # drawn where the generator lives (the GPU in a GPU run), then on the model's device
         visible = make_mask(cfg.mask, B, T, ratio=cfg.mask_ratio, generator=self.mask_gen).to(self.device)  # (B, T)
         with self.amp:
-            pred = self.model(x * visible[:, None, :], self.data.coords[d])  # (B, C, T)
+            pred = self.model(x * visible[:, None, :], coords)  # (B, C', T)
         loss, parts = reconstruction_loss(pred.float(), x, visible, spectral_weight=cfg.spectral_weight,
                                           on=cfg.loss_on, float_parts=False)
         self.opt.zero_grad(set_to_none=True)
@@ -92,22 +101,35 @@ class PretrainStep:
         self.sched.step()
         return parts, B * T / self.data.datasets[d].sfreq
 
+    def _val_batches(self):
+        """(x (B, C, T), coords (C, 3)) of the validation windows: whole never-trained recordings when the run has
+        them (``data.val_recordings``), else the held-back windows of the training recordings."""
+        cfg, B = self.cfg, self.cfg.batch_size
+        if self.data.val_recordings:
+            from samba.montage import check_positions
+
+            for _, X, pos in self.data.val_recordings:
+                coords = check_positions(pos, device=self.device)
+                for s in range(0, len(X), B):
+                    yield torch.from_numpy(X[s:s + B]).to(self.device), coords
+            return
+        for d, vidx in enumerate(self.data.val_idx):
+            for s in range(0, min(len(vidx), cfg.val_batches * B), B):
+                yield self._batch(d, vidx[s:s + B]), self.data.coords[d]
+
     @torch.no_grad()
     def validate(self) -> float:
-        """Mean loss over up to ``val_batches`` batches per montage, with the same masks every time."""
+        """Mean loss over the validation batches (``_val_batches``), with the same masks every time."""
         cfg = self.cfg
         self.raw_model.eval()
         gen = torch.Generator().manual_seed(cfg.seed + 4242)
         losses = []
-        for d, vidx in enumerate(self.data.val_idx):
-            for s in range(0, min(len(vidx), cfg.val_batches * cfg.batch_size), cfg.batch_size):
-                x = self._batch(d, vidx[s:s + cfg.batch_size])
-                visible = make_mask(cfg.mask, x.shape[0], x.shape[-1], ratio=cfg.mask_ratio,
-                                    generator=gen).to(self.device)
-                with self.amp:
-                    pred = self.raw_model(x * visible[:, None, :], self.data.coords[d])
-                loss, _ = reconstruction_loss(pred.float(), x, visible, spectral_weight=cfg.spectral_weight,
-                                              on=cfg.loss_on)
-                losses.append(float(loss))
+        for x, coords in self._val_batches():
+            visible = make_mask(cfg.mask, x.shape[0], x.shape[-1], ratio=cfg.mask_ratio, generator=gen).to(self.device)
+            with self.amp:
+                pred = self.raw_model(x * visible[:, None, :], coords)
+            loss, _ = reconstruction_loss(pred.float(), x, visible, spectral_weight=cfg.spectral_weight,
+                                          on=cfg.loss_on)
+            losses.append(float(loss))
         self.raw_model.train()
         return float(np.mean(losses)) if losses else float("nan")
