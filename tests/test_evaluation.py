@@ -110,6 +110,33 @@ def test_evaluation_json_schema_and_reference_above_chance(eyes, tmp_path):
     assert "| reference |" in md and "chance" in md and "above chance" in md
 
 
+def test_workers_give_the_same_document_as_one_process(eyes, tmp_path):
+    kw = dict(tasks=["eyes-open-closed"], methods=["reference", "random_init_probe"], seeds=2, profile="quick",
+              datasets={"eyes-open-closed": eyes}, command="test")
+    one = evaluate_all(out=tmp_path / "one.json", workers=1, **kw)
+    two = evaluate_all(out=tmp_path / "two.json", workers=2, **kw)
+    assert (one["workers"], two["workers"]) == (1, 2) and one["complete"] and two["complete"]
+    docs = [json.loads((tmp_path / f"{n}.json").read_text()) for n in ("one", "two")]
+    for d in docs:
+        del d["elapsed_s"], d["workers"]
+    assert docs[0] == docs[1]
+    methods = docs[1]["tasks"]["eyes-open-closed"]["methods"]
+    assert methods["reference"]["seeds"] == [0] and methods["random_init_probe"]["seeds"] == [0, 1]
+    rows = methods["random_init_probe"]["per_fold"]
+    assert [r["seed"] for r in rows] == [0, 0, 1, 1]  # seed-major, each seed in fold order
+    assert [r["fold"] for r in rows[:2]] == [r["fold"] for r in rows[2:]]
+    assert [r["balanced_accuracy"] for r in rows[:2]] != [r["balanced_accuracy"] for r in rows[2:]]
+
+
+def test_a_worker_error_reaches_the_caller(eyes, tmp_path):
+    with pytest.raises(ValueError, match="unknown device 'no-such-device'"):
+        evaluate_all(["eyes-open-closed"], ["random_init_probe"], seeds=2, profile="quick", out=tmp_path / "e.json",
+                     device="no-such-device", datasets={"eyes-open-closed": eyes}, workers=2)
+    with pytest.raises(ValueError, match="workers must be"):
+        evaluate_all(["eyes-open-closed"], ["reference"], seeds=1, profile="quick", out=tmp_path / "e.json",
+                     datasets={"eyes-open-closed": eyes}, workers=0)
+
+
 def test_verdict_words_follow_the_numbers():
     entry = {"chance": {"balanced_accuracy": 0.5}, "n_folds": 3,
              "methods": {"reference": {"balanced_accuracy": {"mean": 0.52, "ci95": [0.4, 0.6]}}},

@@ -1,7 +1,7 @@
 """The whole evaluation: every task x method on identical folds, several seeds, intervals, paired tests.
 
     python -m samba.evaluation.run --profile quick --methods reference samba_probe --out build/evaluation.json
-    python -m samba.evaluation.run --profile full --init CKPT --seeds 5 --out results/evaluation.json --max-minutes 8
+    python -m samba.evaluation.run --profile full --init CKPT --workers 6 --out results/evaluation.json --max-minutes 8
     python -m samba.evaluation.run --render results/evaluation.json        # the markdown table and verdicts
 
 Methods (all on ``protocol.task_folds``):
@@ -20,6 +20,12 @@ Budget of ``--profile full`` (meant to fit about 8 minutes of one H100 for 4 tas
 measured on a GPU; the run records its own time in ``elapsed_s``): fine-tuning 6 epochs on at most 1024 stratified training windows per
 fold, EEGNet 30 epochs, probes on all windows. The work is ordered seed by seed, so ``--max-minutes`` stops
 between units of work and leaves whole seeds; each row records the seeds it holds.
+
+A unit of work is one (seed, task, method). The units are small and leave most of a GPU and its host idle, so
+``--workers N`` runs N of them at once, each in its own process on the same device with 1 / N of the CPU threads
+(``--workers 6`` on a GPU machine of 16 cores). Units still start in seed order and stop starting at
+``--max-minutes``; rows are ordered by seed and fold, so the numbers do not depend on N. The default, 1, runs
+every unit in this process, one after another.
 """
 
 from __future__ import annotations
@@ -28,10 +34,13 @@ import argparse
 import datetime as _dt
 import json
 import math
+import multiprocessing
 import os
 import sys
 import tempfile
 import time
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -276,10 +285,58 @@ def _clean(v):
     return v
 
 
+_WORKER_STATE: dict = {}  # in a worker process: what every unit reads (see ``_run_unit``)
+
+
+def _start_worker(state: dict, threads: int) -> None:
+    """Pool initializer: the evaluation's inputs, received once per worker, and its share of the CPU threads."""
+    import torch
+
+    torch.set_num_threads(threads)
+    _WORKER_STATE.update(state)
+
+
+def _run_unit(state: dict, seed: int, task: str, method: str) -> tuple[list[dict], str]:
+    """One (seed, task, method) in the process that runs it: its per-fold rows and the device it ran on."""
+    rows = run_method(method, state["data"][task], state["folds"][task], seed, state["P"], state["init"],
+                      state["device"], state["samba_config"], state["caches"][task])
+    return rows, device_name(state["device"])
+
+
+def _run_unit_in_worker(seed: int, task: str, method: str) -> tuple[list[dict], str]:
+    """``_run_unit`` on the state this worker received (only the unit's key crosses the process boundary)."""
+    return _run_unit(_WORKER_STATE, seed, task, method)
+
+
+def _finished(value) -> Future:
+    f = Future()
+    f.set_result(value)
+    return f
+
+
+def _executor(state: dict, workers: int):
+    """``(context, submit)``: ``submit((seed, task, method))`` returns the unit's future.
+
+    One worker: ``submit`` runs the unit here and returns it finished, so the loop is the plain sequential one.
+    More: a pool whose processes start from a fresh interpreter (forkserver, else spawn) and receive ``state``
+    once each. Never a fork of this process: the child would inherit its OpenMP thread pool, which hangs the
+    child's first parallel torch operation, and its CUDA state, had it initialised CUDA."""
+    if workers == 1:
+        return nullcontext(), lambda unit: _finished(_run_unit(state, *unit))
+    methods = multiprocessing.get_all_start_methods()
+    ctx = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_start_worker, initargs=(state, threads))
+    return pool, lambda unit: pool.submit(_run_unit_in_worker, *unit)
+
+
 def evaluate_all(tasks=None, methods=METHODS, seeds: int = 5, profile: str = "quick", init: str | None = None,
                  out="build/evaluation.json", max_minutes: float | None = None, mirror=None, device=None,
-                 command: str = "", samba_config=None, datasets: dict | None = None) -> dict:
-    """Run the evaluation and write ``out`` (atomically, after every unit of work); returns the document."""
+                 command: str = "", samba_config=None, datasets: dict | None = None, workers: int = 1) -> dict:
+    """Run the evaluation and write ``out`` (atomically, after every unit of work); returns the document.
+
+    ``workers`` units run at once, each in its own process (see the module's docstring); the document is the
+    same for every ``workers`` but for its ``elapsed_s`` and ``workers``."""
     from samba.data import corpus
     from samba.train.finetuning import _load_task
 
@@ -292,45 +349,57 @@ def evaluate_all(tasks=None, methods=METHODS, seeds: int = 5, profile: str = "qu
         init = None
         if any(m in NEEDS_CHECKPOINT for m in methods):
             raise ValueError(f"methods {[m for m in methods if m in NEEDS_CHECKPOINT]} need --init CKPT")
+    if not isinstance(workers, int) or workers < 1:
+        raise ValueError(f"workers must be a whole number of at least 1, got {workers!r}")
     t0 = time.perf_counter()
     data = {t: (datasets or {}).get(t) or _load_task(t, mirror, P["data_profile"]) for t in tasks}
     folds = {t: protocol.task_folds(ds, P["max_folds"]) for t, ds in data.items()}
-    rows: dict[str, dict[str, list]] = {t: {m: [] for m in methods} for t in tasks}
-    caches: dict[str, dict] = {t: {} for t in tasks}
+    state = {"data": data, "folds": folds, "P": P, "init": init, "device": device, "samba_config": samba_config,
+             "caches": {t: {} for t in tasks}}  # probe features, per process
+    # seed-major, so that a stop at the time budget leaves whole early seeds; deterministic methods at seed 0 only
+    units = [(seed, t, m) for seed in range(seeds) for t in tasks for m in methods
+             if seed == 0 or m not in DETERMINISTIC]
+    done: dict[tuple, list[dict]] = {}  # (seed, task, method) -> that unit's rows, in fold order
     doc = {"tasks": {}, "profile": profile, "init": init, "seeds_requested": int(seeds), "complete": False,
-           "commit": git_commit(), "device": device_name(device), "date": _dt.date.today().isoformat(),
-           "command": command}
+           "commit": git_commit(), "device": None, "date": _dt.date.today().isoformat(), "command": command,
+           "workers": workers}
 
     def publish():
         for t in tasks:
             ds = data[t]
+            # rows by seed, then fold: the same document whatever order the units finished in
+            rows = {m: [r for key in sorted(done) if key[1:] == (t, m) for r in done[key]] for m in methods}
             seen = corpus.seen_unlabelled(t, {s for f in folds[t] for s in f.test_subjects})
             entry = {"protocol": protocol.PROTOCOL_OF[t], "n_subjects": int(ds.meta.subject.nunique()),
                      "n_folds": len(folds[t]), "folds": [f.name for f in folds[t]], "chance": chance_level(ds.y),
-                     "test_subjects_seen_unlabelled": sorted(seen), "methods": summarise(rows[t])}
+                     "test_subjects_seen_unlabelled": sorted(seen), "methods": summarise(rows)}
             entry["paired_tests"] = paired_tests(entry["methods"])
             entry["verdict"] = verdict(t, entry)
             doc["tasks"][t] = entry
         doc["elapsed_s"] = round(time.perf_counter() - t0, 1)
         atomic_write_json(doc, out)
 
+    context, submit = _executor(state, workers)
+    running: dict[Future, tuple] = {}
+    todo = iter(units)
     stopped = False
-    for seed in range(seeds):
-        for t in tasks:
-            for m in methods:
-                if seed > 0 and m in DETERMINISTIC:
-                    continue
+    with context:  # on an error, the units still running finish before it is raised here
+        while True:
+            while len(running) < workers and not stopped and (unit := next(todo, None)):
                 if max_minutes and time.perf_counter() - t0 > 60 * max_minutes:
-                    stopped = True
-                    break
-                rows[t][m] += run_method(m, data[t], folds[t], seed, P, init, device, samba_config, caches[t])
-                print(f"[{time.perf_counter() - t0:7.1f}s] seed {seed} {t} {m} done", file=sys.stderr)
-            if stopped:
+                    stopped = True  # no new unit after the budget; those running finish
+                else:
+                    running[submit(unit)] = unit
+            if not running:
                 break
-        publish()
-        if stopped:
-            break
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            for f in finished:
+                seed, t, m = unit = running.pop(f)
+                done[unit], doc["device"] = f.result()  # a unit's error is raised here, as the unit raised it
+                print(f"[{time.perf_counter() - t0:7.1f}s] seed {seed} {t} {m} done", file=sys.stderr)
+                publish()
     doc["complete"] = not stopped
+    doc["device"] = doc["device"] or device_name(device)  # no unit ran: ask here, now that no worker is left
     publish()
     return doc
 
@@ -345,6 +414,8 @@ def main(argv=None) -> int:
     p.add_argument("--seeds", type=int, default=None, help="default: 2 (quick), 5 (full)")
     p.add_argument("--out", default="build/evaluation.json")
     p.add_argument("--max-minutes", type=float, default=None)
+    p.add_argument("--workers", type=int, default=1, help="units of work run at once, each in its own process "
+                   "on the same device (default: 1, one after another in this process)")
     p.add_argument("--mirror", default=None)
     p.add_argument("--device", default=None)
     p.add_argument("--render", metavar="JSON", default=None, help="print the table of an existing file and exit")
@@ -361,7 +432,7 @@ def main(argv=None) -> int:
     methods = a.methods or [m for m in METHODS if a.init or m not in NEEDS_CHECKPOINT]
     try:
         doc = evaluate_all(a.tasks, methods, seeds, a.profile, a.init, a.out, a.max_minutes,
-                           a.mirror or os.environ.get("SAMBA_DATA_MIRROR"), a.device,
+                           a.mirror or os.environ.get("SAMBA_DATA_MIRROR"), a.device, workers=a.workers,
                            command="python -m samba.evaluation.run " + " ".join(argv if argv is not None else sys.argv[1:]))
     except ValueError as err:
         raise UsageError(str(err)) from None
