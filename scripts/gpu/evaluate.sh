@@ -8,7 +8,7 @@ CKPT=${1:?usage: scripts/gpu/evaluate.sh CKPT [MINUTES]}
 MINUTES=${2:-8}
 export SAMBA_COMMIT=${SAMBA_COMMIT:-$(git rev-parse --short HEAD 2>/dev/null || echo unknown)}
 python -m samba.evaluation.run --profile full --init "$CKPT" --seeds 5 --out results/evaluation.json \
-    --max-minutes "$MINUTES" --device cuda
+    --max-minutes "$MINUTES" --device cuda --workers "${WORKERS:-8}"
 python -m samba.evaluation.run --render results/evaluation.json > results/evaluation.md
 SNAP=()
 RUN_DIR=$(dirname "$CKPT")
