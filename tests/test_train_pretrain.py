@@ -209,3 +209,23 @@ def test_select_best_releases_the_lowest_validation_loss(tmp_path):
     assert all(torch.equal(best[k], v) for k, v in params(path).items())
     last = load_train_state(tmp_path / "r")["model"]
     assert (best_step == 9) == all(torch.equal(last[k], v) for k, v in params(path).items())
+
+
+def test_recording_windows_cut_whole_recordings_at_unit_scale():
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from samba.train.batches import recording_windows
+
+    rng = np.random.default_rng(0)
+    rec = SimpleNamespace(data=50.0 * rng.standard_normal((3, 1000)).astype(np.float32), sfreq=100.0,
+                          positions=np.eye(3, dtype=np.float32))
+    short = SimpleNamespace(data=np.ones((3, 50), np.float32), sfreq=100.0, positions=np.eye(3, dtype=np.float32))
+    (name, X, pos), = recording_windows([("a", rec), ("short", short)], window_s=2.0)  # too short: left out
+    assert name == "a" and X.shape == (5, 3, 200) and pos.shape == (3, 3)
+    assert abs(np.median(np.abs(X)) - 0.6745) < 0.07  # robust s.d. 1 after scaling: median |x| of N(0, 1)
+    (_, Xh, _), = recording_windows([("a", rec)], window_s=2.0, hop_s=0.5)
+    assert Xh.shape == (17, 3, 200)  # (1000 - 200) // 50 + 1
+    np.testing.assert_allclose(Xh[4] / Xh[4].std(), X[1] / X[1].std(), rtol=1e-5)  # window 4 at hop 0.5 s = window 1
+    assert len(recording_windows([("a", rec)], window_s=2.0, hop_s=0.5, max_windows=3)[0][1]) == 3
