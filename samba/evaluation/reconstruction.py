@@ -27,14 +27,6 @@ import torch
 from samba.masking import tsr_mask
 
 
-def windows_of(recs, window_s: float = 30.0, max_windows: int = 64) -> list[tuple[str, np.ndarray, np.ndarray]]:
-    """``[(name, X (N, C, T) float32, positions (C, 3))]``: non-overlapping windows of each held-out recording, at
-    unit robust scale per recording, so every predictor's L1 is in the units the model was trained in."""
-    from samba.train.batches import recording_windows
-
-    return recording_windows(recs, window_s, max_windows)
-
-
 def masks_for(n: int, length: int, seed: int, ratio: float = 0.5) -> torch.Tensor:
     """(n, length) bool, True = visible: the seeded TSR masks every predictor is scored on."""
     return tsr_mask(n, length, ratio=ratio, generator=torch.Generator().manual_seed(seed))
@@ -157,6 +149,7 @@ def curve(paths, windows, seed: int = 0, device: str = "cpu") -> list[dict]:
 
 def main(argv=None) -> int:
     from samba.data.corpus import heldout_recordings
+    from samba.train.batches import recording_windows
     from samba.errors import UsageError
 
     from .run import atomic_write_json, device_name, git_commit
@@ -177,7 +170,7 @@ def main(argv=None) -> int:
     recs = heldout_recordings(a.mirror or os.environ.get("SAMBA_DATA_MIRROR"))
     if not recs:
         raise UsageError("no held-out recording is available; pass --mirror DIR or set SAMBA_DATA_MIRROR")
-    windows = windows_of(recs, window_s=a.window_s, max_windows=a.max_windows)
+    windows = recording_windows(recs, window_s=a.window_s, max_windows=a.max_windows)
     res = evaluate_checkpoint(a.model, windows, a.seed, a.device)
     doc = {"heldout_recordings": [name for name, _ in recs], "n_windows": int(sum(len(X) for _, X, _ in windows)),
            "mask": "tsr, ratio 0.5, seeded", **res}

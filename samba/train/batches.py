@@ -179,8 +179,9 @@ class BatchPlan:
 class PretrainData:
     """The corpus split for one run: per montage, training / validation indices, input scale, coordinates.
 
-    ``val_recordings``: windows of whole recordings that are never trained on (``recording_windows``); when given,
-    validation uses them instead of the ``val_idx`` windows of the training recordings."""
+    ``val_recordings``: ``[(name, x (N, C, T), coords (C, 3))]`` on the training device, windows of whole recordings
+    that are never trained on (``recording_windows``); when given, validation uses them instead of the ``val_idx``
+    windows of the training recordings."""
 
     datasets: list
     train_idx: list[np.ndarray]

@@ -235,18 +235,21 @@ class _Run:
         return datasets
 
     def _validation_recordings(self) -> list:
-        """Windows (hop: a quarter window) of the ``corpus.VALIDATION`` recordings; none readable: the held-back
-        windows of the training recordings, with a warning."""
+        """``[(name, x (N, C, T), coords (C, 3))]`` on the training device, moved there once: windows (hop: a quarter
+        window) of the ``corpus.VALIDATION`` recordings; none readable: the held-back windows of the training
+        recordings, with a warning."""
         from samba.data.corpus import validation_recordings
+        from samba.montage import check_positions
 
         from .batches import recording_windows
 
         cfg = self.cfg
         recs = validation_recordings(cfg.mirror, sfreq=cfg.sfreq)
-        out = recording_windows(recs, cfg.window_s, hop_s=cfg.window_s / 4)
+        out = [(name, torch.from_numpy(X).to(self.device), check_positions(pos, device=self.device))
+               for name, X, pos in recording_windows(recs, cfg.window_s, hop_s=cfg.window_s / 4)]
         if self.info.is_main:
             if out:
-                print(f"validation: {sum(len(X) for _, X, _ in out)} windows of {len(out)} recording(s) never "
+                print(f"validation: {sum(len(x) for _, x, _ in out)} windows of {len(out)} recording(s) never "
                       f"trained on: {', '.join(name for name, _, _ in out)}", file=sys.stderr)
             else:
                 print("validation: no validation recording is readable here; validating on held-back windows of "

@@ -106,12 +106,9 @@ class PretrainStep:
         them (``data.val_recordings``), else the held-back windows of the training recordings."""
         cfg, B = self.cfg, self.cfg.batch_size
         if self.data.val_recordings:
-            from samba.montage import check_positions
-
-            for _, X, pos in self.data.val_recordings:
-                coords = check_positions(pos, device=self.device)
-                for s in range(0, len(X), B):
-                    yield torch.from_numpy(X[s:s + B]).to(self.device), coords
+            for _, x, coords in self.data.val_recordings:
+                for s in range(0, len(x), B):
+                    yield x[s:s + B], coords
             return
         for d, vidx in enumerate(self.data.val_idx):
             for s in range(0, min(len(vidx), cfg.val_batches * B), B):
