@@ -221,8 +221,9 @@ class SAMBA(nn.Module):
         # is illegal): samba.graphs.GraphedInference / GraphedTrainStep check their inputs themselves.
         if not capturing(x) and not torch.isfinite(x).all():
             raise ValueError("x contains NaN or Inf")
-        if channel_mask is not None and tuple(channel_mask.shape) != (B, C):
-            raise ValueError(f"channel_mask must be (B, C)=({B}, {C}); got {tuple(channel_mask.shape)}")
+        # (1, C): one mask for the whole batch (one montage with electrodes left out), one set of CDSE weights
+        if channel_mask is not None and tuple(channel_mask.shape) not in ((B, C), (1, C)):
+            raise ValueError(f"channel_mask must be (B, C)=({B}, {C}) or (1, {C}); got {tuple(channel_mask.shape)}")
         return coords
 
     def spatial_weights(self, coords, channel_mask=None) -> torch.Tensor:
