@@ -6,13 +6,16 @@ spend more time issuing them than the GPU spends running them (measured: batch 4
 40-75 ms at every context length on an H100). A CUDA graph records the whole sequence
 once and replays it with a single launch, so the step costs what the kernels cost.
 
-Two runners, both for fixed shapes (a new shape needs a new runner, which takes a few warm-up steps):
+Three runners, all for fixed shapes (a new shape needs a new runner, which takes a few warm-up steps):
 
     runner = GraphedInference(model, coords, batch=1, n_times=1280)   # bf16 autocast on by default
     y = runner(x)                         # x (1, C, 1280) on the GPU; y is the runner's output buffer
 
     step = GraphedTrainStep(model, optimizer, loss_fn, coords, batch=4, n_times=76800)
     loss = step(x)                        # forward, backward and optimizer.step() in one replay
+
+    grads = GraphedGradients(fn, params, [x, visible, mask])   # fn(*inputs) -> (k,) tensor, [0] the loss
+    out = grads(x, visible, mask)         # forward + gradients into each p.grad; the caller steps the optimiser
 
 Rules that make capture possible (enforced or documented here):
 - Nothing may synchronise with the host inside the captured region: `SAMBA` skips its NaN/Inf input
@@ -35,7 +38,7 @@ from typing import Callable
 import torch
 from torch import Tensor, nn
 
-__all__ = ["GraphedInference", "GraphedTrainStep", "graphs_available"]
+__all__ = ["GraphedGradients", "GraphedInference", "GraphedTrainStep", "graphs_available"]
 
 
 def graphs_available() -> bool:
@@ -176,3 +179,64 @@ class GraphedTrainStep(_Runner):
         self._verify()  # before the replay: a NaN batch must not reach the weights
         self.graph.replay()
         return self.static_loss
+
+
+class GraphedGradients:
+    """``fn(*inputs)`` and the gradient of its loss with respect to ``params``, as one graph for fixed input shapes.
+
+    For loops whose optimiser step stays outside the graph, e.g. because a schedule changes its learning rate and
+    momentum as Python floats every step (``OneCycleLR``), which a captured optimiser would not see. The graph ends
+    at the gradients: it writes them into each parameter's ``.grad``, allocated here once before capture and never
+    replaced, so the caller clips and steps eagerly (a fused optimiser is one or two kernels).
+
+    ``fn(*inputs) -> Tensor (k,)``: element 0 is the loss to differentiate, the rest anything to log (returned
+    detached). ``inputs`` are examples that fix the shapes and dtypes; each call copies its arguments into the
+    graph's static copies of them. ``pool``: a memory pool shared with other graphs that are never replayed at
+    once (``torch.cuda.graph_pool_handle()``). No parameter is touched by the warm-up, so a runner can be built at
+    any point of training. Nothing is checked on the host per call: validate the inputs before (e.g. once, where
+    they are loaded).
+    """
+
+    def __init__(self, fn: Callable[..., Tensor], params, inputs, *, pool=None, warmup: int = 2):
+        params = [p for p in params if p.requires_grad]
+        if not params or params[0].device.type != "cuda":
+            raise RuntimeError("CUDA graphs need parameters on a CUDA device")
+        if warmup < 1:
+            raise ValueError("warmup must be >= 1 (Triton compiles and autotunes on the first calls)")
+        self.inputs = [torch.zeros_like(t) for t in inputs]  # static: the graph reads these buffers
+        for p in params:
+            if p.grad is None:
+                p.grad = torch.zeros_like(p)
+        self.params, self.grads = params, [p.grad for p in params]
+
+        def body() -> Tensor:
+            out = fn(*self.inputs)  # (k,)
+            grads = torch.autograd.grad(out[0], params, allow_unused=True, materialize_grads=True)
+            for buf, g in zip(self.grads, grads):
+                buf.copy_(g)
+            return out.detach()
+
+        device = params[0].device
+        stream = torch.cuda.Stream(device)
+        stream.wait_stream(torch.cuda.current_stream(device))
+        with torch.cuda.stream(stream):
+            for _ in range(warmup):
+                body()
+        torch.cuda.current_stream(device).wait_stream(stream)
+        self.graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(self.graph, pool=pool):
+            self.out = body()
+        if any(p.grad is not g for p, g in zip(params, self.grads)):  # the optimiser must read our buffers
+            raise RuntimeError("a parameter's .grad was replaced during capture; gradients would not reach it")
+
+    def __call__(self, *inputs: Tensor) -> Tensor:
+        """Copy ``inputs`` into the graph's buffers and replay; returns ``fn``'s output (graph-owned: copy it)."""
+        if len(inputs) != len(self.inputs):
+            raise ValueError(f"this graph takes {len(self.inputs)} inputs, got {len(inputs)}")
+        for buf, x in zip(self.inputs, inputs):
+            if x.shape != buf.shape or x.dtype != buf.dtype:
+                raise ValueError(f"this graph was captured for {tuple(buf.shape)} {buf.dtype}; got "
+                                 f"{tuple(x.shape)} {x.dtype} (build another runner for another shape)")
+            buf.copy_(x, non_blocking=True)
+        self.graph.replay()
+        return self.out

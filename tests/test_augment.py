@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from samba.train.augment import augment
+from samba.train.augment import augment, augment_masked
 
 
 def _gens(seed=0):
@@ -40,3 +40,35 @@ def test_augment_flips_and_reverses_about_half_the_windows_and_is_seeded():
     ratio = (g.abs().amax(-1) / x.abs().amax(-1)).squeeze(1)
     assert ratio.min() >= torch.exp(torch.tensor(-0.4)) - 1e-4 and ratio.max() <= torch.exp(torch.tensor(0.4)) + 1e-4
     assert ratio.std() > 0.1
+
+
+def test_masked_subset_draws_the_same_and_gives_the_subset_step_loss_and_gradients():
+    """What the CUDA-graph step computes (full montage + channel mask) equals the eager step's subset."""
+    from samba import SAMBA, SAMBAConfig
+    from samba.losses import reconstruction_loss
+    from samba.montage import DEVICE_PRESETS, positions
+
+    coords = torch.from_numpy(positions(list(DEVICE_PRESETS["10-20"]))).double()  # (19, 3)
+    x = torch.randn(3, 19, 96, dtype=torch.float64)
+    visible = torch.rand(3, 96, generator=torch.Generator().manual_seed(5)) < 0.5
+    torch.manual_seed(0)
+    model = SAMBA(SAMBAConfig(backend="torch")).double()
+    for seed in range(4):  # some seeds keep every electrode, most keep a subset
+        xs, cs = augment(x, coords, *_gens(seed))
+        xm, keep = augment_masked(x, *_gens(seed))
+        assert keep.shape == (1, 19) and keep.dtype == torch.bool and int(keep.sum()) == xs.shape[1]
+        torch.testing.assert_close(xm[:, keep[0]], xs, rtol=0, atol=0)
+        torch.testing.assert_close(coords[keep[0]], cs, rtol=0, atol=0)
+        losses, grads = [], []
+        for inp, c, mask in ((xs, cs, None), (xm, coords, keep)):
+            model.zero_grad()
+            pred = model(inp * visible[:, None, :], c, mask)
+            ch = None if mask is None else mask.expand(3, -1)
+            loss, _ = reconstruction_loss(pred, inp, visible, on="masked", channel_mask=ch)
+            loss.backward()
+            losses.append(loss.detach())
+            grads.append({n: p.grad.clone() for n, p in model.named_parameters()})
+        # float64 model; the spectral term runs its FFT in float32 (samba.losses), hence float32 tolerances
+        torch.testing.assert_close(losses[1], losses[0], rtol=1e-6, atol=1e-7)
+        for n in grads[0]:
+            torch.testing.assert_close(grads[1][n], grads[0][n], rtol=1e-4, atol=1e-7, msg=n)

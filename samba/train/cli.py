@@ -87,6 +87,9 @@ def pretrain_parser() -> argparse.ArgumentParser:
                    help="on resume, options that may differ from the checkpoint's, e.g. steps,max_minutes "
                         "(allowed: steps, max_minutes, log_every, val_every, ckpt_every, val_batches)")
     p.add_argument("--compile", action="store_true", help="torch.compile the model")
+    p.add_argument("--no-cuda-graphs", dest="cuda_graphs", action="store_false", default=None,
+                   help="run every step eagerly on a GPU (default: forward and backward replay as one CUDA graph "
+                        "per montage when one GPU trains the plain model)")
     p.add_argument("--mask", choices=["tsr", "random", "block", "ssp", "span"], default="tsr")
     p.add_argument("--mask-ratio", type=float, default=0.5)
     p.add_argument("--loss-on", choices=["all", "masked", "both"], default="all",
@@ -125,7 +128,7 @@ def pretrain_main(argv: list[str] | None = None) -> int:
                          compile=a.compile, mask=a.mask, mask_ratio=a.mask_ratio, loss_on=a.loss_on, seed=a.seed,
                          mirror=_mirror(a.mirror), lr=a.lr, max_minutes=a.max_minutes, ckpt_every=a.ckpt_every,
                          keep_every=a.keep_every, val_every=a.val_every, device=a.device, progress=a.progress,
-                         augment=a.augment, val_on=a.val_on, select=a.select)
+                         augment=a.augment, val_on=a.val_on, select=a.select, cuda_graphs=a.cuda_graphs)
     cfg.resolved()  # every option checked before any work (raises samba.errors.UsageError)
     path = pretrain(cfg)
     if int(os.environ.get("RANK", "0")) == 0:

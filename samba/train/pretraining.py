@@ -75,6 +75,7 @@ class PretrainConfig:
     overwrite: bool = False  # with resume=False: clear a folder that already holds a run
     allow_change: tuple = ()  # options that may differ from the checkpoint's on resume (state.SAFE_TO_CHANGE)
     compile: bool = False
+    cuda_graphs: bool | None = None  # None/True: forward + backward as CUDA graphs on one GPU (samba.train.step)
     mask: str = "tsr"
     mask_ratio: float = 0.5
     seed: int = 0
@@ -372,6 +373,7 @@ class _Run:
         cfg, info = self.cfg, self.info
         log = MetricsLog(self.run_dir, self.step, info.is_main)
         self.raw_model.train()
+        self.train_step.capture_all()  # CUDA graphs (one GPU): captured before the clock starts
         self.t_start = self.t_warm = time.perf_counter()
         t_log, eeg_s_since_log = time.perf_counter(), 0.0
         pbar = progress_bar(cfg.progress and info.is_main, self.total_steps, self.step)

@@ -71,6 +71,9 @@ def main(argv=None) -> int:
         "loader": "the whole corpus on the GPU (float32, scaled once at start); a batch is an index_select of its "
                   "window indices (copied from pinned memory, asynchronously); augmentation, TSR masks and their "
                   "random draws on the GPU; loss parts read back only at log steps; fused AdamW",
+        "step": ("forward, loss and backward replayed as one CUDA graph per montage (electrode subsets as a "
+                 "channel mask), gradient clipping, fused AdamW and the schedule eager (samba.train.step)"
+                 if cfg.get("cuda_graphs") is not False else "eager: every kernel launched from Python"),
         "commit": bench["commit"], "device": bench["device"], "date": bench["date"],
         "command": (logs / "command.txt").read_text().strip(),
         **({"script": a.script} if a.script else {}),
