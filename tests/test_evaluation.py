@@ -118,7 +118,7 @@ def test_workers_give_the_same_document_as_one_process(eyes, tmp_path):
     assert (one["workers"], two["workers"]) == (1, 2) and one["complete"] and two["complete"]
     docs = [json.loads((tmp_path / f"{n}.json").read_text()) for n in ("one", "two")]
     for d in docs:
-        del d["elapsed_s"], d["workers"]
+        del d["elapsed_s"], d["workers"], d["runs"]
     assert docs[0] == docs[1]
     methods = docs[1]["tasks"]["eyes-open-closed"]["methods"]
     assert methods["reference"]["seeds"] == [0] and methods["random_init_probe"]["seeds"] == [0, 1]
@@ -126,6 +126,26 @@ def test_workers_give_the_same_document_as_one_process(eyes, tmp_path):
     assert [r["seed"] for r in rows] == [0, 0, 1, 1]  # seed-major, each seed in fold order
     assert [r["fold"] for r in rows[:2]] == [r["fold"] for r in rows[2:]]
     assert [r["balanced_accuracy"] for r in rows[:2]] != [r["balanced_accuracy"] for r in rows[2:]]
+
+
+def test_resume_runs_only_the_missing_units_and_gives_the_whole_document(eyes, tmp_path):
+    kw = dict(tasks=["eyes-open-closed"], methods=["reference", "random_init_probe"], seeds=2, profile="quick",
+              datasets={"eyes-open-closed": eyes}, command="test")
+    whole = evaluate_all(out=tmp_path / "whole.json", **kw)
+    # a run stopped after seed 0: drop seed 1's rows from the file (units are written whole)
+    part = json.loads((tmp_path / "whole.json").read_text())
+    probe = part["tasks"]["eyes-open-closed"]["methods"]["random_init_probe"]
+    probe["per_fold"] = [r for r in probe["per_fold"] if r["seed"] == 0]
+    part["complete"] = False
+    (tmp_path / "part.json").write_text(json.dumps(part))
+    resumed = evaluate_all(out=tmp_path / "part.json", resume=True, **kw)
+    assert resumed["complete"] and len(resumed["runs"]) == 2
+    assert resumed["tasks"] == json.loads(json.dumps(whole["tasks"]))
+    # another evaluation in the same file is refused, not mixed in
+    with pytest.raises(ValueError, match="--resume.*seeds_requested"):
+        evaluate_all(out=tmp_path / "part.json", resume=True, **{**kw, "seeds": 3})
+    with pytest.raises(ValueError, match="--resume.*other tasks or methods"):
+        evaluate_all(out=tmp_path / "part.json", resume=True, **{**kw, "methods": ["reference"]})
 
 
 def test_a_worker_error_reaches_the_caller(eyes, tmp_path):

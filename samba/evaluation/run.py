@@ -16,10 +16,12 @@ Probes are cheap (features computed once per model and task, logistic regression
 and the reference: they run on CPU. The two fine-tune methods are for the GPU. Deterministic methods
 (samba_probe, reference) run once per fold: their seeds would be identical.
 
-Budget of ``--profile full`` (meant to fit about 8 minutes of one H100 for 4 tasks x 6 methods x 5 seeds, not yet
-measured on a GPU; the run records its own time in ``elapsed_s``): fine-tuning 6 epochs on at most 1024 stratified training windows per
-fold, EEGNet 30 epochs, probes on all windows. The work is ordered seed by seed, so ``--max-minutes`` stops
-between units of work and leaves whole seeds; each row records the seeds it holds.
+Budget of ``--profile full``: fine-tuning 6 epochs on at most 1024 stratified training windows per fold, EEGNet 30
+epochs, probes on all windows (the run records its own time in ``elapsed_s``; on one H100 with ``--workers 8``, 2-3
+of the 5 seeds of all four tasks took about 8 minutes). The work is ordered seed by seed, so ``--max-minutes`` stops
+between units of work and leaves whole seeds; each row records the seeds it holds. ``--resume`` continues a file
+that a time budget stopped: the units it holds are kept, the others run (same commit, profile, checkpoint, tasks,
+methods and seeds, or it refuses), and ``runs`` lists every invocation that wrote it.
 
 A unit of work is one (seed, task, method). The units are small and leave most of a GPU and its host idle, so
 ``--workers N`` runs N of them at once, each in its own process on the same device with 1 / N of the CPU threads
@@ -330,13 +332,39 @@ def _executor(state: dict, workers: int):
     return pool, lambda unit: pool.submit(_run_unit_in_worker, *unit)
 
 
+def _resumable(path: Path, doc: dict, tasks: list, methods, units: list) -> tuple[dict, list, float, str | None]:
+    """The finished units of an earlier, stopped run in ``path``: ``(done, runs, elapsed_s, device)``.
+
+    Refuses (ValueError) a file written by other code or for another evaluation: its units would not mix."""
+    try:
+        old = json.loads(path.read_text())
+    except (OSError, ValueError) as err:
+        raise ValueError(f"--resume: cannot read {path}: {err}") from None
+    for key in ("commit", "profile", "init", "seeds_requested"):
+        if old.get(key) != doc[key]:
+            raise ValueError(f"--resume: {path} has {key} {old.get(key)!r}, this run {doc[key]!r}; use another --out")
+    if sorted(old.get("tasks", {})) != sorted(tasks) or any(
+            sorted(e.get("methods", {})) != sorted(methods) for e in old["tasks"].values()):
+        raise ValueError(f"--resume: {path} holds other tasks or methods; use another --out")
+    done: dict[tuple, list[dict]] = {}
+    for seed, t, m in units:
+        rows = [r for r in old["tasks"][t]["methods"][m].get("per_fold", []) if r.get("seed") == seed]
+        if rows:  # a unit is written whole (all its folds) or not at all
+            done[(seed, t, m)] = rows
+    runs = old.get("runs") or [{"command": old.get("command", ""), "date": old.get("date"),
+                                "workers": old.get("workers")}]
+    return done, runs, float(old.get("elapsed_s") or 0.0), old.get("device")
+
+
 def evaluate_all(tasks=None, methods=METHODS, seeds: int = 5, profile: str = "quick", init: str | None = None,
                  out="build/evaluation.json", max_minutes: float | None = None, mirror=None, device=None,
-                 command: str = "", samba_config=None, datasets: dict | None = None, workers: int = 1) -> dict:
+                 command: str = "", samba_config=None, datasets: dict | None = None, workers: int = 1,
+                 resume: bool = False) -> dict:
     """Run the evaluation and write ``out`` (atomically, after every unit of work); returns the document.
 
     ``workers`` units run at once, each in its own process (see the module's docstring); the document is the
-    same for every ``workers`` but for its ``elapsed_s`` and ``workers``."""
+    same for every ``workers`` but for its ``elapsed_s``, ``workers`` and ``runs``. ``resume``: keep the units
+    that ``out`` already holds (see the module's docstring)."""
     from samba.data import corpus
     from samba.train.finetuning import _load_task
 
@@ -363,6 +391,12 @@ def evaluate_all(tasks=None, methods=METHODS, seeds: int = 5, profile: str = "qu
     doc = {"tasks": {}, "profile": profile, "init": init, "seeds_requested": int(seeds), "complete": False,
            "commit": git_commit(), "device": None, "date": _dt.date.today().isoformat(), "command": command,
            "workers": workers}
+    runs, elapsed_before = [], 0.0
+    if resume and Path(out).is_file():
+        done, runs, elapsed_before, doc["device"] = _resumable(Path(out), doc, tasks, methods, units)
+        units = [u for u in units if u not in done]
+        print(f"resuming {out}: {len(done)} units done, {len(units)} to run", file=sys.stderr)
+    runs = runs + [{"command": command, "date": doc["date"], "workers": workers}]
 
     def publish():
         for t in tasks:
@@ -376,7 +410,8 @@ def evaluate_all(tasks=None, methods=METHODS, seeds: int = 5, profile: str = "qu
             entry["paired_tests"] = paired_tests(entry["methods"])
             entry["verdict"] = verdict(t, entry)
             doc["tasks"][t] = entry
-        doc["elapsed_s"] = round(time.perf_counter() - t0, 1)
+        doc["elapsed_s"] = round(elapsed_before + time.perf_counter() - t0, 1)
+        doc["runs"] = runs
         atomic_write_json(doc, out)
 
     context, submit = _executor(state, workers)
@@ -416,6 +451,8 @@ def main(argv=None) -> int:
     p.add_argument("--max-minutes", type=float, default=None)
     p.add_argument("--workers", type=int, default=1, help="units of work run at once, each in its own process "
                    "on the same device (default: 1, one after another in this process)")
+    p.add_argument("--resume", action="store_true", help="keep the units that --out already holds (a run that "
+                   "--max-minutes stopped) and run the rest")
     p.add_argument("--mirror", default=None)
     p.add_argument("--device", default=None)
     p.add_argument("--render", metavar="JSON", default=None, help="print the table of an existing file and exit")
@@ -432,7 +469,7 @@ def main(argv=None) -> int:
     methods = a.methods or [m for m in METHODS if a.init or m not in NEEDS_CHECKPOINT]
     try:
         doc = evaluate_all(a.tasks, methods, seeds, a.profile, a.init, a.out, a.max_minutes,
-                           a.mirror or os.environ.get("SAMBA_DATA_MIRROR"), a.device, workers=a.workers,
+                           a.mirror or os.environ.get("SAMBA_DATA_MIRROR"), a.device, workers=a.workers, resume=a.resume,
                            command="python -m samba.evaluation.run " + " ".join(argv if argv is not None else sys.argv[1:]))
     except ValueError as err:
         raise UsageError(str(err)) from None
