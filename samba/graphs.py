@@ -190,8 +190,8 @@ class GraphedGradients:
     replaced, so the caller clips and steps eagerly (a fused optimiser is one or two kernels).
 
     ``fn(*inputs) -> Tensor (k,)``: element 0 is the loss to differentiate, the rest anything to log (returned
-    detached). ``inputs`` are examples that fix the shapes and dtypes; each call copies its arguments into the
-    graph's static copies of them. ``pool``: a memory pool shared with other graphs that are never replayed at
+    detached). ``inputs`` are valid examples that fix the shapes and dtypes (the warm-up runs on them); each call
+    copies its arguments into the graph's static copies of them. ``pool``: a memory pool shared with other graphs that are never replayed at
     once (``torch.cuda.graph_pool_handle()``). No parameter is touched by the warm-up, so a runner can be built at
     any point of training. Nothing is checked on the host per call: validate the inputs before (e.g. once, where
     they are loaded).
@@ -203,7 +203,8 @@ class GraphedGradients:
             raise RuntimeError("CUDA graphs need parameters on a CUDA device")
         if warmup < 1:
             raise ValueError("warmup must be >= 1 (Triton compiles and autotunes on the first calls)")
-        self.inputs = [torch.zeros_like(t) for t in inputs]  # static: the graph reads these buffers
+        # static: the graph reads these buffers; the warm-up runs on the examples (a mask of zeros is no input)
+        self.inputs = [t.detach().clone() for t in inputs]
         for p in params:
             if p.grad is None:
                 p.grad = torch.zeros_like(p)
