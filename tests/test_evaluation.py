@@ -186,6 +186,12 @@ def test_pretraining_json_schema(tmp_path, mirror, monkeypatch):
     assert set(doc["masked_l1"]) == {"checkpoint", "zeros", "interpolation", "random_init"}
     assert doc["eeg_hours_seen"] == 0.5 and doc["heldout_recordings"]
     assert all(0 < v < 10 for v in doc["masked_l1"].values())
+    # each recording's own means average back to the pooled ones (weighted by its windows)
+    per = doc["per_recording"]
+    assert sorted(per) == sorted(doc["heldout_recordings"])
+    if len(per) == doc["n_windows"] / 2:  # --max-windows 2 from every recording: equal weights
+        for k, v in doc["masked_l1"].items():
+            assert abs(np.mean([r[k] for r in per.values()]) - v) < 1e-6
     for key in ("commit", "device", "date", "command"):
         assert doc[key]
 

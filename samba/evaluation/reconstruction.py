@@ -10,7 +10,9 @@ Baselines (each scored on exactly the masked samples of the same seeded TSR mask
 
 A checkpoint that does not beat interpolation has not learned anything a line could not do. ``curve`` scores a
 series of snapshots (``RUN/snapshots/step_XXXXXX/`` folders or ``.pt`` files, anything
-``samba.checkpoint.load_model`` reads) against the EEG hours each had seen.
+``samba.checkpoint.load_model`` reads) against the EEG hours each had seen. Both also give each recording's own
+mean (``per_recording``): the recordings come from different devices, and a pooled mean over a few windows can
+hide one that improves and one that gets worse.
 """
 
 from __future__ import annotations
@@ -85,6 +87,15 @@ def score(windows, predictors: dict, seed: int = 0) -> dict[str, float]:
     return {k: float(v.mean()) for k, v in per_window(windows, predictors, seed).items()}
 
 
+def by_recording(windows, errs: dict[str, np.ndarray]) -> dict[str, dict[str, float]]:
+    """{recording: {predictor: mean masked L1 over that recording's windows}} from ``per_window``'s arrays."""
+    out, start = {}, 0
+    for name, X, _ in windows:
+        out[name] = {k: float(v[start:start + len(X)].mean()) for k, v in errs.items()}
+        start += len(X)
+    return out
+
+
 def paired_difference(a: np.ndarray, b: np.ndarray, n_boot: int = 10_000, seed: int = 0) -> dict:
     """Mean of a - b over windows with a 95 % bootstrap interval (windows resampled in pairs)."""
     d = np.asarray(a, np.float64) - np.asarray(b, np.float64)
@@ -114,7 +125,7 @@ def evaluate_checkpoint(path, windows, seed: int = 0, device: str = "cpu") -> di
     errs = per_window(windows, preds, seed)
     return {"masked_l1": {k: float(v.mean()) for k, v in errs.items()},
             "checkpoint_minus": {k: paired_difference(errs["checkpoint"], errs[k]) for k in errs if k != "checkpoint"},
-            "eeg_hours_seen": _hours(extra)}
+            "per_recording": by_recording(windows, errs), "eeg_hours_seen": _hours(extra)}
 
 
 def _hours(extra: dict):
@@ -133,17 +144,18 @@ def snapshots(run_dir) -> list[Path]:
 
 
 def curve(paths, windows, seed: int = 0, device: str = "cpu") -> list[dict]:
-    """``[{"snapshot", "step", "eeg_hours_seen", "masked_l1"}]`` for each snapshot (checkpoint only)."""
+    """``[{"snapshot", "step", "eeg_hours_seen", "masked_l1", "per_recording"}]`` for each snapshot."""
     from samba.checkpoint import load_model
 
     rows = []
     for p in paths:
         model, extra = load_model(p, map_location="cpu")
         model.to(device)
-        l1 = score(windows, {"m": lambda X, pos, vis: model_predict(model, X, pos, vis)}, seed)["m"]
+        errs = per_window(windows, {"m": lambda X, pos, vis: model_predict(model, X, pos, vis)}, seed)
         m = re.search(r"step_(\d+)", Path(p).name)
         rows.append({"snapshot": Path(p).name, "step": int(m[1]) if m else None,
-                     "eeg_hours_seen": _hours(extra), "masked_l1": l1})
+                     "eeg_hours_seen": _hours(extra), "masked_l1": float(errs["m"].mean()),
+                     "per_recording": {k: v["m"] for k, v in by_recording(windows, errs).items()}})
     return rows
 
 
