@@ -396,7 +396,7 @@ class _Run:
 
             val_loss = ""
             if step % cfg.val_every == 0 or step == self.total_steps:
-                t_v = time.perf_counter()
+                t_v = self._drained()
                 v = self.train_step.validate() if info.is_main else 0.0
                 D.barrier(info)
                 val_loss = f"{v:.6f}"
@@ -418,12 +418,12 @@ class _Run:
                            "eeg_hours": f"{self.eeg_s_seen / 3600:.4f}"})
                 t_log, eeg_s_since_log = now, 0.0
             if step % cfg.ckpt_every == 0:
-                t_c = time.perf_counter()
+                t_c = self._drained()
                 self.checkpoint()
                 last_saved = step
                 t_log += time.perf_counter() - t_c
             if cfg.keep_every and step % cfg.keep_every == 0:
-                t_c = time.perf_counter()
+                t_c = self._drained()
                 self._save_model(self.run_dir / "snapshots" / f"step_{step:06d}")
                 t_log += time.perf_counter() - t_c
             if cfg.max_minutes:
@@ -439,6 +439,14 @@ class _Run:
             print("stopped: " + stop_reason, file=sys.stderr)
         log.close()
         return self._release(), self.raw_model
+
+    def _drained(self) -> float:
+        """The time once the GPU has run every step queued so far. Validation and checkpoints are left out of the
+        logged throughput; timed from here, the queued training work they would wait for is not left out with them
+        (it once made the rows at validation steps read 25 % fast)."""
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        return time.perf_counter()
 
     def _release(self) -> Path:
         """``samba_pretrained``: the lowest-validation-loss model (select="best") or the last one."""
