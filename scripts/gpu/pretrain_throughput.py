@@ -43,6 +43,8 @@ def main(argv=None) -> int:
     p.add_argument("--out", default="results/pretrain_throughput.json")
     p.add_argument("--target", type=float, default=0.8)
     p.add_argument("--script", default=None, help="the scripts/gpu/pretrain_full.sh invocation, for the record")
+    p.add_argument("--commit", default=None, help="the commit the run's code was at, where the GPU machine's checkout "
+                   "reported another (set SAMBA_COMMIT there to avoid this)")
     a = p.parse_args(argv)
     logs = Path(a.logs)
     rows = list(csv.DictReader(open(logs / "metrics.csv")))
@@ -69,12 +71,13 @@ def main(argv=None) -> int:
                          f"validation loss fell, a snapshot every {cfg['keep_every']} steps",
         "logging": f"metrics.csv every {cfg['log_every']} steps, validation every {cfg['val_every']} steps",
         "loader": "the whole corpus on the GPU (float32, scaled once at start); a batch is an index_select of its "
-                  "window indices (copied from pinned memory, asynchronously); augmentation, TSR masks and their "
-                  "random draws on the GPU; loss parts read back only at log steps; fused AdamW",
+                  "window indices (copied from pinned memory, asynchronously); augmentation and TSR masks on the "
+                  "GPU (per-window draws from a CUDA generator, the electrode subset from a CPU one); loss parts read "
+                  "back only at log steps; fused AdamW",
         "step": ("forward, loss and backward replayed as one CUDA graph per montage (electrode subsets as a "
                  "channel mask), gradient clipping, fused AdamW and the schedule eager (samba.train.step)"
                  if cfg.get("cuda_graphs") is not False else "eager: every kernel launched from Python"),
-        "commit": bench["commit"], "device": bench["device"], "date": bench["date"],
+        "commit": a.commit or bench["commit"], "device": bench["device"], "date": bench["date"],
         "command": (logs / "command.txt").read_text().strip(),
         **({"script": a.script} if a.script else {}),
     }
