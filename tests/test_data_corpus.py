@@ -7,7 +7,9 @@ import logging
 import numpy as np
 
 from samba.data import pretraining_corpus
-from samba.data.corpus import HELDOUT, VALIDATION, heldout_recordings, seen_unlabelled, validation_recordings
+from samba.data.corpus import (HELDOUT, VALIDATION, heldout_files, heldout_recordings, in_corpus, seen_unlabelled,
+                                validation_recordings)
+from samba.data.recordings import recording_files
 
 
 def test_corpus_excludes_every_test_set(mirror, data_cache, caplog):
@@ -39,11 +41,27 @@ def test_corpus_with_test_data_and_quick(mirror, data_cache):
     assert all(ds.meta.file.nunique() <= 2 for ds in quick)
 
 
-def test_heldout_recordings_one_per_device(mirror, data_cache):
+def test_heldout_files_are_every_recording_neither_trained_nor_validated(mirror, data_cache):
+    files = heldout_files(mirror, cache_dir=data_cache)
+    assert len(set(files)) == len(files)
+    ids = {(d, f.path): fid for d in ("eegmmidb", "eegmat", "muse_p300") for f, fid in recording_files(d)}
+    for d, path in files:
+        assert not in_corpus(d, ids[(d, path)])
+    # no recording of a session the released step was chosen on (validation), nor a validation recording
+    assert not {(d, ids[(d, p)].subject, ids[(d, p)].session) for d, p in files} & {
+        (d, ids[(d, p)].subject, ids[(d, p)].session) for d, p in VALIDATION}
+    # the mirror: EEGMMIDB S001's task runs, EEGMAT subjects 10-19 but for subject 17, Muse subject 2 session 2;
+    # the first held-out recordings (HELDOUT) are among them, but for EEGMMIDB run 3, which is not mirrored
+    by = {d: [p for dd, p in files if dd == d] for d in ("eegmmidb", "eegmat", "muse_p300")}
+    assert by["eegmmidb"] == [f"S001/S001R{r:02d}.edf" for r in (1, 2, 4, 8, 12)]
+    assert by["eegmat"] == [f"Subject{s}_{k}.edf" for s in (10, 11, 12, 13, 14, 15, 16, 18, 19) for k in (1, 2)]
+    assert len(by["muse_p300"]) == 3 and all(p.startswith("subject2/session2/") for p in by["muse_p300"])
+    assert {(d, p) for d, p in HELDOUT} - set(files) == {("eegmmidb", "S001/S001R03.edf")}
+
+
+def test_heldout_recordings_read_with_positions(mirror, data_cache):
     recs = heldout_recordings(mirror, cache_dir=data_cache)
-    names = [name for name, _ in recs]  # EEGMMIDB S001R03 is not in the mirror: skipped, logged
-    assert set(names) <= {f"{d}/{p}" for d, p in HELDOUT}
-    assert {"eegmat/Subject18_1.edf", "muse_p300/subject2/session2/data_2018-05-04-01.50.45.csv"} <= set(names)
+    assert [name for name, _ in recs] == [f"{d}/{p}" for d, p in heldout_files(mirror, cache_dir=data_cache)]
     assert all(rec.positions is not None and rec.data.shape[1] > 4 * 128 for _, rec in recs)
 
 
@@ -51,5 +69,5 @@ def test_validation_recordings_are_neither_trained_on_nor_reported(mirror, data_
     recs = validation_recordings(mirror, cache_dir=data_cache)
     names = {name for name, _ in recs}
     assert names == {f"{d}/{p}" for d, p in VALIDATION}  # both are mirrored
-    assert not names & {f"{d}/{p}" for d, p in HELDOUT}
+    assert not names & {f"{d}/{p}" for d, p in heldout_files(mirror, cache_dir=data_cache)}
     assert all(rec.positions is not None and rec.data.shape[1] > 30 * 128 for _, rec in recs)

@@ -186,12 +186,15 @@ def test_pretraining_json_schema(tmp_path, mirror, monkeypatch):
     assert set(doc["masked_l1"]) == {"checkpoint", "zeros", "interpolation", "random_init"}
     assert doc["eeg_hours_seen"] == 0.5 and doc["heldout_recordings"]
     assert all(0 < v < 10 for v in doc["masked_l1"].values())
-    # each recording's own means average back to the pooled ones (weighted by its windows)
-    per = doc["per_recording"]
+    # each recording's and each device's means average back to the pooled ones, weighted by their windows
+    per, dev = doc["per_recording"], doc["per_device"]
     assert sorted(per) == sorted(doc["heldout_recordings"])
-    if len(per) == doc["n_windows"] / 2:  # --max-windows 2 from every recording: equal weights
-        for k, v in doc["masked_l1"].items():
-            assert abs(np.mean([r[k] for r in per.values()]) - v) < 1e-6
+    assert sum(e["n_windows"] for e in dev.values()) == doc["n_windows"]
+    assert sum(e["n_recordings"] for e in dev.values()) == len(per)
+    for k, v in doc["masked_l1"].items():
+        assert abs(sum(e["masked_l1"][k] * e["n_windows"] for e in dev.values()) / doc["n_windows"] - v) < 1e-6
+    # many recordings: the interval resamples recordings, not the correlated windows of one recording
+    assert doc["checkpoint_minus"]["zeros"]["resampled"].startswith("recordings")
     for key in ("commit", "device", "date", "command"):
         assert doc[key]
 
@@ -220,3 +223,19 @@ def test_paired_difference_interval_covers_a_known_shift():
     assert d["fraction_of_windows_better"] == 1.0
     noisy = reconstruction.paired_difference(b + rng.normal(0, 0.1, 200), b)
     assert noisy["ci95"][0] < 0 < noisy["ci95"][1]  # no shift: the interval straddles zero
+
+
+def test_paired_difference_resamples_recordings_when_there_are_enough():
+    # 6 recordings of 20 windows; each recording's windows share its offset, so windows are not independent
+    rng = np.random.default_rng(0)
+    offsets = rng.normal(0, 1, 6)
+    groups = np.repeat(np.arange(6), 20)
+    a = offsets[groups] + rng.normal(0, 0.01, groups.size)
+    by_rec = reconstruction.paired_difference(a, np.zeros_like(a), groups)
+    by_win = reconstruction.paired_difference(a, np.zeros_like(a))
+    assert by_rec["resampled"] == "recordings (6)" and by_win["resampled"].startswith("windows")
+    assert by_rec["mean"] == by_win["mean"]
+    width = lambda d: d["ci95"][1] - d["ci95"][0]
+    assert width(by_rec) > 3 * width(by_win)  # the window bootstrap overstates the evidence
+    few = reconstruction.paired_difference(a[:40], np.zeros(40), groups[:40])  # 2 recordings: windows, and says so
+    assert few["resampled"].startswith("windows (40; fewer than 5")

@@ -6,7 +6,7 @@ means whole recordings:
 
 | dataset | in the corpus | never in the corpus |
 |---|---|---|
-| eegmmidb | runs 5-7, 9-11, 13, 14 (other motor tasks) | runs 1, 2 (eyes-open-closed), 4, 8, 12 (eegmmidb-mi), 3 (held out) |
+| eegmmidb | runs 5-7, 9-11, 13, 14 (other motor tasks) | runs 1, 2 (eyes-open-closed), 4, 8, 12 (eegmmidb-mi), 3 |
 | eegmat | subjects 00-09, rest and task runs (their labels unused) | subjects 10-35 |
 | muse_p300 | subject 1 | subjects 2-5 |
 | eeg_eye_state, eeglab_sample, yasa | everything readable | - |
@@ -15,10 +15,13 @@ So some test subjects were seen *unlabelled* in pretraining (EEGMMIDB S001's oth
 subject 1); ``seen_unlabelled(task, subjects)`` names them and the evaluation records it next to each task,
 so a reader can compare folds whose subject was seen with folds whose subject was not.
 
-``HELDOUT``: whole recordings, one per device, never used for training, on which masked reconstruction is
-evaluated (``samba.evaluation.reconstruction``). ``VALIDATION``: other whole recordings, also never trained on and
-disjoint from ``HELDOUT``, on which pretraining measures its validation loss and picks the step it releases (early
-stopping). Choosing the step on ``HELDOUT`` itself would bias the reported reconstruction error.
+``VALIDATION``: whole recordings never trained on, on which pretraining measures its validation loss and picks
+the step it releases (early stopping). Held-out recordings (``heldout_files``): every recording of the datasets
+with a "never in the corpus" entry above that pretraining neither trains on nor shares a recording session with a
+validation recording (the step was chosen on that session); masked reconstruction is evaluated on them
+(``samba.evaluation.reconstruction``). Choosing the step on them would bias the reported reconstruction error. They were two recordings (10 windows of
+30 s) until the released run's two disagreed; all of them give about 120 windows of three devices from the
+mirror. ``HELDOUT`` names the two, which stay among them.
 
 A recording whose channels have no known position (an EEGLAB file without channel locations) cannot be
 placed by CDSE: it is skipped with a warning and counted in the log, never given made-up positions.
@@ -42,12 +45,13 @@ log = logging.getLogger(__name__)
 
 CORPUS_DATASETS = ("eegmmidb", "eegmat", "eeg_eye_state", "muse_p300", "eeglab_sample", "yasa")
 
-HELDOUT = (  # (dataset, registry path): one whole recording per device, never trained on
+HELDOUT = (  # (dataset, registry path): the first held-out recordings, one per device; see heldout_files
     ("eegmmidb", "S001/S001R03.edf"),
     ("eegmat", "Subject18_1.edf"),
     ("muse_p300", "subject2/session2/data_2018-05-04-01.50.45.csv"),
 )
-VALIDATION = (  # (dataset, registry path): model selection during pretraining; never trained on, not HELDOUT
+HELDOUT_DATASETS = ("eegmmidb", "eegmat", "muse_p300")  # the datasets whose corpus leaves recordings out
+VALIDATION = (  # (dataset, registry path): model selection during pretraining; never trained on, not held out
     ("eegmat", "Subject17_1.edf"),
     ("muse_p300", "subject2/session1/data_2017-02-09-18.12.53.csv"),
 )
@@ -60,7 +64,7 @@ _DATASET_OF_TASK = {"eegmmidb-mi": "eegmmidb", "eyes-open-closed": "eegmmidb", "
 
 def in_corpus(dataset: str, fid) -> bool:
     """Whether pretraining may use this recording (the table in the module docstring)."""
-    if (dataset, fid.path) in HELDOUT + VALIDATION:
+    if (dataset, fid.path) in VALIDATION:
         return False
     if dataset == "eegmmidb":
         return fid.run not in _EEGMMIDB_TASK_RUNS
@@ -78,9 +82,30 @@ def seen_unlabelled(task: str, subjects) -> set[int]:
             if fid.subject in set(subjects) and in_corpus(dataset, fid)}
 
 
+def heldout_files(mirror=None, sfreq: float = 128.0, cache_dir=None) -> list[tuple[str, str]]:
+    """``[(dataset, registry path)]`` of every held-out recording readable here (mirror or cache), registry order:
+    the recordings of ``HELDOUT_DATASETS`` that are not in the corpus and not of a validation recording's session."""
+    params = Preprocessing(sfreq=float(sfreq))
+    out, absent = [], 0
+    for name in HELDOUT_DATASETS:
+        present = {e.path for e in registry.available(name, mirror)}
+        files = recordings.recording_files(name)
+        validated = {(fid.subject, fid.session) for f, fid in files if (name, f.path) in VALIDATION}
+        for f, fid in files:
+            if in_corpus(name, fid) or (fid.subject, fid.session) in validated:
+                continue
+            if f.path in present or recordings.is_cached(f, params, cache_dir):
+                out.append((name, f.path))
+            else:
+                absent += 1
+    if absent:
+        log.info("held-out recordings: %d of %d not available offline, skipped", absent, absent + len(out))
+    return out
+
+
 def heldout_recordings(mirror=None, sfreq: float = 128.0, cache_dir=None) -> list[tuple[str, object]]:
-    """``[(relpath, Recording)]`` of the ``HELDOUT`` recordings that can be read here (absent ones: logged)."""
-    return named_recordings(HELDOUT, mirror, sfreq, cache_dir)
+    """``[(relpath, Recording)]`` of every held-out recording that can be read here (``heldout_files``)."""
+    return named_recordings(heldout_files(mirror, sfreq, cache_dir), mirror, sfreq, cache_dir)
 
 
 def validation_recordings(mirror=None, sfreq: float = 128.0, cache_dir=None) -> list[tuple[str, object]]:

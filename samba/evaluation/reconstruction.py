@@ -11,8 +11,13 @@ Baselines (each scored on exactly the masked samples of the same seeded TSR mask
 A checkpoint that does not beat interpolation has not learned anything a line could not do. ``curve`` scores a
 series of snapshots (``RUN/snapshots/step_XXXXXX/`` folders or ``.pt`` files, anything
 ``samba.checkpoint.load_model`` reads) against the EEG hours each had seen. Both also give each recording's own
-mean (``per_recording``): the recordings come from different devices, and a pooled mean over a few windows can
-hide one that improves and one that gets worse.
+mean (``per_recording``) and each device's (``per_device``): the recordings come from different devices, and a
+pooled mean can hide one that improves and one that gets worse.
+
+Intervals: 95 % paired bootstrap intervals of the checkpoint's error minus a baseline's. Windows of one recording
+are not independent (same person, same session, same electrodes), so the bootstrap resamples whole recordings
+(a cluster bootstrap) whenever there are at least five; with fewer it resamples windows, which understates the
+uncertainty, and the file says which (``resampled``).
 """
 
 from __future__ import annotations
@@ -87,6 +92,31 @@ def score(windows, predictors: dict, seed: int = 0) -> dict[str, float]:
     return {k: float(v.mean()) for k, v in per_window(windows, predictors, seed).items()}
 
 
+def recording_index(windows) -> np.ndarray:
+    """One recording index per window, in ``per_window``'s order."""
+    return np.concatenate([np.full(len(X), i) for i, (_, X, _) in enumerate(windows)])
+
+
+def device_of(name: str) -> str:
+    """The dataset (one device each) of a ``dataset/path`` recording name."""
+    return name.split("/", 1)[0]
+
+
+def by_device(windows, errs: dict[str, np.ndarray], ref: str = "checkpoint") -> dict[str, dict]:
+    """Per dataset: recordings, windows, mean masked L1 of every predictor, and ``ref`` minus each other one."""
+    groups = recording_index(windows)
+    devices = np.array([device_of(windows[g][0]) for g in groups])
+    out = {}
+    for dev in dict.fromkeys(device_of(name) for name, _, _ in windows):
+        sel = devices == dev
+        out[dev] = {"n_recordings": int(len(np.unique(groups[sel]))), "n_windows": int(sel.sum()),
+                    "masked_l1": {k: float(v[sel].mean()) for k, v in errs.items()}}
+        if ref in errs:
+            out[dev][f"{ref}_minus"] = {k: paired_difference(errs[ref][sel], errs[k][sel], groups[sel])
+                                        for k in errs if k != ref}
+    return out
+
+
 def by_recording(windows, errs: dict[str, np.ndarray]) -> dict[str, dict[str, float]]:
     """{recording: {predictor: mean masked L1 over that recording's windows}} from ``per_window``'s arrays."""
     out, start = {}, 0
@@ -96,13 +126,29 @@ def by_recording(windows, errs: dict[str, np.ndarray]) -> dict[str, dict[str, fl
     return out
 
 
-def paired_difference(a: np.ndarray, b: np.ndarray, n_boot: int = 10_000, seed: int = 0) -> dict:
-    """Mean of a - b over windows with a 95 % bootstrap interval (windows resampled in pairs)."""
+MIN_CLUSTERS = 5  # recordings needed to resample recordings rather than windows
+
+
+def paired_difference(a: np.ndarray, b: np.ndarray, groups: np.ndarray | None = None, n_boot: int = 10_000,
+                      seed: int = 0) -> dict:
+    """Mean of a - b over windows with a 95 % bootstrap interval; a and b are paired per window.
+
+    ``groups`` (one recording index per window): with at least ``MIN_CLUSTERS`` recordings the bootstrap resamples
+    recordings, each with all its windows (the mean stays the mean over windows); otherwise windows."""
     d = np.asarray(a, np.float64) - np.asarray(b, np.float64)
     rng = np.random.default_rng(seed)
-    boots = d[rng.integers(0, len(d), size=(n_boot, len(d)))].mean(axis=1)
+    labels = np.unique(groups) if groups is not None else np.array([])
+    if len(labels) >= MIN_CLUSTERS:
+        sums = np.array([d[groups == g].sum() for g in labels])  # (G,)
+        counts = np.array([(groups == g).sum() for g in labels])  # (G,)
+        pick = rng.integers(0, len(labels), size=(n_boot, len(labels)))  # (n_boot, G)
+        boots = sums[pick].sum(axis=1) / counts[pick].sum(axis=1)
+        how = f"recordings ({len(labels)})"
+    else:
+        boots = d[rng.integers(0, len(d), size=(n_boot, len(d)))].mean(axis=1)
+        how = f"windows ({len(d)}; fewer than {MIN_CLUSTERS} recordings)"
     return {"mean": float(d.mean()), "ci95": [float(np.quantile(boots, 0.025)), float(np.quantile(boots, 0.975))],
-            "n_windows": int(len(d)), "fraction_of_windows_better": float((d < 0).mean())}
+            "n_windows": int(len(d)), "fraction_of_windows_better": float((d < 0).mean()), "resampled": how}
 
 
 def baselines() -> dict:
@@ -123,9 +169,12 @@ def evaluate_checkpoint(path, windows, seed: int = 0, device: str = "cpu") -> di
              **baselines(),
              "random_init": lambda X, pos, vis: model_predict(random, X, pos, vis)}
     errs = per_window(windows, preds, seed)
+    groups = recording_index(windows)
     return {"masked_l1": {k: float(v.mean()) for k, v in errs.items()},
-            "checkpoint_minus": {k: paired_difference(errs["checkpoint"], errs[k]) for k in errs if k != "checkpoint"},
-            "per_recording": by_recording(windows, errs), "eeg_hours_seen": _hours(extra)}
+            "checkpoint_minus": {k: paired_difference(errs["checkpoint"], errs[k], groups)
+                                 for k in errs if k != "checkpoint"},
+            "per_device": by_device(windows, errs), "per_recording": by_recording(windows, errs),
+            "eeg_hours_seen": _hours(extra)}
 
 
 def _hours(extra: dict):
@@ -144,7 +193,7 @@ def snapshots(run_dir) -> list[Path]:
 
 
 def curve(paths, windows, seed: int = 0, device: str = "cpu") -> list[dict]:
-    """``[{"snapshot", "step", "eeg_hours_seen", "masked_l1", "per_recording"}]`` for each snapshot."""
+    """``[{"snapshot", "step", "eeg_hours_seen", "masked_l1", "per_device", "per_recording"}]`` per snapshot."""
     from samba.checkpoint import load_model
 
     rows = []
@@ -155,6 +204,7 @@ def curve(paths, windows, seed: int = 0, device: str = "cpu") -> list[dict]:
         m = re.search(r"step_(\d+)", Path(p).name)
         rows.append({"snapshot": Path(p).name, "step": int(m[1]) if m else None,
                      "eeg_hours_seen": _hours(extra), "masked_l1": float(errs["m"].mean()),
+                     "per_device": {k: v["masked_l1"]["m"] for k, v in by_device(windows, errs, ref="").items()},
                      "per_recording": {k: v["m"] for k, v in by_recording(windows, errs).items()}})
     return rows
 
