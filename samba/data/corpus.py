@@ -19,9 +19,9 @@ so a reader can compare folds whose subject was seen with folds whose subject wa
 the step it releases (early stopping). Held-out recordings (``heldout_files``): every recording of the datasets
 with a "never in the corpus" entry above that pretraining neither trains on nor shares a recording session with a
 validation recording (the step was chosen on that session); masked reconstruction is evaluated on them
-(``samba.evaluation.reconstruction``). Choosing the step on them would bias the reported reconstruction error. They were two recordings (10 windows of
-30 s) until the released run's two disagreed; all of them give about 120 windows of three devices from the
-mirror. ``HELDOUT`` names the two, which stay among them.
+(``samba.evaluation.reconstruction``). Choosing the step on them would bias the reported reconstruction error.
+They were two recordings (10 windows of 30 s) until the released run's two disagreed; the mirror holds 26 of
+three devices (100 windows). ``HELDOUT`` names the first ones, which stay among them.
 
 A recording whose channels have no known position (an EEGLAB file without channel locations) cannot be
 placed by CDSE: it is skipped with a warning and counted in the log, never given made-up positions.
