@@ -6,8 +6,8 @@ Redraw the figures of committed measurements, from the numbers committed beside 
 - results/bench_*.json              -> figures/bench_*_{context,throughput,realtime}.png (samba.bench.plot_bench;
                                        the current runs only: results/archive/ is not drawn)
 - results/pretraining.json         -> figures/pretraining_curve.png (held-out masked L1 vs EEG hours seen in
-                                       pretraining, the three baselines as horizontal lines; and each held-out
-                                       recording's error minus predicting zeros)
+                                       pretraining, the three baselines as horizontal lines; and each device's
+                                       held-out error minus predicting zeros)
 - results/cdse_over_pretraining.npz -> figures/cdse_over_pretraining.png and .gif (CDSE weights of the
                                        pretraining snapshots, one colour scale)
 figures/provenance.json records, per figure, its source file and that file's commit, device, date and command.
@@ -42,8 +42,8 @@ def pretraining_curve(js: Path, out: Path) -> Path:
     hours = doc.get("eeg_hours_seen")
     if hours is not None and (not curve or curve[-1]["eeg_hours_seen"] < hours):  # the final checkpoint ends it
         curve.append({"snapshot": "final", "eeg_hours_seen": hours, "masked_l1": doc["masked_l1"]["checkpoint"]})
-    per_rec = doc.get("per_recording") and all("per_recording" in r for r in doc["curve"])
-    fig, axes = plt.subplots(1, 3 if per_rec else 2, figsize=(18 if per_rec else 12, 4))
+    per_dev = doc.get("per_device") and all("per_device" in r for r in doc["curve"])
+    fig, axes = plt.subplots(1, 3 if per_dev else 2, figsize=(18 if per_dev else 12, 4))
     for ax in axes[:2]:
         validation_curve(curve, base, ax=ax)
     # middle: zoomed on the checkpoint's curve, where the baselines closest to it are told apart
@@ -55,20 +55,20 @@ def pretraining_curve(js: Path, out: Path) -> Path:
     axes[0].set_title(f"Held-out masked reconstruction ({doc['n_windows']} windows of "
                       f"{len(doc['heldout_recordings'])} held-out recordings)", fontsize=9)
     axes[1].set_title("the same, zoomed on the checkpoint's curve", fontsize=9)
-    if per_rec:  # right: each recording's own error relative to predicting zeros (below 0 = better than zeros)
+    if per_dev:  # right: each device's error relative to predicting zeros (below 0 = better than zeros)
         ax = axes[2]
-        for name, final in doc["per_recording"].items():
-            rows = [r for r in doc["curve"] if name in r["per_recording"]]
-            hrs = [r["eeg_hours_seen"] for r in rows]
-            rel = [r["per_recording"][name] - final["zeros"] for r in rows]
+        for dev, final in doc["per_device"].items():
+            hrs = [r["eeg_hours_seen"] for r in doc["curve"]]
+            rel = [r["per_device"][dev] - final["masked_l1"]["zeros"] for r in doc["curve"]]
             if hours is not None and (not hrs or hrs[-1] < hours):
                 hrs.append(hours)
-                rel.append(final["checkpoint"] - final["zeros"])
-            ax.plot(hrs, rel, marker="o", label=name)
+                rel.append(final["masked_l1"]["checkpoint"] - final["masked_l1"]["zeros"])
+            ax.plot(hrs, rel, marker="o", label=f"{dev} ({final['n_recordings']} recordings, "
+                                                   f"{final['n_windows']} windows)")
         ax.axhline(0.0, color="k", lw=1, ls="--", label="predict zeros")
         ax.set_xlabel("EEG seen in pretraining (hours)")
         ax.set_ylabel("masked L1 minus zeros (units of robust s.d.)")
-        ax.set_title("each held-out recording (below 0: better than zeros)", fontsize=9)
+        ax.set_title("each device's held-out recordings (below 0: better than zeros)", fontsize=9)
         ax.legend(fontsize=7)
         fig.subplots_adjust(wspace=0.3)
     fig.savefig(out, dpi=110, bbox_inches="tight")
