@@ -99,3 +99,20 @@ def test_limits_reads_the_headline_rows_and_refuses_another_card(tmp_path):
     (tmp_path / "o.json").write_text(json.dumps({**bench, "device": "NVIDIA H200"}))
     with pytest.raises(ValueError, match="not the H100 SXM"):
         limits.limits(tmp_path / "o.json", spec=spec, work=work)
+
+
+def test_cpu_bound_is_flops_over_rate_and_compares_with_the_best_peer():
+    from samba.bench.cpu_limits import bound
+
+    # 10 GFLOP at 200 GFLOP/s: 50 ms at least; 80 EEG-seconds a step -> at most 1,600 EEG-s/s
+    b = bound(10e9, 80.0, 200.0, best_peer_eeg_s=1000.0)
+    assert b["samba_min_ms"] == 50.0 and b["samba_best_eeg_s_per_s"] == 1600.0 and b["best_possible_ratio"] == 1.6
+
+
+def test_cpu_step_flops_count_the_benchmark_step():
+    from samba.bench.cpu_limits import step_flops
+
+    infer = step_flops("EEGNet", 1.0, 2, "infer")
+    train = step_flops("EEGNet", 1.0, 2, "train")
+    assert infer > 0 and 2 * infer <= train <= 4 * infer  # backward: about twice the forward's products
+    assert step_flops("EEGNet", 1.0, 4, "infer") == 2 * infer  # linear in the batch
