@@ -229,3 +229,21 @@ def test_recording_windows_cut_whole_recordings_at_unit_scale():
     assert Xh.shape == (17, 3, 200)  # (1000 - 200) // 50 + 1
     np.testing.assert_allclose(Xh[4] / Xh[4].std(), X[1] / X[1].std(), rtol=1e-5)  # window 4 at hop 0.5 s = window 1
     assert len(recording_windows([("a", rec)], window_s=2.0, hop_s=0.5, max_windows=3)[0][1]) == 3
+
+
+def test_stop_after_minutes_keeps_the_schedule_and_the_same_command_continues(tmp_path, monkeypatch):
+    import itertools
+
+    import samba.train.pretraining as P
+
+    ticks = itertools.count()
+    monkeypatch.setattr(P.time, "perf_counter", lambda: next(ticks) * 0.05)  # a deterministic clock
+    out = tmp_path / "long"
+    kw = dict(steps=24, stop_after_minutes=1.0 / 60, ckpt_every=1000, val_every=1000)
+    run(out, **kw)  # 1 s of (fake) time: stops early, checkpointed, the 24-step schedule untouched
+    first = load_train_state(out)
+    assert first["total_steps"] == 24 and 0 < first["step"] < 24 and not first["calibrated"]
+    while load_train_state(out)["step"] < 24:  # the same command, again and again, finishes the run
+        run(out, **kw)
+    with open(out / "metrics.csv") as f:
+        assert [int(r["step"]) for r in csv.DictReader(f)] == list(range(1, 25))

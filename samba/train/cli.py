@@ -99,6 +99,9 @@ def pretrain_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float, default=5e-4, help="one-cycle max learning rate")
     p.add_argument("--max-minutes", type=float, default=None,
                    help="wall-time budget: the schedule is fitted to it and the run stops (checkpointed) at it")
+    p.add_argument("--stop-after-minutes", type=float, default=None, metavar="M",
+                   help="stop, checkpointed, after M minutes of this call and keep the schedule of --steps: the same "
+                        "command continues the run (for runs longer than one job's time limit)")
     p.add_argument("--ckpt-every", type=int, default=None)
     p.add_argument("--val-every", type=int, default=None)
     p.add_argument("--keep-every", type=int, default=None, metavar="N",
@@ -128,7 +131,8 @@ def pretrain_main(argv: list[str] | None = None) -> int:
                          compile=a.compile, mask=a.mask, mask_ratio=a.mask_ratio, loss_on=a.loss_on, seed=a.seed,
                          mirror=_mirror(a.mirror), lr=a.lr, max_minutes=a.max_minutes, ckpt_every=a.ckpt_every,
                          keep_every=a.keep_every, val_every=a.val_every, device=a.device, progress=a.progress,
-                         augment=a.augment, val_on=a.val_on, select=a.select, cuda_graphs=a.cuda_graphs)
+                         augment=a.augment, val_on=a.val_on, select=a.select, cuda_graphs=a.cuda_graphs,
+                         stop_after_minutes=a.stop_after_minutes)
     cfg.resolved()  # every option checked before any work (raises samba.errors.UsageError)
     path = pretrain(cfg)
     if int(os.environ.get("RANK", "0")) == 0:

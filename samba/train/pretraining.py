@@ -97,6 +97,9 @@ class PretrainConfig:
     select: str | None = None  # released model: "best" (lowest validation loss) or "last"
     max_windows_per_montage: int | None = None
     max_minutes: float | None = None
+    # stop (checkpointed) after this many minutes of this invocation, keeping the schedule: a run of --steps longer
+    # than one job's time limit, continued by the same command (unlike max_minutes, which fits the schedule)
+    stop_after_minutes: float | None = None
     device: str | None = None  # None: cuda when available
     model: dict = field(default_factory=dict)  # SAMBAConfig overrides
     find_unused_parameters: bool = False
@@ -125,7 +128,7 @@ class PretrainConfig:
         for name in ("steps", "batch_size", "log_every", "val_every", "ckpt_every", "keep_every", "val_batches",
                      "max_windows_per_montage"):
             checks.check_positive(name, getattr(self, name))
-        for name in ("window_s", "sfreq", "lr", "grad_clip", "stride_s", "max_minutes"):
+        for name in ("window_s", "sfreq", "lr", "grad_clip", "stride_s", "max_minutes", "stop_after_minutes"):
             checks.check_positive(name, getattr(self, name), minimum=1e-12)
         checks.check_positive("spectral_weight", self.spectral_weight, minimum=0, allow_none=False)
         checks.check_positive("weight_decay", self.weight_decay, minimum=0, allow_none=False)
@@ -426,10 +429,11 @@ class _Run:
                 t_c = self._drained()
                 self._save_model(self.run_dir / "snapshots" / f"step_{step:06d}")
                 t_log += time.perf_counter() - t_c
-            if cfg.max_minutes:
-                over = (time.perf_counter() - self.t_start) > cfg.max_minutes * 60  # this invocation's time
+            limit = min(m for m in (cfg.max_minutes, cfg.stop_after_minutes, float("inf")) if m)
+            if limit < float("inf"):
+                over = (time.perf_counter() - self.t_start) > limit * 60  # this invocation's time
                 if D.all_reduce_mean(float(over), info) > 0:
-                    stop_reason = f"time budget of {cfg.max_minutes} min reached at step {step}/{self.total_steps}"
+                    stop_reason = f"time budget of {limit:g} min reached at step {step}/{self.total_steps}"
                     break
         if pbar is not None:
             pbar.close()

@@ -44,8 +44,8 @@ STATE_FILE = "state.pt"
 # Everything else defines the experiment; changing it mid-run would make config.json describe another run.
 SAFE_TO_CHANGE = ("steps", "max_minutes", "log_every", "val_every", "ckpt_every", "val_batches")
 # Run-time options that never describe the experiment (where and how it runs, not what it computes).
-NOT_COMPARED = ("out", "resume", "overwrite", "progress", "kill_at_step", "device", "compile", "cuda_graphs", "mirror",
-                "find_unused_parameters", "allow_change", "keep_every")
+NOT_COMPARED = ("out", "resume", "overwrite", "progress", "kill_at_step", "device", "compile", "cuda_graphs",
+                "stop_after_minutes", "mirror", "find_unused_parameters", "allow_change", "keep_every")
 
 
 class CheckpointError(SambaError, RuntimeError):
