@@ -136,10 +136,11 @@ def test_resume_runs_only_the_missing_units_and_gives_the_whole_document(eyes, t
     part = json.loads((tmp_path / "whole.json").read_text())
     probe = part["tasks"]["eyes-open-closed"]["methods"]["random_init_probe"]
     probe["per_fold"] = [r for r in probe["per_fold"] if r["seed"] == 0]
+    del part["tasks"]["eyes-open-closed"]["methods"]["reference"]  # a method none of whose units had finished
     part["complete"] = False
     (tmp_path / "part.json").write_text(json.dumps(part))
     resumed = evaluate_all(out=tmp_path / "part.json", resume=True, **kw)
-    assert resumed["complete"] and len(resumed["runs"]) == 2
+    assert resumed["complete"] and len(resumed["runs"]) == 2 and resumed["runs"][1]["device"] == whole["device"]
     assert resumed["tasks"] == json.loads(json.dumps(whole["tasks"]))
     # another evaluation in the same file is refused, not mixed in
     with pytest.raises(ValueError, match="--resume.*seeds_requested"):

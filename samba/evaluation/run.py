@@ -20,8 +20,9 @@ Budget of ``--profile full``: fine-tuning 6 epochs on at most 1024 stratified tr
 epochs, probes on all windows (the run records its own time in ``elapsed_s``; on one H100 with ``--workers 8``, 2-3
 of the 5 seeds of all four tasks took about 8 minutes). The work is ordered seed by seed, so ``--max-minutes`` stops
 between units of work and leaves whole seeds; each row records the seeds it holds. ``--resume`` continues a file
-that a time budget stopped: the units it holds are kept, the others run (same commit, profile, checkpoint, tasks,
-methods and seeds, or it refuses), and ``runs`` lists every invocation that wrote it.
+that a time budget stopped: the units it holds are kept, the others run (same commit, device, profile, checkpoint
+weights (``init_sha256``), tasks, methods and seeds, or it refuses), and ``runs`` lists every invocation that
+wrote it.
 
 A unit of work is one (seed, task, method). The units are small and leave most of a GPU and its host idle, so
 ``--workers N`` runs N of them at once, each in its own process on the same device with 1 / N of the CPU threads
@@ -34,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
+import hashlib
 import json
 import math
 import multiprocessing
@@ -340,20 +342,34 @@ def _resumable(path: Path, doc: dict, tasks: list, methods, units: list) -> tupl
         old = json.loads(path.read_text())
     except (OSError, ValueError) as err:
         raise ValueError(f"--resume: cannot read {path}: {err}") from None
-    for key in ("commit", "profile", "init", "seeds_requested"):
+    for key in ("commit", "profile", "init", "init_sha256", "seeds_requested", "device"):
         if old.get(key) != doc[key]:
             raise ValueError(f"--resume: {path} has {key} {old.get(key)!r}, this run {doc[key]!r}; use another --out")
+    # every task is written from the first unit on; a method appears once one of its units has finished
     if sorted(old.get("tasks", {})) != sorted(tasks) or any(
-            sorted(e.get("methods", {})) != sorted(methods) for e in old["tasks"].values()):
+            not set(e.get("methods", {})) <= set(methods) for e in old["tasks"].values()):
         raise ValueError(f"--resume: {path} holds other tasks or methods; use another --out")
     done: dict[tuple, list[dict]] = {}
     for seed, t, m in units:
-        rows = [r for r in old["tasks"][t]["methods"][m].get("per_fold", []) if r.get("seed") == seed]
+        rows = [r for r in old["tasks"][t]["methods"].get(m, {}).get("per_fold", []) if r.get("seed") == seed]
         if rows:  # a unit is written whole (all its folds) or not at all
             done[(seed, t, m)] = rows
     runs = old.get("runs") or [{"command": old.get("command", ""), "date": old.get("date"),
                                 "workers": old.get("workers")}]
-    return done, runs, float(old.get("elapsed_s") or 0.0), old.get("device")
+    return done, runs, float(old.get("elapsed_s") or 0.0)
+
+
+def checkpoint_sha256(init) -> str | None:
+    """The weights' sha256 of a checkpoint folder (its verified manifest) or file: which model was evaluated."""
+    if init is None:
+        return None
+    path = Path(init)
+    manifest = path / "manifest.json"
+    if manifest.is_file():
+        return json.loads(manifest.read_text())["files"]["model.safetensors"]["sha256"]
+    if path.is_file():
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    return None
 
 
 def evaluate_all(tasks=None, methods=METHODS, seeds: int = 5, profile: str = "quick", init: str | None = None,
@@ -388,15 +404,15 @@ def evaluate_all(tasks=None, methods=METHODS, seeds: int = 5, profile: str = "qu
     units = [(seed, t, m) for seed in range(seeds) for t in tasks for m in methods
              if seed == 0 or m not in DETERMINISTIC]
     done: dict[tuple, list[dict]] = {}  # (seed, task, method) -> that unit's rows, in fold order
-    doc = {"tasks": {}, "profile": profile, "init": init, "seeds_requested": int(seeds), "complete": False,
-           "commit": git_commit(), "device": None, "date": _dt.date.today().isoformat(), "command": command,
-           "workers": workers}
+    doc = {"tasks": {}, "profile": profile, "init": init, "init_sha256": checkpoint_sha256(init),
+           "seeds_requested": int(seeds), "complete": False, "commit": git_commit(), "device": device_name(device),
+           "date": _dt.date.today().isoformat(), "command": command, "workers": workers}
     runs, elapsed_before = [], 0.0
     if resume and Path(out).is_file():
-        done, runs, elapsed_before, doc["device"] = _resumable(Path(out), doc, tasks, methods, units)
+        done, runs, elapsed_before = _resumable(Path(out), doc, tasks, methods, units)
         units = [u for u in units if u not in done]
         print(f"resuming {out}: {len(done)} units done, {len(units)} to run", file=sys.stderr)
-    runs = runs + [{"command": command, "date": doc["date"], "workers": workers}]
+    runs = runs + [{"command": command, "date": doc["date"], "workers": workers, "device": doc["device"]}]
 
     def publish():
         for t in tasks:
