@@ -194,8 +194,11 @@ def test_pretraining_json_schema(tmp_path, mirror, monkeypatch):
     assert sum(e["n_recordings"] for e in dev.values()) == len(per)
     for k, v in doc["masked_l1"].items():
         assert abs(sum(e["masked_l1"][k] * e["n_windows"] for e in dev.values()) / doc["n_windows"] - v) < 1e-6
-    # many recordings: the interval resamples recordings, not the correlated windows of one recording
-    assert doc["checkpoint_minus"]["zeros"]["resampled"].startswith("recordings")
+    # many sessions (EEGMAT: one per subject): the interval resamples sessions, not their correlated windows
+    assert doc["checkpoint_minus"]["zeros"]["resampled"].startswith("sessions")
+    assert dev["eegmat"]["n_sessions"] == dev["eegmat"]["n_recordings"] // 2  # rest and task runs of one session
+    # EEGMMIDB S001's run 6 is in the corpus: its held-out runs are flagged, nothing else
+    assert doc["subject_in_corpus"] and all(n.startswith("eegmmidb/S001/") for n in doc["subject_in_corpus"])
     for key in ("commit", "device", "date", "command"):
         assert doc[key]
 
@@ -226,17 +229,19 @@ def test_paired_difference_interval_covers_a_known_shift():
     assert noisy["ci95"][0] < 0 < noisy["ci95"][1]  # no shift: the interval straddles zero
 
 
-def test_paired_difference_resamples_recordings_when_there_are_enough():
-    # 6 recordings of 20 windows; each recording's windows share its offset, so windows are not independent
+def test_paired_difference_resamples_sessions_when_there_are_enough():
+    # 6 sessions of 20 windows; each session's windows share its offset, so windows are not independent
     rng = np.random.default_rng(0)
     offsets = rng.normal(0, 1, 6)
     groups = np.repeat(np.arange(6), 20)
     a = offsets[groups] + rng.normal(0, 0.01, groups.size)
     by_rec = reconstruction.paired_difference(a, np.zeros_like(a), groups)
     by_win = reconstruction.paired_difference(a, np.zeros_like(a))
-    assert by_rec["resampled"] == "recordings (6)" and by_win["resampled"].startswith("windows")
+    assert by_rec["resampled"] == "sessions (6)" and by_win["resampled"].startswith("windows")
     assert by_rec["mean"] == by_win["mean"]
     width = lambda d: d["ci95"][1] - d["ci95"][0]
     assert width(by_rec) > 3 * width(by_win)  # the window bootstrap overstates the evidence
-    few = reconstruction.paired_difference(a[:40], np.zeros(40), groups[:40])  # 2 recordings: windows, and says so
+    few = reconstruction.paired_difference(a[:40], np.zeros(40), groups[:40])  # 2 sessions: windows, and says so
     assert few["resampled"].startswith("windows (40; fewer than 5")
+    assert reconstruction.session_of("eegmat/Subject12_2.edf") == reconstruction.session_of("eegmat/Subject12_1.edf")
+    assert reconstruction.session_of("no_such/file.edf") == ("no_such/file.edf",)

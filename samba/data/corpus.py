@@ -103,6 +103,13 @@ def heldout_files(mirror=None, sfreq: float = 128.0, cache_dir=None) -> list[tup
     return out
 
 
+def subject_in_corpus(dataset: str, path: str) -> bool:
+    """Whether another recording of this recording's subject is in the corpus (EEGMMIDB S001's run 6, say)."""
+    files = recordings.recording_files(dataset)
+    subject = next(fid.subject for f, fid in files if f.path == path)
+    return any(fid.subject == subject and in_corpus(dataset, fid) for _, fid in files)
+
+
 def heldout_recordings(mirror=None, sfreq: float = 128.0, cache_dir=None) -> list[tuple[str, object]]:
     """``[(relpath, Recording)]`` of every held-out recording that can be read here (``heldout_files``)."""
     return named_recordings(heldout_files(mirror, sfreq, cache_dir), mirror, sfreq, cache_dir)

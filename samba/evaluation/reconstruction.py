@@ -14,10 +14,11 @@ series of snapshots (``RUN/snapshots/step_XXXXXX/`` folders or ``.pt`` files, an
 mean (``per_recording``) and each device's (``per_device``): the recordings come from different devices, and a
 pooled mean can hide one that improves and one that gets worse.
 
-Intervals: 95 % paired bootstrap intervals of the checkpoint's error minus a baseline's. Windows of one recording
-are not independent (same person, same session, same electrodes), so the bootstrap resamples whole recordings
-(a cluster bootstrap) whenever there are at least five; with fewer it resamples windows, which understates the
-uncertainty, and the file says which (``resampled``).
+Intervals: 95 % paired bootstrap intervals of the checkpoint's error minus a baseline's. Windows of one
+recording are not independent, nor are recordings of one person's session (same person, same day, same
+electrodes), so the bootstrap resamples whole sessions (a cluster bootstrap: ``session_of``) whenever there are
+at least five; with fewer it resamples windows, which understates the uncertainty, and the file says which
+(``resampled``).
 """
 
 from __future__ import annotations
@@ -92,9 +93,24 @@ def score(windows, predictors: dict, seed: int = 0) -> dict[str, float]:
     return {k: float(v.mean()) for k, v in per_window(windows, predictors, seed).items()}
 
 
-def recording_index(windows) -> np.ndarray:
-    """One recording index per window, in ``per_window``'s order."""
-    return np.concatenate([np.full(len(X), i) for i, (_, X, _) in enumerate(windows)])
+def session_of(name: str) -> tuple:
+    """``(dataset, subject, session)`` of a ``dataset/registry path`` recording (the name itself if the registry
+    does not list it): the unit that the bootstrap resamples."""
+    from samba.data import recordings, registry
+
+    dataset, _, path = name.partition("/")
+    if dataset in registry.load_registry()["datasets"]:
+        for f, fid in recordings.recording_files(dataset):
+            if f.path == path:
+                return (dataset, fid.subject, fid.session)
+    return (name,)
+
+
+def session_index(windows) -> np.ndarray:
+    """One session index per window (``session_of``), in ``per_window``'s order."""
+    keys = [session_of(name) for name, _, _ in windows]
+    ids = {k: i for i, k in enumerate(dict.fromkeys(keys))}
+    return np.concatenate([np.full(len(X), ids[k]) for k, (_, X, _) in zip(keys, windows)])
 
 
 def device_of(name: str) -> str:
@@ -102,16 +118,18 @@ def device_of(name: str) -> str:
     return name.split("/", 1)[0]
 
 
-def by_device(windows, errs: dict[str, np.ndarray], ref: str = "checkpoint") -> dict[str, dict]:
-    """Per dataset: recordings, windows, mean masked L1 of every predictor, and ``ref`` minus each other one."""
-    groups = recording_index(windows)
-    devices = np.array([device_of(windows[g][0]) for g in groups])
+def by_device(windows, errs: dict[str, np.ndarray], ref: str | None = "checkpoint") -> dict[str, dict]:
+    """Per dataset: recordings, sessions, windows, mean masked L1 of every predictor, and ``ref`` minus each other
+    one (None: no differences)."""
+    devices = np.concatenate([np.full(len(X), device_of(name)) for name, X, _ in windows])
+    groups = session_index(windows)
     out = {}
     for dev in dict.fromkeys(device_of(name) for name, _, _ in windows):
         sel = devices == dev
-        out[dev] = {"n_recordings": int(len(np.unique(groups[sel]))), "n_windows": int(sel.sum()),
+        out[dev] = {"n_recordings": sum(device_of(name) == dev for name, _, _ in windows),
+                    "n_sessions": int(len(np.unique(groups[sel]))), "n_windows": int(sel.sum()),
                     "masked_l1": {k: float(v[sel].mean()) for k, v in errs.items()}}
-        if ref in errs:
+        if ref is not None:
             out[dev][f"{ref}_minus"] = {k: paired_difference(errs[ref][sel], errs[k][sel], groups[sel])
                                         for k in errs if k != ref}
     return out
@@ -126,15 +144,15 @@ def by_recording(windows, errs: dict[str, np.ndarray]) -> dict[str, dict[str, fl
     return out
 
 
-MIN_CLUSTERS = 5  # recordings needed to resample recordings rather than windows
+MIN_CLUSTERS = 5  # sessions needed to resample sessions rather than windows
 
 
 def paired_difference(a: np.ndarray, b: np.ndarray, groups: np.ndarray | None = None, n_boot: int = 10_000,
                       seed: int = 0) -> dict:
     """Mean of a - b over windows with a 95 % bootstrap interval; a and b are paired per window.
 
-    ``groups`` (one recording index per window): with at least ``MIN_CLUSTERS`` recordings the bootstrap resamples
-    recordings, each with all its windows (the mean stays the mean over windows); otherwise windows."""
+    ``groups`` (one session index per window): with at least ``MIN_CLUSTERS`` sessions the bootstrap resamples
+    sessions, each with all its windows (the mean stays the mean over windows); otherwise windows."""
     d = np.asarray(a, np.float64) - np.asarray(b, np.float64)
     rng = np.random.default_rng(seed)
     labels = np.unique(groups) if groups is not None else np.array([])
@@ -143,10 +161,10 @@ def paired_difference(a: np.ndarray, b: np.ndarray, groups: np.ndarray | None = 
         counts = np.array([(groups == g).sum() for g in labels])  # (G,)
         pick = rng.integers(0, len(labels), size=(n_boot, len(labels)))  # (n_boot, G)
         boots = sums[pick].sum(axis=1) / counts[pick].sum(axis=1)
-        how = f"recordings ({len(labels)})"
+        how = f"sessions ({len(labels)})"
     else:
         boots = d[rng.integers(0, len(d), size=(n_boot, len(d)))].mean(axis=1)
-        how = f"windows ({len(d)}; fewer than {MIN_CLUSTERS} recordings)"
+        how = f"windows ({len(d)}; fewer than {MIN_CLUSTERS} sessions)"
     return {"mean": float(d.mean()), "ci95": [float(np.quantile(boots, 0.025)), float(np.quantile(boots, 0.975))],
             "n_windows": int(len(d)), "fraction_of_windows_better": float((d < 0).mean()), "resampled": how}
 
@@ -169,7 +187,7 @@ def evaluate_checkpoint(path, windows, seed: int = 0, device: str = "cpu") -> di
              **baselines(),
              "random_init": lambda X, pos, vis: model_predict(random, X, pos, vis)}
     errs = per_window(windows, preds, seed)
-    groups = recording_index(windows)
+    groups = session_index(windows)
     return {"masked_l1": {k: float(v.mean()) for k, v in errs.items()},
             "checkpoint_minus": {k: paired_difference(errs["checkpoint"], errs[k], groups)
                                  for k in errs if k != "checkpoint"},
@@ -204,13 +222,13 @@ def curve(paths, windows, seed: int = 0, device: str = "cpu") -> list[dict]:
         m = re.search(r"step_(\d+)", Path(p).name)
         rows.append({"snapshot": Path(p).name, "step": int(m[1]) if m else None,
                      "eeg_hours_seen": _hours(extra), "masked_l1": float(errs["m"].mean()),
-                     "per_device": {k: v["masked_l1"]["m"] for k, v in by_device(windows, errs, ref="").items()},
+                     "per_device": {k: v["masked_l1"]["m"] for k, v in by_device(windows, errs, ref=None).items()},
                      "per_recording": {k: v["m"] for k, v in by_recording(windows, errs).items()}})
     return rows
 
 
 def main(argv=None) -> int:
-    from samba.data.corpus import heldout_recordings
+    from samba.data.corpus import heldout_recordings, subject_in_corpus
     from samba.train.batches import recording_windows
     from samba.errors import UsageError
 
@@ -234,7 +252,10 @@ def main(argv=None) -> int:
         raise UsageError("no held-out recording is available; pass --mirror DIR or set SAMBA_DATA_MIRROR")
     windows = recording_windows(recs, window_s=a.window_s, max_windows=a.max_windows)
     res = evaluate_checkpoint(a.model, windows, a.seed, a.device)
-    doc = {"heldout_recordings": [name for name, _ in recs], "n_windows": int(sum(len(X) for _, X, _ in windows)),
+    doc = {"heldout_recordings": [name for name, _ in recs],
+           # held out, but another recording of the same person was pretrained on (unlabelled)
+           "subject_in_corpus": [name for name, _ in recs if subject_in_corpus(*name.split("/", 1))],
+           "n_windows": int(sum(len(X) for _, X, _ in windows)),
            "mask": "tsr, ratio 0.5, seeded", **res}
     if a.snapshots:
         doc["curve"] = curve(snapshots(a.snapshots), windows, a.seed, a.device)
