@@ -19,13 +19,14 @@ Three runners, all for fixed shapes (a new shape needs a new runner, which takes
 
 Rules that make capture possible (enforced or documented here):
 - Nothing may synchronise with the host inside the captured region: `SAMBA` skips its NaN/Inf input
-  check while a capture is under way, so the runners check the input themselves: a flag computed on
-  the device and read once per call (inference: after the replay; training: before it, so a bad
-  batch never reaches the weights). `check_finite=False` drops even that read.
+  check while a capture is under way, so `GraphedInference` and `GraphedTrainStep` check the input
+  themselves: a flag computed on the device and read once per call (inference: after the replay;
+  training: before it, so a bad batch never reaches the weights). `check_finite=False` drops even that
+  read. `GraphedGradients` checks nothing per call: its caller validates the data once, where it loads it.
 - Triton autotunes on its first calls: the runners warm up on a side stream before capturing.
 - Autocast runs with its weight-cast cache disabled (cached casts would be freed after capture).
-- The optimizer must hold its state on the GPU and be "capturable" (`torch.optim.AdamW(...,
-  capturable=True)`); `GraphedTrainStep` checks this and says so.
+- `GraphedTrainStep` captures the optimizer step, so the optimizer must hold its state on the GPU and be
+  "capturable" (`torch.optim.AdamW(..., capturable=True)`); it checks this and says so.
 - Outputs live in the graph's memory pool and are overwritten by the next replay: `.clone()` what you keep.
 
 The eager model stays the reference: tests compare a replay with the eager step on the same input.
@@ -191,10 +192,11 @@ class GraphedGradients:
 
     ``fn(*inputs) -> Tensor (k,)``: element 0 is the loss to differentiate, the rest anything to log (returned
     detached). ``inputs`` are valid examples that fix the shapes and dtypes (the warm-up runs on them); each call
-    copies its arguments into the graph's static copies of them. ``pool``: a memory pool shared with other graphs that are never replayed at
-    once (``torch.cuda.graph_pool_handle()``). No parameter is touched by the warm-up, so a runner can be built at
-    any point of training. Nothing is checked on the host per call: validate the inputs before (e.g. once, where
-    they are loaded).
+    copies its arguments into the graph's static copies of them. ``pool``: a memory pool shared with other graphs
+    that are never replayed at once (``torch.cuda.graph_pool_handle()``). The warm-up changes no parameter and no
+    optimizer state (it writes only the ``.grad`` buffers, which every call overwrites), so a runner can be built
+    at any point of training. The inputs' values are not checked per call: validate them before (e.g. once,
+    where they are loaded).
     """
 
     def __init__(self, fn: Callable[..., Tensor], params, inputs, *, pool=None, warmup: int = 2):
@@ -234,6 +236,9 @@ class GraphedGradients:
         """Copy ``inputs`` into the graph's buffers and replay; returns ``fn``'s output (graph-owned: copy it)."""
         if len(inputs) != len(self.inputs):
             raise ValueError(f"this graph takes {len(self.inputs)} inputs, got {len(inputs)}")
+        if self.params[0].grad is not self.grads[0]:  # e.g. zero_grad(set_to_none=True) since the capture
+            raise RuntimeError("the parameters' .grad tensors were replaced after capture; the graph's gradients "
+                               "would no longer reach the optimizer (never set them to None while it is in use)")
         for buf, x in zip(self.inputs, inputs):
             if x.shape != buf.shape or x.dtype != buf.dtype:
                 raise ValueError(f"this graph was captured for {tuple(buf.shape)} {buf.dtype}; got "

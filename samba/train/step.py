@@ -7,8 +7,8 @@ One step::
     loss = reconstruction_loss(pred, x, visible)   (L1 + spectral)
 
 On a GPU a step copies nothing from the host and reads nothing back, so the host can queue its kernels while
-the GPU still runs the previous ones (the model's own input check, ``torch.isfinite(x).all()``, remains the one
-synchronisation per step):
+the GPU still runs the previous ones (with ``--no-cuda-graphs`` the model's own input check,
+``torch.isfinite(x).all()``, remains one synchronisation per step):
 
 * the corpus lives on the GPU: every montage's windows are copied once, already scaled, and a batch is
   an ``index_select`` (the indices travel through pinned memory, asynchronously);
@@ -22,8 +22,8 @@ element-wise ops) and, at batch 128 of 30-s windows, the GPU waits on it for par
 (:class:`samba.graphs.GraphedGradients`) issues them with one launch. It needs one fixed shape, so the electrode
 subset of :mod:`.augment` becomes a channel mask over the montage's full electrode set (``augment_masked``: the
 same draws; the model and the loss give masked electrodes exactly zero weight, so a step computes what the subset
-does, up to rounding) and each montage gets its own graph, captured the first time the montage comes up, all
-sharing one memory pool. The graph ends at the gradients: clipping, AdamW and the one-cycle schedule (which
+does, up to rounding) and each montage gets its own graph, all captured before training starts
+(``capture_all``) and sharing one memory pool. The graph ends at the gradients: clipping, AdamW and the one-cycle schedule (which
 changes the learning rate and momentum as Python floats every step) run eagerly, exactly as without graphs.
 The model's per-step NaN/Inf check of its input (a host synchronisation) is replaced by one check of the whole
 corpus when it is copied to the GPU. ``tests/test_graphs.py`` compares graphed steps with eager ones on a GPU.
@@ -32,6 +32,8 @@ On CPU the windows are read from the (memory-mapped) cache per batch, as before.
 """
 
 from __future__ import annotations
+
+import sys
 
 import numpy as np
 import torch
@@ -144,6 +146,8 @@ class PretrainStep:
         """Capture every montage's graph now (zeros as inputs; no weight changes), so that no capture falls inside
         the steps that time the run (``--max-minutes`` fits the schedule to them)."""
         if self.graphs is None:
+            if self.device.type == "cuda":
+                print("CUDA graphs: off, eager steps (--no-cuda-graphs, DDP or --compile)", file=sys.stderr)
             return
         B, T = self.cfg.batch_size, self.resident[0].shape[-1]
         for d, X in enumerate(self.resident):
@@ -152,6 +156,7 @@ class PretrainStep:
                 self._capture(d, torch.zeros(B, C, T, device=self.device),
                               torch.ones(B, T, dtype=torch.bool, device=self.device),
                               torch.ones(1, C, dtype=torch.bool, device=self.device))
+        print(f"CUDA graphs: forward, loss and backward captured for {len(self.graphs)} montage(s)", file=sys.stderr)
 
     def _capture(self, d: int, x, visible, keep):
         from samba.graphs import GraphedGradients

@@ -36,6 +36,18 @@ def _gpu_busy(path: Path, t_from: float, t_to: float) -> tuple[float, int]:
     return sum(window) / len(window) / 100.0, len(window)
 
 
+def _graphed(cfg: dict, logs: Path) -> bool:
+    """Whether the run's steps were CUDA graphs, as its log says ("CUDA graphs: ..."). A log written before that
+    line existed: the config has the cuda_graphs field (it came with the graphed step), not set to False, and no
+    --compile (that log's run was on one GPU)."""
+    log = (logs / "pretrain.log").read_text(errors="replace")
+    if "CUDA graphs: forward, loss and backward captured" in log:
+        return True
+    if "CUDA graphs: off" in log:
+        return False
+    return "cuda_graphs" in cfg and cfg["cuda_graphs"] is not False and not cfg.get("compile")
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[2])
     p.add_argument("logs")
@@ -76,7 +88,7 @@ def main(argv=None) -> int:
                   "back only at log steps; fused AdamW",
         "step": ("forward, loss and backward replayed as one CUDA graph per montage (electrode subsets as a "
                  "channel mask), gradient clipping, fused AdamW and the schedule eager (samba.train.step)"
-                 if cfg.get("cuda_graphs") is not False else "eager: every kernel launched from Python"),
+                 if _graphed(cfg, logs) else "eager: every kernel launched from Python"),
         "commit": a.commit or bench["commit"], "device": bench["device"], "date": bench["date"],
         "command": (logs / "command.txt").read_text().strip(),
         **({"script": a.script} if a.script else {}),
