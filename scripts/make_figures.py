@@ -63,7 +63,8 @@ def pretraining_curve(js: Path, out: Path) -> Path:
             if hours is not None and (not hrs or hrs[-1] < hours):
                 hrs.append(hours)
                 rel.append(final["masked_l1"]["checkpoint"] - final["masked_l1"]["zeros"])
-            ax.plot(hrs, rel, marker="o", label=f"{dev} ({final['n_recordings']} recordings, "
+            sessions = f"{final['n_sessions']} sessions, " if "n_sessions" in final else ""
+            ax.plot(hrs, rel, marker="o", label=f"{dev} ({final['n_recordings']} recordings, {sessions}"
                                                    f"{final['n_windows']} windows)")
         ax.axhline(0.0, color="k", lw=1, ls="--", label="predict zeros")
         ax.set_xlabel("EEG seen in pretraining (hours)")
