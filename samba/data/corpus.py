@@ -20,8 +20,8 @@ the step it releases (early stopping). Held-out recordings (``heldout_files``): 
 with a "never in the corpus" entry above that pretraining neither trains on nor shares a recording session with a
 validation recording (the step was chosen on that session); masked reconstruction is evaluated on them
 (``samba.evaluation.reconstruction``). Choosing the step on them would bias the reported reconstruction error.
-They were two recordings (10 windows of 30 s) until the released run's two disagreed; the mirror holds 26 of
-three devices (100 windows). ``HELDOUT`` names the first ones, which stay among them.
+They were two recordings (EEGMAT Subject18_1, a Muse recording of subject 2's second session; 10 windows of 30 s)
+until the released run's two disagreed; the mirror holds 26 of three devices (100 windows), those two among them.
 
 A recording whose channels have no known position (an EEGLAB file without channel locations) cannot be
 placed by CDSE: it is skipped with a warning and counted in the log, never given made-up positions.
@@ -45,11 +45,6 @@ log = logging.getLogger(__name__)
 
 CORPUS_DATASETS = ("eegmmidb", "eegmat", "eeg_eye_state", "muse_p300", "eeglab_sample", "yasa")
 
-HELDOUT = (  # (dataset, registry path): the first held-out recordings, one per device; see heldout_files
-    ("eegmmidb", "S001/S001R03.edf"),
-    ("eegmat", "Subject18_1.edf"),
-    ("muse_p300", "subject2/session2/data_2018-05-04-01.50.45.csv"),
-)
 HELDOUT_DATASETS = ("eegmmidb", "eegmat", "muse_p300")  # the datasets whose corpus leaves recordings out
 VALIDATION = (  # (dataset, registry path): model selection during pretraining; never trained on, not held out
     ("eegmat", "Subject17_1.edf"),
