@@ -2,7 +2,7 @@
 #
 # 1. installs what the GPU image lacks from the .whl/ folder copied beside the checkout (mne, braindecode, ... as wheels;
 #    mamba_ssm's pure-Python/Triton part from its sdist) into /tmp/site,
-# 2. installs the preprocessed-data pack (.gpu/pack, written here by scripts/gpu/make_pack.py;
+# 2. installs the preprocessed-data pack ($SAMBA_PACK, default .gpu/pack, written here by scripts/gpu/make_pack.py;
 #    float16 copies of the cache entries, never committed) into the cache, so no raw recording is needed,
 # 3. sets the environment every GPU script shares (OUT, NCCL without NVLink multicast, no downloads).
 export OUT=${OUT:-runs/gpu_out}
@@ -20,8 +20,9 @@ if [ ! -f /tmp/site/.samba_wheels ]; then
 fi
 MAMBA_SITE=/tmp/site source scripts/gpu/install_mamba_ssm.sh >/dev/null
 export PYTHONPATH="$PWD:/tmp/site${PYTHONPATH:+:$PYTHONPATH}"
-if [ -d .gpu/pack ]; then
-  python3 -c "from samba.data.cache import import_entries; print('data pack entries:', import_entries('.gpu/pack'))"
+SAMBA_PACK=${SAMBA_PACK:-.gpu/pack}
+if [ -d "$SAMBA_PACK" ]; then
+  python3 -c "import sys; from samba.data.cache import import_entries; print('data pack entries:', import_entries(sys.argv[1]))" "$SAMBA_PACK"
 fi
 python3 - <<'PY'
 import torch, importlib.util as u

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# usage: [NGPU=1] [MINUTES=6] [BATCH=128] [TOTAL_STEPS=N] bash scripts/gpu/pretrain_full.sh [scaling]
+# usage: [NGPU=1] [MINUTES=6] [BATCH=128] [TOTAL_STEPS=N] [BENCH=0] bash scripts/gpu/pretrain_full.sh [scaling]
 #
 # Full-profile SAMBA pretraining on a GPU machine within MINUTES (a second call resumes):
 #   bash scripts/gpu/pretrain_full.sh            # all visible GPUs (torchrun when more than one)
@@ -16,7 +16,10 @@
 # A run longer than one call: TOTAL_STEPS fixes the schedule (--steps) and MINUTES only ends each call
 # (--stop-after-minutes); the same command continues the run from runs/pretrain_full (carry that folder, or its
 # train_state/ and config.json, to a fresh machine). At about 35 ms a step (H100, batch 128 x 30 s, CUDA graphs),
-# TOTAL_STEPS=52000 is about 30 minutes of training.
+# TOTAL_STEPS=46000 is about 30 minutes of training. BENCH=0 skips the same-batch benchmark (up to 150 s) in calls
+# that only continue such a run; the call that ends it should keep it. A resumable run's train_state/ (13 MB) and the
+# full data pack do not both fit what one call carries: pack the corpus alone
+# (scripts/gpu/make_pack.py --pretraining-only --out .gpu/pack_pretrain) and pass SAMBA_PACK=.gpu/pack_pretrain.
 set -uo pipefail  # no -e: env.sh tolerates missing optional pieces; failures show in the log
 cd "$(dirname "$0")/../.."
 # shared GPU environment (offline wheels, preprocessed-data pack, OUT, NCCL without NVLink multicast)
@@ -70,7 +73,7 @@ launch "$NGPU" --out "$RUN" --profile full $BUDGET --batch-size "$BATCH" ${EXTRA
 kill $SMI 2>/dev/null
 # the benchmark's train step at the pretraining window and batch, for the loop-vs-benchmark ratio
 WINDOW_S=$($PY -c "import json; print(json.load(open('$RUN/config.json'))['window_s'])")
-$PY -m samba bench --device cuda --models SAMBA --sweeps context --contexts "$WINDOW_S" --batches "$BATCH" \
+[ "${BENCH:-1}" = 0 ] || $PY -m samba bench --device cuda --models SAMBA --sweeps context --contexts "$WINDOW_S" --batches "$BATCH" \
   --budget-s 150 --out "$LOGS/bench_same_batch.json" -q > /dev/null || echo "WARNING: same-batch benchmark failed" >&2
 rm -rf "$OUT/samba_pretrained"
 cp -r "$RUN/samba_pretrained" "$OUT/samba_pretrained"
