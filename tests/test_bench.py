@@ -78,14 +78,17 @@ def test_cpu_quick_run_is_schema_valid(tmp_path):
 @pytest.mark.skipif(not bench.samba_available(), reason="SAMBA not importable")
 def test_long_samba_train_rows_checkpoint_one_sample_per_piece():
     """From samba_checkpoint_from_s on, SAMBA's train rows recompute each block one sample at a time (the lowest
-    10-minute peak measured); shorter rows and inference rows do not checkpoint."""
+    10-minute peak measured) and take the group scan backward for every head; shorter rows and inference rows do
+    not checkpoint and keep the default kernels."""
     kw = dict(device="cpu", warmup=1, repeats=1, samba_checkpoint_from_s=2)
     long = bench.measure_row("SAMBA", 2, 2, "train", **kw)
     assert long["status"] == "ok", long
     assert long["activation_checkpointing"] and long["checkpoint_piece_tokens"] == long["n_times"] == 256
+    assert long["kernels"]["scan_backward_used_wide"] == "group"
     for ctx, mode in ((1, "train"), (2, "infer")):
         row = bench.measure_row("SAMBA", ctx, 2, mode, **kw)
         assert row["status"] == "ok" and not row["activation_checkpointing"] and row["checkpoint_piece_tokens"] is None
+        assert row["kernels"]["scan_backward_used_wide"] == "split"
 
 
 def test_failures_become_rows_not_crashes(tmp_path):

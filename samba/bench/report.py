@@ -142,7 +142,7 @@ def document(rows: list[dict], *, device: str, device_label: str, prof, samba_ba
     """The whole benchmark JSON for the rows measured so far."""
     import torch
 
-    from .workloads import SAMBA_CHECKPOINT_FROM_S
+    from .workloads import SAMBA_CHECKPOINT_FROM_S, SAMBA_CHECKPOINT_KERNELS
 
     doc = {
         "device": device_label,
@@ -154,9 +154,11 @@ def document(rows: list[dict], *, device: str, device_label: str, prof, samba_ba
                           "used": next((r["samba_backend"] for r in rows if r.get("samba_backend")), None),
                           "mamba_ssm_unavailable": backend_note},
         "samba_execution": ({"cuda_graphs": samba_graphs, "activation_checkpointing_train_from_s": SAMBA_CHECKPOINT_FROM_S,
-                             "activation_checkpointing_pieces": "one sample per piece"}
+                             "activation_checkpointing_pieces": "one sample per piece",
+                             "activation_checkpointing_kernels": SAMBA_CHECKPOINT_KERNELS}
                             if device == "cuda" else {"cuda_graphs": False}),
-        # SAMBA's kernel settings as its model reports them (None: no SAMBA row, or a model without them)
+        # SAMBA's kernel settings as its model reports them (None: no SAMBA row, or a model without them); those of
+        # each row are in the row (checkpointed train rows add activation_checkpointing_kernels)
         "kernels": next((r["kernels"] for r in rows if r.get("kernels")), None),
         "dtype": "bf16-autocast" if device == "cuda" else "float32",
         "profile": prof.name,

@@ -94,8 +94,11 @@ def measure_row(model_name: str, context_s: float, batch: int, mode: str, *, dev
            "ms": None, "peak_mib": None, "eeg_s_per_s": None, "status": "ok", "n_times": n_times}
     model = opt = x = target = runner = None
     t_row = time.perf_counter()
+    checkpointed = (model_name == "SAMBA" and builder is None and mode == "train"
+                    and context_s >= samba_checkpoint_from_s)
     try:
-        model, call = (builder or build)(spec, n_times, samba_backend)
+        model, call = builder(spec, n_times, samba_backend) if builder else build(spec, n_times, samba_backend,
+                                                                                   checkpointed)
         row["params"] = int(sum(p.numel() for p in model.parameters()))
         dev = torch.device(device)
         model = model.to(dev)
@@ -114,7 +117,7 @@ def measure_row(model_name: str, context_s: float, batch: int, mode: str, *, dev
             row["samba_backend"] = samba_backend_used(model, x)
             row["kernels"] = kernel_settings(model)
             row["samba_graphs"] = graphed
-            row["activation_checkpointing"] = mode == "train" and context_s >= samba_checkpoint_from_s
+            row["activation_checkpointing"] = checkpointed  # with SAMBA_CHECKPOINT_KERNELS (in row["kernels"])
             model.cfg.activation_checkpointing = row["activation_checkpointing"]
             # one sample per recomputed piece: the lowest 10-minute peak measured (H200, batch 4: 2,543 MiB, vs
             # 2,900 MiB per block and batch, 5,257 MiB without; docs/performance.md, activation checkpointing)

@@ -28,6 +28,12 @@ SWEEPS = ("throughput", "latency", "context")  # the GPU plan's sweeps, in their
 # minutes-long windows; docs/performance.md); shorter windows fit easily without it.
 # SAMBA_BENCH_CHECKPOINT_FROM_S overrides it (a huge value switches checkpointing off in the benchmark).
 SAMBA_CHECKPOINT_FROM_S = float(os.environ.get("SAMBA_BENCH_CHECKPOINT_FROM_S", "300"))
+# Kernel settings of those checkpointed rows, on top of SAMBA_KERNELS: the scan backward that sums each group's dB
+# and dC on chip. The "split" default writes them per head in float32 first, (B, L, 8 heads, 16) twice for the
+# full-rate block, 1 KiB a time step, and that block's backward is the peak of a long train step (1 h, batch 1:
+# 3,741 vs 4,051 MiB, scripts/train_peak_proxy.py). For every head it took 73.6 vs 72.4 ms per step at batch 128 x
+# 60 s (docs/performance.md), so the short rows keep "split".
+SAMBA_CHECKPOINT_KERNELS = {"scan_backward": "group"}
 
 
 @dataclass
@@ -89,15 +95,19 @@ def coords_1020():
     return np.asarray(positions(list(CHANNELS_1020)), dtype=np.float32)
 
 
-def build_samba(n_times: int, samba_backend: str):
-    """Returns (model, call): ``call(model, x)`` gives SAMBA's reconstruction of ``x`` (B, 19, n_times)."""
+def build_samba(n_times: int, samba_backend: str, checkpointed: bool = False):
+    """Returns (model, call): ``call(model, x)`` gives SAMBA's reconstruction of ``x`` (B, 19, n_times).
+    ``checkpointed``: a train row with activation checkpointing, which takes SAMBA_CHECKPOINT_KERNELS too."""
+    from dataclasses import replace
+
     import torch
 
     from .. import SAMBA, SAMBAConfig
 
     from ..ops import KernelConfig
 
-    model = SAMBA(SAMBAConfig(), kernels=KernelConfig.from_env().with_backend(samba_backend))
+    kernels = KernelConfig.from_env().with_backend(samba_backend)
+    model = SAMBA(SAMBAConfig(), kernels=replace(kernels, **SAMBA_CHECKPOINT_KERNELS) if checkpointed else kernels)
     coords = torch.as_tensor(coords_1020())  # (19, 3)
     on_device = {}
 
@@ -109,10 +119,11 @@ def build_samba(n_times: int, samba_backend: str):
     return model, call
 
 
-def build(spec: ModelSpec, n_times: int, samba_backend: str):
-    """Returns (model, call) where ``call(model, x)`` gives the output to take the loss on."""
+def build(spec: ModelSpec, n_times: int, samba_backend: str, checkpointed: bool = False):
+    """Returns (model, call) where ``call(model, x)`` gives the output to take the loss on (``checkpointed``:
+    SAMBA's settings for a train row with activation checkpointing)."""
     if spec.name == "SAMBA":
-        return build_samba(n_times, samba_backend)
+        return build_samba(n_times, samba_backend, checkpointed)
     return build_peer(spec.name, n_times, spec.sfreq, CHANNELS_1020)
 
 

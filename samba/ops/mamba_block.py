@@ -15,8 +15,9 @@ on two GPUs the whole model's output and input gradient matched mamba_ssm's path
 What it changes against the layer-by-layer path in `Mamba2._forward` (same math, same parameters):
 - memory: it saves only in_proj's output `zxbcdt` and the scan output `y` (about 1,064 + 512 values per time
   step for Mamba2(64, expand 8)); the conv output and the normalised output are recomputed in backward
-  instead of stored (the layer-by-layer path keeps ~2,600 per time step). This is what the 10-minute-context
-  memory target needs.
+  instead of stored (the layer-by-layer path keeps ~2,600 per time step), each into the columns of the input
+  gradient that the conv backward writes last, so they take no memory of their own. This is what the
+  10-minute- and 1-hour-context memory targets need.
 - time: the input gradient is assembled in one buffer: the norm writes dz, the scan writes ddt, dB, dC and
   dx, the conv backward writes dxBC, each into its slice of `dzxbcdt`, so autograd's two concatenations per
   block (the backward of the two `torch.split`s) disappear.
@@ -166,11 +167,14 @@ class _MambaSplitConvScan(torch.autograd.Function):
         dzxbcdt = torch.empty_like(zxbcdt, memory_format=torch.contiguous_format)
         dzxbcdt[..., sum(_widths(s)):].zero_()  # padding columns (aligned_in_proj): their gradient is zero
         dz, dxBC_in, ddt = _split(dzxbcdt, s)
-        # Order matters for the peak (the 10-minute context): out_proj and norm first, each buffer dropped as
-        # soon as it is used up, then the conv output is recomputed for the scan.
-        dout2 = rows(dout).to(W.dtype)  # (B*L, d_model)
+        # Order matters for the peak (at 1 h the full-rate block's backward is the train step's peak): out_proj and
+        # norm first, each buffer dropped as soon as it is used up, then the conv output is recomputed for the scan.
+        # The slot dxBC_in of the input gradient receives its values only at the very end (the conv backward), so it
+        # first holds the recomputed norm output (d_ssm of its columns), then the recomputed conv output: two
+        # full-rate buffers that need no memory of their own.
+        dout2 = dout.reshape(-1, dout.shape[-1]).to(W.dtype)  # (B*L, d_model); only matmuls read it: any strides
         dnormed = dout2 @ W  # (B*L, d_ssm)
-        normed = torch.empty((Bsz * L, s.d_ssm), device=y.device, dtype=y.dtype)  # recomputed for dW
+        normed = rows(dxBC_in[..., :s.d_ssm])  # (B*L, d_ssm) view, recomputed for dW
         if kernels.triton_norm:
             dy, dnorm_w, _ = gated_rms_norm_bwd(dnormed, rows(y), rows(z), norm_w, rstd, s.group_size,
                                                 s.norm_before_gate, dz=rows(dz), recompute_out=normed, kernels=kernels)
@@ -183,13 +187,15 @@ class _MambaSplitConvScan(torch.autograd.Function):
                                                    out=normed)
         del dnormed
         dW = dout2.t() @ normed.to(W.dtype)  # (d_model, d_ssm)
-        del normed
         dbo = dout2.sum(0) if bo is not None else None
+        del normed, dout2
+        if ctx.ours:  # y is read by mamba_ssm's scan backward only. Under activation checkpointing the recomputed
+            del y  # saved tensors have no other owner than this function: y is freed before the scan's buffers exist
         dy = dy.view(Bsz, L, s.d_ssm // s.headdim, s.headdim)
         w2 = conv_w.reshape(conv_w.shape[0], -1)
-        xBC_conv = conv_fwd(xBC, w2, conv_b)  # recomputed, not stored
+        xBC_conv = conv_fwd(xBC, w2, conv_b, out=dxBC_in)  # recomputed, not stored: (B, L, d_ssm + 2GN) view
         x, Bm, Cm = _xbc(xBC_conv, s)
-        dxBC = torch.empty_like(xBC_conv)
+        dxBC = torch.empty(xBC.shape, device=xBC.device, dtype=xBC.dtype)  # (B, L, d_ssm + 2GN)
         dx, dB, dC = _xbc(dxBC, s)
         if ctx.ours:
             with torch.enable_grad():  # softplus(dt + dt_bias) and its clamp, differentiated by autograd
@@ -203,6 +209,7 @@ class _MambaSplitConvScan(torch.autograd.Function):
                 dy, x, dt, A, Bm, Cm, y.view_as(dy), s.chunk_size, D=D, z=None, dt_bias=dt_bias, dt_softplus=True,
                 dt_limit=s.dt_limit, dx=dx, ddt=ddt, dB=dB, dC=dC)  # fills dx, dB, dC (in dxBC), ddt (in dzxbcdt)
         del dy, x, Bm, Cm, xBC_conv
+        # reads xBC (the conv input) and dxBC, overwrites the slot that held the conv output
         _, dconv_w, dconv_b = conv_bwd(xBC, w2, conv_b, dxBC, dx=dxBC_in, kernels=kernels)  # into dzxbcdt
         return (dzxbcdt, dconv_w.view_as(conv_w), dconv_b, ddt_bias, dA, dD, dnorm_w, dW,
                 dbo, None, None, None)

@@ -102,12 +102,14 @@ if triton is not None:
                  mask=mt)
 
 
-def conv_fwd(x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
-    """SiLU(causal depthwise conv): x (B, L, C) with unit channel stride, weight (C, k) -> new (B, L, C)."""
+def conv_fwd(x: Tensor, weight: Tensor, bias: Tensor | None, out: Tensor | None = None) -> Tensor:
+    """SiLU(causal depthwise conv): x (B, L, C) with unit channel stride, weight (C, k) -> new (B, L, C), or into
+    `out`: a (B, L, C) buffer with unit channel stride that does not overlap x (e.g. a slice of a wider one)."""
     B, L, C = x.shape
     K = weight.shape[1]
     w = weight.contiguous()
-    out = torch.empty((B, L, C), device=x.device, dtype=x.dtype)
+    if out is None:
+        out = torch.empty((B, L, C), device=x.device, dtype=x.dtype)
     grid = (triton.cdiv(L, BLOCK_L), triton.cdiv(C, BLOCK_C), B)
     _conv_fwd_kernel[grid](x, w, bias if bias is not None else w, out, L, C, x.stride(0), x.stride(1),
                            out.stride(0), out.stride(1), K=K, HAS_BIAS=bias is not None, BL=BLOCK_L, BC=BLOCK_C)
