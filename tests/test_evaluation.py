@@ -185,6 +185,14 @@ def test_pretraining_json_schema(tmp_path, mirror, monkeypatch):
                                 "--max-windows", "2"]) == 0
     doc = json.loads(out.read_text())
     assert set(doc["masked_l1"]) == {"checkpoint", "zeros", "interpolation", "random_init"}
+    # the classical reference: its own key, scored on the same windows, fitted on the corpus only
+    ref = doc["classical_reference"]
+    assert 0 < ref["masked_l1"] < 10 and set(ref["per_device"]) == set(doc["per_device"])
+    assert set(ref["checkpoint_minus"]) == set(doc["checkpoint_minus"]["zeros"])
+    assert ref["checkpoint_minus"]["n_windows"] == doc["n_windows"]
+    assert ref["fit"]["corpus_windows"] > 0 and ref["fit"]["order"] <= ref["fit"]["neighbourhood"]
+    assert abs(sum(e["masked_l1"] * doc["per_device"][d]["n_windows"] for d, e in ref["per_device"].items())
+               / doc["n_windows"] - ref["masked_l1"]) < 1e-6
     assert doc["eeg_hours_seen"] == 0.5 and doc["heldout_recordings"]
     assert all(0 < v < 10 for v in doc["masked_l1"].values())
     # each recording's and each device's means average back to the pooled ones, weighted by their windows

@@ -8,8 +8,14 @@ Baselines (each scored on exactly the masked samples of the same seeded TSR mask
                    (a span touching the window edge holds the nearest visible sample)
     random_init    the same architecture at random initialisation (seeded), fed the same masked input
 
-A checkpoint that does not beat interpolation has not learned anything a line could not do. ``curve`` scores a
-series of snapshots (``RUN/snapshots/step_XXXXXX/`` folders or ``.pt`` files, anything
+A checkpoint that does not beat interpolation has not learned anything a line could not do. The gaps are long
+(about 200 samples), so a line does worse than zeros, and beating both says little on its own. A fourth predictor
+(``classical_reference``, a key of its own so ``masked_l1`` keeps the three baselines) is the best *linear* guess of
+each gap from the visible samples around it: the conditional mean under an AR model of EEG fitted on the
+pretraining corpus (``samba.evaluation.gap_smoother``). What the checkpoint gains over it is what it learned beyond
+the power spectrum.
+
+``curve`` scores a series of snapshots (``RUN/snapshots/step_XXXXXX/`` folders or ``.pt`` files, anything
 ``samba.checkpoint.load_model`` reads) against the EEG hours each had seen. Both also give each recording's own
 mean (``per_recording``) and each device's (``per_device``): the recordings come from different devices, and a
 pooled mean can hide one that improves and one that gets worse.
@@ -174,8 +180,13 @@ def baselines() -> dict:
             "interpolation": lambda X, pos, vis: interpolate(torch.from_numpy(X), vis)}
 
 
-def evaluate_checkpoint(path, windows, seed: int = 0, device: str = "cpu") -> dict:
-    """masked_l1 of the checkpoint, zeros, interpolation and the same config at random init."""
+CLASSICAL = "classical_reference"  # its own top-level key: masked_l1 keeps exactly the three baselines
+
+
+def evaluate_checkpoint(path, windows, seed: int = 0, device: str = "cpu", reference=None,
+                        reference_fit: dict | None = None) -> dict:
+    """masked_l1 of the checkpoint, zeros, interpolation and the same config at random init; with ``reference``
+    (a fitted ``gap_smoother.GapSmoother``) also ``classical_reference``, scored on the same masks."""
     from samba.checkpoint import load_model
     from samba.model import SAMBA
 
@@ -186,13 +197,28 @@ def evaluate_checkpoint(path, windows, seed: int = 0, device: str = "cpu") -> di
     preds = {"checkpoint": lambda X, pos, vis: model_predict(model, X, pos, vis),
              **baselines(),
              "random_init": lambda X, pos, vis: model_predict(random, X, pos, vis)}
+    if reference is not None:
+        preds[CLASSICAL] = lambda X, pos, vis: reference(X, vis)
     errs = per_window(windows, preds, seed)
+    classical = errs.pop(CLASSICAL, None)
     groups = session_index(windows)
-    return {"masked_l1": {k: float(v.mean()) for k, v in errs.items()},
-            "checkpoint_minus": {k: paired_difference(errs["checkpoint"], errs[k], groups)
-                                 for k in errs if k != "checkpoint"},
-            "per_device": by_device(windows, errs), "per_recording": by_recording(windows, errs),
-            "eeg_hours_seen": _hours(extra)}
+    out = {"masked_l1": {k: float(v.mean()) for k, v in errs.items()},
+           "checkpoint_minus": {k: paired_difference(errs["checkpoint"], errs[k], groups)
+                                for k in errs if k != "checkpoint"},
+           "per_device": by_device(windows, errs), "per_recording": by_recording(windows, errs),
+           "eeg_hours_seen": _hours(extra)}
+    if classical is not None:
+        both = by_device(windows, {"checkpoint": errs["checkpoint"], CLASSICAL: classical})
+        fit = reference_fit or reference.describe()
+        out[CLASSICAL] = {
+            "name": f"AR({fit['order']}) conditional mean of each gap given the {fit['neighbourhood']} samples on "
+                    "either side, fitted on the pretraining corpus",
+            "masked_l1": float(classical.mean()),
+            "checkpoint_minus": paired_difference(errs["checkpoint"], classical, groups),
+            "per_device": {dev: {"masked_l1": e["masked_l1"][CLASSICAL],
+                                 "checkpoint_minus": e["checkpoint_minus"][CLASSICAL]} for dev, e in both.items()},
+            "fit": fit}
+    return out
 
 
 def _hours(extra: dict):
@@ -232,6 +258,7 @@ def main(argv=None) -> int:
     from samba.train.batches import recording_windows
     from samba.errors import UsageError
 
+    from . import gap_smoother
     from .run import atomic_write_json, device_name, git_commit
 
     p = argparse.ArgumentParser(prog="python -m samba.evaluation.reconstruction", description=__doc__.split("\n")[0])
@@ -247,11 +274,13 @@ def main(argv=None) -> int:
     a = p.parse_args(argv)
     import os
 
-    recs = heldout_recordings(a.mirror or os.environ.get("SAMBA_DATA_MIRROR"))
+    mirror = a.mirror or os.environ.get("SAMBA_DATA_MIRROR")
+    recs = heldout_recordings(mirror)
     if not recs:
         raise UsageError("no held-out recording is available; pass --mirror DIR or set SAMBA_DATA_MIRROR")
     windows = recording_windows(recs, window_s=a.window_s, max_windows=a.max_windows)
-    res = evaluate_checkpoint(a.model, windows, a.seed, a.device)
+    smoother, fit = gap_smoother.fit_on_corpus(mirror, window_s=a.window_s, seed=a.seed)
+    res = evaluate_checkpoint(a.model, windows, a.seed, a.device, reference=smoother, reference_fit=fit)
     doc = {"heldout_recordings": [name for name, _ in recs],
            # held out, but another recording of the same person was pretrained on (unlabelled)
            "subject_in_corpus": [name for name, _ in recs if subject_in_corpus(*name.split("/", 1))],
