@@ -6,8 +6,9 @@ Redraw the figures of committed measurements, from the numbers committed beside 
 - results/bench_*.json              -> figures/bench_*_{context,throughput,realtime}.png (samba.bench.plot_bench;
                                        the current runs only: results/archive/ is not drawn)
 - results/pretraining.json         -> figures/pretraining_curve.png (held-out masked L1 vs EEG hours seen in
-                                       pretraining, the three baselines as horizontal lines; and each device's
-                                       held-out error minus predicting zeros)
+                                       pretraining, the three baselines and the classical AR reference as
+                                       horizontal lines; and each device's held-out error minus predicting zeros,
+                                       with its AR reference as a dotted line)
 - results/cdse_over_pretraining.npz -> figures/cdse_over_pretraining.png and .gif (CDSE weights of the
                                        pretraining snapshots, one colour scale)
 figures/provenance.json records, per figure, its source file and that file's commit, device, date and command.
@@ -38,6 +39,9 @@ def pretraining_curve(js: Path, out: Path) -> Path:
 
     doc = json.loads(js.read_text())
     base = {k: v for k, v in doc["masked_l1"].items() if k != "checkpoint"}
+    ref = doc.get("classical_reference")
+    if ref:  # the best linear guess from the power spectrum (samba.evaluation.gap_smoother)
+        base["AR reference (linear, from the corpus spectrum)"] = ref["masked_l1"]
     curve = list(doc["curve"])
     hours = doc.get("eeg_hours_seen")
     if hours is not None and (not curve or curve[-1]["eeg_hours_seen"] < hours):  # the final checkpoint ends it
@@ -64,13 +68,17 @@ def pretraining_curve(js: Path, out: Path) -> Path:
                 hrs.append(hours)
                 rel.append(final["masked_l1"]["checkpoint"] - final["masked_l1"]["zeros"])
             sessions = f"{final['n_sessions']} sessions, " if "n_sessions" in final else ""
-            ax.plot(hrs, rel, marker="o", label=f"{dev} ({final['n_recordings']} recordings, {sessions}"
-                                                   f"{final['n_windows']} windows)")
+            line, = ax.plot(hrs, rel, marker="o", label=f"{dev} ({final['n_recordings']} recordings, {sessions}"
+                                                           f"{final['n_windows']} windows)")
+            if ref and dev in ref.get("per_device", {}):  # that device's AR reference, same colour, dotted
+                ax.axhline(ref["per_device"][dev]["masked_l1"] - final["masked_l1"]["zeros"], color=line.get_color(),
+                           ls=":", lw=1.2)
         ax.axhline(0.0, color="k", lw=1, ls="--", label="predict zeros")
         ax.set_xlabel("EEG seen in pretraining (hours)")
         ax.set_ylabel("masked L1 minus zeros (units of robust s.d.)")
-        ax.set_title("each device's held-out recordings (below 0: better than zeros)", fontsize=9)
-        ax.legend(fontsize=7)
+        ax.set_title("each device's held-out recordings (below 0: better than zeros"
+                     + ("; dotted: its AR reference)" if ref else ")"), fontsize=9)
+        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2, frameon=False)
         fig.subplots_adjust(wspace=0.3)
     fig.savefig(out, dpi=110, bbox_inches="tight")
     plt.close(fig)
