@@ -193,6 +193,9 @@ def test_pretraining_json_schema(tmp_path, mirror, monkeypatch):
     assert ref["fit"]["corpus_windows"] > 0 and ref["fit"]["order"] <= ref["fit"]["neighbourhood"]
     assert abs(sum(e["masked_l1"] * doc["per_device"][d]["n_windows"] for d, e in ref["per_device"].items())
                / doc["n_windows"] - ref["masked_l1"]) < 1e-6
+    left = ref["left_edge_only"]  # the same model from the samples before each gap alone
+    assert 0 < left["masked_l1"] < 10 and set(left["per_device"]) == set(doc["per_device"])
+    assert left["checkpoint_minus"]["n_windows"] == doc["n_windows"]
     assert doc["eeg_hours_seen"] == 0.5 and doc["heldout_recordings"]
     assert all(0 < v < 10 for v in doc["masked_l1"].values())
     # each recording's and each device's means average back to the pooled ones, weighted by their windows

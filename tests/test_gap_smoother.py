@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 from scipy.signal import lfilter
 
 from samba.evaluation import gap_smoother, reconstruction
@@ -27,8 +28,6 @@ def test_recovers_known_ar2_coefficients_and_beats_the_baselines():
 
     X = ar2_windows(8, seed=1)  # fresh draws, scored as the held-out windows are
     vis = reconstruction.masks_for(len(X), X.shape[-1], seed=0)
-    import torch
-
     x = torch.from_numpy(X)
     l_zero = reconstruction.masked_l1(torch.zeros_like(x), x, vis)
     l_line = reconstruction.masked_l1(reconstruction.interpolate(x, vis), x, vis)
@@ -81,3 +80,24 @@ def test_gaps_and_levinson_agree_with_direct_forms():
     np.testing.assert_allclose(a, np.linalg.solve(toeplitz, gamma[1:6]), rtol=1e-8, atol=1e-10)
     with pytest.raises(ValueError, match="neighbourhood"):
         gap_smoother.fit([ar2_windows(1)], order=8, neighbourhood=4, window_length=1024)
+
+
+def test_left_only_reads_nothing_after_a_gap_and_does_worse_than_both_sides():
+    smoother = gap_smoother.fit([ar2_windows(16)], order=2, neighbourhood=32, window_length=1024)
+    left = smoother.left_only()
+    assert left.sides == "left" and left.describe()["sides"] == "left" and smoother.sides == "both"
+    X = ar2_windows(4, seed=3)
+    vis = reconstruction.masks_for(4, 1024, seed=7).numpy()
+    after = X.copy()  # change every visible sample after the first gap of each row: the fill of that gap stays
+    firsts = [gap_smoother.gaps(v)[0] for v in vis]
+    for i, (_, stop) in enumerate(firsts):
+        after[i, :, stop:] += 5.0
+    p, q = left(X, vis).numpy(), left(after, vis).numpy()
+    for i, (start, stop) in enumerate(firsts):
+        np.testing.assert_array_equal(p[i, :, start:stop], q[i, :, start:stop])
+    # the right edge carries information: two sides beat one on masked L1
+    x = torch.from_numpy(X)
+    visible = torch.from_numpy(vis)
+    assert reconstruction.masked_l1(smoother(X, vis), x, visible) < reconstruction.masked_l1(left(X, vis), x, visible)
+    with pytest.raises(ValueError, match="sides"):
+        gap_smoother.GapSmoother(smoother.ar, smoother.autocov, 32, sides="right")

@@ -21,7 +21,7 @@ autocovariance, so what a learned model gains over it is what it learned beyond 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -95,6 +95,10 @@ class GapSmoother:
     neighbourhood: int  # visible samples considered on each side of a gap
     jitter: float = 1e-6  # added to Sigma_vv's diagonal (relative to the variance): EEG band-limited to 45 Hz
     # at 128 Hz sampling has almost no power above, so neighbouring samples are nearly collinear
+    # "both": visible samples on either side of a gap; "left": only those before it, the best a model that reads
+    # the window forwards in time can do with the same spectrum (SAMBA's Mamba layers scan forwards; only its
+    # convolutions and poolings see a few samples ahead)
+    sides: str = "both"
 
     def fill(self, x: np.ndarray, visible: np.ndarray) -> np.ndarray:
         """One window: x (C, T), visible (T,) bool -> (C, T) with every masked gap replaced by its prediction.
@@ -106,8 +110,9 @@ class GapSmoother:
         visible = np.asarray(visible, bool)
         out = np.where(visible, x, 0.0)  # (C, T); masked samples are never read below
         for start, stop in gaps(visible):
-            near = np.arange(max(0, start - self.neighbourhood), min(T, stop + self.neighbourhood))
-            v = near[visible[near]]  # (V,) visible samples within reach of either edge
+            end = min(T, stop + self.neighbourhood) if self.sides == "both" else start  # "left": nothing after it
+            near = np.arange(max(0, start - self.neighbourhood), end)
+            v = near[visible[near]]  # (V,) visible samples within reach of the edge(s)
             if len(v) == 0:
                 continue  # nothing visible nearby: the process mean, 0
             g = np.arange(start, stop)  # (G,)
@@ -124,8 +129,16 @@ class GapSmoother:
         visible = np.asarray(visible, bool)
         return torch.from_numpy(np.stack([self.fill(x, m) for x, m in zip(X, visible)]).astype(np.float32))
 
+    def __post_init__(self):
+        if self.sides not in ("both", "left"):
+            raise ValueError(f"sides must be 'both' or 'left', got {self.sides!r}")
+
+    def left_only(self) -> "GapSmoother":
+        """The same model, predicting each gap from the visible samples before it alone."""
+        return replace(self, sides="left")
+
     def describe(self) -> dict:
-        return {"order": len(self.ar), "neighbourhood": self.neighbourhood, "jitter": self.jitter}
+        return {"order": len(self.ar), "neighbourhood": self.neighbourhood, "jitter": self.jitter, "sides": self.sides}
 
 
 def fit(windows, order: int = ORDER, neighbourhood: int = NEIGHBOURHOOD, window_length: int = 3840) -> GapSmoother:

@@ -13,7 +13,9 @@ A checkpoint that does not beat interpolation has not learned anything a line co
 (``classical_reference``, a key of its own so ``masked_l1`` keeps the three baselines) is the best *linear* guess of
 each gap from the visible samples around it: the conditional mean under an AR model of EEG fitted on the
 pretraining corpus (``samba.evaluation.gap_smoother``). What the checkpoint gains over it is what it learned beyond
-the power spectrum.
+the power spectrum. Its ``left_edge_only`` twin is the same model given only the samples before each gap: SAMBA's
+Mamba layers scan forwards in time and only its convolutions and poolings look a few samples ahead, so inside a
+long gap it has, in effect, the left edge alone.
 
 ``curve`` scores a series of snapshots (``RUN/snapshots/step_XXXXXX/`` folders or ``.pt`` files, anything
 ``samba.checkpoint.load_model`` reads) against the EEG hours each had seen. Both also give each recording's own
@@ -181,6 +183,7 @@ def baselines() -> dict:
 
 
 CLASSICAL = "classical_reference"  # its own top-level key: masked_l1 keeps exactly the three baselines
+LEFT = "classical_reference_left"  # scored alongside, reported inside classical_reference
 
 
 def evaluate_checkpoint(path, windows, seed: int = 0, device: str = "cpu", reference=None,
@@ -198,9 +201,11 @@ def evaluate_checkpoint(path, windows, seed: int = 0, device: str = "cpu", refer
              **baselines(),
              "random_init": lambda X, pos, vis: model_predict(random, X, pos, vis)}
     if reference is not None:
+        left = reference.left_only()
         preds[CLASSICAL] = lambda X, pos, vis: reference(X, vis)
+        preds[LEFT] = lambda X, pos, vis: left(X, vis)
     errs = per_window(windows, preds, seed)
-    classical = errs.pop(CLASSICAL, None)
+    classical, left_errs = errs.pop(CLASSICAL, None), errs.pop(LEFT, None)
     groups = session_index(windows)
     out = {"masked_l1": {k: float(v.mean()) for k, v in errs.items()},
            "checkpoint_minus": {k: paired_difference(errs["checkpoint"], errs[k], groups)
@@ -208,15 +213,21 @@ def evaluate_checkpoint(path, windows, seed: int = 0, device: str = "cpu", refer
            "per_device": by_device(windows, errs), "per_recording": by_recording(windows, errs),
            "eeg_hours_seen": _hours(extra)}
     if classical is not None:
-        both = by_device(windows, {"checkpoint": errs["checkpoint"], CLASSICAL: classical})
         fit = reference_fit or reference.describe()
+
+        def scored(e):  # masked L1 of one reference, the checkpoint's paired difference to it, per device
+            dev = by_device(windows, {"checkpoint": errs["checkpoint"], "reference": e})
+            return {"masked_l1": float(e.mean()), "checkpoint_minus": paired_difference(errs["checkpoint"], e, groups),
+                    "per_device": {d: {"masked_l1": r["masked_l1"]["reference"],
+                                       "checkpoint_minus": r["checkpoint_minus"]["reference"]} for d, r in dev.items()}}
+
         out[CLASSICAL] = {
             "name": f"AR({fit['order']}) conditional mean of each gap given the {fit['neighbourhood']} samples on "
                     "either side, fitted on the pretraining corpus",
-            "masked_l1": float(classical.mean()),
-            "checkpoint_minus": paired_difference(errs["checkpoint"], classical, groups),
-            "per_device": {dev: {"masked_l1": e["masked_l1"][CLASSICAL],
-                                 "checkpoint_minus": e["checkpoint_minus"][CLASSICAL]} for dev, e in both.items()},
+            **scored(classical),
+            # the same model given only the samples before each gap: what reading forwards in time allows
+            "left_edge_only": {"name": f"the same AR({fit['order']}) model given only the {fit['neighbourhood']} "
+                                       "visible samples before each gap", **scored(left_errs)},
             "fit": fit}
     return out
 
