@@ -6,8 +6,8 @@ Redraw the figures of committed measurements, from the numbers committed beside 
 - results/bench_*.json              -> figures/bench_*_{context,throughput,realtime}.png (samba.bench.plot_bench;
                                        the current runs only: results/archive/ is not drawn)
 - results/pretraining.json         -> figures/pretraining_curve.png (held-out masked L1 vs EEG hours seen in
-                                       pretraining, the three baselines and the classical AR reference as
-                                       horizontal lines; and each device's held-out error minus predicting zeros,
+                                       pretraining, the three baselines and the classical AR reference (both
+                                       edges, and the left edge only) as horizontal lines; and each device's held-out error minus predicting zeros,
                                        with its AR reference as a dotted line)
 - results/cdse_over_pretraining.npz -> figures/cdse_over_pretraining.png and .gif (CDSE weights of the
                                        pretraining snapshots, one colour scale)
@@ -42,6 +42,8 @@ def pretraining_curve(js: Path, out: Path) -> Path:
     ref = doc.get("classical_reference")
     if ref:  # the best linear guess from the power spectrum (samba.evaluation.gap_smoother)
         base["AR reference (linear, from the corpus spectrum)"] = ref["masked_l1"]
+        if "left_edge_only" in ref:  # the same, from the samples before each span alone
+            base["AR reference, left edge only"] = ref["left_edge_only"]["masked_l1"]
     curve = list(doc["curve"])
     hours = doc.get("eeg_hours_seen")
     if hours is not None and (not curve or curve[-1]["eeg_hours_seen"] < hours):  # the final checkpoint ends it

@@ -36,7 +36,7 @@ def validation_curve(curve: list[dict], baselines: dict[str, float], ax=None):
     if pts:
         h, l1 = zip(*sorted(pts))
         ax.plot(h, l1, "o-", color="k", label="SAMBA checkpoint")
-    for (name, v), c in zip(baselines.items(), ("tab:red", "tab:blue", "tab:green", "tab:purple")):
+    for (name, v), c in zip(baselines.items(), ("tab:red", "tab:blue", "tab:green", "tab:purple", "tab:orange")):
         ax.axhline(v, ls="--", color=c, label=name.replace("_", " "))
     ax.set_xlabel("EEG seen in pretraining (hours)")
     ax.set_ylabel("masked-sample L1 (units of robust s.d.)")
