@@ -7,8 +7,8 @@ Redraw the figures of committed measurements, from the numbers committed beside 
                                        the current runs only: results/archive/ is not drawn)
 - results/pretraining.json         -> figures/pretraining_curve.png (held-out masked L1 vs EEG hours seen in
                                        pretraining, the three baselines and the classical AR reference (both
-                                       edges, and the left edge only) as horizontal lines; and each device's held-out error minus predicting zeros,
-                                       with its AR reference as a dotted line)
+                                       edges, and the left edge only) as horizontal lines; and each device's
+                                       held-out error minus predicting zeros, with its AR reference dotted)
 - results/cdse_over_pretraining.npz -> figures/cdse_over_pretraining.png and .gif (CDSE weights of the
                                        pretraining snapshots, one colour scale)
 figures/provenance.json records, per figure, its source file and that file's commit, device, date and command.

@@ -101,3 +101,15 @@ def test_left_only_reads_nothing_after_a_gap_and_does_worse_than_both_sides():
     assert reconstruction.masked_l1(smoother(X, vis), x, visible) < reconstruction.masked_l1(left(X, vis), x, visible)
     with pytest.raises(ValueError, match="sides"):
         gap_smoother.GapSmoother(smoother.ar, smoother.autocov, 32, sides="right")
+
+
+def test_left_only_fills_a_gap_at_the_window_start_with_the_mean():
+    """Nothing is visible before a gap that opens the window: the conditional mean is the process mean, 0."""
+    smoother = gap_smoother.fit([ar2_windows(8)], order=2, neighbourhood=16, window_length=1024).left_only()
+    X = ar2_windows(1, seed=4)
+    vis = np.ones((1, 1024), bool)
+    vis[0, :40] = False  # a gap at t = 0
+    vis[0, 500:540] = False  # and one with a left edge
+    pred = smoother(X, vis).numpy()
+    assert np.all(pred[0, :, :40] == 0.0)
+    assert np.abs(pred[0, :, 500:540]).max() > 0  # the other gap is predicted from its left edge

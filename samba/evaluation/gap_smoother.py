@@ -11,8 +11,8 @@ mostly noise).
 Prediction. For a masked gap g and the visible samples v within ``neighbourhood`` samples of either edge, the
 conditional mean is ``E[x_g | x_v] = Sigma_gv Sigma_vv^-1 x_v``: the Kalman smoother's answer for this model.
 For a true AR(p) process with p visible samples on each side of the gap it uses everything the rest of the
-window could tell, because an AR(p) process is Markov of order p. Near the edges it continues the visible signal; deep inside a
-long gap it decays to 0, the process mean. The scorer uses L1, whose optimum is the conditional median; for a
+window could tell, because an AR(p) process is Markov of order p. Near the edges it continues the visible
+signal; deep inside a long gap it decays to 0, the process mean. The scorer uses L1, whose optimum is the conditional median; for a
 Gaussian the two coincide, so this is the natural linear reference even if not the exact L1 optimum for EEG.
 
 One set of coefficients serves every channel and every device: the model knows no more about EEG than its
@@ -28,9 +28,9 @@ import torch
 
 __all__ = ["GapSmoother", "autocovariance", "yule_walker", "ar_autocovariance", "fit", "fit_on_corpus", "gaps"]
 
-# AR order and neighbourhood (samples at 128 Hz, 2 s): chosen by two-fold cross-validation over the corpus's
-# recordings (fit on half, score masked L1 on the other half), where the gain levels off; the held-out
-# recordings played no part. Order 64 scores about 0.01 worse in masked L1, order 512 no better.
+# AR order and neighbourhood (samples at 128 Hz: 2 s), fixed in advance and never tuned on the held-out
+# recordings: long enough to span several cycles of the slowest rhythm that matters (delta, 1-4 Hz) and the
+# autocorrelation of alpha, short enough that the solve per gap stays cheap.
 ORDER = 256
 NEIGHBOURHOOD = 256
 
@@ -151,14 +151,15 @@ def fit(windows, order: int = ORDER, neighbourhood: int = NEIGHBOURHOOD, window_
     return GapSmoother(a, ar_autocovariance(a, gamma, window_length + neighbourhood), neighbourhood)
 
 
-def fit_on_corpus(mirror=None, window_s: float = 30.0, seed: int = 0, order: int = ORDER,
+def fit_on_corpus(mirror=None, window_s: float = 30.0, order: int = ORDER,
                   neighbourhood: int = NEIGHBOURHOOD) -> tuple[GapSmoother, dict]:
     """The smoother fitted on the pretraining corpus (never on held-out recordings), and what it was fitted on.
 
-    The corpus windows are brought to unit robust scale per recording with the seeded ``scale_of`` that cuts the
-    held-out windows (``samba.train.batches.recording_windows``), so both sides of the comparison see one
-    normalisation and the pooled autocovariance weights recordings alike."""
+    The corpus windows are brought to unit robust scale per recording by ``scale_of`` with the generator that
+    cuts the held-out windows (``samba.train.batches.recording_windows``: seed 0, whatever the masks' seed), so
+    both sides of the comparison see one normalisation and the pooled autocovariance weights recordings alike."""
     from samba.data.corpus import pretraining_corpus
+    from samba.errors import UsageError
     from samba.train.batches import scale_of
 
     windows, recordings = [], 0
@@ -166,12 +167,15 @@ def fit_on_corpus(mirror=None, window_s: float = 30.0, seed: int = 0, order: int
         files = montage.meta.file.to_numpy()
         for name in dict.fromkeys(files):
             X = montage.X[files == name].copy()  # (N, C, T) one recording's windows
-            X *= np.float32(scale_of(X, np.random.default_rng(seed)))
+            X *= np.float32(scale_of(X, np.random.default_rng(0)))  # as recording_windows scales
             windows.append(X)
             recordings += 1
+    if not windows:
+        raise UsageError("the pretraining corpus is empty here, so the AR reference cannot be fitted; pass --mirror "
+                         "DIR or set SAMBA_DATA_MIRROR")
     T = windows[0].shape[-1]
     smoother = fit(windows, order, neighbourhood, window_length=T)
     return smoother, {**smoother.describe(), "corpus_recordings": recordings,
                       "corpus_windows": int(sum(len(X) for X in windows)),
                       "corpus_channel_windows": int(sum(X.shape[0] * X.shape[1] for X in windows)),
-                      "window_samples": int(T), "seed": seed}
+                      "window_samples": int(T)}

@@ -222,12 +222,12 @@ def evaluate_checkpoint(path, windows, seed: int = 0, device: str = "cpu", refer
                                        "checkpoint_minus": r["checkpoint_minus"]["reference"]} for d, r in dev.items()}}
 
         out[CLASSICAL] = {
-            "name": f"AR({fit['order']}) conditional mean of each gap given the {fit['neighbourhood']} samples on "
-                    "either side, fitted on the pretraining corpus",
+            "name": f"AR({fit['order']}) conditional mean of each gap given the visible samples within "
+                    f"{fit['neighbourhood']} samples of either edge, fitted on the pretraining corpus",
             **scored(classical),
             # the same model given only the samples before each gap: what reading forwards in time allows
-            "left_edge_only": {"name": f"the same AR({fit['order']}) model given only the {fit['neighbourhood']} "
-                                       "visible samples before each gap", **scored(left_errs)},
+            "left_edge_only": {"name": f"the same AR({fit['order']}) model given only the visible samples within "
+                                       f"{fit['neighbourhood']} samples before each gap", **scored(left_errs)},
             "fit": fit}
     return out
 
@@ -290,7 +290,7 @@ def main(argv=None) -> int:
     if not recs:
         raise UsageError("no held-out recording is available; pass --mirror DIR or set SAMBA_DATA_MIRROR")
     windows = recording_windows(recs, window_s=a.window_s, max_windows=a.max_windows)
-    smoother, fit = gap_smoother.fit_on_corpus(mirror, window_s=a.window_s, seed=a.seed)
+    smoother, fit = gap_smoother.fit_on_corpus(mirror, window_s=a.window_s)
     res = evaluate_checkpoint(a.model, windows, a.seed, a.device, reference=smoother, reference_fit=fit)
     doc = {"heldout_recordings": [name for name, _ in recs],
            # held out, but another recording of the same person was pretrained on (unlabelled)
@@ -299,8 +299,9 @@ def main(argv=None) -> int:
            "mask": "tsr, ratio 0.5, seeded", **res}
     if a.snapshots:
         doc["curve"] = curve(snapshots(a.snapshots), windows, a.seed, a.device)
+    args = " ".join(argv if argv is not None else sys.argv[1:])
     doc.update(commit=git_commit(), device=device_name(a.device), date=_dt.date.today().isoformat(),
-               command="python -m samba.evaluation.reconstruction " + " ".join(argv if argv is not None else sys.argv[1:]))
+               command="python -m samba.evaluation.reconstruction " + args)
     atomic_write_json(doc, a.out)
     print(a.out)
     return 0

@@ -15,7 +15,7 @@
 # EXTRA_ARGS passes more options, e.g. EXTRA_ARGS="--loss-on masked --ckpt-every 500 --keep-every 1500".
 # A run longer than one call: TOTAL_STEPS fixes the schedule (--steps) and MINUTES only ends each call
 # (--stop-after-minutes); the same command continues the run from runs/pretrain_full (carry that folder, or its
-# train_state/ and config.json, to a fresh machine). At about 35 ms a step (H100, batch 128 x 30 s, CUDA graphs),
+# train_state/ and config.json, to a fresh machine). At about 38.8 ms a step (H100, batch 128 x 30 s, CUDA graphs),
 # TOTAL_STEPS=46000 is about 30 minutes of training. BENCH=0 skips the same-batch benchmark (up to 150 s) in calls
 # that only continue such a run; the call that ends it should keep it. A resumable run's train_state/ (13 MB) and the
 # full data pack do not both fit what one call carries: pack the corpus alone

@@ -29,3 +29,16 @@ def test_cpu_layer_call_equals_reference():
     w, b = torch.randn(8, 1, 2), torch.randn(8)
     with torch.no_grad():
         torch.testing.assert_close(causal_depthwise_conv(x, w, b, "torch"), causal_conv1d_silu_ref(x, w, b))
+
+
+def test_triton_conv_refuses_an_out_buffer_it_cannot_write():
+    """``conv_fwd(out=...)`` writes into a slice of a wider buffer in the fused block's backward; a buffer of the
+    wrong shape, dtype or channel stride is refused before any kernel runs."""
+    from samba.ops.triton.conv import conv_fwd
+
+    x = torch.randn(2, 16, 8)
+    w = torch.randn(8, 2)
+    strided = torch.empty(2, 8, 16).transpose(1, 2)  # (2, 16, 8) with channel stride 16
+    for bad in (torch.empty(2, 16, 7), torch.empty(2, 16, 8, dtype=torch.float64), strided):
+        with pytest.raises(ValueError, match="unit channel stride"):
+            conv_fwd(x, w, None, out=bad)

@@ -110,6 +110,9 @@ def conv_fwd(x: Tensor, weight: Tensor, bias: Tensor | None, out: Tensor | None 
     w = weight.contiguous()
     if out is None:
         out = torch.empty((B, L, C), device=x.device, dtype=x.dtype)
+    elif tuple(out.shape) != (B, L, C) or out.dtype != x.dtype or out.stride(-1) != 1:
+        raise ValueError(f"out must be ({B}, {L}, {C}) {x.dtype} with unit channel stride; got {tuple(out.shape)} "
+                         f"{out.dtype}, strides {out.stride()}")
     grid = (triton.cdiv(L, BLOCK_L), triton.cdiv(C, BLOCK_C), B)
     _conv_fwd_kernel[grid](x, w, bias if bias is not None else w, out, L, C, x.stride(0), x.stride(1),
                            out.stride(0), out.stride(1), K=K, HAS_BIAS=bias is not None, BL=BLOCK_L, BC=BLOCK_C)
