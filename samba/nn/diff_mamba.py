@@ -19,6 +19,9 @@ and keeps what only one does, in the spirit of the Differential Transformer:
   ngroups = G (each team's heads read that team's B and C), one grouped gated RMSNorm, one batched out_proj
   einsum. Each operation is one `samba.ops` call on the module's `KernelConfig` (`self.kernels`), as in `Mamba2`.
   `from_loop` / `to_loop` / `load_loop_state_dict` move weights between forms.
+
+Both take ``residual`` (default True, the paper's block): False returns ``Linear(GroupNorm(...))`` without ``x +``,
+the form the bottleneck's reverse-time twin takes (`samba.model.SAMBAConfig.bidirectional`).
 """
 
 from __future__ import annotations
@@ -41,7 +44,7 @@ __all__ = ["DiffMamba", "DiffMambaLoop"]
 def _config(d_model: int, head_dim: int, d_state: int, d_conv: int, expand: int, headdim: int, ngroups: int,
             A_init_range, D_has_hdim: bool, rmsnorm: bool, norm_before_gate: bool, dt_min: float, dt_max: float,
             dt_init_floor: float, dt_limit, conv_init, chunk_size: int, backend: str | None,
-            torch_chunk_size: int | None, kernels: KernelConfig | None) -> dict[str, Any]:
+            torch_chunk_size: int | None, kernels: KernelConfig | None, residual: bool = True) -> dict[str, Any]:
     if d_model % head_dim:
         raise ValueError(f"d_model ({d_model}) must be divisible by head_dim ({head_dim})")
     kernels = layer_kernels(kernels, backend)
@@ -49,7 +52,8 @@ def _config(d_model: int, head_dim: int, d_state: int, d_conv: int, expand: int,
                 headdim=headdim, ngroups=ngroups, A_init_range=tuple(A_init_range), D_has_hdim=D_has_hdim,
                 rmsnorm=rmsnorm, norm_before_gate=norm_before_gate, dt_min=dt_min, dt_max=dt_max,
                 dt_init_floor=dt_init_floor, dt_limit=tuple(dt_limit), conv_init=conv_init,
-                chunk_size=chunk_size, backend=kernels.backend, torch_chunk_size=torch_chunk_size, kernels=kernels)
+                chunk_size=chunk_size, backend=kernels.backend, torch_chunk_size=torch_chunk_size, kernels=kernels,
+                residual=bool(residual))
 
 
 _TEAM_KEYS = ("d_state", "d_conv", "expand", "headdim", "ngroups", "A_init_range", "D_has_hdim", "rmsnorm",
@@ -69,14 +73,15 @@ class DiffMambaLoop(nn.Module):
                  rmsnorm: bool = True, norm_before_gate: bool = False, dt_min: float = 0.001, dt_max: float = 0.1,
                  dt_init_floor: float = 1e-4, dt_limit=(0.0, float("inf")), conv_init: float | None = None,
                  chunk_size: int = 256, backend: str | None = None, torch_chunk_size: int | None = None,
-                 kernels: KernelConfig | None = None, device=None, dtype=None):
+                 kernels: KernelConfig | None = None, residual: bool = True, device=None, dtype=None):
         super().__init__()
         self.config = _config(d_model, head_dim, d_state, d_conv, expand, headdim, ngroups, A_init_range,
                               D_has_hdim, rmsnorm, norm_before_gate, dt_min, dt_max, dt_init_floor, dt_limit,
-                              conv_init, chunk_size, backend, torch_chunk_size, kernels)
+                              conv_init, chunk_size, backend, torch_chunk_size, kernels, residual)
         factory = {"device": device, "dtype": dtype}
         team_kwargs = {k: self.config[k] for k in _TEAM_KEYS}
         self.d_model, self.head_dim, self.num_heads = d_model, head_dim, d_model // head_dim
+        self.residual = self.config["residual"]
         self.team1 = nn.ModuleList([Mamba2(head_dim, **team_kwargs, **factory) for _ in range(self.num_heads)])
         self.team2 = nn.ModuleList([Mamba2(head_dim, **team_kwargs, **factory) for _ in range(self.num_heads)])
         self.lam = nn.Parameter(torch.ones(d_model, **factory))
@@ -94,7 +99,8 @@ class DiffMambaLoop(nn.Module):
             lam = self.lam[i * self.head_dim:(i + 1) * self.head_dim]
             diff = y1 - lam * y2
             outs.append(self.head_norms[i](diff.transpose(1, 2)).transpose(1, 2))  # over channels and time
-        return x + self.out_proj(torch.cat(outs, dim=-1))  # (B, L, d_model)
+        out = self.out_proj(torch.cat(outs, dim=-1))  # (B, L, d_model)
+        return x + out if self.residual else out
 
 
 class DiffMamba(nn.Module):
@@ -116,14 +122,16 @@ class DiffMamba(nn.Module):
                  rmsnorm: bool = True, norm_before_gate: bool = False, dt_min: float = 0.001, dt_max: float = 0.1,
                  dt_init_floor: float = 1e-4, dt_limit=(0.0, float("inf")), conv_init: float | None = None,
                  chunk_size: int = 256, backend: str | None = None, torch_chunk_size: int | None = None,
-                 projections: str = "auto", kernels: KernelConfig | None = None, device=None, dtype=None):
+                 projections: str = "auto", kernels: KernelConfig | None = None, residual: bool = True,
+                 device=None, dtype=None):
         super().__init__()
         self.config = _config(d_model, head_dim, d_state, d_conv, expand, headdim, ngroups, A_init_range,
                               D_has_hdim, rmsnorm, norm_before_gate, dt_min, dt_max, dt_init_floor, dt_limit,
-                              conv_init, chunk_size, backend, torch_chunk_size, kernels)
+                              conv_init, chunk_size, backend, torch_chunk_size, kernels, residual)
         factory = {"device": device, "dtype": dtype}
         self.kernels = self.config["kernels"]
         self.backend = self.kernels.backend
+        self.residual = self.config["residual"]
         if projections not in ("auto", "einsum", "dense"):
             raise ValueError(f"projections must be 'auto', 'einsum' or 'dense', got {projections!r}")
         self.projections = projections  # "auto": dense block-diagonal GEMMs on CUDA, batched einsums on CPU
@@ -217,7 +225,8 @@ class DiffMamba(nn.Module):
         # each head normalised over its channels and the whole time axis: after the loop, on the narrow tensor
         normed = F.group_norm(diff.transpose(1, 2), self.num_heads, self.head_norm_weight, self.head_norm_bias,
                               eps=1e-5)
-        return u + self.out_proj(normed.transpose(1, 2))  # (b, L, d_model)
+        out = self.out_proj(normed.transpose(1, 2))  # (b, L, d_model)
+        return u + out if self.residual else out
 
     def _difference(self, u: Tensor, be: str, carry: bool = False, tail: Tensor | None = None,
                     state: Tensor | None = None) -> tuple[Tensor, Tensor | None, Tensor | None]:
