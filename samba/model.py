@@ -38,6 +38,26 @@ never have to exist. With ``cfg.fuse_spatial=True``
 likewise the final 1x1 conv and the inverse CDSE are fused into one channel map. The unfused path
 (``fuse_spatial=False``) is the readable reference and the tests check that both agree.
 
+**Bidirectional variant (``cfg.bidirectional=True``; not the paper's model, off by default).** The paper's
+Mamba2 layers scan forwards in time; only the k=3 convolutions, the max-poolings and the linear upsamplings see a
+few samples ahead, so inside a long masked span the model has, in effect, the span's left edge alone. On held-out
+recordings (``results/pretraining.json``, scored at commit cfec42c) the released checkpoint's masked L1 is 0.8261,
+about what a linear AR predictor gets from the samples before each span alone (0.8208), while the same AR model
+given both edges gets 0.8033. The option exists to test whether a model that can read the right edge learns more.
+Every Mamba2 scan gets a reverse twin of the same class (own weights, same kernels) that reads the time-reversed
+sequence; its output, flipped back, is added before the residual::
+
+    enc1, dec3, dec2   x + mamba(x) + flip(mamba_reverse(flip(x)))    x (B, L, D), L = T, T/4, T/2; flip along L
+    bottleneck         x + mix(x) + flip(mix_reverse(flip(x)))        x (B, T/8, Db)
+
+where ``mix`` is the whole differential mixer inside the residual (teams, lambda, per-head GroupNorm, out_proj).
+The twins' parameters have new names only (``enc1.mamba_reverse.*``, ``dec3_mamba.mamba_reverse.*``,
+``dec2_mamba.mamba_reverse.*``, ``bottleneck_reverse.*``): a default model's parameters, their names and its
+outputs are the paper model's, and its checkpoints load unchanged. About 1.81 M parameters with the paper's widths.
+Time-chunked inference (`samba.nn.time_chunks`) still applies: it chunks inside each layer, over that layer's whole
+input, which for a twin is the whole flipped sequence, so the reverse scan carries its state from the last sample
+back to the first and the output equals the one-call output up to rounding.
+
 **Kernels.** Which kernels run (PyTorch references, our Triton kernels, mamba_ssm's) and how they are launched is a
 `samba.ops.KernelConfig` given once, ``SAMBA(cfg, kernels=...)`` (default `KernelConfig.from_env()`), kept as
 ``model.kernels`` and handed to every Mamba2 layer. It is not part of `SAMBAConfig`: a checkpoint carries no kernel
@@ -98,6 +118,10 @@ class SAMBAConfig:
     expand: int = 8
     headdim: int = 64
     chunk_size: int = 64
+    # Not the paper's model (see the module docstring): every Mamba2 scan (enc1, the bottleneck, dec3, dec2) also
+    # reads the sequence backwards in time, through a reverse twin of its mixer whose output is added before the
+    # residual. Adds parameters under new names only (``*.mamba_reverse.*``, ``bottleneck_reverse.*``).
+    bidirectional: bool = False
     # Deprecated, kept so existing calls work: a backend name here replaces the backend of the model's
     # KernelConfig when SAMBA is given none. Not saved (to_dict leaves it out; from_dict drops it), not compared.
     backend: str | None = field(default=None, compare=False)
@@ -139,15 +163,26 @@ class SAMBAConfig:
 
 
 class MambaBlock(nn.Module):
-    """Residual Mamba2 block on ``(B, L, D)``: ``x + Mamba2(x)`` (authors' ``SingleMambaModel``)."""
+    """Residual Mamba2 block on ``(B, L, D)``: ``x + Mamba2(x)`` (authors' ``SingleMambaModel``).
+
+    With ``cfg.bidirectional``: ``x + mamba(x) + flip(mamba_reverse(flip(x)))``, flip along time; ``mamba_reverse``
+    is a second `Mamba2` of the same shape (own weights, same kernels), so step t also reads every step after t.
+    """
 
     def __init__(self, dim: int, cfg: SAMBAConfig, kernels: KernelConfig | None = None):
         super().__init__()
-        self.mamba = Mamba2(dim, d_state=cfg.d_state, d_conv=cfg.d_conv, expand=cfg.expand,
-                            headdim=cfg.headdim, chunk_size=cfg.chunk_size, kernels=kernels)
+
+        def mixer():
+            return Mamba2(dim, d_state=cfg.d_state, d_conv=cfg.d_conv, expand=cfg.expand,
+                          headdim=cfg.headdim, chunk_size=cfg.chunk_size, kernels=kernels)
+
+        self.mamba = mixer()
+        self.mamba_reverse = mixer() if cfg.bidirectional else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, L, D)
-        y = self.mamba(x)
+        y = self.mamba(x)  # (B, L, D)
+        if self.mamba_reverse is not None:
+            y = y + self.mamba_reverse(x.flip(1)).flip(1)  # (B, L, D): the backward scan, back in forward time
         if y.dtype == x.dtype and not (torch.is_grad_enabled() and (x.requires_grad or y.requires_grad)):
             return y.add_(x)  # inference: into the layer's fresh output, one full-rate buffer fewer for long inputs
         return x + y
@@ -193,6 +228,16 @@ class SAMBA(nn.Module):
         self.bottleneck = Diff(Db, head_dim=cfg.diff_head_dim, d_state=cfg.d_state, d_conv=cfg.d_conv,
                                expand=cfg.expand, headdim=cfg.diff_mamba_headdim, kernels=self.kernels,
                                chunk_size=cfg.diff_chunk_size, torch_chunk_size=cfg.diff_torch_chunk_size)
+        # Bidirectional: the reverse twin is the whole differential mixer (teams, lambda, per-head GroupNorm and its
+        # out_proj), without the residual, so the block is x + mix(x) + flip(mix_reverse(flip(x))): the same rule as
+        # MambaBlock, whose twin is a whole Mamba2 (its own gated norm and out_proj). Each direction keeps its own
+        # differential pair and head norm (the noise cancelling happens within one reading direction, as in the
+        # paper's head), every twin parameter is used (DDP needs no find_unused_parameters), and being the same
+        # class it runs on whatever kernels the forward mixer runs on.
+        self.bottleneck_reverse = Diff(Db, head_dim=cfg.diff_head_dim, d_state=cfg.d_state, d_conv=cfg.d_conv,
+                                       expand=cfg.expand, headdim=cfg.diff_mamba_headdim, kernels=self.kernels,
+                                       chunk_size=cfg.diff_chunk_size, torch_chunk_size=cfg.diff_torch_chunk_size,
+                                       residual=False) if cfg.bidirectional else None
         self.bottleneck_out = nn.Linear(Db, Db)
         self.dec3 = conv(D2 + Db, E3, k)
         self.dec3_mamba = MambaBlock(E3, cfg, self.kernels)
@@ -294,6 +339,13 @@ class SAMBA(nn.Module):
         return pieces[0] if len(pieces) == 1 else torch.cat(pieces)
 
     # ------------------------------------------------------------------ forward
+    def _bottleneck(self, z):
+        """The differential-Mamba block on ``(B, L, Db)`` (with ``cfg.bidirectional``, plus its reverse twin)."""
+        y = self.bottleneck(z)  # (B, L, Db), residual inside
+        if self.bottleneck_reverse is not None:
+            y = y + self.bottleneck_reverse(z.flip(1)).flip(1)  # (B, L, Db), no residual in the twin
+        return y
+
     def _encoder(self, x, coords, channel_mask):
         T = x.shape[-1]
         pad = (-T) % 8
@@ -304,7 +356,7 @@ class SAMBA(nn.Module):
         s2 = self.enc2(F.max_pool1d(s1, 2))                             # (B, D1, T/2)
         s3 = self.enc3(F.max_pool1d(s2, 2))                             # (B, D2, T/4)
         z = F.max_pool1d(s3, 2).transpose(1, 2)                         # (B, T/8, D2)
-        z = self.bottleneck_out(self._ckpt(self.bottleneck, self.bottleneck_in(z)))  # (B, T/8, Db)
+        z = self.bottleneck_out(self._ckpt(self._bottleneck, self.bottleneck_in(z)))  # (B, T/8, Db)
         return z.transpose(1, 2), (s1, s2, s3), T                       # (B, Db, T/8)
 
     def encode(self, x: torch.Tensor, coords, channel_mask=None, *, time_chunk: int | None = None) -> torch.Tensor:

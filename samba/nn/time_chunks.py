@@ -10,6 +10,9 @@ scan carries a (heads, headdim, d_state) state. So under inference a layer can r
     SSM state   the scan's state at the chunk's end                 (b, h, p, n)
 
 and the output equals the one-call output up to float rounding (the scan's sums are grouped differently).
+The chunks are cut inside one layer, over that layer's whole input: a bidirectional model's reverse twins
+(`samba.model.SAMBAConfig.bidirectional`) receive the whole time-reversed sequence and chunk it the same way, so
+their scans carry the state from the last sample back to the first.
 
 When it runs (`time_chunk_steps`): when the caller asks (``with time_chunking(steps): ...``, any mode: autograd
 goes through the chunks; ``steps=0`` turns it off), or automatically, without autograd only (the training path

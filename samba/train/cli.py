@@ -95,6 +95,9 @@ def pretrain_parser() -> argparse.ArgumentParser:
     p.add_argument("--loss-on", choices=["all", "masked", "both"], default="all",
                    help="samples the reconstruction loss is computed on (default: all, as the authors' code)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--bidirectional", action="store_true",
+                   help="not the paper's model: every Mamba2 scan also reads backwards in time (SAMBAConfig."
+                        "bidirectional; saved in the checkpoint, so fine-tuning rebuilds it)")
     p.add_argument("--mirror", default=None, help="local data mirror (default: $SAMBA_DATA_MIRROR)")
     p.add_argument("--lr", type=float, default=5e-4, help="one-cycle max learning rate")
     p.add_argument("--max-minutes", type=float, default=None,
@@ -132,7 +135,8 @@ def pretrain_main(argv: list[str] | None = None) -> int:
                          mirror=_mirror(a.mirror), lr=a.lr, max_minutes=a.max_minutes, ckpt_every=a.ckpt_every,
                          keep_every=a.keep_every, val_every=a.val_every, device=a.device, progress=a.progress,
                          augment=a.augment, val_on=a.val_on, select=a.select, cuda_graphs=a.cuda_graphs,
-                         stop_after_minutes=a.stop_after_minutes)
+                         stop_after_minutes=a.stop_after_minutes,
+                         model={"bidirectional": True} if a.bidirectional else {})
     cfg.resolved()  # every option checked before any work (raises samba.errors.UsageError)
     path = pretrain(cfg)
     if int(os.environ.get("RANK", "0")) == 0:

@@ -101,7 +101,7 @@ class PretrainConfig:
     # than one job's time limit, continued by the same command (unlike max_minutes, which fits the schedule)
     stop_after_minutes: float | None = None
     device: str | None = None  # None: cuda when available
-    model: dict = field(default_factory=dict)  # SAMBAConfig overrides
+    model: dict = field(default_factory=dict)  # SAMBAConfig overrides (the CLI sets {"bidirectional": True})
     find_unused_parameters: bool = False
     progress: bool = True
     kill_at_step: int | None = None  # test hook: raise SimulatedKill after this step (not saved)
@@ -200,6 +200,17 @@ def _write_config(run_dir: Path, cfg: PretrainConfig, changes: list | None = Non
     if changes:
         record["changes_on_resume"] = changes
     atomic_write_bytes(run_dir / "config.json", json.dumps(record, indent=1, default=str).encode())
+
+
+def _same_model_config(saved, cfg) -> bool:
+    """Whether a training state's saved ``model_config`` describes ``cfg`` (compared as SAMBAConfigs, so a state
+    saved without a field that has a default, e.g. ``bidirectional``, matches a config at that default)."""
+    from samba.model import SAMBAConfig
+
+    try:
+        return SAMBAConfig.from_dict(dict(saved)) == cfg
+    except (TypeError, ValueError):
+        return False
 
 
 class _Run:
@@ -305,7 +316,7 @@ class _Run:
         state = load_train_state(self.run_dir)
         if state is None:
             return {}
-        if state.get("model_config") != self.model_cfg.to_dict():
+        if not _same_model_config(state.get("model_config"), self.model_cfg):
             raise CheckpointError(f"{state['_path']} was written for a different model config; pass --no-resume "
                                   "--overwrite to start over or use another --out")
         changes = check_resume_config(state["config"], cfg.to_json(), cfg.allow_change)
