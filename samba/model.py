@@ -40,10 +40,11 @@ likewise the final 1x1 conv and the inverse CDSE are fused into one channel map.
 
 **Bidirectional variant (``cfg.bidirectional=True``; not the paper's model, off by default).** The paper's
 Mamba2 layers scan forwards in time; only the k=3 convolutions, the max-poolings and the linear upsamplings see a
-few samples ahead, so inside a long masked span the model has, in effect, the span's left edge alone. On held-out
-recordings (``results/pretraining.json``, scored at commit cfec42c) the released checkpoint's masked L1 is 0.8261,
-about what a linear AR predictor gets from the samples before each span alone (0.8208), while the same AR model
-given both edges gets 0.8033. The option exists to test whether a model that can read the right edge learns more.
+few samples ahead, so inside a long masked span the model sees little of the span's right edge. On held-out
+recordings (``results/pretraining.json``, scored at commit 7fbb1b6) the released checkpoint's masked L1 is 0.8261;
+a linear AR predictor gets 0.8208 from the samples before each span alone and 0.8033 from both edges. The numbers
+are consistent with a model limited to the left edge without proving it; the option exists to test whether a
+model that can read the right edge learns more.
 Every Mamba2 scan gets a reverse twin of the same class (own weights, same kernels) that reads the time-reversed
 sequence; its output, flipped back, is added before the residual::
 
