@@ -256,3 +256,15 @@ def test_paired_difference_resamples_sessions_when_there_are_enough():
     assert few["resampled"].startswith("windows (40; fewer than 5")
     assert reconstruction.session_of("eegmat/Subject12_2.edf") == reconstruction.session_of("eegmat/Subject12_1.edf")
     assert reconstruction.session_of("no_such/file.edf") == ("no_such/file.edf",)
+
+
+def test_several_workers_start_the_longest_units_first():
+    from samba.evaluation.run import start_order
+
+    units = [(s, t, m) for s in range(2) for t in ("short", "long") for m in ("reference", "samba_finetune")]
+    folds = {"short": 3, "long": 20}
+    assert start_order(units, folds, 1) == units  # one worker: seed-major, as given
+    order = start_order(units, folds, 4)
+    assert sorted(order) == sorted(units)
+    assert order[:2] == [(0, "long", "samba_finetune"), (1, "long", "samba_finetune")]
+    assert order[-2:] == [(0, "short", "reference"), (1, "short", "reference")]

@@ -18,17 +18,18 @@ and the reference: they run on CPU. The two fine-tune methods are for the GPU. D
 
 Budget of ``--profile full``: fine-tuning 6 epochs on at most 1024 stratified training windows per fold, EEGNet 30
 epochs, probes on all windows (the run records its own time in ``elapsed_s``; on one H100 with ``--workers 8``, 2-3
-of the 5 seeds of all four tasks took about 8 minutes). The work is ordered seed by seed, so ``--max-minutes`` stops
-between units of work and leaves whole seeds; each row records the seeds it holds. ``--resume`` continues a file
+of the 5 seeds of all four tasks took about 8 minutes). ``--max-minutes`` stops between units of work; run one
+after another they go seed by seed and leave whole early seeds; each row records the seeds it holds. ``--resume`` continues a file
 that a time budget stopped: the units it holds are kept, the others run (same commit, device, profile, checkpoint
 weights (``init_sha256``), tasks, methods and seeds, or it refuses), and ``runs`` lists every invocation that
 wrote it.
 
 A unit of work is one (seed, task, method). The units are small and leave most of a GPU and its host idle, so
 ``--workers N`` runs N of them at once, each in its own process on the same device with 1 / N of the CPU threads
-(``--workers 6`` on a GPU machine of 16 cores). Units still start in seed order and stop starting at
-``--max-minutes``; rows are ordered by seed and fold, so the numbers do not depend on N. The default, 1, runs
-every unit in this process, one after another.
+(``--workers 6`` on a GPU machine of 16 cores). With several workers the longest units start first
+(``start_order``), so the long ones run side by side instead of trailing behind the rest; with one worker they
+start seed by seed. Either way no unit starts after ``--max-minutes``, and rows are ordered by seed and fold, so
+the numbers do not depend on N. The default, 1, runs every unit in this process, one after another.
 """
 
 from __future__ import annotations
@@ -318,6 +319,21 @@ def _finished(value) -> Future:
     return f
 
 
+# Relative length of one fold of each method's unit, for the start order only: trained methods (EEGNet trains
+# longer but is far smaller than SAMBA) before the probes and the reference, which fit one classifier on features.
+_FOLD_COST = {"samba_finetune": 3, "random_init_finetune": 3, "eegnet": 2, "samba_probe": 1, "random_init_probe": 1,
+              "reference": 1}
+
+
+def start_order(units: list[tuple], n_folds: dict[str, int], workers: int) -> list[tuple]:
+    """The order ``(seed, task, method)`` units start in. One worker: as given (seed-major, so a stop at the time
+    budget leaves whole early seeds). Several: longest first (a task's folds times the method's cost per fold;
+    eegmat-workload has 20 folds against 3-6 elsewhere), then by seed, so the long units do not form a tail."""
+    if workers == 1:
+        return list(units)
+    return sorted(units, key=lambda u: (-n_folds[u[1]] * _FOLD_COST.get(u[2], 1), u[0]))
+
+
 def _executor(state: dict, workers: int):
     """``(context, submit)``: ``submit((seed, task, method))`` returns the unit's future.
 
@@ -432,7 +448,7 @@ def evaluate_all(tasks=None, methods=METHODS, seeds: int = 5, profile: str = "qu
 
     context, submit = _executor(state, workers)
     running: dict[Future, tuple] = {}
-    todo = iter(units)
+    todo = iter(start_order(units, {t: len(f) for t, f in folds.items()}, workers))
     stopped = False
     with context:  # on an error, the units still running finish before it is raised here
         while True:
