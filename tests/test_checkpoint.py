@@ -127,3 +127,38 @@ def test_finetuned_round_trip_and_corruption(tmp_path):
     (tmp_path / "finetuned.safetensors").write_bytes(bytes(data))
     with pytest.raises(CheckpointError, match="finetuned.safetensors is corrupt"):
         load_finetuned_state(tmp_path)
+
+
+def test_release_script_keeps_the_weights_and_records_the_run(tmp_path):
+    """scripts/release_checkpoint.py: the released folder loads, holds the run's weights byte for byte, records
+    every call of the run in extra.run, and a tampered source is refused before anything is written."""
+    import importlib.util
+    from pathlib import Path
+
+    from test_train_pretrain import tiny_model_config
+
+    spec = importlib.util.spec_from_file_location("release_checkpoint", Path(__file__).parents[1] / "scripts" /
+                                                  "release_checkpoint.py")
+    rel = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(rel)
+    run = tmp_path / "run"
+    save_model(run / "samba_pretrained", SAMBA(SAMBAConfig(**tiny_model_config())), extra={"step": 7})
+    (run / "metrics.csv").write_text("step,loss\n7,1.0\n")
+    out, metrics = tmp_path / "released", tmp_path / "metrics.csv"
+    calls = ["abc1234,NVIDIA H100 80GB HBM3,2026-12-06,0,5", "def5678,NVIDIA H100 80GB HBM3,2026-12-07,5,9"]
+    assert rel.main([str(run), "--script", "bash pretrain.sh", "--out", str(out), "--metrics-out", str(metrics),
+                     *[a for c in calls for a in ("--call", c)]]) == 0
+    assert (out / "model.safetensors").read_bytes() == (run / "samba_pretrained" / "model.safetensors").read_bytes()
+    _, extra = load_model(out)
+    assert extra["step"] == 7 and extra["run"]["steps"] == 9 and extra["run"]["script"] == "bash pretrain.sh"
+    assert [c["steps"] for c in extra["run"]["calls"]] == [[0, 5], [5, 9]]
+    assert metrics.read_text() == "step,loss\n7,1.0\n"
+    with pytest.raises(SystemExit):  # calls that do not continue one another
+        rel.main([str(run), "--script", "x", "--out", str(tmp_path / "o2"), "--call", calls[0], "--call",
+                  "def5678,H100,2026-12-07,6,9"])
+    cfg = json.loads((run / "samba_pretrained" / "config.json").read_text())
+    cfg["extra"]["step"] = 8  # tampered: no longer the file the manifest hashed
+    (run / "samba_pretrained" / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(CheckpointError):
+        rel.release(run, tmp_path / "o3", tmp_path / "m3.csv", {})
+    assert not (tmp_path / "o3").exists()

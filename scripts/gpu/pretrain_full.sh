@@ -10,8 +10,9 @@
 # Writes under $OUT (<= 8 files): samba_pretrained/ (the model folder: model.safetensors, config.json,
 # manifest.json), logs.tar.gz (metrics.csv, pretrain.log, gpu_util.csv, bench_same_batch.json, config.json),
 # pretrain_run.tar.gz (the verified train_state/ folder for resuming), snapshots_N.tar (the --keep-every
-# snapshots, 3 per file). To release it: copy samba_pretrained/ to checkpoints/ and metrics.csv to
-# checkpoints/samba_pretrained_metrics.csv, then score it (samba.evaluation.reconstruction, scripts/gpu/evaluate.sh).
+# snapshots, 3 per file). To release it: python scripts/release_checkpoint.py RUN_DIR --script "<this command>"
+# --call COMMIT,DEVICE,DATE,FROM,TO (one per call), then score it (samba.evaluation.reconstruction,
+# scripts/gpu/evaluate.sh).
 # EXTRA_ARGS passes more options, e.g. EXTRA_ARGS="--loss-on masked --ckpt-every 500 --keep-every 1500".
 # A run longer than one call: TOTAL_STEPS fixes the schedule (--steps) and MINUTES only ends each call
 # (--stop-after-minutes); the same command continues the run from runs/pretrain_full (carry that folder, or its
