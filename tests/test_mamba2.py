@@ -138,14 +138,18 @@ def test_auto_backend_on_cpu_is_torch():
 
 
 def test_dt_limit_clamps(monkeypatch):
+    import samba.ops.ssd_train as ssd_train
+
     seen = {}
-    real = ssd_module.ssd_chunked
 
-    def spy(x, dt, *args, **kwargs):
-        seen["dt"] = dt.detach().clone()
-        return real(x, dt, *args, **kwargs)
+    def spy_on(real):
+        def spy(x, dt, *args, **kwargs):
+            seen["dt"] = dt.detach().clone()
+            return real(x, dt, *args, **kwargs)
+        return spy
 
-    monkeypatch.setattr(ssd_module, "ssd_chunked", spy)
+    monkeypatch.setattr(ssd_module, "ssd_chunked", spy_on(ssd_module.ssd_chunked))
+    monkeypatch.setattr(ssd_train, "ssd_chunked_train", spy_on(ssd_train.ssd_chunked_train))  # CPU training
     torch.manual_seed(0)
     m = Mamba2(16, d_state=4, headdim=8, backend="torch", dt_limit=(0.02, 0.05))
     x = 3 * torch.randn(2, 50, 16)

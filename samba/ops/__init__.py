@@ -7,6 +7,8 @@ One file per operation; the reference in it is the executable specification its 
   state-space-duality algorithm); `ssd_chunked_lean` is the same algorithm for CPU inference in fewer memory
   passes; `ssm_scan` is the layer's call (it takes a carried state for time-chunked inference). Kernel: `triton/ssd.py` (one program per
   (sample, head) carrying the state on chip; three backwards: walk, split, group).
+- `ssd_train.py`: `ssd_chunked_train`, the same scan for CPU training: one autograd Function with a hand-written
+  backward (fewer memory-bound passes than autograd through `ssd_chunked`).
 - `norm.py`: the gated RMSNorm. Reference `gated_rms_norm` (CPU inference form `gated_rms_norm_lean`); call
   `rms_norm_gated`. Kernel: `triton/norm.py`.
 - `conv.py`: the causal depthwise conv + SiLU. Reference `causal_conv1d_silu_ref`, a lean PyTorch version

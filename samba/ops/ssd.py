@@ -346,7 +346,8 @@ def ssm_scan(x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, D: Tensor, 
 
     x, z (b, l, h, p); dt (b, l, h) raw; A (h,); B, C (b, l, g, n); D (h,) or (h, p) -> y (b, l, h, p).
     triton: our kernel where `use_triton_scan`, else mamba_ssm's when importable, else the reference;
-    mamba_ssm: its kernel; torch: ssd_chunked with chunks of ``torch_chunk_size`` (the result does not depend on it).
+    mamba_ssm: its kernel; torch: ssd_chunked with chunks of ``torch_chunk_size`` (the result does not depend on it);
+    on CPU `ssd_chunked_lean` without autograd and `ssd_train.ssd_chunked_train` with it.
 
     Carrying a state (time-chunked inference): ``initial_state`` (b, h, p, n) starts the scan from it and
     ``return_final_state`` returns ``(y, final_state)``. Our Triton scan starts from zero only, so a carried state
@@ -376,6 +377,10 @@ def ssm_scan(x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, D: Tensor, 
         return (y, final) if return_final_state else y
     elif _lean_applies(x) and not dt.requires_grad:
         y = ssd_chunked_lean(x, dt, A, B, C, torch_chunk_size, D=D)
+    elif not x.is_cuda:  # CPU training: the same scan with a hand-written backward (fewer memory-bound passes)
+        from . import ssd_train
+
+        y = ssd_train.ssd_chunked_train(x, dt, A, B, C, torch_chunk_size, D=D)
     else:
         y = ssd_chunked(x, dt, A, B, C, torch_chunk_size, D=D)
     return y if z is None else y * F.silu(z)

@@ -74,7 +74,7 @@ def test_ssm_scan_uses_the_lean_scan_only_without_autograd_on_cpu(monkeypatch):
         ssm_scan(*args)
     assert calls == [1]
     x.requires_grad_(True)
-    ssm_scan(*args).sum().backward()  # training: the reference, differentiated by autograd
+    ssm_scan(*args).sum().backward()  # training: not the lean scan (ssd_train.ssd_chunked_train on CPU)
     assert calls == [1] and x.grad is not None
 
 
