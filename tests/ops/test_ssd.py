@@ -63,19 +63,21 @@ def test_lean_float32_within_tolerance_of_reference(headdim, d_state, chunk):
     assert (y - y_ref).abs().max().item() < 1e-5 * y_ref.abs().max().item()
 
 
-def test_ssm_scan_uses_the_lean_scan_only_without_autograd_on_cpu(monkeypatch):
+def test_ssm_scan_picks_the_lean_scan_without_autograd_and_the_train_scan_with_it_on_cpu(monkeypatch):
     import samba.ops.ssd as ssd
+    import samba.ops.ssd_train as ssd_train
 
-    calls = []
-    monkeypatch.setattr(ssd, "ssd_chunked_lean", lambda *a, **k: calls.append(1) or ssd_chunked(*a, **k))
+    lean, train = [], []
+    monkeypatch.setattr(ssd, "ssd_chunked_lean", lambda *a, **k: lean.append(1) or ssd_chunked(*a, **k))
+    monkeypatch.setattr(ssd_train, "ssd_chunked_train", lambda *a, **k: train.append(1) or ssd_chunked(*a, **k))
     x, dt, A, B, C = random_ssm(1, 20, 2, 4, 1, 3, dtype=torch.float32)
     args = (x, dt, A, B, C, torch.ones(2), torch.zeros(2), (0.0, float("inf")), None, "torch", KernelConfig(), 8, 8)
     with torch.no_grad():
         ssm_scan(*args)
-    assert calls == [1]
+    assert lean == [1] and train == []
     x.requires_grad_(True)
-    ssm_scan(*args).sum().backward()  # training: not the lean scan (ssd_train.ssd_chunked_train on CPU)
-    assert calls == [1] and x.grad is not None
+    ssm_scan(*args).sum().backward()  # training: the hand-written-backward scan, not the lean one
+    assert lean == [1] and train == [1] and x.grad is not None
 
 
 def test_chunked_gradients_equal_recurrent_fp64():

@@ -3,31 +3,12 @@ outputs and the gradients of every input, in float64."""
 
 import pytest
 import torch
-import torch.nn.functional as F
 
-from samba.ops import KernelConfig
-from samba.ops.ssd import ssd_chunked, ssm_scan
+from samba.ops.ssd import ssd_chunked
 from samba.ops.ssd_train import ssd_chunked_train
+from test_ssd import CONFIGS, random_ssm  # the reference scan's cases and inputs
 
 F64 = torch.float64
-
-CONFIGS = [  # b, l, h, p, g, n, chunk
-    (2, 64, 4, 8, 1, 16, 16),
-    (2, 37, 4, 8, 2, 5, 4),  # L not divisible by the chunk, ngroups 2
-    (1, 100, 2, 16, 1, 8, 64),  # one partial chunk
-    (1, 3, 2, 3, 1, 2, 64),  # L < chunk
-    (1, 300, 2, 4, 2, 3, 4),  # 75 chunks: the blocked (recursive) inter-chunk pass
-]
-
-
-def random_ssm(b, l, h, p, g, n, dtype=F64, seed=0):
-    gen = torch.Generator().manual_seed(seed)
-    x = torch.randn(b, l, h, p, generator=gen, dtype=dtype)
-    dt = F.softplus(torch.randn(b, l, h, generator=gen, dtype=dtype) - 1.0)
-    A = -(torch.rand(h, generator=gen, dtype=dtype) * 3 + 0.2)
-    B = torch.randn(b, l, g, n, generator=gen, dtype=dtype)
-    C = torch.randn(b, l, g, n, generator=gen, dtype=dtype)
-    return x, dt, A, B, C
 
 
 @pytest.mark.parametrize("b,l,h,p,g,n,chunk", CONFIGS)
@@ -60,17 +41,3 @@ def test_train_scan_float32_close_to_reference():
     for ref, got in zip(*grads):
         assert torch.allclose(got, ref, rtol=1e-4, atol=1e-4 * ref.abs().max().item())
 
-
-def test_ssm_scan_trains_through_the_train_scan_on_cpu(monkeypatch):
-    import samba.ops.ssd_train as ssd_train
-
-    calls = []
-    monkeypatch.setattr(ssd_train, "ssd_chunked_train", lambda *a, **k: calls.append(1) or ssd_chunked(*a, **k))
-    x, dt, A, B, C = random_ssm(1, 20, 2, 4, 1, 3, dtype=torch.float32)
-    args = (x, dt, A, B, C, torch.ones(2), torch.zeros(2), (0.0, float("inf")), None, "torch", KernelConfig(), 8, 8)
-    with torch.no_grad():
-        ssm_scan(*args)
-    assert calls == []
-    x.requires_grad_(True)
-    ssm_scan(*args).sum().backward()
-    assert calls == [1] and x.grad is not None
