@@ -35,15 +35,11 @@ GIF_TARGET = "Cz"
 
 
 def pretraining_curve(js: Path, out: Path) -> Path:
-    from samba.evaluation.figures import validation_curve
+    from samba.evaluation.figures import heldout_baselines, validation_curve
 
     doc = json.loads(js.read_text())
-    base = {k: v for k, v in doc["masked_l1"].items() if k != "checkpoint"}
+    base = heldout_baselines(doc)
     ref = doc.get("classical_reference")
-    if ref:  # the best linear guess from the power spectrum (samba.evaluation.gap_smoother)
-        base["AR reference (linear, from the corpus spectrum)"] = ref["masked_l1"]
-        if "left_edge_only" in ref:  # the same, from the samples before each span alone
-            base["AR reference, left edge only"] = ref["left_edge_only"]["masked_l1"]
     curve = list(doc["curve"])
     hours = doc.get("eeg_hours_seen")
     if hours is not None and (not curve or curve[-1]["eeg_hours_seen"] < hours):  # the final checkpoint ends it

@@ -268,3 +268,13 @@ def test_several_workers_start_the_longest_units_first():
     assert sorted(order) == sorted(units)
     assert order[:2] == [(0, "long", "samba_finetune"), (1, "long", "samba_finetune")]
     assert order[-2:] == [(0, "short", "reference"), (1, "short", "reference")]
+
+
+def test_heldout_baselines_adds_the_ar_references_when_the_file_has_them():
+    from samba.evaluation.figures import heldout_baselines
+
+    doc = {"masked_l1": {"checkpoint": 0.82, "zeros": 0.84, "interpolation": 1.1, "random_init": 0.84}}
+    assert heldout_baselines(doc) == {"zeros": 0.84, "interpolation": 1.1, "random_init": 0.84}
+    doc["classical_reference"] = {"masked_l1": 0.80, "left_edge_only": {"masked_l1": 0.821}}
+    lines = heldout_baselines(doc)
+    assert "checkpoint" not in lines and sorted(lines.values()) == [0.80, 0.821, 0.84, 0.84, 1.1]

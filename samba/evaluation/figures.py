@@ -28,6 +28,18 @@ def _plt():
     return plt
 
 
+def heldout_baselines(doc: dict) -> dict[str, float]:
+    """The horizontal lines of a held-out curve from ``results/pretraining.json``: every baseline of ``masked_l1``
+    and, when the file has them, the classical AR reference from both edges and from the left edge only."""
+    base = {k: v for k, v in doc["masked_l1"].items() if k != "checkpoint"}
+    ref = doc.get("classical_reference")
+    if ref:  # the best linear guess from the power spectrum (samba.evaluation.gap_smoother)
+        base["AR reference (linear, from the corpus spectrum)"] = ref["masked_l1"]
+        if "left_edge_only" in ref:  # the same, from the samples before each span alone
+            base["AR reference, left edge only"] = ref["left_edge_only"]["masked_l1"]
+    return base
+
+
 def validation_curve(curve: list[dict], baselines: dict[str, float], ax=None):
     """``curve`` rows ``{"eeg_hours_seen", "masked_l1"}`` (reconstruction.curve); ``baselines`` name -> L1."""
     plt = _plt()
