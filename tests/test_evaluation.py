@@ -182,9 +182,14 @@ def test_pretraining_json_schema(tmp_path, mirror, monkeypatch):
     ckpt = save_model(tmp_path / "m.pt", model, extra={"eeg_hours_seen": 0.5})
     out = tmp_path / "pretraining.json"
     assert reconstruction.main(["--model", str(ckpt), "--out", str(out), "--mirror", str(mirror),
-                                "--max-windows", "2"]) == 0
+                                "--max-windows", "2", "--against", str(ckpt)]) == 0
     doc = json.loads(out.read_text())
     assert set(doc["masked_l1"]) == {"checkpoint", "zeros", "interpolation", "random_init"}
+    # --against: a second checkpoint on the same windows and masks (here the same one: no difference at all)
+    vs = doc["against"]
+    assert vs["masked_l1"] == doc["masked_l1"]["checkpoint"] and vs["eeg_hours_seen"] == 0.5
+    assert vs["checkpoint_minus"]["mean"] == 0 and vs["checkpoint_minus"]["ci95"] == [0, 0]
+    assert set(vs["per_device"]) == set(doc["per_device"])
     # the classical reference: its own key, scored on the same windows, fitted on the corpus only
     ref = doc["classical_reference"]
     assert 0 < ref["masked_l1"] < 10 and set(ref["per_device"]) == set(doc["per_device"])

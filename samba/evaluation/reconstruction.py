@@ -184,12 +184,15 @@ def baselines() -> dict:
 
 CLASSICAL = "classical_reference"  # its own top-level key: masked_l1 keeps exactly the three baselines
 LEFT = "classical_reference_left"  # scored alongside, reported inside classical_reference
+AGAINST = "against"  # a second checkpoint on the same masks (--against), its own top-level key
 
 
 def evaluate_checkpoint(path, windows, seed: int = 0, device: str = "cpu", reference=None,
-                        reference_fit: dict | None = None) -> dict:
+                        reference_fit: dict | None = None, against=None) -> dict:
     """masked_l1 of the checkpoint, zeros, interpolation and the same config at random init; with ``reference``
-    (a fitted ``gap_smoother.GapSmoother``) also ``classical_reference``, scored on the same masks."""
+    (a fitted ``gap_smoother.GapSmoother``) also ``classical_reference``, scored on the same masks; with
+    ``against`` (another checkpoint, e.g. another architecture or schedule) also ``against``: its masked L1 and
+    the checkpoint's paired difference to it, on the same windows and masks."""
     from samba.checkpoint import load_model
     from samba.model import SAMBA
 
@@ -204,8 +207,13 @@ def evaluate_checkpoint(path, windows, seed: int = 0, device: str = "cpu", refer
         left = reference.left_only()
         preds[CLASSICAL] = lambda X, pos, vis: reference(X, vis)
         preds[LEFT] = lambda X, pos, vis: left(X, vis)
+    if against is not None:
+        other, other_extra = load_model(against, map_location="cpu")
+        other.to(device)
+        preds[AGAINST] = lambda X, pos, vis: model_predict(other, X, pos, vis)
     errs = per_window(windows, preds, seed)
     classical, left_errs = errs.pop(CLASSICAL, None), errs.pop(LEFT, None)
+    other_errs = errs.pop(AGAINST, None)
     groups = session_index(windows)
     out = {"masked_l1": {k: float(v.mean()) for k, v in errs.items()},
            "checkpoint_minus": {k: paired_difference(errs["checkpoint"], errs[k], groups)
@@ -229,6 +237,14 @@ def evaluate_checkpoint(path, windows, seed: int = 0, device: str = "cpu", refer
             "left_edge_only": {"name": f"the same AR({fit['order']}) model given only the visible samples within "
                                        f"{fit['neighbourhood']} samples before each gap", **scored(left_errs)},
             "fit": fit}
+    if other_errs is not None:
+        dev = by_device(windows, {"checkpoint": errs["checkpoint"], AGAINST: other_errs})
+        out[AGAINST] = {"model": str(against), "eeg_hours_seen": _hours(other_extra),
+                        "masked_l1": float(other_errs.mean()),
+                        "checkpoint_minus": paired_difference(errs["checkpoint"], other_errs, groups),
+                        "per_device": {d: {"masked_l1": r["masked_l1"][AGAINST],
+                                           "checkpoint_minus": r["checkpoint_minus"][AGAINST]}
+                                       for d, r in dev.items()}}
     return out
 
 
@@ -278,6 +294,8 @@ def main(argv=None) -> int:
     p.add_argument("--out", default="build/pretraining.json")
     p.add_argument("--mirror", default=None)
     p.add_argument("--device", default="cpu")
+    p.add_argument("--against", default=None, help="a second checkpoint scored on the same windows and masks: "
+                   "adds its masked L1 and the paired difference (--model minus it)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--max-windows", type=int, default=64, help="per held-out recording")
     p.add_argument("--window-s", type=float, default=30.0, help="window length (default: the full profile's "
@@ -291,7 +309,8 @@ def main(argv=None) -> int:
         raise UsageError("no held-out recording is available; pass --mirror DIR or set SAMBA_DATA_MIRROR")
     windows = recording_windows(recs, window_s=a.window_s, max_windows=a.max_windows)
     smoother, fit = gap_smoother.fit_on_corpus(mirror, window_s=a.window_s)
-    res = evaluate_checkpoint(a.model, windows, a.seed, a.device, reference=smoother, reference_fit=fit)
+    res = evaluate_checkpoint(a.model, windows, a.seed, a.device, reference=smoother, reference_fit=fit,
+                              against=a.against)
     doc = {"heldout_recordings": [name for name, _ in recs],
            # held out, but another recording of the same person was pretrained on (unlabelled)
            "subject_in_corpus": [name for name, _ in recs if subject_in_corpus(*name.split("/", 1))],
