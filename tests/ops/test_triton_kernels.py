@@ -373,10 +373,16 @@ print(worst)
 """
 
 
+# float32 against float32 through in_proj, conv, scan, norm and out_proj and back: the worst relative error was
+# 1.2e-5 on the 16-core host of an H100 machine (Triton 3.6), the same for all three backwards, so rounding in the
+# path they share, not a scan; 1e-5 failed there.
+INTERPRETER_FUSED_TOL = 3e-5
+
+
 @pytest.mark.parametrize("bwd", ["walk", "split", "group"])  # the scan's backwards (KernelConfig.scan_backward)
 def test_fused_mamba2_block_on_our_triton_kernels_in_the_interpreter(bwd):
     assert _worst_error_in_the_interpreter(_FUSED_VS_LAYER + _FUSED_OURS_CHECK, SAMBA_KERNELS=(
-        f"triton_norm=true,scan_backward={bwd},scan_backward_narrow=none")) < 1e-5
+        f"triton_norm=true,scan_backward={bwd},scan_backward_narrow=none")) < INTERPRETER_FUSED_TOL
 
 
 def test_fused_mamba2_block_plumbing_in_the_triton_interpreter():
