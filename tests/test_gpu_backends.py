@@ -333,7 +333,14 @@ def test_samba_inference_equals_the_training_forward(backend):
 def test_whole_samba_on_the_kernels_matches_torch(bidirectional):
     """The whole model (fused CDSE, fused Mamba2 blocks, grouped differential Mamba, decoder joins) on the default
     CUDA kernels against the plain-PyTorch reference on the same weights: output and every gradient, float32.
-    The bidirectional variant's reverse twins take the same kernels on the flipped sequence."""
+    The bidirectional variant's reverse twins take the same kernels on the flipped sequence.
+
+    Each gradient's error is relative to its own largest entry, floored at 1e-3 of the largest entry of any
+    gradient: the last bias of each CDSE network feeds a softmax over electrodes, which ignores a shift, so its
+    true gradient is zero and both backends return rounding noise (about 5e-6 against 85-111 for the largest).
+    Through the whole model the gradients take three times the single-layer tolerance. Measured on an H100 with
+    TRITON_F32_DEFAULT=ieee: forward 2.7e-6 (paper) and 1.7e-6 (bidirectional); gradients 8.2e-5 (paper, worst
+    inverse_cdse.mlp.2.bias) and 3.6e-4 (bidirectional, worst dec2_mamba.mamba_reverse.A_log)."""
     from samba import SAMBA, SAMBAConfig
     from samba.montage import DEVICE_PRESETS, positions
     torch.manual_seed(0)
@@ -356,6 +363,8 @@ def test_whole_samba_on_the_kernels_matches_torch(bidirectional):
     assert set(g) == set(g_ref)
     assert any("reverse" in n for n in g) == bidirectional
     report(f"SAMBA(bidirectional={bidirectional}) fp32 triton vs torch forward", max_rel(y, y_ref), F32_TOL)
-    worst = max(g_ref, key=lambda k: max_rel(g[k], g_ref[k]))
-    report(f"SAMBA(bidirectional={bidirectional}) fp32 triton vs torch grad (worst: {worst})",
-           max_rel(g[worst], g_ref[worst]), F32_GRAD_TOL)
+    floor = 1e-3 * max(v.abs().max().item() for v in g_ref.values())
+    err = {k: ((g[k] - g_ref[k]).abs().max() / max(g_ref[k].abs().max().item(), floor)).item() for k in g_ref}
+    worst = max(err, key=err.get)
+    report(f"SAMBA(bidirectional={bidirectional}) fp32 triton vs torch grad (worst: {worst})", err[worst],
+           3 * F32_GRAD_TOL)
