@@ -188,6 +188,9 @@ def test_pretraining_json_schema(tmp_path, mirror, monkeypatch):
     # --against: a second checkpoint on the same windows and masks (here the same one: no difference at all)
     vs = doc["against"]
     assert vs["masked_l1"] == doc["masked_l1"]["checkpoint"] and vs["eeg_hours_seen"] == 0.5
+    assert vs["model"] == doc["model"] and doc["model"]["path"] == str(ckpt)
+    assert doc["model"]["params"] == sum(p.numel() for p in model.parameters())
+    assert doc["model"]["bidirectional"] is False
     assert vs["checkpoint_minus"]["mean"] == 0 and vs["checkpoint_minus"]["ci95"] == [0, 0]
     assert set(vs["per_device"]) == set(doc["per_device"])
     # the classical reference: its own key, scored on the same windows, fitted on the corpus only

@@ -215,7 +215,8 @@ def evaluate_checkpoint(path, windows, seed: int = 0, device: str = "cpu", refer
     classical, left_errs = errs.pop(CLASSICAL, None), errs.pop(LEFT, None)
     other_errs = errs.pop(AGAINST, None)
     groups = session_index(windows)
-    out = {"masked_l1": {k: float(v.mean()) for k, v in errs.items()},
+    out = {"model": describe_model(path, model, extra),
+           "masked_l1": {k: float(v.mean()) for k, v in errs.items()},
            "checkpoint_minus": {k: paired_difference(errs["checkpoint"], errs[k], groups)
                                 for k in errs if k != "checkpoint"},
            "per_device": by_device(windows, errs), "per_recording": by_recording(windows, errs),
@@ -239,13 +240,22 @@ def evaluate_checkpoint(path, windows, seed: int = 0, device: str = "cpu", refer
             "fit": fit}
     if other_errs is not None:
         dev = by_device(windows, {"checkpoint": errs["checkpoint"], AGAINST: other_errs})
-        out[AGAINST] = {"model": str(against), "eeg_hours_seen": _hours(other_extra),
+        out[AGAINST] = {"model": describe_model(against, other, other_extra), "eeg_hours_seen": _hours(other_extra),
                         "masked_l1": float(other_errs.mean()),
                         "checkpoint_minus": paired_difference(errs["checkpoint"], other_errs, groups),
                         "per_device": {d: {"masked_l1": r["masked_l1"][AGAINST],
                                            "checkpoint_minus": r["checkpoint_minus"][AGAINST]}
                                        for d, r in dev.items()}}
     return out
+
+
+def describe_model(path, model, extra: dict) -> dict:
+    """What was scored: the path, the architecture's switch and size, and what the checkpoint says of its training
+    (``extra.run``, written by scripts/release_checkpoint.py, holds the command, commit, device and date)."""
+    extra = extra if isinstance(extra, dict) else {}
+    return {"path": str(path), "bidirectional": bool(getattr(model.cfg, "bidirectional", False)),
+            "params": int(sum(p.numel() for p in model.parameters())),
+            **{k: extra[k] for k in ("step", "total_steps", "val_loss", "run") if k in extra}}
 
 
 def _hours(extra: dict):
