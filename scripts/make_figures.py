@@ -30,8 +30,6 @@ sys.path.insert(0, str(ROOT))  # this checkout's samba, whichever Python runs th
 FIG = ROOT / "figures"
 
 # Target channels of the pretraining small multiples: a midline line from front to back.
-PRETRAINING_TARGETS = ["Fz", "Cz", "Pz", "Oz"]
-GIF_TARGET = "Cz"
 
 
 def pretraining_curve(js: Path, out: Path) -> Path:
@@ -83,25 +81,6 @@ def pretraining_curve(js: Path, out: Path) -> Path:
     return out
 
 
-def cdse_over_pretraining(npz: Path, png: Path, gif: Path, montage: str = "10-20") -> list[Path]:
-    from samba.evaluation.figures import cdse_gif, cdse_topomaps, load_cdse_over_pretraining
-    from samba.montage import positions
-
-    arrays, _ = load_cdse_over_pretraining(npz)
-    W = arrays[f"weights_{montage}"]  # (S, O, C)
-    pos = positions(list(arrays[f"channels_{montage}"]))
-    targets = [str(t) for t in arrays["target_channels"]]
-    labels = [f"step {s} ({h:.0f} h)" for s, h in zip(arrays["steps"], arrays["eeg_hours_seen"])]
-    rows = [targets.index(t) for t in PRETRAINING_TARGETS]
-    fig = cdse_topomaps(W, pos, labels, targets=rows, target_names=PRETRAINING_TARGETS)
-    fig.suptitle(f"CDSE weights of a {W.shape[-1]}-channel {montage} cap during pretraining "
-                 "(rows: target channel; columns: snapshot, EEG hours seen)", fontsize=9)
-    fig.savefig(png, dpi=100, bbox_inches="tight")
-    plt.close(fig)
-    cdse_gif(W, pos, [f"{GIF_TARGET}, {x}" for x in labels], gif, target=targets.index(GIF_TARGET))
-    return [png, gif]
-
-
 def _commit() -> str:
     try:
         return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
@@ -135,10 +114,11 @@ def main():
         print(f"{js.relative_to(ROOT)} absent: figures/pretraining_curve.png not redrawn")
     npz = ROOT / "results" / "cdse_over_pretraining.npz"
     if npz.is_file():
-        from samba.evaluation.figures import load_cdse_over_pretraining
+        from samba.evaluation.figures import draw_cdse_over_pretraining, load_cdse_over_pretraining
 
-        _, prov = load_cdse_over_pretraining(npz)
-        for out in cdse_over_pretraining(npz, FIG / "cdse_over_pretraining.png", FIG / "cdse_over_pretraining.gif"):
+        arrays, prov = load_cdse_over_pretraining(npz)
+        for out in draw_cdse_over_pretraining(arrays, FIG / "cdse_over_pretraining.png",
+                                              FIG / "cdse_over_pretraining.gif"):
             print(out)
             provenance[out.name] = _source(npz, prov)
     for entry in provenance.values():

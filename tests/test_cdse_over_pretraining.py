@@ -71,3 +71,18 @@ def test_command_line_keeps_the_final_checkpoint_over_a_snapshot_of_the_same_ste
 def test_no_checkpoints_is_an_error():
     with pytest.raises(ValueError, match="no checkpoints"):
         figures.cdse_over_pretraining([], MONTAGES)
+
+
+def test_the_figure_and_the_gif_are_drawn_from_the_arrays(tmp_path):
+    from PIL import Image
+
+    _, paths = _snapshots(tmp_path, n=2)
+    from samba.montage import DEVICE_PRESETS
+
+    arrays = figures.cdse_over_pretraining(paths, {"10-20": list(DEVICE_PRESETS["10-20"])})
+    png, gif = figures.draw_cdse_over_pretraining(arrays, tmp_path / "cdse.png", tmp_path / "cdse.gif")
+    assert Image.open(png).size[0] > 0
+    with Image.open(gif) as frames:
+        assert frames.n_frames == 2  # one frame per snapshot
+    with pytest.raises(KeyError):  # a cap the file does not hold
+        figures.draw_cdse_over_pretraining(arrays, tmp_path / "x.png", tmp_path / "x.gif", montage="muse")

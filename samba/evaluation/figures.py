@@ -206,6 +206,31 @@ def load_cdse_over_pretraining(path) -> tuple[dict, dict]:
 MONTAGES = {"10-20": "10-20", "muse": "muse"}  # file key -> samba.montage.DEVICE_PRESETS name
 
 
+PRETRAINING_TARGETS = ["Fz", "Cz", "Pz", "Oz"]  # the rows of the small multiples
+GIF_TARGET = "Cz"
+
+
+def draw_cdse_over_pretraining(arrays: dict, png, gif, montage: str = "10-20") -> list[Path]:
+    """``figures/cdse_over_pretraining.png`` and ``.gif`` from `load_cdse_over_pretraining`'s arrays: the CDSE
+    weights of the ``montage`` cap at each snapshot, rows ``PRETRAINING_TARGETS``, one colour scale and a colour bar
+    (the GIF: ``GIF_TARGET``'s row). Both ``scripts/make_figures.py`` and notebook 09 draw it here."""
+    from samba.montage import positions
+
+    plt = _plt()
+    W = arrays[f"weights_{montage}"]  # (S, O, C)
+    pos = positions(list(arrays[f"channels_{montage}"]))
+    targets = [str(t) for t in arrays["target_channels"]]
+    labels = [f"step {s} ({h:.0f} h)" for s, h in zip(arrays["steps"], arrays["eeg_hours_seen"])]
+    fig = cdse_topomaps(W, pos, labels, targets=[targets.index(t) for t in PRETRAINING_TARGETS],
+                        target_names=PRETRAINING_TARGETS)
+    fig.suptitle(f"CDSE weights of a {W.shape[-1]}-channel {montage} cap during pretraining "
+                 "(rows: target channel; columns: snapshot, EEG hours seen)", fontsize=9)
+    fig.savefig(png, dpi=100, bbox_inches="tight")
+    plt.close(fig)
+    cdse_gif(W, pos, [f"{GIF_TARGET}, {x}" for x in labels], gif, target=targets.index(GIF_TARGET))
+    return [Path(png), Path(gif)]
+
+
 def main(argv=None) -> int:
     import argparse
     import datetime as _dt
