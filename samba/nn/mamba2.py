@@ -228,7 +228,8 @@ class Mamba2(nn.Module):
     def _forward_chunked(self, u: Tensor, be: str, steps: int) -> Tensor:
         """`_forward` over time chunks of ``steps``, carrying the conv tail and the SSM state between them: only one
         chunk's wide tensors exist at a time. The scan runs per chunk on the backend `ssm_scan` picks for a carried
-        state (the reference on CPU; on CUDA mamba_ssm's kernel when importable, else the reference)."""
+        state (the reference on CPU; on CUDA our Triton scan without autograd, else mamba_ssm's kernel when
+        importable, else the reference)."""
         out = tail = state = None
         for t0 in range(0, u.shape[1], steps):
             y, tail, state = self._layers(u[:, t0:t0 + steps], be, True, tail, state)  # (B, steps, d_model)

@@ -350,11 +350,16 @@ def ssm_scan(x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, D: Tensor, 
     on CPU `ssd_chunked_lean` without autograd and `ssd_train.ssd_chunked_train` with it.
 
     Carrying a state (time-chunked inference): ``initial_state`` (b, h, p, n) starts the scan from it and
-    ``return_final_state`` returns ``(y, final_state)``. Our Triton scan starts from zero only, so a carried state
+    ``return_final_state`` returns ``(y, final_state)``. Without autograd our Triton scan carries it
+    (`triton.ssd.ssd_scan_carry_triton`); its backward starts from zero only, so a carried state under autograd
     runs on mamba_ssm's kernel when it is importable (CUDA), else on the reference ``ssd_chunked``.
     """
     carry = initial_state is not None or return_final_state
-    ours = backend == "triton" and not carry and use_triton_scan(x, B, kernels)
+    ours = backend == "triton" and use_triton_scan(x, B, kernels)
+    if ours and carry:  # our carrying scan has no backward
+        from .triton.ssd import grad_needed
+
+        ours = not grad_needed(x, dt, A, B, C, D, dt_bias, z, initial_state)
     upstream = backend == "mamba_ssm" or (backend == "triton" and not ours and mamba_ssm_kernels() is not None)
     if upstream:
         limit = {} if tuple(dt_limit) == (0.0, float("inf")) else {"dt_limit": dt_limit}
@@ -366,15 +371,18 @@ def ssm_scan(x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, D: Tensor, 
             return (y, final) if return_final_state else y
         return scan(x, dt, A, B, C, chunk_size=chunk_size, D=D, z=z, dt_bias=dt_bias, dt_softplus=True, **limit)
     dt = softplus_dt(dt, dt_bias, dt_limit)  # (b, l, h) float32; autograd differentiates the softplus
-    if ours:
+    final = None
+    if ours and carry:
+        from .triton.ssd import ssd_scan_carry_triton
+
+        y, final = ssd_scan_carry_triton(x, dt, A, B, C, D, initial_state, kernels=kernels)
+    elif ours:
         from .triton.ssd import ssd_scan_triton
 
         y = ssd_scan_triton(x, dt, A, B, C, D, kernels=kernels)
     elif carry:
         scan = ssd_chunked_lean if _lean_applies(x) and not dt.requires_grad else ssd_chunked
         y, final = scan(x, dt, A, B, C, torch_chunk_size, D=D, initial_state=initial_state, return_final_state=True)
-        y = y if z is None else y * F.silu(z)
-        return (y, final) if return_final_state else y
     elif _lean_applies(x) and not dt.requires_grad:
         y = ssd_chunked_lean(x, dt, A, B, C, torch_chunk_size, D=D)
     elif not x.is_cuda:  # CPU training: the same scan with a hand-written backward (fewer memory-bound passes)
@@ -383,4 +391,5 @@ def ssm_scan(x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, D: Tensor, 
         y = ssd_train.ssd_chunked_train(x, dt, A, B, C, torch_chunk_size, D=D)
     else:
         y = ssd_chunked(x, dt, A, B, C, torch_chunk_size, D=D)
-    return y if z is None else y * F.silu(z)
+    y = y if z is None else y * F.silu(z)
+    return (y, final) if return_final_state else y

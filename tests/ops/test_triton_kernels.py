@@ -283,6 +283,76 @@ def test_upsample_concat_on_strided_inputs_in_the_triton_interpreter():
     assert _worst_error_in_the_interpreter(_UPCAT_STRIDED_CHECK) < 1e-6
 
 
+# The forward scan started from a given state and returning its final state (time-chunked inference), against the
+# reference: from a random state, and two calls carrying the state against one call from zero; partial last chunks,
+# D per head, per head and channel, and none, grouped B and C.
+_CARRY_CHECK = r"""
+import torch
+from samba.ops.ssd import ssd_chunked
+from samba.ops.triton.ssd import ssd_scan_carry_triton
+torch.manual_seed(0)
+rel = lambda a, b: ((a - b).abs().max() / b.abs().max()).item()
+worst = 0.0
+for b, L, h, p, g, n, d in ((2, 100, 4, 16, 2, 16, "h"), (1, 130, 2, 32, 1, 16, "hp"), (1, 64, 2, 16, 1, 32, None)):
+    x, dt = torch.randn(b, L, h, p), torch.rand(b, L, h) * 0.5 + 0.01
+    A, B, C = -torch.rand(h) - 0.1, torch.randn(b, L, g, n), torch.randn(b, L, g, n)
+    D = None if d is None else torch.randn(h) if d == "h" else torch.randn(h, p)
+    h0 = torch.randn(b, h, p, n)
+    y_ref, f_ref = ssd_chunked(x, dt, A, B, C, 32, D=D, initial_state=h0, return_final_state=True)
+    y, f = ssd_scan_carry_triton(x, dt, A, B, C, D, h0)
+    assert f.shape == f_ref.shape and f.dtype == torch.float32
+    worst = max(worst, rel(y, y_ref), rel(f, f_ref))
+    s = L // 2 + 3  # not a chunk boundary
+    y1, f1 = ssd_scan_carry_triton(x[:, :s], dt[:, :s], A, B[:, :s], C[:, :s], D, None)
+    y2, f2 = ssd_scan_carry_triton(x[:, s:], dt[:, s:], A, B[:, s:], C[:, s:], D, f1)
+    y0, f0 = ssd_chunked(x, dt, A, B, C, 32, D=D, return_final_state=True)
+    worst = max(worst, rel(torch.cat([y1, y2], 1), y0), rel(f2, f0))
+print(worst)
+"""
+
+
+def test_scan_carrying_a_state_matches_the_reference_in_the_triton_interpreter():
+    assert _worst_error_in_the_interpreter(_CARRY_CHECK) < 1e-5
+
+
+# The same scan inside time-chunked inference of a Mamba2 layer and the grouped differential Mamba (CPU tensors:
+# the layers' backend check and the switch to our scan are forced; conv and norm take their torch paths), against
+# one call of the torch backend.
+_CHUNKED_LAYER_CHECK = r"""
+import torch
+import samba.ops.ssd as ssd
+import samba.ops.triton.ssd as tssd
+from samba.nn import DiffMamba, Mamba2
+from samba.nn.time_chunks import time_chunking
+from samba.ops import KernelConfig
+import samba.nn.diff_mamba as dm
+import samba.nn.mamba2 as mm
+ssd.use_triton_scan = lambda x, B, kernels: True
+resolve = mm.resolve_backend  # the layers refuse "triton" for CPU tensors: let them take it
+mm.resolve_backend = dm.resolve_backend = lambda b, u: "triton" if b == "triton" else resolve(b, u)
+calls = []
+carry = tssd.ssd_scan_carry_triton
+tssd.ssd_scan_carry_triton = lambda *a, **k: calls.append(1) or carry(*a, **k)
+torch.manual_seed(0)
+k = KernelConfig(backend="triton")
+worst = 0.0
+for m, d in ((Mamba2(16, d_state=16, d_conv=2, expand=4, headdim=16, kernels=k), 16),
+             (DiffMamba(32, head_dim=16, d_state=16, d_conv=2, expand=2, headdim=16, kernels=k), 32)):
+    u = torch.randn(2, 300, d)
+    with torch.no_grad():
+        whole = m(u, backend="torch")
+        with time_chunking(128):
+            chunked = m(u)
+    worst = max(worst, ((chunked - whole).abs().max() / whole.abs().max()).item())
+assert len(calls) >= 6, calls  # every chunk of both layers ran on the carrying scan
+print(worst)
+"""
+
+
+def test_time_chunked_layers_carry_the_state_on_our_scan_in_the_triton_interpreter():
+    assert _worst_error_in_the_interpreter(_CHUNKED_LAYER_CHECK) < 1e-5
+
+
 # Shared by the two fused-block checks below (run in the interpreter's subprocess, after `torch` and
 # `samba.ops.mamba_block as mf` are imported): the fused Function against the Mamba2 module it replaces.
 _FUSED_VS_LAYER = r"""
@@ -589,3 +659,34 @@ def test_scan_states_are_kept_only_when_a_backward_will_run():
         assert not grad_needed(x, w)
     with torch.inference_mode():
         assert not grad_needed(x, w)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("layer", ["mamba2", "diff_mamba"])
+def test_time_chunked_inference_carries_the_state_on_our_scan(layer, monkeypatch):
+    """Whole-night inference runs each layer in time chunks; on CUDA the carried state goes through our Triton scan
+    (mamba_ssm not needed) and the output equals the one-call output of the torch reference."""
+    import samba.ops.triton.ssd as tssd
+    from samba.nn import DiffMamba, Mamba2
+    from samba.nn.time_chunks import time_chunking
+
+    calls = []
+    carry = tssd.ssd_scan_carry_triton
+    monkeypatch.setattr(tssd, "ssd_scan_carry_triton", lambda *a, **k: calls.append(1) or carry(*a, **k))
+    torch.manual_seed(0)
+    kernels = KernelConfig(backend="triton")
+    d = 64 if layer == "mamba2" else 128  # SAMBA's first block and its bottleneck
+    m = (Mamba2(d, d_state=16, d_conv=2, expand=8, headdim=64, kernels=kernels) if layer == "mamba2"
+         else DiffMamba(d, head_dim=16, d_state=16, d_conv=2, expand=8, headdim=16, kernels=kernels)).cuda()
+    u = torch.randn(2, 1000, d, device="cuda")
+    old = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    try:
+        with torch.no_grad():
+            whole = m(u, backend="torch")
+            with time_chunking(256):
+                chunked = m(u)
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = old
+    assert calls, "the carried state did not run on our scan"
+    assert ((chunked - whole).abs().max() / whole.abs().max()).item() < 3e-3  # Triton's TF32 products

@@ -57,7 +57,8 @@ from torch import Tensor
 from ..config import SCAN_BACKWARDS, KernelConfig, launch_options
 from . import available, tl, triton, unit_last_stride
 
-__all__ = ["available", "ssd_scan_triton", "ssd_fwd", "ssd_bwd", "supported", "grad_needed"]
+__all__ = ["available", "ssd_scan_triton", "ssd_scan_carry_triton", "ssd_fwd", "ssd_bwd", "supported",
+           "grad_needed"]
 
 DEFAULT = KernelConfig()
 
@@ -96,12 +97,19 @@ if triton is not None:
         return pid, h, h // HPG, b.to(tl.int64), A_h, rq, tl.arange(0, P), tl.arange(0, N), causal, s_base
 
     @triton.jit
-    def _ssd_fwd_kernel(X, DT, A, Bm, Cm, Dv, Y, S, L, n_chunks, H, HPG,
+    def _ssd_fwd_kernel(X, DT, A, Bm, Cm, Dv, Y, S, H0, HF, L, n_chunks, H, HPG,
                         sxb, sxl, sxh, sdb, sdl, sdh, sbb, sbl, sbg, scb, scl, scg, syb, syl, syh,
                         HAS_D: tl.constexpr, D_PER_P: tl.constexpr, Q: tl.constexpr, P: tl.constexpr,
-                        N: tl.constexpr, STORE_STATES: tl.constexpr):
+                        N: tl.constexpr, STORE_STATES: tl.constexpr, HAS_INIT: tl.constexpr = False,
+                        STORE_FINAL: tl.constexpr = False):
         pid, h, g, b64, A_h, rq, rp, rn, causal, s_base = _program(A, S, n_chunks, H, HPG, Q, P, N)
-        state = tl.zeros((N, P), dtype=tl.float32)  # the state entering the chunk (n, p)
+        # H0 / HF: (b*h, n, p) float32, the state entering the first chunk / leaving the last (time chunks of
+        # inference carry it from one call to the next, samba.nn.time_chunks)
+        hp = pid.to(tl.int64) * N * P + rn[:, None] * P + rp[None, :]
+        if HAS_INIT:
+            state = tl.load(H0 + hp)  # the state entering the chunk (n, p)
+        else:
+            state = tl.zeros((N, P), dtype=tl.float32)
         for c in range(n_chunks):
             t = c * Q + rq
             mt = t < L
@@ -125,6 +133,8 @@ if triton is not None:
             a_last = tl.sum(tl.where(rq == Q - 1, a, 0.0), axis=0)  # masked steps have dt = 0: a_last = a_L
             u = tl.exp(a_last - a) * dt  # (Q,)
             state = tl.exp(a_last) * state + tl.dot(tl.trans((Bc.to(tl.float32) * u[:, None]).to(x.dtype)), x)
+        if STORE_FINAL:  # after the last chunk, whose masked steps (dt = 0) neither decay nor add
+            tl.store(HF + hp, state)
 
     @triton.jit
     def _bwd_chunk(X, DT, Bm, Cm, DY, DX, DDT, DBH, DCH, b64, h, g, c, h_in, dstate, A_h, d, rq, rp, rn, causal, L, H,
@@ -330,20 +340,29 @@ def ssd_fwd(x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, D: Tensor | 
     """Forward kernel: y (b, l, h, p) in x's dtype and the states entering each chunk (b*h, chunks, n, p) fp32
     (kept for `ssd_bwd`; None with ``states=False``, for inference). x, B, C need a unit last stride; dt (b, l, h)
     float32, any strides. Launch: ``kernels.scan_forward_launch``."""
+    y, S, _ = _fwd(x, dt, A, B, C, D, states, None, False, kernels)
+    return y, S
+
+
+def _fwd(x, dt, A, B, C, D, states: bool, initial_state: Tensor | None, final: bool, kernels: KernelConfig):
+    """The forward launch: (y, S or None, final state (b, h, p, n) fp32 or None); ``initial_state`` (b, h, p, n)."""
     Bsz, L, H, P = x.shape
     G, N = B.shape[2], B.shape[3]
     n_chunks = triton.cdiv(L, CHUNK)
     y = torch.empty((Bsz, L, H, P), device=x.device, dtype=x.dtype)
     S = torch.empty((Bsz * H, n_chunks, N, P) if states else (0,), device=x.device, dtype=torch.float32)
     Dc = D.contiguous() if D is not None else A
+    # the kernel keeps a state as (n, p): (b, h, p, n) -> (b*h, n, p) and back
+    H0 = initial_state.float().transpose(-1, -2).contiguous() if initial_state is not None else A
+    HF = torch.empty((Bsz, H, N, P), device=x.device, dtype=torch.float32) if final else A
     _ssd_fwd_kernel[(Bsz * H,)](
-        x, dt, A, B, C, Dc, y, S, L, n_chunks, H, H // G,
+        x, dt, A, B, C, Dc, y, S, H0, HF, L, n_chunks, H, H // G,
         x.stride(0), x.stride(1), x.stride(2), dt.stride(0), dt.stride(1), dt.stride(2),
         B.stride(0), B.stride(1), B.stride(2), C.stride(0), C.stride(1), C.stride(2),
         y.stride(0), y.stride(1), y.stride(2),
         HAS_D=D is not None, D_PER_P=D is not None and D.dim() == 2, Q=CHUNK, P=P, N=N, STORE_STATES=states,
-        **launch_options(kernels.scan_forward_launch))
-    return y, (S if states else None)
+        HAS_INIT=initial_state is not None, STORE_FINAL=final, **launch_options(kernels.scan_forward_launch))
+    return y, (S if states else None), (HF.transpose(-1, -2) if final else None)
 
 
 # The forward's launch options, measured (H200, eager inference step batch 128 x 60 s, all three fast
@@ -458,3 +477,25 @@ def ssd_scan_triton(x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, D: T
     if x.shape[2] % B.shape[2]:
         raise ValueError(f"nheads ({x.shape[2]}) must be divisible by ngroups ({B.shape[2]})")
     return _SSDScan.apply(x, dt, A, B, C, D, grad_needed(x, dt, A, B, C, D), kernels)
+
+
+def ssd_scan_carry_triton(x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, D: Tensor | None,
+                          initial_state: Tensor | None, kernels: KernelConfig = DEFAULT) -> tuple[Tensor, Tensor]:
+    """``(y, final_state)`` of the scan started from ``initial_state`` (b, h, p, n; None: zero), like
+    ``ssd_chunked(..., initial_state=..., return_final_state=True)``; the final state is (b, h, p, n) float32. For
+    time-chunked inference only: it has no backward, and refuses inputs that need one."""
+    if triton is None:
+        raise RuntimeError("Triton is not installed; use samba.ops.ssd.ssd_chunked")
+    if grad_needed(x, dt, A, B, C, D, initial_state):
+        raise RuntimeError("ssd_scan_carry_triton has no backward; under autograd use samba.ops.ssd.ssd_chunked")
+    if not supported(x, B):
+        raise ValueError(f"headdim {x.shape[-1]} and d_state {B.shape[-1]} must be powers of two >= 16")
+    if x.shape[2] % B.shape[2]:
+        raise ValueError(f"nheads ({x.shape[2]}) must be divisible by ngroups ({B.shape[2]})")
+    Bsz, _, H, P = x.shape
+    if initial_state is not None and tuple(initial_state.shape) != (Bsz, H, P, B.shape[-1]):
+        raise ValueError(f"initial_state must be (b, h, p, n)=({Bsz}, {H}, {P}, {B.shape[-1]}), "
+                         f"got {tuple(initial_state.shape)}")
+    y, _, final = _fwd(unit_last_stride(x), dt, A, unit_last_stride(B), unit_last_stride(C), D, False,
+                       initial_state, True, kernels)
+    return y, final
