@@ -29,8 +29,6 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # this checkout's samba, whichever Python runs the script
 FIG = ROOT / "figures"
 
-# Target channels of the pretraining small multiples: a midline line from front to back.
-
 
 def pretraining_curve(js: Path, out: Path) -> Path:
     from samba.evaluation.figures import heldout_baselines, validation_curve

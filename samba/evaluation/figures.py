@@ -206,7 +206,7 @@ def load_cdse_over_pretraining(path) -> tuple[dict, dict]:
 MONTAGES = {"10-20": "10-20", "muse": "muse"}  # file key -> samba.montage.DEVICE_PRESETS name
 
 
-PRETRAINING_TARGETS = ["Fz", "Cz", "Pz", "Oz"]  # the rows of the small multiples
+PRETRAINING_TARGETS = ["Fz", "Cz", "Pz", "Oz"]  # the rows of the small multiples: the midline, front to back
 GIF_TARGET = "Cz"
 
 
