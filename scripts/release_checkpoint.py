@@ -57,6 +57,13 @@ def main(argv=None) -> int:
     p.add_argument("--out", type=Path, default=ROOT / "checkpoints" / "samba_pretrained")
     p.add_argument("--metrics-out", type=Path, default=ROOT / "checkpoints" / "samba_pretrained_metrics.csv")
     a = p.parse_args(argv)
+    import importlib.util
+
+    from samba.errors import UsageError
+
+    if importlib.util.find_spec("torch") is None:
+        raise UsageError("scripts/release_checkpoint.py needs torch: run it with the project's Python "
+                         "(.venv/bin/python after scripts/setup.sh)")
     calls = a.call
     for before, after in zip(calls, calls[1:]):
         if after["steps"][0] != before["steps"][1]:
@@ -68,4 +75,6 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from samba.errors import run_main
+
+    sys.exit(run_main(main))  # a missing or tampered run folder: one line and exit status 2, no traceback

@@ -162,3 +162,12 @@ def test_release_script_keeps_the_weights_and_records_the_run(tmp_path):
     with pytest.raises(CheckpointError):
         rel.release(run, tmp_path / "o3", tmp_path / "m3.csv", {})
     assert not (tmp_path / "o3").exists()
+    # as a command: a folder that is not a run is one line and exit status 2
+    import subprocess
+    import sys
+
+    res = subprocess.run([sys.executable, str(Path(__file__).parents[1] / "scripts" / "release_checkpoint.py"),
+                          str(tmp_path / "no_run"), "--script", "x", "--out", str(tmp_path / "o4"), "--call",
+                          calls[0]], capture_output=True, text=True)
+    assert res.returncode == 2 and res.stderr.count("\n") == 1 and "manifest.json" in res.stderr
+    assert not (tmp_path / "o4").exists()
