@@ -7,6 +7,9 @@ One file per operation; the reference in it is the executable specification its 
   state-space-duality algorithm); `ssd_chunked_lean` is the same algorithm for CPU inference in fewer memory
   passes; `ssm_scan` is the layer's call (it takes a carried state for time-chunked inference). Kernel: `triton/ssd.py` (one program per
   (sample, head) carrying the state on chip; three backwards: walk, split, group).
+- `segments.py`: `scan_in_segments`, an inference scan cut into segments run side by side and their states passed
+  on afterwards, for a kernel with one program per (sample, head) where batch x heads is small (whole nights at
+  batch 1; `KernelConfig.scan_segment_programs`).
 - `ssd_train.py`: `ssd_chunked_train`, the same scan for CPU training: one autograd Function with a hand-written
   backward (fewer memory-bound passes than autograd through `ssd_chunked`).
 - `norm.py`: the gated RMSNorm. Reference `gated_rms_norm` (CPU inference form `gated_rms_norm_lean`); call

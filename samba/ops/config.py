@@ -84,6 +84,8 @@ class KernelConfig:
         scan_forward_launch; scan_backward ("walk" | "split" | "group") and scan_backward_launch (None: the
         mode's default); scan_backward_narrow / _narrow_launch for heads of headdim <= 16 (None: as the others);
         scan_min_programs: fewer (sample, head) programs than this take mamba_ssm's scan (0: ours always);
+        scan_segment_programs: an inference scan on ours (no autograd) with fewer (sample, head) programs than this
+        runs its sequence as segments side by side to have about this many (`samba.ops.segments`; 0: off);
         norm_backward_tiles (values per tile, row blocks per program) and norm_backward_launch;
         conv_backward_tiles (time steps, channels per program) and conv_backward_launch.
     autotune: "full", or "single" to give mamba_ssm's autotuned kernels one config each (the smallest): a fresh
@@ -102,6 +104,7 @@ class KernelConfig:
     scan_backward_narrow: str | None = "group"
     scan_backward_narrow_launch: Launch | None = None
     scan_min_programs: int = 0
+    scan_segment_programs: int = 0
     norm_backward_tiles: tuple[int, int] = (2048, 8)
     norm_backward_launch: Launch = (4, 3)
     conv_backward_tiles: tuple[int, int] = (64, 64)
@@ -125,13 +128,13 @@ class KernelConfig:
             raise UsageError("KernelConfig: only the scan's backward launches may be None (their mode's default)")
         put("norm_backward_tiles", _tiles(self.norm_backward_tiles, "norm_backward_tiles", ("tile", "iters"), 1, 65536))
         put("conv_backward_tiles", _tiles(self.conv_backward_tiles, "conv_backward_tiles", ("BL", "BC"), 16, 1024))
-        try:
-            put("scan_min_programs", int(str(self.scan_min_programs)))
-        except ValueError:
-            raise UsageError(f"KernelConfig.scan_min_programs must be a whole number, got "
-                             f"{self.scan_min_programs!r}") from None
-        if self.scan_min_programs < 0:
-            raise UsageError(f"KernelConfig.scan_min_programs must be >= 0, got {self.scan_min_programs}")
+        for name in ("scan_min_programs", "scan_segment_programs"):
+            try:
+                put(name, int(str(getattr(self, name))))
+            except ValueError:
+                raise UsageError(f"KernelConfig.{name} must be a whole number, got {getattr(self, name)!r}") from None
+            if getattr(self, name) < 0:
+                raise UsageError(f"KernelConfig.{name} must be >= 0, got {getattr(self, name)}")
 
     # ------------------------------------------------------------------ what the kernels ask
     def scan_backward_for(self, headdim: int | None) -> str:

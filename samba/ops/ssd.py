@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .config import KernelConfig
+from .segments import scan_in_segments, segments_for
 from .upstream import mamba_ssm_kernels, require_mamba_ssm
 
 __all__ = ["ssd_recurrent", "ssd_chunked", "ssd_chunked_lean", "segsum", "ssm_scan", "softplus_dt", "use_triton_scan"]
@@ -353,6 +354,8 @@ def ssm_scan(x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, D: Tensor, 
     ``return_final_state`` returns ``(y, final_state)``. Without autograd our Triton scan carries it
     (`triton.ssd.ssd_scan_carry_triton`); its backward starts from zero only, so a carried state under autograd
     runs on mamba_ssm's kernel when it is importable (CUDA), else on the reference ``ssd_chunked``.
+    Without autograd on our scan, fewer (sample, head) programs than ``kernels.scan_segment_programs`` run the
+    sequence as segments side by side (`samba.ops.segments.scan_in_segments`).
     """
     carry = initial_state is not None or return_final_state
     ours = backend == "triton" and use_triton_scan(x, B, kernels)
@@ -372,7 +375,18 @@ def ssm_scan(x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, D: Tensor, 
         return scan(x, dt, A, B, C, chunk_size=chunk_size, D=D, z=z, dt_bias=dt_bias, dt_softplus=True, **limit)
     dt = softplus_dt(dt, dt_bias, dt_limit)  # (b, l, h) float32; autograd differentiates the softplus
     final = None
-    if ours and carry:
+    segments = 1
+    if ours and kernels.scan_segment_programs:
+        from .triton.ssd import grad_needed
+
+        if not grad_needed(x, dt, A, B, C, D, initial_state):  # segments have no backward
+            segments = segments_for(x, kernels.scan_segment_programs)
+    if segments > 1:  # few (sample, head) programs: the sequence as segments side by side (samba.ops.segments)
+        from .triton.ssd import ssd_scan_carry_triton
+
+        y, final = scan_in_segments(lambda *a: ssd_scan_carry_triton(*a, kernels=kernels), x, dt, A, B, C, D,
+                                    initial_state, segments)
+    elif ours and carry:
         from .triton.ssd import ssd_scan_carry_triton
 
         y, final = ssd_scan_carry_triton(x, dt, A, B, C, D, initial_state, kernels=kernels)

@@ -21,7 +21,7 @@ def test_defaults_are_the_measured_settings():
         {"num_warps": 4, "num_stages": 3}
     assert k.scan_backward_launch_for("walk", 64) == {"num_warps": 8, "num_stages": 3}  # where its tests passed
     assert k.norm_backward_tiles == (2048, 8) and k.conv_backward_tiles == (64, 64)
-    assert k.scan_min_programs == 0 and k.autotune == "full"
+    assert k.scan_min_programs == 0 and k.scan_segment_programs == 0 and k.autotune == "full"
 
 
 def test_narrow_heads_take_their_own_backward_settings():
@@ -64,7 +64,8 @@ def test_tile_settings_are_checked(field, good, bads):
 def test_choices_are_checked():
     for kw in ({"backend": "fast"}, {"scan_backward": "parallel"}, {"scan_backward_narrow": "chunked"},
                {"autotune": "some"}, {"fused_block": "maybe"}, {"scan_min_programs": "lots"},
-               {"scan_min_programs": -1}, {"scan_forward_launch": None}):
+               {"scan_min_programs": -1}, {"scan_segment_programs": "many"}, {"scan_segment_programs": -2},
+               {"scan_forward_launch": None}):
         with pytest.raises(UsageError, match="KernelConfig"):
             KernelConfig(**kw)
 

@@ -317,9 +317,10 @@ def test_scan_carrying_a_state_matches_the_reference_in_the_triton_interpreter()
 
 # The same scan inside time-chunked inference of a Mamba2 layer and the grouped differential Mamba (CPU tensors:
 # the layers' backend check and the switch to our scan are forced; conv and norm take their torch paths), against
-# one call of the torch backend.
-_CHUNKED_LAYER_CHECK = r"""
+# one call of the torch backend. The prelude is shared with the segmented check below.
+_LAYERS_ON_OUR_SCAN = r"""
 import torch
+import samba.ops.segments as sg
 import samba.ops.ssd as ssd
 import samba.ops.triton.ssd as tssd
 from samba.nn import DiffMamba, Mamba2
@@ -330,20 +331,23 @@ import samba.nn.mamba2 as mm
 ssd.use_triton_scan = lambda x, B, kernels: True
 resolve = mm.resolve_backend  # the layers refuse "triton" for CPU tensors: let them take it
 mm.resolve_backend = dm.resolve_backend = lambda b, u: "triton" if b == "triton" else resolve(b, u)
+torch.manual_seed(0)
+layers = lambda k: ((Mamba2(16, d_state=16, d_conv=2, expand=4, headdim=16, kernels=k), 16),
+                    (DiffMamba(32, head_dim=16, d_state=16, d_conv=2, expand=2, headdim=16, kernels=k), 32))
+rel = lambda a, b: ((a - b).abs().max() / b.abs().max()).item()
 calls = []
+"""
+
+_CHUNKED_LAYER_CHECK = _LAYERS_ON_OUR_SCAN + r"""
 carry = tssd.ssd_scan_carry_triton
 tssd.ssd_scan_carry_triton = lambda *a, **k: calls.append(1) or carry(*a, **k)
-torch.manual_seed(0)
-k = KernelConfig(backend="triton")
 worst = 0.0
-for m, d in ((Mamba2(16, d_state=16, d_conv=2, expand=4, headdim=16, kernels=k), 16),
-             (DiffMamba(32, head_dim=16, d_state=16, d_conv=2, expand=2, headdim=16, kernels=k), 32)):
+for m, d in layers(KernelConfig(backend="triton")):
     u = torch.randn(2, 300, d)
     with torch.no_grad():
         whole = m(u, backend="torch")
         with time_chunking(128):
-            chunked = m(u)
-    worst = max(worst, ((chunked - whole).abs().max() / whole.abs().max()).item())
+            worst = max(worst, rel(m(u), whole))
 assert len(calls) >= 6, calls  # every chunk of both layers ran on the carrying scan
 print(worst)
 """
@@ -351,6 +355,29 @@ print(worst)
 
 def test_time_chunked_layers_carry_the_state_on_our_scan_in_the_triton_interpreter():
     assert _worst_error_in_the_interpreter(_CHUNKED_LAYER_CHECK) < 1e-5
+
+
+# The same layers with the scan run as segments side by side (samba.ops.segments: few (sample, head) programs, no
+# autograd), in one call and time-chunked, against one call of the torch backend; segments may be short here.
+_SEGMENTED_LAYER_CHECK = _LAYERS_ON_OUR_SCAN + r"""
+sg.MIN_SEGMENT_STEPS = 40
+segmented = ssd.scan_in_segments
+ssd.scan_in_segments = lambda *a: calls.append(a[-1]) or segmented(*a)
+worst = 0.0
+for m, d in layers(KernelConfig(backend="triton", scan_segment_programs=64)):
+    u = torch.randn(1, 300, d)
+    with torch.no_grad():
+        whole = m(u, backend="torch")
+        for steps in (0, 128):  # one call; time chunks carrying the state
+            with time_chunking(steps):
+                worst = max(worst, rel(m(u), whole))
+assert len(calls) >= 4 and min(calls) >= 2, calls  # both layers, in one call and in time chunks, in segments
+print(worst)
+"""
+
+
+def test_layers_scanning_in_segments_match_the_reference_in_the_triton_interpreter():
+    assert _worst_error_in_the_interpreter(_SEGMENTED_LAYER_CHECK) < 1e-5
 
 
 # Shared by the two fused-block checks below (run in the interpreter's subprocess, after `torch` and
@@ -663,18 +690,25 @@ def test_scan_states_are_kept_only_when_a_backward_will_run():
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 @pytest.mark.parametrize("layer", ["mamba2", "diff_mamba"])
-def test_time_chunked_inference_carries_the_state_on_our_scan(layer, monkeypatch):
+@pytest.mark.parametrize("segment_programs", [0, 264])
+def test_time_chunked_inference_carries_the_state_on_our_scan(layer, segment_programs, monkeypatch):
     """Whole-night inference runs each layer in time chunks; on CUDA the carried state goes through our Triton scan
-    (mamba_ssm not needed) and the output equals the one-call output of the torch reference."""
+    (mamba_ssm not needed), also when each chunk's scan runs as segments side by side (scan_segment_programs; short
+    segments allowed here), and the output equals the one-call output of the torch reference."""
+    import samba.ops.segments as sg
+    import samba.ops.ssd as ssd
     import samba.ops.triton.ssd as tssd
     from samba.nn import DiffMamba, Mamba2
     from samba.nn.time_chunks import time_chunking
 
-    calls = []
+    calls, segmented = [], []
     carry = tssd.ssd_scan_carry_triton
     monkeypatch.setattr(tssd, "ssd_scan_carry_triton", lambda *a, **k: calls.append(1) or carry(*a, **k))
+    in_segments = ssd.scan_in_segments
+    monkeypatch.setattr(ssd, "scan_in_segments", lambda *a: segmented.append(a[-1]) or in_segments(*a))
+    monkeypatch.setattr(sg, "MIN_SEGMENT_STEPS", 64)
     torch.manual_seed(0)
-    kernels = KernelConfig(backend="triton")
+    kernels = KernelConfig(backend="triton", scan_segment_programs=segment_programs)
     d = 64 if layer == "mamba2" else 128  # SAMBA's first block and its bottleneck
     m = (Mamba2(d, d_state=16, d_conv=2, expand=8, headdim=64, kernels=kernels) if layer == "mamba2"
          else DiffMamba(d, head_dim=16, d_state=16, d_conv=2, expand=8, headdim=16, kernels=kernels)).cuda()
@@ -689,4 +723,5 @@ def test_time_chunked_inference_carries_the_state_on_our_scan(layer, monkeypatch
     finally:
         torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = old
     assert calls, "the carried state did not run on our scan"
+    assert bool(segmented) == bool(segment_programs) and all(s >= 2 for s in segmented), segmented
     assert ((chunked - whole).abs().max() / whole.abs().max()).item() < 3e-3  # Triton's TF32 products

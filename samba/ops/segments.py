@@ -1,0 +1,85 @@
+"""Segment-parallel inference scan: more programs for a scan that walks each (sample, head) in one program.
+
+Why: our Triton scan (`samba.ops.triton.ssd`) runs one program per (sample, head) along the whole sequence. At
+batch 1 SAMBA's full-rate Mamba2 layer has 8 heads, so a whole night runs as 8 programs on a GPU of 132 SMs, each
+walking millions of time steps one chunk after another. The scan is linear in its state, so the sequence can be cut
+into S segments that are scanned side by side from a zero state (batch x S x heads programs), and the true state
+entering each segment passed on afterwards, the chunked SSD's own state passing one level up. Per segment k, with
+``a_k`` its summed ``dt * A`` (per head), ``F_k`` its final state from zero and ``cum_t`` the ``dt * A`` summed from the
+segment's start to step t (inclusive):
+
+    state entering segment k + 1:   E_{k+1} = exp(a_k) E_k + F_k          (E_0: the initial state, or zero)
+    its outputs:                    y_t    += exp(cum_t) (C_t . E_k)       (the D skip needs no state)
+
+Equal to one call in exact arithmetic; in floating point up to rounding. Inference only: there is no backward.
+Reference: `samba.ops.ssd.ssd_chunked` (tests/ops/test_segments.py holds this to it in float64 with the reference
+as the inner scan; tests/ops/test_triton_kernels.py with our Triton scan, in Triton's interpreter and on CUDA).
+`samba.ops.ssd.ssm_scan` uses it where `KernelConfig.scan_segment_programs` asks for more programs than batch x heads.
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import torch
+from torch import Tensor
+
+__all__ = ["MIN_SEGMENT_STEPS", "scan_in_segments", "segments_for"]
+
+#: the shortest segment worth a program of its own: 64 of the Triton scan's 64-step chunks
+MIN_SEGMENT_STEPS = 4096
+
+#: ``scan(x, dt, A, B, C, D, initial_state) -> (y, final_state)``, e.g. `samba.ops.triton.ssd.ssd_scan_carry_triton`
+CarryingScan = Callable[..., "tuple[Tensor, Tensor]"]
+
+
+def segments_for(x: Tensor, programs: int) -> int:
+    """How many segments an inference scan of x (b, l, h, p) runs as to have about ``programs`` programs of one
+    (sample, head, segment) each: 1 (one plain call) when batch x heads already reaches it, when ``programs`` is 0, or
+    when the segments would be shorter than `MIN_SEGMENT_STEPS`."""
+    b, l, h = x.shape[:3]
+    if programs <= 0 or b * h >= programs:
+        return 1
+    return max(1, min(math.ceil(programs / (b * h)), l // MIN_SEGMENT_STEPS))
+
+
+@torch.no_grad()
+def scan_in_segments(scan: CarryingScan, x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, D: Tensor | None,
+                     initial_state: Tensor | None, segments: int) -> tuple[Tensor, Tensor]:
+    """``scan`` over the time axis cut into ``segments`` pieces run side by side, their states passed on afterwards.
+
+    x (b, l, h, p); dt (b, l, h) after softplus; A (h,); B, C (b, l, g, n); D (h,), (h, p) or None; initial_state
+    (b, h, p, n) or None -> y (b, l, h, p) in the scan's output dtype, final state (b, h, p, n) float32.
+    Segments of equal length m cover the first ``(l // m) * m`` steps (views of the inputs, no copies, at batch 1 or
+    when m divides l); a shorter remainder is scanned after them from the state they pass on."""
+    b, l, h, p = x.shape
+    g, n = B.shape[2], B.shape[3]
+    m = math.ceil(l / max(1, segments))
+    s = l // m
+    if s <= 1:
+        return scan(x, dt, A, B, C, D, initial_state)
+    main = s * m
+
+    def fold(t: Tensor) -> Tensor:  # (b, l, ...) -> (b * s, m, ...): a view at batch 1 or without a remainder
+        return t[:, :main].reshape(b * s, m, *t.shape[2:])
+
+    y, final = scan(fold(x), fold(dt), A, fold(B), fold(C), D, None)  # (b*s, m, h, p), (b*s, h, p, n) from zero
+    y = y.reshape(b, s, m, h, p)
+    final = final.reshape(b, s, h, p, n).float()
+    cum = (dt[:, :main].float() * A.float()).reshape(b, s, m, h).cumsum(2)  # (b, s, m, h) within each segment
+    Cs = C[:, :main].reshape(b, s, m, g, n)
+    state = None if initial_state is None else initial_state.float()  # (b, h, p, n) entering segment k
+    for k in range(s):
+        if state is not None:
+            # (b, m, g, n) . (b, g, h/g, p, n) -> (b, m, h, p), times the decay from the segment's start
+            enter = torch.einsum("bmgn,bgrpn->bmgrp", Cs[:, k].float(), state.reshape(b, g, h // g, p, n))
+            enter = enter.reshape(b, m, h, p).mul_(cum[:, k].exp().unsqueeze(-1))
+            y[:, k] += enter.to(y.dtype)
+            state = cum[:, k, -1].exp()[:, :, None, None] * state + final[:, k]
+        else:
+            state = final[:, k]
+    y = y.reshape(b, main, h, p)
+    if main == l:
+        return y, state
+    y_tail, state = scan(x[:, main:], dt[:, main:], A, B[:, main:], C[:, main:], D, state)
+    return torch.cat([y, y_tail.to(y.dtype)], 1), state.float()
