@@ -11,10 +11,12 @@ segment's start to step t (inclusive):
     state entering segment k + 1:   E_{k+1} = exp(a_k) E_k + F_k          (E_0: the initial state, or zero)
     its outputs:                    y_t    += exp(cum_t) (C_t . E_k)       (the D skip needs no state)
 
-Equal to one call in exact arithmetic; in floating point up to rounding. Inference only: there is no backward.
-Reference: `samba.ops.ssd.ssd_chunked` (tests/ops/test_segments.py holds this to it in float64 with the reference
-as the inner scan; tests/ops/test_triton_kernels.py with our Triton scan, in Triton's interpreter and on CUDA).
-`samba.ops.ssd.ssm_scan` uses it where `KernelConfig.scan_segment_programs` asks for more programs than batch x heads.
+Equal to one call in exact arithmetic; in floating point up to rounding (the corrections are computed in float32).
+Inference only: there is no backward. Reference: `samba.ops.ssd.ssd_chunked` (tests/ops/test_segments.py holds
+this to it with the reference as the inner scan, float64 inputs; tests/ops/test_triton_kernels.py with our Triton
+scan, in Triton's interpreter and on CUDA). `samba.ops.ssd.ssm_scan` uses it where
+`KernelConfig.scan_segment_programs` asks for more programs than batch x heads (layer-by-layer scans only: the
+fused Mamba2 block runs its own).
 """
 from __future__ import annotations
 
@@ -29,7 +31,8 @@ __all__ = ["MIN_SEGMENT_STEPS", "scan_in_segments", "segments_for"]
 #: the shortest segment worth a program of its own: 64 of the Triton scan's 64-step chunks
 MIN_SEGMENT_STEPS = 4096
 
-#: ``scan(x, dt, A, B, C, D, initial_state) -> (y, final_state)``, e.g. `samba.ops.triton.ssd.ssd_scan_carry_triton`
+#: ``scan(x, dt, A, B, C, D, initial_state, out=None) -> (y, final_state)``, y written into ``out`` (x's dtype)
+#: when it is given: e.g. `samba.ops.triton.ssd.ssd_scan_carry_triton`
 CarryingScan = Callable[..., "tuple[Tensor, Tensor]"]
 
 
@@ -38,7 +41,7 @@ def segments_for(x: Tensor, programs: int) -> int:
     (sample, head, segment) each: 1 (one plain call) when batch x heads already reaches it, when ``programs`` is 0, or
     when the segments would be shorter than `MIN_SEGMENT_STEPS`."""
     b, l, h = x.shape[:3]
-    if programs <= 0 or b * h >= programs:
+    if programs <= 0:
         return 1
     return max(1, min(math.ceil(programs / (b * h)), l // MIN_SEGMENT_STEPS))
 
@@ -50,21 +53,27 @@ def scan_in_segments(scan: CarryingScan, x: Tensor, dt: Tensor, A: Tensor, B: Te
 
     x (b, l, h, p); dt (b, l, h) after softplus; A (h,); B, C (b, l, g, n); D (h,), (h, p) or None; initial_state
     (b, h, p, n) or None -> y (b, l, h, p) in the scan's output dtype, final state (b, h, p, n) float32.
-    Segments of equal length m cover the first ``(l // m) * m`` steps (views of the inputs, no copies, at batch 1 or
-    when m divides l); a shorter remainder is scanned after them from the state they pass on."""
+    ``segments`` segments of ``l // segments`` steps cover the sequence but for a remainder of fewer than
+    ``segments`` steps, scanned after them from the state they pass on. At batch 1 the segments are views of the
+    inputs and the scan writes every piece into one output buffer: no copies. The state corrections are computed
+    in float32 and added into y in place."""
     b, l, h, p = x.shape
     g, n = B.shape[2], B.shape[3]
-    m = math.ceil(l / max(1, segments))
-    s = l // m
-    if s <= 1:
-        return scan(x, dt, A, B, C, D, initial_state)
+    s = max(1, min(segments, l))
+    m = l // s if l else 0
+    if s == 1:
+        y, final = scan(x, dt, A, B, C, D, initial_state)
+        return y, final.float()
     main = s * m
 
     def fold(t: Tensor) -> Tensor:  # (b, l, ...) -> (b * s, m, ...): a view at batch 1 or without a remainder
         return t[:, :main].reshape(b * s, m, *t.shape[2:])
 
-    y, final = scan(fold(x), fold(dt), A, fold(B), fold(C), D, None)  # (b*s, m, h, p), (b*s, h, p, n) from zero
-    y = y.reshape(b, s, m, h, p)
+    # at batch 1 with a remainder, one buffer for the segments' and the remainder's outputs (else torch.cat)
+    buf = x.new_empty(b, l, h, p) if main < l and b == 1 else None
+    out = {} if buf is None else {"out": buf[:, :main].view(b * s, m, h, p)}
+    y, final = scan(fold(x), fold(dt), A, fold(B), fold(C), D, None, **out)  # (b*s, m, h, p), (b*s, h, p, n)
+    y = (out["out"] if out else y).reshape(b, s, m, h, p)  # a view (of buf at batch 1 with a remainder)
     final = final.reshape(b, s, h, p, n).float()
     cum = (dt[:, :main].float() * A.float()).reshape(b, s, m, h).cumsum(2)  # (b, s, m, h) within each segment
     Cs = C[:, :main].reshape(b, s, m, g, n)
@@ -73,13 +82,14 @@ def scan_in_segments(scan: CarryingScan, x: Tensor, dt: Tensor, A: Tensor, B: Te
         if state is not None:
             # (b, m, g, n) . (b, g, h/g, p, n) -> (b, m, h, p), times the decay from the segment's start
             enter = torch.einsum("bmgn,bgrpn->bmgrp", Cs[:, k].float(), state.reshape(b, g, h // g, p, n))
-            enter = enter.reshape(b, m, h, p).mul_(cum[:, k].exp().unsqueeze(-1))
-            y[:, k] += enter.to(y.dtype)
+            y[:, k] += enter.reshape(b, m, h, p).mul_(cum[:, k].exp().unsqueeze(-1))  # float32 added into y
             state = cum[:, k, -1].exp()[:, :, None, None] * state + final[:, k]
         else:
             state = final[:, k]
-    y = y.reshape(b, main, h, p)
     if main == l:
-        return y, state
-    y_tail, state = scan(x[:, main:], dt[:, main:], A, B[:, main:], C[:, main:], D, state)
-    return torch.cat([y, y_tail.to(y.dtype)], 1), state.float()
+        return y.reshape(b, l, h, p), state
+    tail = {} if buf is None else {"out": buf[:, main:]}
+    y_tail, state = scan(x[:, main:], dt[:, main:], A, B[:, main:], C[:, main:], D, state, **tail)
+    if buf is not None:
+        return buf, state.float()
+    return torch.cat([y.reshape(b, main, h, p), y_tail.to(y.dtype)], 1), state.float()

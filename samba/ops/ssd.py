@@ -384,8 +384,8 @@ def ssm_scan(x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, D: Tensor, 
     if segments > 1:  # few (sample, head) programs: the sequence as segments side by side (samba.ops.segments)
         from .triton.ssd import ssd_scan_carry_triton
 
-        y, final = scan_in_segments(lambda *a: ssd_scan_carry_triton(*a, kernels=kernels), x, dt, A, B, C, D,
-                                    initial_state, segments)
+        y, final = scan_in_segments(lambda *a, **out: ssd_scan_carry_triton(*a, kernels=kernels, **out),
+                                    x, dt, A, B, C, D, initial_state, segments)
     elif ours and carry:
         from .triton.ssd import ssd_scan_carry_triton
 

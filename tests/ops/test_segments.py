@@ -11,8 +11,9 @@ from samba.ops.segments import MIN_SEGMENT_STEPS, scan_in_segments, segments_for
 from samba.ops.ssd import ssd_chunked
 
 
-def reference_scan(x, dt, A, B, C, D, initial_state):
-    return ssd_chunked(x, dt, A, B, C, 16, D=D, initial_state=initial_state, return_final_state=True)
+def reference_scan(x, dt, A, B, C, D, initial_state, out=None):
+    y, final = ssd_chunked(x, dt, A, B, C, 16, D=D, initial_state=initial_state, return_final_state=True)
+    return (y, final) if out is None else (out.copy_(y), final)
 
 
 def inputs(b, L, h, p, g, n, d, seed=0):
@@ -65,3 +66,47 @@ def test_segments_for_fills_the_programs_asked_for():
     assert segments_for(x, 64) == 8  # 8 programs -> 8 segments of 8 heads
     assert segments_for(x, 264) == 10  # capped: no segment shorter than MIN_SEGMENT_STEPS
     assert segments_for(torch.empty(1, MIN_SEGMENT_STEPS - 1, 8, 64), 264) == 1
+
+
+def test_batch_one_writes_every_piece_into_one_buffer():
+    """At batch 1 with a remainder the segments and the remainder write into one output: y is that buffer."""
+    x, dt, A, B, C, D = inputs(1, 203, 2, 8, 1, 8, "h")
+    outs = []
+    scan = lambda *a, out=None: outs.append(out) or reference_scan(*a, out=out)  # noqa: E731
+    y, _ = scan_in_segments(scan, x, dt, A, B, C, D, None, 4)  # 4 x 50 steps and a remainder of 3
+    assert len(outs) == 2 and all(o is not None for o in outs)
+    assert all(o.untyped_storage().data_ptr() == y.untyped_storage().data_ptr() for o in outs)
+    y_ref, _ = reference_scan(x, dt, A, B, C, D, None)
+    assert ((y - y_ref).abs().max() / y_ref.abs().max()).item() < 1e-6
+
+
+def test_ssm_scan_never_runs_segments_under_autograd(monkeypatch):
+    """Segments have no backward: ssm_scan takes them only without autograd, and a scan under autograd keeps its
+    gradients. Our Triton scans are stood in for by the reference (CPU, no Triton needed)."""
+    import samba.ops.segments as sg
+    import samba.ops.ssd as ssd
+    import samba.ops.triton.ssd as tssd
+    from samba.ops import KernelConfig
+
+    used = []
+    monkeypatch.setattr(sg, "MIN_SEGMENT_STEPS", 16)
+    monkeypatch.setattr(ssd, "use_triton_scan", lambda x, B, kernels: True)
+    monkeypatch.setattr(tssd, "ssd_scan_triton", lambda x, dt, A, B, C, D, kernels: ssd_chunked(x, dt, A, B, C, 16,
+                                                                                                 D=D))
+    monkeypatch.setattr(tssd, "ssd_scan_carry_triton", lambda *a, kernels, out=None: reference_scan(*a, out=out))
+    in_segments = ssd.scan_in_segments
+    monkeypatch.setattr(ssd, "scan_in_segments", lambda *a: used.append(a[-1]) or in_segments(*a))
+    x, dt, A, B, C, D = inputs(1, 200, 2, 8, 1, 8, "h")
+    dt_bias = torch.zeros(2, dtype=torch.float64)
+    k = KernelConfig(scan_segment_programs=64)
+    run = lambda: ssd.ssm_scan(x, dt, A, B, C, D, dt_bias, (0.0, float("inf")), None, "triton", k, 64, 16)  # noqa: E731
+    with torch.no_grad():
+        y_free = run()
+    assert used and used[-1] >= 2  # without autograd: in segments
+    used.clear()
+    x.requires_grad_(True)
+    y = run()
+    assert not used  # with autograd: one call, and the gradient reaches x
+    y.sum().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
+    assert ((y.detach() - y_free).abs().max() / y_free.abs().max()).item() < 1e-6

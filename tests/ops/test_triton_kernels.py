@@ -361,8 +361,8 @@ def test_time_chunked_layers_carry_the_state_on_our_scan_in_the_triton_interpret
 # autograd), in one call and time-chunked, against one call of the torch backend; segments may be short here.
 _SEGMENTED_LAYER_CHECK = _LAYERS_ON_OUR_SCAN + r"""
 sg.MIN_SEGMENT_STEPS = 40
-segmented = ssd.scan_in_segments
-ssd.scan_in_segments = lambda *a: calls.append(a[-1]) or segmented(*a)
+carry = tssd.ssd_scan_carry_triton
+tssd.ssd_scan_carry_triton = lambda *a, **k: calls.append(a[0].shape[0]) or carry(*a, **k)  # batch x segments
 worst = 0.0
 for m, d in layers(KernelConfig(backend="triton", scan_segment_programs=64)):
     u = torch.randn(1, 300, d)
@@ -371,7 +371,7 @@ for m, d in layers(KernelConfig(backend="triton", scan_segment_programs=64)):
         for steps in (0, 128):  # one call; time chunks carrying the state
             with time_chunking(steps):
                 worst = max(worst, rel(m(u), whole))
-assert len(calls) >= 4 and min(calls) >= 2, calls  # both layers, in one call and in time chunks, in segments
+assert sum(c >= 2 for c in calls) >= 4, calls  # both layers, in one call and in time chunks, in segments
 print(worst)
 """
 
@@ -696,16 +696,13 @@ def test_time_chunked_inference_carries_the_state_on_our_scan(layer, segment_pro
     (mamba_ssm not needed), also when each chunk's scan runs as segments side by side (scan_segment_programs; short
     segments allowed here), and the output equals the one-call output of the torch reference."""
     import samba.ops.segments as sg
-    import samba.ops.ssd as ssd
     import samba.ops.triton.ssd as tssd
     from samba.nn import DiffMamba, Mamba2
     from samba.nn.time_chunks import time_chunking
 
-    calls, segmented = [], []
+    calls = []  # the batch of every call of our carrying scan: 2, or 2 x segments
     carry = tssd.ssd_scan_carry_triton
-    monkeypatch.setattr(tssd, "ssd_scan_carry_triton", lambda *a, **k: calls.append(1) or carry(*a, **k))
-    in_segments = ssd.scan_in_segments
-    monkeypatch.setattr(ssd, "scan_in_segments", lambda *a: segmented.append(a[-1]) or in_segments(*a))
+    monkeypatch.setattr(tssd, "ssd_scan_carry_triton", lambda *a, **k: calls.append(a[0].shape[0]) or carry(*a, **k))
     monkeypatch.setattr(sg, "MIN_SEGMENT_STEPS", 64)
     torch.manual_seed(0)
     kernels = KernelConfig(backend="triton", scan_segment_programs=segment_programs)
@@ -723,5 +720,5 @@ def test_time_chunked_inference_carries_the_state_on_our_scan(layer, segment_pro
     finally:
         torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = old
     assert calls, "the carried state did not run on our scan"
-    assert bool(segmented) == bool(segment_programs) and all(s >= 2 for s in segmented), segmented
+    assert (max(calls) > 2) == bool(segment_programs), calls
     assert ((chunked - whole).abs().max() / whole.abs().max()).item() < 3e-3  # Triton's TF32 products

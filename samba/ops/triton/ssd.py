@@ -344,12 +344,14 @@ def ssd_fwd(x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, D: Tensor | 
     return y, S
 
 
-def _fwd(x, dt, A, B, C, D, states: bool, initial_state: Tensor | None, final: bool, kernels: KernelConfig):
-    """The forward launch: (y, S or None, final state (b, h, p, n) fp32 or None); ``initial_state`` (b, h, p, n)."""
+def _fwd(x, dt, A, B, C, D, states: bool, initial_state: Tensor | None, final: bool, kernels: KernelConfig,
+         out: Tensor | None = None):
+    """The forward launch: (y, S or None, final state (b, h, p, n) fp32 or None); ``initial_state`` (b, h, p, n);
+    y written into ``out`` (b, l, h, p) when given (x's dtype, unit last stride, any other strides)."""
     Bsz, L, H, P = x.shape
     G, N = B.shape[2], B.shape[3]
     n_chunks = triton.cdiv(L, CHUNK)
-    y = torch.empty((Bsz, L, H, P), device=x.device, dtype=x.dtype)
+    y = torch.empty((Bsz, L, H, P), device=x.device, dtype=x.dtype) if out is None else out
     S = torch.empty((Bsz * H, n_chunks, N, P) if states else (0,), device=x.device, dtype=torch.float32)
     Dc = D.contiguous() if D is not None else A
     # the kernel keeps a state as (n, p): (b, h, p, n) -> (b*h, n, p) and back
@@ -480,10 +482,12 @@ def ssd_scan_triton(x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, D: T
 
 
 def ssd_scan_carry_triton(x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, D: Tensor | None,
-                          initial_state: Tensor | None, kernels: KernelConfig = DEFAULT) -> tuple[Tensor, Tensor]:
+                          initial_state: Tensor | None, kernels: KernelConfig = DEFAULT,
+                          out: Tensor | None = None) -> tuple[Tensor, Tensor]:
     """``(y, final_state)`` of the scan started from ``initial_state`` (b, h, p, n; None: zero), like
     ``ssd_chunked(..., initial_state=..., return_final_state=True)``; the final state is (b, h, p, n) float32. For
-    time-chunked inference only: it has no backward, and refuses inputs that need one."""
+    time-chunked inference only: it has no backward, and refuses inputs that need one. ``out`` (b, l, h, p), x's
+    dtype, unit last stride: y is written there (a view of a larger buffer, as `samba.ops.segments` passes)."""
     if triton is None:
         raise RuntimeError("Triton is not installed; use samba.ops.ssd.ssd_chunked")
     if grad_needed(x, dt, A, B, C, D, initial_state):
@@ -496,6 +500,9 @@ def ssd_scan_carry_triton(x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor
     if initial_state is not None and tuple(initial_state.shape) != (Bsz, H, P, B.shape[-1]):
         raise ValueError(f"initial_state must be (b, h, p, n)=({Bsz}, {H}, {P}, {B.shape[-1]}), "
                          f"got {tuple(initial_state.shape)}")
+    if out is not None and (out.shape != x.shape or out.dtype != x.dtype or out.stride(-1) != 1):
+        raise ValueError(f"out must be {tuple(x.shape)} {x.dtype} with a unit last stride, got "
+                         f"{tuple(out.shape)} {out.dtype} strides {out.stride()}")
     y, _, final = _fwd(unit_last_stride(x), dt, A, unit_last_stride(B), unit_last_stride(C), D, False,
-                       initial_state, True, kernels)
+                       initial_state, True, kernels, out)
     return y, final
