@@ -211,6 +211,23 @@ def test_select_best_releases_the_lowest_validation_loss(tmp_path):
     assert (best_step == 9) == all(torch.equal(last[k], v) for k, v in params(path).items())
 
 
+def test_a_run_moved_without_its_best_model_is_refused(tmp_path):
+    """train_state/ alone holds no lowest-validation model: continuing would release the last step as the best."""
+    import shutil
+
+    from samba.checkpoint import load_checkpoint
+
+    out = tmp_path / "r"
+    with pytest.raises(SimulatedKill):
+        run(out, steps=9, val_every=1, select="best", ckpt_every=1, kill_at_step=5)
+    assert load_train_state(out)["best"] is not None
+    shutil.rmtree(out / "best")
+    with pytest.raises(CheckpointError, match="best is missing.*--select last"):
+        run(out, steps=9, val_every=1, select="best", ckpt_every=1)
+    path = run(out, steps=9, val_every=1, select="last", ckpt_every=1, allow_change=("select",))
+    assert load_checkpoint(path)["extra"]["step"] == 9
+
+
 def test_recording_windows_cut_whole_recordings_at_unit_scale():
     from types import SimpleNamespace
 

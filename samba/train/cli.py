@@ -85,7 +85,7 @@ def pretrain_parser() -> argparse.ArgumentParser:
                    help="with --no-resume: remove the run already in OUT (only the files a run writes)")
     p.add_argument("--allow-change", default="", metavar="LIST",
                    help="on resume, options that may differ from the checkpoint's, e.g. steps,max_minutes "
-                        "(allowed: steps, max_minutes, log_every, val_every, ckpt_every, val_batches)")
+                        "(allowed: steps, max_minutes, log_every, val_every, ckpt_every, val_batches, select)")
     p.add_argument("--compile", action="store_true", help="torch.compile the model")
     p.add_argument("--no-cuda-graphs", dest="cuda_graphs", action="store_false", default=None,
                    help="run every step eagerly on a GPU (default: forward and backward replay as one CUDA graph "

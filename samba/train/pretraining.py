@@ -331,6 +331,11 @@ class _Run:
         self.step, self.wall_offset = int(state["step"]), float(state["wall"])
         self.eeg_s_seen = float(state.get("eeg_s_seen", 0.0))
         self.best = state.get("best")
+        if cfg.select == "best" and self.best and not (self.run_dir / "best").is_dir():
+            # train_state/ alone would continue and then release the last step as if it were the best one
+            raise CheckpointError(f"{self.run_dir / 'best'} is missing: the run's lowest-validation model so far "
+                                  f"(step {self.best['step']}) is kept there, not in train_state; bring it with "
+                                  "train_state when a run moves, or resume with --select last --allow-change select")
         self.calibrated = bool(state.get("calibrated"))
         if "steps" in changes:  # a new step budget: refit the one-cycle schedule to it, from where we are
             if int(cfg.steps) <= self.step:

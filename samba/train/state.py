@@ -40,9 +40,10 @@ PREVIOUS = "train_state.prev"
 INCOMING = "train_state.new"
 STATE_FILE = "state.pt"
 
-# Options that may differ on resume when named in --allow-change: budgets and bookkeeping only.
+# Options that may differ on resume when named in --allow-change: budgets and bookkeeping only (select: which
+# model is released at the end, not how it trains).
 # Everything else defines the experiment; changing it mid-run would make config.json describe another run.
-SAFE_TO_CHANGE = ("steps", "max_minutes", "log_every", "val_every", "ckpt_every", "val_batches")
+SAFE_TO_CHANGE = ("steps", "max_minutes", "log_every", "val_every", "ckpt_every", "val_batches", "select")
 # Run-time options that never describe the experiment (where and how it runs, not what it computes).
 NOT_COMPARED = ("out", "resume", "overwrite", "progress", "kill_at_step", "device", "compile", "cuda_graphs",
                 "stop_after_minutes", "mirror", "find_unused_parameters", "allow_change", "keep_every")

@@ -9,14 +9,15 @@
 # step at the same window and batch (what results/pretrain_throughput.json compares the loop with).
 # Writes under $OUT (<= 8 files): samba_pretrained/ (the model folder: model.safetensors, config.json,
 # manifest.json), logs.tar.gz (metrics.csv, pretrain.log, gpu_util.csv, bench_same_batch.json, config.json),
-# pretrain_run.tar.gz (the verified train_state/ folder for resuming), snapshots_N.tar (the --keep-every
-# snapshots, 3 per file). To release it: python scripts/release_checkpoint.py RUN_DIR --script "<this command>"
+# pretrain_run.tar.gz (the verified train_state/ folder, config.json and metrics.csv, for resuming),
+# pretrain_best.tar (best/, the lowest-validation model so far: a continuation needs it too, or it refuses to
+# resume), snapshots_N.tar (the --keep-every snapshots, 3 per file). To release it: python scripts/release_checkpoint.py RUN_DIR --script "<this command>"
 # --call COMMIT,DEVICE,DATE,FROM,TO (one per call), then score it (samba.evaluation.reconstruction,
 # scripts/gpu/evaluate.sh).
 # EXTRA_ARGS passes more options, e.g. EXTRA_ARGS="--loss-on masked --ckpt-every 500 --keep-every 1500".
 # A run longer than one call: TOTAL_STEPS fixes the schedule (--steps) and MINUTES only ends each call
-# (--stop-after-minutes); the same command continues the run from runs/pretrain_full (carry that folder, or its
-# train_state/ and config.json, to a fresh machine). At about 38.8 ms a step (H100, batch 128 x 30 s, CUDA graphs),
+# (--stop-after-minutes); the same command continues the run from runs/pretrain_full (carry that folder, or
+# what pretrain_run.tar.gz and pretrain_best.tar hold, to a fresh machine). At about 38.8 ms a step (H100, batch 128 x 30 s, CUDA graphs),
 # TOTAL_STEPS=46000 is about 30 minutes of training. BENCH=0 skips the same-batch benchmark (up to 150 s) in calls
 # that only continue such a run; the call that ends it should keep it. A resumable run's train_state/ (13 MB) and the
 # full data pack do not both fit what one call carries: pack the corpus alone
@@ -80,7 +81,8 @@ rm -rf "$OUT/samba_pretrained"
 cp -r "$RUN/samba_pretrained" "$OUT/samba_pretrained"
 cp "$RUN/metrics.csv" "$RUN/config.json" "$LOGS/"
 tar -czf "$OUT/logs.tar.gz" -C "$LOGS" .
-tar -czf "$OUT/pretrain_run.tar.gz" -C "$RUN" config.json $(cd "$RUN" && ls -d train_state 2>/dev/null || true)
+tar -czf "$OUT/pretrain_run.tar.gz" -C "$RUN" config.json metrics.csv $(cd "$RUN" && ls -d train_state 2>/dev/null || true)
+[ -d "$RUN/best" ] && tar -cf "$OUT/pretrain_best.tar" -C "$RUN" best
 if [ -d "$RUN/snapshots" ]; then  # 3 snapshot folders per file (each file under the 16 MiB a call returns)
   (cd "$RUN/snapshots" && ls -d step_* | sort | xargs -n 3 | nl -v0 | while read -r i dirs; do
      tar -cf "$OUT/snapshots_$i.tar" $dirs; done)
