@@ -84,9 +84,8 @@ class KernelConfig:
         scan_forward_launch; scan_backward ("walk" | "split" | "group") and scan_backward_launch (None: the
         mode's default); scan_backward_narrow / _narrow_launch for heads of headdim <= 16 (None: as the others);
         scan_min_programs: fewer (sample, head) programs than this take mamba_ssm's scan (0: ours always);
-        scan_segment_programs: a layer-by-layer inference scan on ours (no autograd: time-chunked inference, the
-        differential Mamba; not the fused Mamba2 block) with fewer (sample, head) programs than this runs its
-        sequence as segments side by side to have about this many (`samba.ops.segments`; 0: off);
+        scan_segment_programs: an inference scan on ours (no autograd) with fewer (sample, head) programs than this
+        runs its sequence as segments side by side to have about this many (`samba.ops.segments`; 0: off);
         norm_backward_tiles (values per tile, row blocks per program) and norm_backward_launch;
         conv_backward_tiles (time steps, channels per program) and conv_backward_launch.
     autotune: "full", or "single" to give mamba_ssm's autotuned kernels one config each (the smallest): a fresh

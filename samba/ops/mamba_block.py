@@ -29,6 +29,7 @@ zero columns that pad its rows to an aligned width (`aligned_in_proj`).
 
 from __future__ import annotations
 
+from functools import partial
 from typing import NamedTuple
 
 import torch
@@ -36,6 +37,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .config import KernelConfig
+from .segments import scan_in_segments, segments_for
 from .ssd import softplus_dt, use_triton_scan
 from .upstream import mamba_ssm_kernels, require_mamba_ssm
 
@@ -134,7 +136,13 @@ class _MambaSplitConvScan(torch.autograd.Function):
         x, Bm, Cm = _xbc(conv_fwd(xBC, w2, conv_b), s)  # SiLU(conv): (B, L, d_ssm + 2GN), then views
         ours = use_triton_scan(x, Bm, kernels)
         S = None
-        if ours:  # samba.ops.triton.ssd; S: the states entering each chunk, for backward
+        segments = segments_for(x, kernels.scan_segment_programs) if ours and not train else 1
+        if segments > 1:  # inference on few (sample, head) programs: segments side by side (samba.ops.segments)
+            from .triton.ssd import ssd_scan_carry_triton
+
+            y, _ = scan_in_segments(partial(ssd_scan_carry_triton, kernels=kernels), x,
+                                    softplus_dt(dt, dt_bias, s.dt_limit), A, Bm, Cm, D, None, segments)
+        elif ours:  # samba.ops.triton.ssd; S: the states entering each chunk, for backward
             y, S = ssd_fwd(x, softplus_dt(dt, dt_bias, s.dt_limit), A, Bm, Cm, D, states=train, kernels=kernels)
         else:
             scan_fwd = _scan_ops(kernels)[0]

@@ -15,8 +15,8 @@ Equal to one call in exact arithmetic; in floating point up to rounding (the cor
 Inference only: there is no backward. Reference: `samba.ops.ssd.ssd_chunked` (tests/ops/test_segments.py holds
 this to it with the reference as the inner scan, float64 inputs; tests/ops/test_triton_kernels.py with our Triton
 scan, in Triton's interpreter and on CUDA). `samba.ops.ssd.ssm_scan` uses it where
-`KernelConfig.scan_segment_programs` asks for more programs than batch x heads (layer-by-layer scans only: the
-fused Mamba2 block runs its own).
+`KernelConfig.scan_segment_programs` asks for more programs than batch x heads, and so does the fused Mamba2 block
+(`samba.ops.mamba_block`) in inference.
 """
 from __future__ import annotations
 

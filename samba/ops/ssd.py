@@ -24,6 +24,7 @@ Shapes: b batch, l length, h heads, p headdim, g groups (h % g == 0), n d_state,
 from __future__ import annotations
 
 import math
+from functools import partial
 
 import torch
 import torch.nn.functional as F
@@ -384,8 +385,8 @@ def ssm_scan(x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, D: Tensor, 
     if segments > 1:  # few (sample, head) programs: the sequence as segments side by side (samba.ops.segments)
         from .triton.ssd import ssd_scan_carry_triton
 
-        y, final = scan_in_segments(lambda *a, **out: ssd_scan_carry_triton(*a, kernels=kernels, **out),
-                                    x, dt, A, B, C, D, initial_state, segments)
+        y, final = scan_in_segments(partial(ssd_scan_carry_triton, kernels=kernels), x, dt, A, B, C, D,
+                                    initial_state, segments)
     elif ours and carry:
         from .triton.ssd import ssd_scan_carry_triton
 

@@ -482,6 +482,24 @@ def test_fused_mamba2_block_on_our_triton_kernels_in_the_interpreter(bwd):
         f"triton_norm=true,scan_backward={bwd},scan_backward_narrow=none")) < INTERPRETER_FUSED_TOL
 
 
+# The fused block's inference in segments side by side (scan_segment_programs; short segments allowed here): the
+# same check, counting the segments its inference calls ran as (its autograd calls never take them).
+_FUSED_SEGMENTS_PRELUDE = r"""
+import samba.ops.mamba_block as _mf
+import samba.ops.segments as _sg
+_sg.MIN_SEGMENT_STEPS = 16
+SEGMENTS, _in_segments = [], _mf.scan_in_segments
+_mf.scan_in_segments = lambda *a: SEGMENTS.append(a[-1]) or _in_segments(*a)
+"""
+
+
+def test_fused_mamba2_block_inference_in_segments_in_the_interpreter():
+    check = (_FUSED_SEGMENTS_PRELUDE + _FUSED_VS_LAYER + _FUSED_OURS_CHECK
+             + "assert len(SEGMENTS) == 4 and min(SEGMENTS) >= 2, SEGMENTS\nprint(worst)\n")
+    assert _worst_error_in_the_interpreter(check, SAMBA_KERNELS="triton_norm=true,scan_segment_programs=64") \
+        < INTERPRETER_FUSED_TOL
+
+
 def test_fused_mamba2_block_plumbing_in_the_triton_interpreter():
     # our norm backward (mamba_ssm's needs CUDA)
     assert _worst_error_in_the_interpreter(_FUSED_VS_LAYER + _FUSED_CHECK, SAMBA_KERNELS="triton_norm=true") < 1e-5
