@@ -60,10 +60,10 @@ def scan_in_segments(scan: CarryingScan, x: Tensor, dt: Tensor, A: Tensor, B: Te
     b, l, h, p = x.shape
     g, n = B.shape[2], B.shape[3]
     s = max(1, min(segments, l))
-    m = l // s if l else 0
     if s == 1:
         y, final = scan(x, dt, A, B, C, D, initial_state)
         return y, final.float()
+    m = l // s
     main = s * m
 
     def fold(t: Tensor) -> Tensor:  # (b, l, ...) -> (b * s, m, ...): a view at batch 1 or without a remainder

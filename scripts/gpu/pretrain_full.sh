@@ -11,16 +11,16 @@
 # manifest.json), logs.tar.gz (metrics.csv, pretrain.log, gpu_util.csv, bench_same_batch.json, config.json),
 # pretrain_run.tar.gz (the verified train_state/ folder, config.json and metrics.csv, for resuming),
 # pretrain_best.tar (best/, the lowest-validation model so far: a continuation needs it too, or it refuses to
-# resume), snapshots_N.tar (the --keep-every snapshots, 3 per file). To release it: python scripts/release_checkpoint.py RUN_DIR --script "<this command>"
-# --call COMMIT,DEVICE,DATE,FROM,TO (one per call), then score it (samba.evaluation.reconstruction,
-# scripts/gpu/evaluate.sh).
+# resume), snapshots_N.tar (the --keep-every snapshots, 3 per file). To release it:
+# python scripts/release_checkpoint.py RUN_DIR --script "<this command>" --call COMMIT,DEVICE,DATE,FROM,TO (one per
+# call), then score it (samba.evaluation.reconstruction, scripts/gpu/evaluate.sh).
 # EXTRA_ARGS passes more options, e.g. EXTRA_ARGS="--loss-on masked --ckpt-every 500 --keep-every 1500".
 # A run longer than one call: TOTAL_STEPS fixes the schedule (--steps) and MINUTES only ends each call
 # (--stop-after-minutes); the same command continues the run from runs/pretrain_full (carry that folder, or
-# what pretrain_run.tar.gz and pretrain_best.tar hold, to a fresh machine). At about 38.8 ms a step (H100, batch 128 x 30 s, CUDA graphs),
-# TOTAL_STEPS=46000 is about 30 minutes of training. BENCH=0 skips the same-batch benchmark (up to 150 s) in calls
-# that only continue such a run; the call that ends it should keep it. A resumable run's train_state/ (13 MB) and the
-# full data pack do not both fit what one call carries: pack the corpus alone
+# what pretrain_run.tar.gz and pretrain_best.tar hold, to a fresh machine). At about 38.8 ms a step (H100, batch
+# 128 x 30 s, CUDA graphs), TOTAL_STEPS=46000 is about 30 minutes of training. BENCH=0 skips the same-batch benchmark (up to 150 s) in calls
+# that only continue such a run; the call that ends it should keep it. A resumable run's train_state/ (13 MB), best/ (4 MB) and
+# the full data pack do not all fit what one call carries: pack the corpus alone
 # (scripts/gpu/make_pack.py --pretraining-only --out .gpu/pack_pretrain) and pass SAMBA_PACK=.gpu/pack_pretrain.
 set -uo pipefail  # no -e: env.sh tolerates missing optional pieces; failures show in the log
 cd "$(dirname "$0")/../.."

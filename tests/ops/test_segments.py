@@ -1,4 +1,4 @@
-"""The segment-parallel inference scan (samba.ops.segments) against one call of the reference scan, in float64.
+"""The segment-parallel inference scan (samba.ops.segments) against one call of the reference scan (float64 inputs).
 
 The inner scan here is the reference itself (`ssd_chunked` with a carried state), so what is tested is the
 segmentation: the folding of the time axis into the batch, the state passed from segment to segment, each
