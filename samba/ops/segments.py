@@ -78,14 +78,15 @@ def scan_in_segments(scan: CarryingScan, x: Tensor, dt: Tensor, A: Tensor, B: Te
     cum = (dt[:, :main].float() * A.float()).reshape(b, s, m, h).cumsum(2)  # (b, s, m, h) within each segment
     Cs = C[:, :main].reshape(b, s, m, g, n)
     state = None if initial_state is None else initial_state.float()  # (b, h, p, n) entering segment k
-    for k in range(s):
-        if state is not None:
-            # (b, m, g, n) . (b, g, h/g, p, n) -> (b, m, h, p), times the decay from the segment's start
-            enter = torch.einsum("bmgn,bgrpn->bmgrp", Cs[:, k].float(), state.reshape(b, g, h // g, p, n))
-            y[:, k] += enter.reshape(b, m, h, p).mul_(cum[:, k].exp().unsqueeze(-1))  # float32 added into y
-            state = cum[:, k, -1].exp()[:, :, None, None] * state + final[:, k]
-        else:
-            state = final[:, k]
+    with torch.autocast(x.device.type, enabled=False):  # float32 corrections, also under the caller's autocast
+        for k in range(s):
+            if state is not None:
+                # (b, m, g, n) . (b, g, h/g, p, n) -> (b, m, h, p), times the decay from the segment's start
+                enter = torch.einsum("bmgn,bgrpn->bmgrp", Cs[:, k].float(), state.reshape(b, g, h // g, p, n))
+                y[:, k] += enter.reshape(b, m, h, p).mul_(cum[:, k].exp().unsqueeze(-1))  # float32 added into y
+                state = cum[:, k, -1].exp()[:, :, None, None] * state + final[:, k]
+            else:
+                state = final[:, k]
     if main == l:
         return y.reshape(b, l, h, p), state
     tail = {} if buf is None else {"out": buf[:, main:]}

@@ -51,6 +51,22 @@ def test_the_passed_state_matters():
     assert ((y - y_ref).abs().max() / y_ref.abs().max()).item() < 1e-6
 
 
+def test_corrections_stay_float32_under_autocast():
+    """Under the caller's bf16 autocast (the GPU benchmark's setting) the state corrections still run in float32:
+    with an inner scan that is itself float32, the result is the same bit for bit."""
+    x, dt, A, B, C, D = (t.float() if t is not None else None for t in inputs(1, 203, 4, 8, 1, 16, "h"))
+    h0 = torch.randn(1, 4, 8, 16)
+
+    def scan(*a, out=None):
+        with torch.autocast("cpu", enabled=False):
+            return reference_scan(*a, out=out)
+
+    y, f = scan_in_segments(scan, x, dt, A, B, C, D, h0, 4)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y_ac, f_ac = scan_in_segments(scan, x, dt, A, B, C, D, h0, 4)
+    assert torch.equal(y, y_ac) and torch.equal(f, f_ac)
+
+
 def test_one_segment_is_one_call():
     x, dt, A, B, C, D = inputs(1, 50, 2, 8, 1, 8, "h")
     calls = []
