@@ -360,10 +360,12 @@ def ssm_scan(x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, D: Tensor, 
     """
     carry = initial_state is not None or return_final_state
     ours = backend == "triton" and use_triton_scan(x, B, kernels)
-    if ours and carry:  # our carrying scan has no backward
+    inference = False  # on our scan without autograd: what its carrying and segmented forms need (no backward)
+    if ours:
         from .triton.ssd import grad_needed
 
-        ours = not grad_needed(x, dt, A, B, C, D, dt_bias, z, initial_state)
+        inference = not grad_needed(x, dt, A, B, C, D, dt_bias, z, initial_state)
+        ours = inference or not carry
     upstream = backend == "mamba_ssm" or (backend == "triton" and not ours and mamba_ssm_kernels() is not None)
     if upstream:
         limit = {} if tuple(dt_limit) == (0.0, float("inf")) else {"dt_limit": dt_limit}
@@ -376,12 +378,7 @@ def ssm_scan(x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, D: Tensor, 
         return scan(x, dt, A, B, C, chunk_size=chunk_size, D=D, z=z, dt_bias=dt_bias, dt_softplus=True, **limit)
     dt = softplus_dt(dt, dt_bias, dt_limit)  # (b, l, h) float32; autograd differentiates the softplus
     final = None
-    segments = 1
-    if ours and kernels.scan_segment_programs:
-        from .triton.ssd import grad_needed
-
-        if not grad_needed(x, dt, A, B, C, D, initial_state):  # segments have no backward
-            segments = segments_for(x, kernels.scan_segment_programs)
+    segments = segments_for(x, kernels.scan_segment_programs) if inference else 1
     if segments > 1:  # few (sample, head) programs: the sequence as segments side by side (samba.ops.segments)
         from .triton.ssd import ssd_scan_carry_triton
 
