@@ -26,7 +26,7 @@ from typing import Callable
 import torch
 from torch import Tensor
 
-__all__ = ["MIN_SEGMENT_STEPS", "scan_in_segments", "segments_for"]
+__all__ = ["CORRECTION_BYTES", "MIN_SEGMENT_STEPS", "pass_states", "scan_in_segments", "segments_for"]
 
 #: the shortest segment worth a program of its own: 64 of the Triton scan's 64-step chunks
 MIN_SEGMENT_STEPS = 4096
@@ -46,6 +46,32 @@ def segments_for(x: Tensor, programs: int) -> int:
     return max(1, min(math.ceil(programs / (b * h)), l // MIN_SEGMENT_STEPS))
 
 
+def pass_states(final: Tensor, decay: Tensor, initial_state: Tensor | None) -> Tensor:
+    """The state entering every segment, and the one leaving the last, in one product (no loop over segments).
+
+    final (b, s, h, p, n): each segment's final state scanned from zero; decay (b, s, h): each segment's summed
+    ``dt * A``; initial_state (b, h, p, n) or None -> E (b, s + 1, h, p, n), float32: E[:, k] enters segment k,
+    E[:, s] leaves the last. With F' = [E_0, F_0, ..., F_{s-1}] and a' = [0, a_0, ..., a_{s-1}]:
+
+        E_k = sum_{j <= k} exp(a'_{j+1} + ... + a'_k) F'_j
+
+    the recursion E_{k+1} = exp(a_k) E_k + F_k unrolled. The exponents are sums over the segments between j and k
+    (Mamba2's "segsum"), never differences of long cumulative sums, so no precision is lost on long sequences."""
+    b, s, h, p, n = final.shape
+    first = final.new_zeros(b, 1, h, p, n, dtype=torch.float32) if initial_state is None else initial_state.float().unsqueeze(1)
+    states = torch.cat([first, final.float()], 1)  # F' (b, S, h, p, n), S = s + 1
+    a = torch.cat([decay.new_zeros(b, 1, h), decay.float()], 1).transpose(1, 2)  # a' (b, h, S)
+    S = s + 1
+    below = torch.ones(S, S, dtype=torch.bool, device=final.device).tril(-1)  # k > j
+    segsum = a[..., :, None].expand(b, h, S, S).masked_fill(~below, 0).cumsum(-2)  # [k, j]: a'_{j+1} + ... + a'_k
+    weights = segsum.masked_fill(~below.logical_or(below.T.logical_not()), float("-inf")).exp()  # 0 above k = j
+    return torch.einsum("bhkj,bjhpn->bkhpn", weights, states)  # (b, S, h, p, n)
+
+
+#: the float32 bytes one group of segments' state corrections may take at once
+CORRECTION_BYTES = 32 << 20
+
+
 @torch.no_grad()
 def scan_in_segments(scan: CarryingScan, x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, D: Tensor | None,
                      initial_state: Tensor | None, segments: int) -> tuple[Tensor, Tensor]:
@@ -55,8 +81,9 @@ def scan_in_segments(scan: CarryingScan, x: Tensor, dt: Tensor, A: Tensor, B: Te
     (b, h, p, n) or None -> y (b, l, h, p) in the scan's output dtype, final state (b, h, p, n) float32.
     ``segments`` segments of ``l // segments`` steps cover the sequence but for a remainder of fewer than
     ``segments`` steps, scanned after them from the state they pass on. At batch 1 the segments are views of the
-    inputs and the scan writes every piece into one output buffer: no copies. The state corrections are computed
-    in float32 and added into y in place."""
+    inputs and the scan writes every piece into one output buffer: no copies. The states are passed in one product
+    (`pass_states`) and the corrections added in float32, in place, a group of segments at a time (at most
+    `CORRECTION_BYTES` each): a few kernel launches in all, not a few per segment."""
     b, l, h, p = x.shape
     g, n = B.shape[2], B.shape[3]
     s = max(1, min(segments, l))
@@ -74,19 +101,19 @@ def scan_in_segments(scan: CarryingScan, x: Tensor, dt: Tensor, A: Tensor, B: Te
     out = {} if buf is None else {"out": buf[:, :main].view(b * s, m, h, p)}
     y, final = scan(fold(x), fold(dt), A, fold(B), fold(C), D, None, **out)  # (b*s, m, h, p), (b*s, h, p, n)
     y = (out["out"] if out else y).reshape(b, s, m, h, p)  # a view (of buf at batch 1 with a remainder)
-    final = final.reshape(b, s, h, p, n).float()
-    cum = (dt[:, :main].float() * A.float()).reshape(b, s, m, h).cumsum(2)  # (b, s, m, h) within each segment
-    Cs = C[:, :main].reshape(b, s, m, g, n)
-    state = None if initial_state is None else initial_state.float()  # (b, h, p, n) entering segment k
     with torch.autocast(x.device.type, enabled=False):  # float32 corrections, also under the caller's autocast
-        for k in range(s):
-            if state is not None:
-                # (b, m, g, n) . (b, g, h/g, p, n) -> (b, m, h, p), times the decay from the segment's start
-                enter = torch.einsum("bmgn,bgrpn->bmgrp", Cs[:, k].float(), state.reshape(b, g, h // g, p, n))
-                y[:, k] += enter.reshape(b, m, h, p).mul_(cum[:, k].exp().unsqueeze(-1))  # float32 added into y
-                state = cum[:, k, -1].exp()[:, :, None, None] * state + final[:, k]
-            else:
-                state = final[:, k]
+        cum = (dt[:, :main].float() * A.float()).reshape(b, s, m, h).cumsum(2)  # (b, s, m, h) within each segment
+        entering = pass_states(final.reshape(b, s, h, p, n), cum[:, :, -1], initial_state)  # (b, s + 1, h, p, n)
+        decay = cum.exp_()  # (b, s, m, h): exp(cum_t), the entering state's decay to step t
+        Cs = C[:, :main].reshape(b, s, m, g, n)
+        group = max(1, CORRECTION_BYTES // (b * m * h * p * 4))
+        for k0 in range(0 if initial_state is not None else 1, s, group):  # segment 0 enters from zero without one
+            k1 = min(s, k0 + group)
+            # (b, k, m, g, n) . (b, k, g, h/g, p, n) -> (b, k, m, h, p), times the decay from each segment's start
+            enter = torch.einsum("bkmgn,bkgrpn->bkmgrp", Cs[:, k0:k1].float(),
+                                 entering[:, k0:k1].reshape(b, k1 - k0, g, h // g, p, n))
+            y[:, k0:k1] += enter.reshape(b, k1 - k0, m, h, p).mul_(decay[:, k0:k1, :, :, None])
+    state = entering[:, s]  # (b, h, p, n), leaving the last segment
     if main == l:
         return y.reshape(b, l, h, p), state
     tail = {} if buf is None else {"out": buf[:, main:]}

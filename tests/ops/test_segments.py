@@ -7,7 +7,8 @@ around our Triton scan is checked in tests/ops/test_triton_kernels.py (interpret
 import pytest
 import torch
 
-from samba.ops.segments import MIN_SEGMENT_STEPS, scan_in_segments, segments_for
+import samba.ops.segments as sg
+from samba.ops.segments import MIN_SEGMENT_STEPS, pass_states, scan_in_segments, segments_for
 from samba.ops.ssd import ssd_chunked
 
 
@@ -49,6 +50,38 @@ def test_the_passed_state_matters():
     assert ((joined - y_ref).abs().max() / y_ref.abs().max()).item() > 1e-2
     y, _ = scan_in_segments(reference_scan, x, dt, A, B, C, D, None, 4)
     assert ((y - y_ref).abs().max() / y_ref.abs().max()).item() < 1e-6
+
+
+def test_states_passed_in_one_product_equal_the_recursion():
+    """pass_states against E_{k+1} = exp(a_k) E_k + F_k walked segment by segment (float64), with and without a
+    starting state, for decays from slight to strong over many segments."""
+    torch.manual_seed(1)
+    b, s, h, p, n = 2, 40, 3, 4, 5
+    final = torch.randn(b, s, h, p, n, dtype=torch.float64)
+    decay = -torch.rand(b, s, h, dtype=torch.float64) * torch.tensor([0.01, 1.0, 30.0], dtype=torch.float64)
+    for initial in (None, torch.randn(b, h, p, n, dtype=torch.float64)):
+        state = torch.zeros(b, h, p, n, dtype=torch.float64) if initial is None else initial
+        walked = [state]
+        for k in range(s):
+            state = decay[:, k].exp()[:, :, None, None] * state + final[:, k]
+            walked.append(state)
+        walked = torch.stack(walked, 1)  # (b, s + 1, h, p, n)
+        got = pass_states(final.float(), decay.float(), None if initial is None else initial.float())
+        assert got.dtype == torch.float32 and got.shape == walked.shape
+        assert ((got.double() - walked).abs().max() / walked.abs().max()).item() < 1e-6
+
+
+@pytest.mark.parametrize("budget", [1, 2 * 40 * 4 * 8 * 4])  # bytes: 1 or 2 segments of 40 x 4 x 8 float32
+def test_corrections_in_groups_equal_one_call(monkeypatch, budget):
+    """The corrections are added a group of segments at a time, within CORRECTION_BYTES: one segment per group
+    (budget 1) and two per group give the same result as one call."""
+    monkeypatch.setattr(sg, "CORRECTION_BYTES", budget)
+    x, dt, A, B, C, D = inputs(1, 283, 4, 8, 1, 16, "h")
+    h0 = torch.randn(1, 4, 8, 16, dtype=torch.float64)
+    y_ref, f_ref = reference_scan(x, dt, A, B, C, D, h0)
+    y, f = scan_in_segments(reference_scan, x, dt, A, B, C, D, h0, 7)  # 7 x 40 steps and a remainder of 3
+    assert ((y - y_ref).abs().max() / y_ref.abs().max()).item() < 1e-6
+    assert ((f.double() - f_ref).abs().max() / f_ref.abs().max()).item() < 1e-6
 
 
 def test_corrections_stay_float32_under_autocast():
