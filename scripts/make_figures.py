@@ -38,8 +38,11 @@ def pretraining_curve(js: Path, out: Path) -> Path:
     ref = doc.get("classical_reference")
     curve = list(doc["curve"])
     hours = doc.get("eeg_hours_seen")
-    if hours is not None and (not curve or curve[-1]["eeg_hours_seen"] < hours):  # the final checkpoint ends it
-        curve.append({"snapshot": "final", "eeg_hours_seen": hours, "masked_l1": doc["masked_l1"]["checkpoint"]})
+    # the released checkpoint joins its snapshots (the lowest-validation step, so not always the last one)
+    add_final = hours is not None and all(r["eeg_hours_seen"] != hours for r in curve)
+    if add_final:
+        curve = sorted(curve + [{"snapshot": "final", "eeg_hours_seen": hours,
+                                 "masked_l1": doc["masked_l1"]["checkpoint"]}], key=lambda r: r["eeg_hours_seen"])
     per_dev = doc.get("per_device") and all("per_device" in r for r in doc["curve"])
     fig, axes = plt.subplots(1, 3 if per_dev else 2, figsize=(18 if per_dev else 12, 4))
     for ax in axes[:2]:
@@ -55,18 +58,26 @@ def pretraining_curve(js: Path, out: Path) -> Path:
     axes[1].set_title("the same, zoomed on the checkpoint's curve", fontsize=9)
     if per_dev:  # right: each device's error relative to predicting zeros (below 0 = better than zeros)
         ax = axes[2]
+        def with_final(pts, last):  # [(hours, value)] of the snapshots, the released checkpoint among them
+            return list(zip(*sorted(pts + ([(hours, last)] if add_final else []))))
+
         for dev, final in doc["per_device"].items():
-            hrs = [r["eeg_hours_seen"] for r in doc["curve"]]
-            rel = [r["per_device"][dev] - final["masked_l1"]["zeros"] for r in doc["curve"]]
-            if hours is not None and (not hrs or hrs[-1] < hours):
-                hrs.append(hours)
-                rel.append(final["masked_l1"]["checkpoint"] - final["masked_l1"]["zeros"])
+            hrs, rel = with_final([(r["eeg_hours_seen"], r["per_device"][dev] - final["masked_l1"]["zeros"])
+                                   for r in doc["curve"]],
+                                  final["masked_l1"]["checkpoint"] - final["masked_l1"]["zeros"])
             sessions = f"{final['n_sessions']} sessions, " if "n_sessions" in final else ""
             line, = ax.plot(hrs, rel, marker="o", label=f"{dev} ({final['n_recordings']} recordings, {sessions}"
                                                            f"{final['n_windows']} windows)")
             if ref and dev in ref.get("per_device", {}):  # that device's AR reference, same colour, dotted
                 ax.axhline(ref["per_device"][dev]["masked_l1"] - final["masked_l1"]["zeros"], color=line.get_color(),
                            ls=":", lw=1.2)
+        seen = doc.get("seen_recordings")
+        if seen and all("seen_masked_l1" in r for r in doc["curve"]):  # the recordings it trained on, for contrast
+            hrs, rel = with_final([(r["eeg_hours_seen"], r["seen_masked_l1"] - seen["masked_l1"]["zeros"])
+                                   for r in doc["curve"]],
+                                  seen["masked_l1"]["checkpoint"] - seen["masked_l1"]["zeros"])
+            ax.plot(hrs, rel, marker="s", color="k", ls="-.", label=f"recordings it trained on ({len(seen['recordings'])}"
+                    f" recordings, {seen['n_windows']} windows; {seen['corpus_hours']:.2f} h of corpus)")
         ax.axhline(0.0, color="k", lw=1, ls="--", label="predict zeros")
         ax.set_xlabel("EEG seen in pretraining (hours)")
         ax.set_ylabel("masked L1 minus zeros (units of robust s.d.)")

@@ -7,8 +7,8 @@ import logging
 import numpy as np
 
 from samba.data import pretraining_corpus
-from samba.data.corpus import (VALIDATION, heldout_files, heldout_recordings, in_corpus, seen_unlabelled,
-                                validation_recordings)
+from samba.data.corpus import (VALIDATION, corpus_files, corpus_recordings, heldout_files, heldout_recordings,
+                                in_corpus, seen_unlabelled, validation_recordings)
 from samba.data.recordings import recording_files
 
 
@@ -71,3 +71,12 @@ def test_validation_recordings_are_neither_trained_on_nor_reported(mirror, data_
     assert names == {f"{d}/{p}" for d, p in VALIDATION}  # both are mirrored
     assert not names & {f"{d}/{p}" for d, p in heldout_files(mirror, cache_dir=data_cache)}
     assert all(rec.positions is not None and rec.data.shape[1] > 30 * 128 for _, rec in recs)
+
+
+def test_corpus_files_are_what_pretraining_trains_on(mirror, data_cache):
+    files = {f"{d}/{p}" for d, p in corpus_files(mirror, cache_dir=data_cache)}
+    read = {f for ds in pretraining_corpus(mirror=mirror, window_s=4.0, cache_dir=data_cache) for f in ds.meta.file}
+    assert read == files - {"eeglab_sample/test_raw.set"}  # the one without channel positions is skipped by both
+    placed = corpus_recordings(mirror, cache_dir=data_cache)
+    assert {name for name, _ in placed} == read and all(rec.positions is not None for _, rec in placed)
+    assert not files & {f"{d}/{p}" for d, p in heldout_files(mirror, cache_dir=data_cache) + list(VALIDATION)}

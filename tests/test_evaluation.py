@@ -182,7 +182,7 @@ def test_pretraining_json_schema(tmp_path, mirror, monkeypatch):
     ckpt = save_model(tmp_path / "m.pt", model, extra={"eeg_hours_seen": 0.5})
     out = tmp_path / "pretraining.json"
     assert reconstruction.main(["--model", str(ckpt), "--out", str(out), "--mirror", str(mirror),
-                                "--max-windows", "2", "--against", str(ckpt)]) == 0
+                                "--max-windows", "2", "--seen-windows", "1", "--against", str(ckpt)]) == 0
     doc = json.loads(out.read_text())
     assert set(doc["masked_l1"]) == {"checkpoint", "zeros", "interpolation", "random_init"}
     # --against: a second checkpoint on the same windows and masks (here the same one: no difference at all)
@@ -218,6 +218,12 @@ def test_pretraining_json_schema(tmp_path, mirror, monkeypatch):
     assert dev["eegmat"]["n_sessions"] == dev["eegmat"]["n_recordings"] // 2  # rest and task runs of one session
     # EEGMMIDB S001's run 6 is in the corpus: its held-out runs are flagged, nothing else
     assert doc["subject_in_corpus"] and all(n.startswith("eegmmidb/S001/") for n in doc["subject_in_corpus"])
+    # the recordings it trained on, scored the same way: none held out, one window each, the corpus's hours
+    seen = doc["seen_recordings"]
+    assert seen["recordings"] and not set(seen["recordings"]) & set(doc["heldout_recordings"])
+    assert seen["n_windows"] == len(seen["recordings"]) and 0.5 < seen["corpus_hours"] < 100
+    assert set(seen["masked_l1"]) == {"checkpoint", "zeros", "random_init"}
+    assert set(seen["checkpoint_minus"]) == {"zeros", "random_init"}
     for key in ("commit", "device", "date", "command"):
         assert doc[key]
 

@@ -98,6 +98,26 @@ def heldout_files(mirror=None, sfreq: float = 128.0, cache_dir=None) -> list[tup
     return out
 
 
+def corpus_files(mirror=None, sfreq: float = 128.0, cache_dir=None,
+                 datasets=CORPUS_DATASETS) -> list[tuple[str, str]]:
+    """``[(dataset, registry path)]`` of every recording pretraining trains on that is readable here (mirror or
+    cache), registry order: what `pretraining_corpus` reads (``exclude_test=True``) before it windows them."""
+    params = Preprocessing(sfreq=float(sfreq))
+    out = []
+    for name in datasets:
+        present = {e.path for e in registry.available(name, mirror)}
+        out += [(name, f.path) for f, fid in recordings.recording_files(name) if in_corpus(name, fid)
+                and (f.path in present or recordings.is_cached(f, params, cache_dir))]
+    return out
+
+
+def corpus_recordings(mirror=None, sfreq: float = 128.0, cache_dir=None) -> list[tuple[str, object]]:
+    """``[(relpath, Recording)]`` of every corpus recording that can be read and placed here (``corpus_files``):
+    the recordings pretraining trained on, to score what a checkpoint learned of them against what it learned of
+    recordings it never saw."""
+    return named_recordings(corpus_files(mirror, sfreq, cache_dir), mirror, sfreq, cache_dir)
+
+
 def subject_in_corpus(dataset: str, path: str) -> bool:
     """Whether another recording of this recording's subject is in the corpus (EEGMMIDB S001's run 6, say)."""
     files = recordings.recording_files(dataset)

@@ -17,6 +17,10 @@ the power spectrum. Its ``left_edge_only`` twin is the same model given only the
 Mamba layers scan forwards in time and only its convolutions and poolings look a few samples ahead, so inside a
 long gap it has, in effect, the left edge alone.
 
+``seen_recordings`` gives the checkpoint's, zeros' and random init's scores on the first windows of every corpus
+recording, which pretraining trained on (``--seen-windows``, default 4 each), and the corpus's hours of distinct
+EEG. A checkpoint much better than zeros there and barely better on held-out recordings learned its corpus, not EEG.
+
 ``curve`` scores a series of snapshots (``RUN/snapshots/step_XXXXXX/`` folders or ``.pt`` files, anything
 ``samba.checkpoint.load_model`` reads) against the EEG hours each had seen. Both also give each recording's own
 mean (``per_recording``) and each device's (``per_device``): the recordings come from different devices, and a
@@ -185,6 +189,7 @@ def baselines() -> dict:
 CLASSICAL = "classical_reference"  # its own top-level key: masked_l1 keeps exactly the three baselines
 LEFT = "classical_reference_left"  # scored alongside, reported inside classical_reference
 AGAINST = "against"  # a second checkpoint on the same masks (--against), its own top-level key
+SEEN = "seen_recordings"  # the corpus recordings it trained on (--seen-windows), its own top-level key
 
 
 def evaluate_checkpoint(path, windows, seed: int = 0, device: str = "cpu", reference=None,
@@ -194,12 +199,8 @@ def evaluate_checkpoint(path, windows, seed: int = 0, device: str = "cpu", refer
     ``against`` (another checkpoint, e.g. another architecture or schedule) also ``against``: its masked L1 and
     the checkpoint's paired difference to it, on the same windows and masks."""
     from samba.checkpoint import load_model
-    from samba.model import SAMBA
 
-    model, extra = load_model(path, map_location="cpu")
-    torch.manual_seed(seed)
-    random = SAMBA(model.cfg)
-    model.to(device), random.to(device)
+    model, extra, random = _loaded(path, seed, device)
     preds = {"checkpoint": lambda X, pos, vis: model_predict(model, X, pos, vis),
              **baselines(),
              "random_init": lambda X, pos, vis: model_predict(random, X, pos, vis)}
@@ -249,6 +250,33 @@ def evaluate_checkpoint(path, windows, seed: int = 0, device: str = "cpu", refer
     return out
 
 
+def _loaded(path, seed: int, device: str):
+    """The checkpoint, what it says of its training, and the same config at random init (seeded), on ``device``."""
+    from samba.checkpoint import load_model
+    from samba.model import SAMBA
+
+    model, extra = load_model(path, map_location="cpu")
+    torch.manual_seed(seed)
+    random = SAMBA(model.cfg)
+    return model.to(device), extra, random.to(device)
+
+
+def seen_score(path, windows, seed: int = 0, device: str = "cpu") -> dict:
+    """The checkpoint against zeros and its random init on windows of recordings pretraining *trained on*, with
+    the same masks and code as the held-out score. Next to the held-out score it separates what pretraining
+    learned of EEG in general from what it learned of its own corpus: a checkpoint far better than zeros here and
+    barely better on held-out recordings has mostly memorised its corpus."""
+    model, _, random = _loaded(path, seed, device)
+    errs = per_window(windows, {"checkpoint": lambda X, pos, vis: model_predict(model, X, pos, vis),
+                                "zeros": baselines()["zeros"],
+                                "random_init": lambda X, pos, vis: model_predict(random, X, pos, vis)}, seed)
+    groups = session_index(windows)
+    return {"recordings": [name for name, _, _ in windows], "n_windows": int(sum(len(X) for _, X, _ in windows)),
+            "masked_l1": {k: float(v.mean()) for k, v in errs.items()},
+            "checkpoint_minus": {k: paired_difference(errs["checkpoint"], errs[k], groups)
+                                 for k in errs if k != "checkpoint"}}
+
+
 def describe_model(path, model, extra: dict) -> dict:
     """What was scored: the path, the architecture's switch and size, and what the checkpoint says of its training
     (``extra.run``, written by scripts/release_checkpoint.py, holds the command, commit, device and date)."""
@@ -273,25 +301,29 @@ def snapshots(run_dir) -> list[Path]:
     return sorted(found, key=lambda p: int(re.search(r"step_(\d+)", p.name)[1]))
 
 
-def curve(paths, windows, seed: int = 0, device: str = "cpu") -> list[dict]:
-    """``[{"snapshot", "step", "eeg_hours_seen", "masked_l1", "per_device", "per_recording"}]`` per snapshot."""
+def curve(paths, windows, seed: int = 0, device: str = "cpu", seen=None) -> list[dict]:
+    """``[{"snapshot", "step", "eeg_hours_seen", "masked_l1", "per_device", "per_recording"}]`` per snapshot, with
+    ``"seen_masked_l1"`` on ``seen`` (windows of recordings it trained on, as `seen_score`) when given."""
     from samba.checkpoint import load_model
 
     rows = []
     for p in paths:
         model, extra = load_model(p, map_location="cpu")
         model.to(device)
-        errs = per_window(windows, {"m": lambda X, pos, vis: model_predict(model, X, pos, vis)}, seed)
+        predict = {"m": lambda X, pos, vis: model_predict(model, X, pos, vis)}
+        errs = per_window(windows, predict, seed)
         m = re.search(r"step_(\d+)", Path(p).name)
         rows.append({"snapshot": Path(p).name, "step": int(m[1]) if m else None,
                      "eeg_hours_seen": _hours(extra), "masked_l1": float(errs["m"].mean()),
                      "per_device": {k: v["masked_l1"]["m"] for k, v in by_device(windows, errs, ref=None).items()},
                      "per_recording": {k: v["m"] for k, v in by_recording(windows, errs).items()}})
+        if seen:
+            rows[-1]["seen_masked_l1"] = float(per_window(seen, predict, seed)["m"].mean())
     return rows
 
 
 def main(argv=None) -> int:
-    from samba.data.corpus import heldout_recordings, subject_in_corpus
+    from samba.data.corpus import corpus_recordings, heldout_recordings, subject_in_corpus
     from samba.train.batches import recording_windows
     from samba.errors import UsageError
 
@@ -308,6 +340,8 @@ def main(argv=None) -> int:
                    "adds its masked L1 and the paired difference (--model minus it)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--max-windows", type=int, default=64, help="per held-out recording")
+    p.add_argument("--seen-windows", type=int, default=4, help="per corpus recording: the same scores on "
+                   "recordings pretraining trained on, and on the curve (0: not scored)")
     p.add_argument("--window-s", type=float, default=30.0, help="window length (default: the full profile's "
                    "pretraining windows)")
     a = p.parse_args(argv)
@@ -326,8 +360,16 @@ def main(argv=None) -> int:
            "subject_in_corpus": [name for name, _ in recs if subject_in_corpus(*name.split("/", 1))],
            "n_windows": int(sum(len(X) for _, X, _ in windows)),
            "mask": "tsr, ratio 0.5, seeded", **res}
+    seen = None
+    if a.seen_windows > 0:
+        seen_recs = corpus_recordings(mirror)
+        seen = recording_windows(seen_recs, window_s=a.window_s, max_windows=a.seen_windows)
+        doc[SEEN] = {"what": "the same scores on the first windows of every corpus recording (pretraining trained "
+                             "on them): held-out against seen separates general from memorised learning",
+                     "corpus_hours": round(sum(rec.data.shape[1] / rec.sfreq for _, rec in seen_recs) / 3600, 3),
+                     **seen_score(a.model, seen, a.seed, a.device)}
     if a.snapshots:
-        doc["curve"] = curve(snapshots(a.snapshots), windows, a.seed, a.device)
+        doc["curve"] = curve(snapshots(a.snapshots), windows, a.seed, a.device, seen=seen)
     args = " ".join(argv if argv is not None else sys.argv[1:])
     doc.update(commit=git_commit(), device=device_name(a.device), date=_dt.date.today().isoformat(),
                command="python -m samba.evaluation.reconstruction " + args)
