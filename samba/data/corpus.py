@@ -77,19 +77,26 @@ def seen_unlabelled(task: str, subjects) -> set[int]:
             if fid.subject in set(subjects) and in_corpus(dataset, fid)}
 
 
+def readable_paths(dataset: str, mirror, params: Preprocessing, cache_dir=None) -> set[str]:
+    """Registry paths of ``dataset`` that can be read here: in the mirror, or already in the preprocessing cache."""
+    present = {e.path for e in registry.available(dataset, mirror)}
+    return present | {f.path for f, _ in recordings.recording_files(dataset)
+                      if recordings.is_cached(f, params, cache_dir)}
+
+
 def heldout_files(mirror=None, sfreq: float = 128.0, cache_dir=None) -> list[tuple[str, str]]:
     """``[(dataset, registry path)]`` of every held-out recording readable here (mirror or cache), registry order:
     the recordings of ``HELDOUT_DATASETS`` that are not in the corpus and not of a validation recording's session."""
     params = Preprocessing(sfreq=float(sfreq))
     out, absent = [], 0
     for name in HELDOUT_DATASETS:
-        present = {e.path for e in registry.available(name, mirror)}
+        present = readable_paths(name, mirror, params, cache_dir)
         files = recordings.recording_files(name)
         validated = {(fid.subject, fid.session) for f, fid in files if (name, f.path) in VALIDATION}
         for f, fid in files:
             if in_corpus(name, fid) or (fid.subject, fid.session) in validated:
                 continue
-            if f.path in present or recordings.is_cached(f, params, cache_dir):
+            if f.path in present:
                 out.append((name, f.path))
             else:
                 absent += 1
@@ -105,9 +112,9 @@ def corpus_files(mirror=None, sfreq: float = 128.0, cache_dir=None,
     params = Preprocessing(sfreq=float(sfreq))
     out = []
     for name in datasets:
-        present = {e.path for e in registry.available(name, mirror)}
+        present = readable_paths(name, mirror, params, cache_dir)
         out += [(name, f.path) for f, fid in recordings.recording_files(name) if in_corpus(name, fid)
-                and (f.path in present or recordings.is_cached(f, params, cache_dir))]
+                and f.path in present]
     return out
 
 
@@ -165,8 +172,7 @@ def pretraining_corpus(
     groups: dict[tuple[str, ...], list[WindowDataset]] = {}
     skipped: list[str] = []
     for name in datasets:
-        present = {e.path for e in registry.available(name, mirror)}
-        present |= {f.path for f, _ in recordings.recording_files(name) if recordings.is_cached(f, params, cache_dir)}
+        present = readable_paths(name, mirror, params, cache_dir)
         files = [(f, fid) for f, fid in recordings.recording_files(name) if f.path in present
                  and (not exclude_test or in_corpus(name, fid))]
         n_absent = len([f for f, _ in recordings.recording_files(name) if f.path not in present])
