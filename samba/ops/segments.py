@@ -64,7 +64,7 @@ def pass_states(final: Tensor, decay: Tensor, initial_state: Tensor | None) -> T
     S = s + 1
     below = torch.ones(S, S, dtype=torch.bool, device=final.device).tril(-1)  # k > j
     segsum = a[..., :, None].expand(b, h, S, S).masked_fill(~below, 0).cumsum(-2)  # [k, j]: a'_{j+1} + ... + a'_k
-    weights = segsum.masked_fill(~below.logical_or(below.T.logical_not()), float("-inf")).exp()  # 0 above k = j
+    weights = segsum.masked_fill(below.T, float("-inf")).exp()  # (b, h, S, S): 0 where j > k, 1 on the diagonal
     return torch.einsum("bhkj,bjhpn->bkhpn", weights, states)  # (b, S, h, p, n)
 
 
