@@ -379,15 +379,11 @@ def ssm_scan(x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, D: Tensor, 
     dt = softplus_dt(dt, dt_bias, dt_limit)  # (b, l, h) float32; autograd differentiates the softplus
     final = None
     segments = segments_for(x, kernels.scan_segment_programs) if inference else 1
-    if segments > 1:  # few (sample, head) programs: the sequence as segments side by side (samba.ops.segments)
-        from .triton.ssd import ssd_scan_carry_triton
+    if ours and (carry or segments > 1):  # our carrying scan: a carried state, and / or few (sample, head)
+        from .triton.ssd import ssd_scan_carry_triton  # programs run as segments side by side (1: one call)
 
         y, final = scan_in_segments(partial(ssd_scan_carry_triton, kernels=kernels), x, dt, A, B, C, D,
                                     initial_state, segments)
-    elif ours and carry:
-        from .triton.ssd import ssd_scan_carry_triton
-
-        y, final = ssd_scan_carry_triton(x, dt, A, B, C, D, initial_state, kernels=kernels)
     elif ours:
         from .triton.ssd import ssd_scan_triton
 
