@@ -193,11 +193,12 @@ SEEN = "seen_recordings"  # the corpus recordings it trained on (--seen-windows)
 
 
 def evaluate_checkpoint(path, windows, seed: int = 0, device: str = "cpu", reference=None,
-                        reference_fit: dict | None = None, against=None) -> dict:
+                        reference_fit: dict | None = None, against=None, seen=None) -> dict:
     """masked_l1 of the checkpoint, zeros, interpolation and the same config at random init; with ``reference``
     (a fitted ``gap_smoother.GapSmoother``) also ``classical_reference``, scored on the same masks; with
     ``against`` (another checkpoint, e.g. another architecture or schedule) also ``against``: its masked L1 and
-    the checkpoint's paired difference to it, on the same windows and masks."""
+    the checkpoint's paired difference to it, on the same windows and masks; with ``seen`` (windows of recordings
+    pretraining trained on) also ``seen_recordings`` (`seen_score`, the same two models)."""
     from samba.checkpoint import load_model
 
     model, extra, random = _loaded(path, seed, device)
@@ -247,6 +248,8 @@ def evaluate_checkpoint(path, windows, seed: int = 0, device: str = "cpu", refer
                         "per_device": {d: {"masked_l1": r["masked_l1"][AGAINST],
                                            "checkpoint_minus": r["checkpoint_minus"][AGAINST]}
                                        for d, r in dev.items()}}
+    if seen:
+        out[SEEN] = seen_score(model, random, seen, seed)
     return out
 
 
@@ -261,12 +264,12 @@ def _loaded(path, seed: int, device: str):
     return model.to(device), extra, random.to(device)
 
 
-def seen_score(path, windows, seed: int = 0, device: str = "cpu") -> dict:
+def seen_score(model, random, windows, seed: int = 0) -> dict:
     """The checkpoint against zeros and its random init on windows of recordings pretraining *trained on*, with
     the same masks and code as the held-out score. Next to the held-out score it separates what pretraining
     learned of EEG in general from what it learned of its own corpus: a checkpoint far better than zeros here and
-    barely better on held-out recordings has mostly memorised its corpus."""
-    model, _, random = _loaded(path, seed, device)
+    barely better on held-out recordings has mostly memorised its corpus. ``model``: the checkpoint, ``random``:
+    its config at random init (`_loaded`)."""
     errs = per_window(windows, {"checkpoint": lambda X, pos, vis: model_predict(model, X, pos, vis),
                                 "zeros": baselines()["zeros"],
                                 "random_init": lambda X, pos, vis: model_predict(random, X, pos, vis)}, seed)
@@ -353,21 +356,20 @@ def main(argv=None) -> int:
         raise UsageError("no held-out recording is available; pass --mirror DIR or set SAMBA_DATA_MIRROR")
     windows = recording_windows(recs, window_s=a.window_s, max_windows=a.max_windows)
     smoother, fit = gap_smoother.fit_on_corpus(mirror, window_s=a.window_s)
+    seen_recs = corpus_recordings(mirror) if a.seen_windows > 0 else []
+    seen = recording_windows(seen_recs, window_s=a.window_s, max_windows=a.seen_windows) if seen_recs else None
     res = evaluate_checkpoint(a.model, windows, a.seed, a.device, reference=smoother, reference_fit=fit,
-                              against=a.against)
+                              against=a.against, seen=seen)
     doc = {"heldout_recordings": [name for name, _ in recs],
            # held out, but another recording of the same person was pretrained on (unlabelled)
            "subject_in_corpus": [name for name, _ in recs if subject_in_corpus(*name.split("/", 1))],
            "n_windows": int(sum(len(X) for _, X, _ in windows)),
            "mask": "tsr, ratio 0.5, seeded", **res}
-    seen = None
-    if a.seen_windows > 0:
-        seen_recs = corpus_recordings(mirror)
-        seen = recording_windows(seen_recs, window_s=a.window_s, max_windows=a.seen_windows)
+    if SEEN in doc:
         doc[SEEN] = {"what": "the same scores on the first windows of every corpus recording (pretraining trained "
                              "on them): held-out against seen separates general from memorised learning",
                      "corpus_hours": round(sum(rec.data.shape[1] / rec.sfreq for _, rec in seen_recs) / 3600, 3),
-                     **seen_score(a.model, seen, a.seed, a.device)}
+                     **doc[SEEN]}
     if a.snapshots:
         doc["curve"] = curve(snapshots(a.snapshots), windows, a.seed, a.device, seen=seen)
     args = " ".join(argv if argv is not None else sys.argv[1:])
