@@ -68,6 +68,19 @@ def test_command_line_keeps_the_final_checkpoint_over_a_snapshot_of_the_same_ste
     assert "10-20" in json.dumps(sorted(arrays)) and arrays["weights_10-20"].shape[-1] == 19
 
 
+def test_command_line_places_a_release_before_the_last_snapshot_by_its_step(tmp_path):
+    # the release is the lowest-validation step: here step 150, between the snapshots of steps 100 and 200
+    model, paths = _snapshots(tmp_path, n=2)
+    final = save_model(tmp_path / "final", model, extra={"step": 150, "eeg_hours_seen": 0.75,
+                                                          "run": {"commit": "abc1234", "device": "cpu"}})
+    out = tmp_path / "cdse.npz"
+    assert figures.main(["--snapshots", str(tmp_path / "snapshots"), "--final", str(final), "--out", str(out)]) == 0
+    arrays, prov = figures.load_cdse_over_pretraining(out)
+    assert arrays["steps"].tolist() == [100, 150, 200]
+    assert arrays["eeg_hours_seen"].tolist() == [0.5, 0.75, 1.0]
+    assert prov["checkpoints"] == ["step_000100", "final", "step_000200"] and prov["run"]["commit"] == "abc1234"
+
+
 def test_no_checkpoints_is_an_error():
     with pytest.raises(ValueError, match="no checkpoints"):
         figures.cdse_over_pretraining([], MONTAGES)

@@ -244,7 +244,7 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m samba.evaluation.figures",
                                 description="CDSE weights of pretraining snapshots -> .npz + .json provenance")
     p.add_argument("--snapshots", nargs="+", required=True, help="run folders or snapshot folders (step_XXXXXX)")
-    p.add_argument("--final", default=None, help="the final checkpoint, appended after the snapshots")
+    p.add_argument("--final", default=None, help="the released checkpoint, placed among the snapshots by its step")
     p.add_argument("--out", required=True)
     a = p.parse_args(argv)
     paths = []
@@ -253,15 +253,14 @@ def main(argv=None) -> int:
         paths += [s] if (s / "config.json").is_file() else snapshots(s)
     if a.final:
         paths.append(Path(a.final))
-    # a snapshot whose step the final checkpoint repeats holds the same weights: keep the final one
-    seen, unique = set(), []
-    for path in reversed(paths):
-        step = load_checkpoint(path)["extra"].get("step")
-        if step is None or step not in seen:
-            unique.insert(0, path)
-            seen.add(step)
+    # a snapshot whose step the final checkpoint repeats holds the same weights: keep the final one. The
+    # release is the lowest-validation step, not always the last, so the maps are ordered by step.
+    chosen = {}  # step -> checkpoint (-1: no step recorded, as cdse_over_pretraining labels it)
+    for path in paths:
+        chosen[int(load_checkpoint(path)["extra"].get("step", -1))] = path
+    unique = [chosen[k] for k in sorted(chosen)]
     arrays = cdse_over_pretraining(unique, {k: DEVICE_PRESETS[v] for k, v in MONTAGES.items()})
-    run = load_checkpoint(unique[-1])["extra"].get("run", {})
+    run = load_checkpoint(Path(a.final) if a.final else unique[-1])["extra"].get("run", {})
     provenance = {"what": "CDSE weights model.spatial_weights(positions) of each pretraining snapshot, "
                           "per input montage (weights_<montage>: snapshots x target channels x electrodes)",
                   "run": run, "checkpoints": [q.name for q in unique],
