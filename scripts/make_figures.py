@@ -65,7 +65,8 @@ def pretraining_curve(js: Path, out: Path) -> Path:
             hrs, rel = with_final([(r["eeg_hours_seen"], r["per_device"][dev] - final["masked_l1"]["zeros"])
                                    for r in doc["curve"]],
                                   final["masked_l1"]["checkpoint"] - final["masked_l1"]["zeros"])
-            sessions = f"{final['n_sessions']} sessions, " if "n_sessions" in final else ""
+            n = final.get("n_sessions")
+            sessions = f"{n} session{'s' * (n != 1)}, " if n is not None else ""
             line, = ax.plot(hrs, rel, marker="o", label=f"{dev} ({final['n_recordings']} recordings, {sessions}"
                                                            f"{final['n_windows']} windows)")
             if ref and dev in ref.get("per_device", {}):  # that device's AR reference, same colour, dotted
