@@ -56,13 +56,18 @@ def test_save_and_load_round_trip_without_pickle(tmp_path):
     assert not any(a.dtype == object for a in loaded.values())
 
 
-def test_command_line_keeps_the_final_checkpoint_over_a_snapshot_of_the_same_step(tmp_path, capsys):
-    model, paths = _snapshots(tmp_path, n=2)
-    final = save_model(tmp_path / "final", model, extra={"step": 200, "eeg_hours_seen": 1.0,
+def _extract_with_release(tmp_path, step, hours):
+    """Two snapshots (steps 100, 200) and a release at ``step`` through the command line -> (arrays, provenance)."""
+    model, _ = _snapshots(tmp_path, n=2)
+    final = save_model(tmp_path / "final", model, extra={"step": step, "eeg_hours_seen": hours,
                                                           "run": {"commit": "abc1234", "device": "cpu"}})
     out = tmp_path / "cdse.npz"
     assert figures.main(["--snapshots", str(tmp_path / "snapshots"), "--final", str(final), "--out", str(out)]) == 0
-    arrays, prov = figures.load_cdse_over_pretraining(out)
+    return figures.load_cdse_over_pretraining(out)
+
+
+def test_command_line_keeps_the_final_checkpoint_over_a_snapshot_of_the_same_step(tmp_path):
+    arrays, prov = _extract_with_release(tmp_path, step=200, hours=1.0)
     assert arrays["steps"].tolist() == [100, 200]
     assert prov["checkpoints"] == ["step_000100", "final"] and prov["run"]["commit"] == "abc1234"
     assert "10-20" in json.dumps(sorted(arrays)) and arrays["weights_10-20"].shape[-1] == 19
@@ -70,12 +75,7 @@ def test_command_line_keeps_the_final_checkpoint_over_a_snapshot_of_the_same_ste
 
 def test_command_line_places_a_release_before_the_last_snapshot_by_its_step(tmp_path):
     # the release is the lowest-validation step: here step 150, between the snapshots of steps 100 and 200
-    model, paths = _snapshots(tmp_path, n=2)
-    final = save_model(tmp_path / "final", model, extra={"step": 150, "eeg_hours_seen": 0.75,
-                                                          "run": {"commit": "abc1234", "device": "cpu"}})
-    out = tmp_path / "cdse.npz"
-    assert figures.main(["--snapshots", str(tmp_path / "snapshots"), "--final", str(final), "--out", str(out)]) == 0
-    arrays, prov = figures.load_cdse_over_pretraining(out)
+    arrays, prov = _extract_with_release(tmp_path, step=150, hours=0.75)
     assert arrays["steps"].tolist() == [100, 150, 200]
     assert arrays["eeg_hours_seen"].tolist() == [0.5, 0.75, 1.0]
     assert prov["checkpoints"] == ["step_000100", "final", "step_000200"] and prov["run"]["commit"] == "abc1234"
