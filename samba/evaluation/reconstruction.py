@@ -198,10 +198,14 @@ def evaluate_checkpoint(path, windows, seed: int = 0, device: str = "cpu", refer
     (a fitted ``gap_smoother.GapSmoother``) also ``classical_reference``, scored on the same masks; with
     ``against`` (another checkpoint, e.g. another architecture or schedule) also ``against``: its masked L1 and
     the checkpoint's paired difference to it, on the same windows and masks; with ``seen`` (windows of recordings
-    pretraining trained on) also ``seen_recordings`` (`seen_score`, the same two models)."""
+    pretraining trained on) also ``seen_recordings`` (`seen_score`, the same predictors but interpolation)."""
     from samba.checkpoint import load_model
+    from samba.model import SAMBA
 
-    model, extra, random = _loaded(path, seed, device)
+    model, extra = load_model(path, map_location="cpu")
+    torch.manual_seed(seed)
+    random = SAMBA(model.cfg)
+    model.to(device), random.to(device)
     preds = {"checkpoint": lambda X, pos, vis: model_predict(model, X, pos, vis),
              **baselines(),
              "random_init": lambda X, pos, vis: model_predict(random, X, pos, vis)}
@@ -249,30 +253,17 @@ def evaluate_checkpoint(path, windows, seed: int = 0, device: str = "cpu", refer
                                            "checkpoint_minus": r["checkpoint_minus"][AGAINST]}
                                        for d, r in dev.items()}}
     if seen:
-        out[SEEN] = seen_score(model, random, seen, seed)
+        out[SEEN] = seen_score({k: preds[k] for k in ("checkpoint", "zeros", "random_init")}, seen, seed)
     return out
 
 
-def _loaded(path, seed: int, device: str):
-    """The checkpoint, what it says of its training, and the same config at random init (seeded), on ``device``."""
-    from samba.checkpoint import load_model
-    from samba.model import SAMBA
-
-    model, extra = load_model(path, map_location="cpu")
-    torch.manual_seed(seed)
-    random = SAMBA(model.cfg)
-    return model.to(device), extra, random.to(device)
-
-
-def seen_score(model, random, windows, seed: int = 0) -> dict:
+def seen_score(preds: dict, windows, seed: int = 0) -> dict:
     """The checkpoint against zeros and its random init on windows of recordings pretraining *trained on*, with
     the same masks and code as the held-out score. Next to the held-out score it separates what pretraining
     learned of EEG in general from what it learned of its own corpus: a checkpoint far better than zeros here and
-    barely better on held-out recordings has mostly memorised its corpus. ``model``: the checkpoint, ``random``:
-    its config at random init (`_loaded`)."""
-    errs = per_window(windows, {"checkpoint": lambda X, pos, vis: model_predict(model, X, pos, vis),
-                                "zeros": baselines()["zeros"],
-                                "random_init": lambda X, pos, vis: model_predict(random, X, pos, vis)}, seed)
+    barely better on held-out recordings has mostly memorised its corpus. ``preds``: ``{name: predict(X, pos,
+    visible)}`` with ``"checkpoint"`` among them, as `evaluate_checkpoint` builds them."""
+    errs = per_window(windows, preds, seed)
     groups = session_index(windows)
     return {"recordings": [name for name, _, _ in windows], "n_windows": int(sum(len(X) for _, X, _ in windows)),
             "masked_l1": {k: float(v.mean()) for k, v in errs.items()},
