@@ -56,15 +56,15 @@ def pass_states(final: Tensor, decay: Tensor, initial_state: Tensor | None) -> T
         E_k = sum_{j <= k} exp(a'_{j+1} + ... + a'_k) F'_j
 
     the recursion E_{k+1} = exp(a_k) E_k + F_k unrolled. The exponents are sums over the segments between j and k
-    (Mamba2's "segsum"), never differences of long cumulative sums, so no precision is lost on long sequences."""
+    (Mamba2's "segsum", `samba.ops.ssd.segsum`), never differences of long cumulative sums, so no precision is
+    lost on long sequences."""
+    from .ssd import segsum  # here, not at the top: ssd imports this module
+
     b, s, h, p, n = final.shape
     first = final.new_zeros(b, 1, h, p, n, dtype=torch.float32) if initial_state is None else initial_state.float().unsqueeze(1)
     states = torch.cat([first, final.float()], 1)  # F' (b, S, h, p, n), S = s + 1
     a = torch.cat([decay.new_zeros(b, 1, h), decay.float()], 1).transpose(1, 2)  # a' (b, h, S)
-    S = s + 1
-    below = torch.ones(S, S, dtype=torch.bool, device=final.device).tril(-1)  # k > j
-    segsum = a[..., :, None].expand(b, h, S, S).masked_fill(~below, 0).cumsum(-2)  # [k, j]: a'_{j+1} + ... + a'_k
-    weights = segsum.masked_fill(below.T, float("-inf")).exp()  # (b, h, S, S): 0 where j > k, 1 on the diagonal
+    weights = segsum(a).exp()  # (b, h, S, S) [k, j]: exp(a'_{j+1} + ... + a'_k), 0 where j > k, 1 on the diagonal
     return torch.einsum("bhkj,bjhpn->bkhpn", weights, states)  # (b, S, h, p, n)
 
 
