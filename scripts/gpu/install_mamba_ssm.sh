@@ -13,7 +13,7 @@
 # and optionally causal-conv1d==1.7.0 the same way (CAUSAL_CONV1D_* variables).
 #
 # No CUDA extension is compiled: Mamba2's scan and gated RMSNorm are Triton, and
-# samba.nn._mamba_ssm registers a stub for the Mamba-1 extension `selective_scan_cuda` that mamba_ssm imports.
+# samba.ops.upstream registers a stub for the Mamba-1 extension `selective_scan_cuda` that mamba_ssm imports.
 # causal-conv1d is compiled only with SAMBA_BUILD_CAUSAL_CONV1D=1 (about 9 minutes on 16 cores for sm_90);
 # without it our backend and mamba_ssm.Mamba2(use_mem_eff_path=False) run the conv through PyTorch.
 
@@ -64,7 +64,7 @@ _samba_install_mamba_ssm() {
         *) export PYTHONPATH="$site${PYTHONPATH:+:$PYTHONPATH}" ;;
     esac
     (cd "$repo" && python3 - <<'PY'
-from samba.nn._mamba_ssm import mamba_ssm_kernels, mamba_ssm_unavailable_reason
+from samba.ops.upstream import mamba_ssm_kernels, mamba_ssm_unavailable_reason
 k = mamba_ssm_kernels()
 print("mamba_ssm:", "ok" if k else f"UNAVAILABLE ({mamba_ssm_unavailable_reason()})",
       "| causal_conv1d:", "yes" if k and k.causal_conv1d_fn else "no (torch conv1d)")
