@@ -255,12 +255,13 @@ def main(argv=None) -> int:
         paths.append(Path(a.final))
     # a snapshot whose step the final checkpoint repeats holds the same weights: keep the final one. The
     # release is the lowest-validation step, not always the last, so the maps are ordered by step.
-    chosen = {}  # step -> checkpoint (-1: no step recorded, as cdse_over_pretraining labels it)
+    chosen, extras = {}, {}  # step -> checkpoint (-1: no step recorded, as cdse_over_pretraining labels it)
     for path in paths:
-        chosen[int(load_checkpoint(path)["extra"].get("step", -1))] = path
+        extras[path] = load_checkpoint(path)["extra"]
+        chosen[int(extras[path].get("step", -1))] = path
     unique = [chosen[k] for k in sorted(chosen)]
     arrays = cdse_over_pretraining(unique, {k: DEVICE_PRESETS[v] for k, v in MONTAGES.items()})
-    run = load_checkpoint(Path(a.final) if a.final else unique[-1])["extra"].get("run", {})
+    run = extras[Path(a.final) if a.final else unique[-1]].get("run", {})
     provenance = {"what": "CDSE weights model.spatial_weights(positions) of each pretraining snapshot, "
                           "per input montage (weights_<montage>: snapshots x target channels x electrodes)",
                   "run": run, "checkpoints": [q.name for q in unique],
