@@ -86,6 +86,7 @@ class KernelConfig:
         scan_min_programs: fewer (sample, head) programs than this take mamba_ssm's scan (0: ours always);
         scan_segment_programs: an inference scan on ours (no autograd) with fewer (sample, head) programs than this
         runs its sequence as segments side by side to have about this many (`samba.ops.segments`; 0: off);
+        scan_segment_min_steps: no segment shorter than this many time steps (None: `segments.MIN_SEGMENT_STEPS`);
         norm_backward_tiles (values per tile, row blocks per program) and norm_backward_launch;
         conv_backward_tiles (time steps, channels per program) and conv_backward_launch.
     autotune: "full", or "single" to give mamba_ssm's autotuned kernels one config each (the smallest): a fresh
@@ -105,6 +106,7 @@ class KernelConfig:
     scan_backward_narrow_launch: Launch | None = None
     scan_min_programs: int = 0
     scan_segment_programs: int = 0
+    scan_segment_min_steps: int | None = None
     norm_backward_tiles: tuple[int, int] = (2048, 8)
     norm_backward_launch: Launch = (4, 3)
     conv_backward_tiles: tuple[int, int] = (64, 64)
@@ -135,6 +137,14 @@ class KernelConfig:
                 raise UsageError(f"KernelConfig.{name} must be a whole number, got {getattr(self, name)!r}") from None
             if getattr(self, name) < 0:
                 raise UsageError(f"KernelConfig.{name} must be >= 0, got {getattr(self, name)}")
+        if self.scan_segment_min_steps is not None:
+            try:
+                put("scan_segment_min_steps", int(str(self.scan_segment_min_steps)))
+            except ValueError:
+                raise UsageError("KernelConfig.scan_segment_min_steps must be a whole number, got "
+                                 f"{self.scan_segment_min_steps!r}") from None
+            if self.scan_segment_min_steps < 1:
+                raise UsageError(f"KernelConfig.scan_segment_min_steps must be >= 1, got {self.scan_segment_min_steps}")
 
     # ------------------------------------------------------------------ what the kernels ask
     def scan_backward_for(self, headdim: int | None) -> str:

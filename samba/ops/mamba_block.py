@@ -136,7 +136,7 @@ class _MambaSplitConvScan(torch.autograd.Function):
         x, Bm, Cm = _xbc(conv_fwd(xBC, w2, conv_b), s)  # SiLU(conv): (B, L, d_ssm + 2GN), then views
         ours = use_triton_scan(x, Bm, kernels)
         S = None
-        segments = segments_for(x, kernels.scan_segment_programs) if ours and not train else 1
+        segments = segments_for(x, kernels.scan_segment_programs, kernels.scan_segment_min_steps) if ours and not train else 1
         if segments > 1:  # inference on few (sample, head) programs: segments side by side (samba.ops.segments)
             from .triton.ssd import ssd_scan_carry_triton
 

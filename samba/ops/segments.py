@@ -36,14 +36,14 @@ MIN_SEGMENT_STEPS = 4096
 CarryingScan = Callable[..., "tuple[Tensor, Tensor]"]
 
 
-def segments_for(x: Tensor, programs: int) -> int:
+def segments_for(x: Tensor, programs: int, min_steps: int | None = None) -> int:
     """How many segments an inference scan of x (b, l, h, p) runs as to have about ``programs`` programs of one
     (sample, head, segment) each: 1 (one plain call) when batch x heads already reaches it, when ``programs`` is 0, or
-    when the segments would be shorter than `MIN_SEGMENT_STEPS`."""
+    when the segments would be shorter than ``min_steps`` (None: `MIN_SEGMENT_STEPS`)."""
     b, l, h = x.shape[:3]
     if programs <= 0:
         return 1
-    return max(1, min(math.ceil(programs / (b * h)), l // MIN_SEGMENT_STEPS))
+    return max(1, min(math.ceil(programs / (b * h)), l // (min_steps or MIN_SEGMENT_STEPS)))
 
 
 def pass_states(final: Tensor, decay: Tensor, initial_state: Tensor | None) -> Tensor:

@@ -378,7 +378,7 @@ def ssm_scan(x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, D: Tensor, 
         return scan(x, dt, A, B, C, chunk_size=chunk_size, D=D, z=z, dt_bias=dt_bias, dt_softplus=True, **limit)
     dt = softplus_dt(dt, dt_bias, dt_limit)  # (b, l, h) float32; autograd differentiates the softplus
     final = None
-    segments = segments_for(x, kernels.scan_segment_programs) if inference else 1
+    segments = segments_for(x, kernels.scan_segment_programs, kernels.scan_segment_min_steps) if inference else 1
     if ours and (carry or segments > 1):  # our carrying scan: a carried state, and / or few (sample, head)
         from .triton.ssd import ssd_scan_carry_triton  # programs run as segments side by side (1: one call)
 

@@ -65,6 +65,7 @@ def test_choices_are_checked():
     for kw in ({"backend": "fast"}, {"scan_backward": "parallel"}, {"scan_backward_narrow": "chunked"},
                {"autotune": "some"}, {"fused_block": "maybe"}, {"scan_min_programs": "lots"},
                {"scan_min_programs": -1}, {"scan_segment_programs": "many"}, {"scan_segment_programs": -2},
+               {"scan_segment_min_steps": 0}, {"scan_segment_min_steps": "long"},
                {"scan_forward_launch": None}):
         with pytest.raises(UsageError, match="KernelConfig"):
             KernelConfig(**kw)

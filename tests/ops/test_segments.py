@@ -115,6 +115,8 @@ def test_segments_for_fills_the_programs_asked_for():
     assert segments_for(x, 64) == 8  # 8 programs -> 8 segments of 8 heads
     assert segments_for(x, 264) == 10  # capped: no segment shorter than MIN_SEGMENT_STEPS
     assert segments_for(torch.empty(1, MIN_SEGMENT_STEPS - 1, 8, 64), 264) == 1
+    assert segments_for(x, 264, min_steps=4 * MIN_SEGMENT_STEPS) == 2  # a longer minimum: fewer, longer segments
+    assert segments_for(x, 264, min_steps=11 * MIN_SEGMENT_STEPS) == 1
 
 
 def test_batch_one_writes_every_piece_into_one_buffer():
