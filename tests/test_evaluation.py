@@ -167,6 +167,9 @@ def test_verdict_words_follow_the_numbers():
     entry["n_folds"] = 8
     entry["paired_tests"]["samba_finetune_vs_random_init_finetune"] = {"p": 0.01, "effect": -0.1, "n": 8}
     assert "pretraining (samba_finetune): hurts" in " ".join(verdict("x", entry))
+    entry["paired_tests"]["samba_finetune_vs_random_init_finetune"] = {"p": 0.09, "effect": 0.12, "n": 8}
+    words = " ".join(verdict("x", entry))  # a large effect that misses alpha is not evidence of no effect
+    assert "pretraining (samba_finetune): no significant difference (+0.120" in words and "does not help" not in words
     assert set(METHODS) == {"samba_finetune", "samba_probe", "random_init_finetune", "random_init_probe",
                             "eegnet", "reference"}
 

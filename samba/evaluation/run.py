@@ -209,8 +209,8 @@ def verdict(task: str, entry: dict, alpha: float = 0.05) -> list[str]:
                 ("SAMBA is better" if t["effect"] > 0 else "SAMBA is worse")
         elif floor >= alpha:
             word = f"cannot be decided with {entry['n_folds']} folds (smallest reachable p={floor:.3g})"
-        else:
-            word = "does not help" if what == "pretraining" else "no significant difference"
+        else:  # not "does not help": a test that misses alpha shows no effect, it does not show its absence
+            word = "no significant difference"
         lines.append(f"{what} ({a}): {word} ({d})")
     return lines
 
