@@ -149,6 +149,34 @@ def test_resume_runs_only_the_missing_units_and_gives_the_whole_document(eyes, t
         evaluate_all(out=tmp_path / "part.json", resume=True, **{**kw, "methods": ["reference"]})
 
 
+def test_mixed_resume_keeps_units_of_another_commit_and_device_and_names_them(eyes, tmp_path):
+    kw = dict(tasks=["eyes-open-closed"], methods=["reference", "random_init_probe"], seeds=2, profile="quick",
+              datasets={"eyes-open-closed": eyes}, command="test")
+    whole = evaluate_all(out=tmp_path / "whole.json", **kw)
+    assert {(r["commit"], r["device"]) for m in whole["tasks"]["eyes-open-closed"]["methods"].values()
+            for r in m["per_fold"]} == {(whole["commit"], whole["device"])}  # every row names where it ran
+    # the same stopped run as above, written on a GPU at another commit by code that did not name its rows
+    part = json.loads((tmp_path / "whole.json").read_text())
+    probe = part["tasks"]["eyes-open-closed"]["methods"]["random_init_probe"]
+    probe["per_fold"] = [{k: v for k, v in r.items() if k not in ("commit", "device")}
+                         for r in probe["per_fold"] if r["seed"] == 0]
+    del part["tasks"]["eyes-open-closed"]["methods"]["reference"]
+    part.update(complete=False, commit="0123abc", device="Some GPU", runs=[{"command": "gpu", "workers": 8}])
+    (tmp_path / "part.json").write_text(json.dumps(part))
+    with pytest.raises(ValueError, match="--resume.*commit '0123abc'"):
+        evaluate_all(out=tmp_path / "part.json", resume=True, **kw)
+    mixed = evaluate_all(out=tmp_path / "part.json", resume=True, mixed=True, **kw)
+    assert mixed["complete"] and mixed["commit"] == f"0123abc + {whole['commit']}"
+    assert mixed["device"] == f"Some GPU + {whole['device']}"
+    assert [(r["commit"], r["device"]) for r in mixed["runs"]] == [("0123abc", "Some GPU"),
+                                                                 (whole["commit"], whole["device"])]
+    rows = mixed["tasks"]["eyes-open-closed"]["methods"]["random_init_probe"]["per_fold"]
+    assert {r["device"] for r in rows if r["seed"] == 0} == {"Some GPU"}
+    assert {r["device"] for r in rows if r["seed"] == 1} == {whole["device"]}
+    strip = lambda rs: [{k: v for k, v in r.items() if k not in ("commit", "device")} for r in rs]  # noqa: E731
+    assert strip(rows) == strip(whole["tasks"]["eyes-open-closed"]["methods"]["random_init_probe"]["per_fold"])
+
+
 def test_a_worker_error_reaches_the_caller(eyes, tmp_path):
     with pytest.raises(ValueError, match="unknown device 'no-such-device'"):
         evaluate_all(["eyes-open-closed"], ["random_init_probe"], seeds=2, profile="quick", out=tmp_path / "e.json",

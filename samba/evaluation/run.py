@@ -22,7 +22,9 @@ of the 5 seeds of all four tasks took about 8 minutes). ``--max-minutes`` stops 
 after another they go seed by seed and leave whole early seeds; each row records the seeds it holds. ``--resume`` continues a file
 that a time budget stopped: the units it holds are kept, the others run (same commit, device, profile, checkpoint
 weights (``init_sha256``), tasks, methods and seeds, or it refuses), and ``runs`` lists every invocation that
-wrote it.
+wrote it. ``--resume --mixed`` also keeps units written at another commit or on another device (say, the last
+probes of a GPU run whose time ran out, finished on a CPU): every row names the commit and device that produced
+it, and the document's ``commit`` and ``device`` name them all ("a + b"). The rest must still match.
 
 A unit of work is one (seed, task, method). The units are small and leave most of a GPU and its host idle, so
 ``--workers N`` runs N of them at once, each in its own process on the same device with 1 / N of the CPU threads
@@ -350,15 +352,18 @@ def _executor(state: dict, workers: int):
     return pool, lambda unit: pool.submit(_run_unit_in_worker, *unit)
 
 
-def _resumable(path: Path, doc: dict, tasks: list, methods, units: list) -> tuple[dict, list, float, str | None]:
-    """The finished units of an earlier, stopped run in ``path``: ``(done, runs, elapsed_s, device)``.
+def _resumable(path: Path, doc: dict, tasks: list, methods, units: list,
+               mixed: bool = False) -> tuple[dict, list, float]:
+    """The finished units of an earlier, stopped run in ``path``: ``(done, runs, elapsed_s)``.
 
-    Refuses (ValueError) a file written by other code or for another evaluation: its units would not mix."""
+    Refuses (ValueError) a file written by other code or on another device (unless ``mixed``), or for another
+    evaluation: its units would not mix. Rows that do not name their commit and device get the file's."""
     try:
         old = json.loads(path.read_text())
     except (OSError, ValueError) as err:
         raise ValueError(f"--resume: cannot read {path}: {err}") from None
-    for key in ("commit", "profile", "init", "init_sha256", "seeds_requested", "device"):
+    same = ("profile", "init", "init_sha256", "seeds_requested") + (() if mixed else ("commit", "device"))
+    for key in same:
         if old.get(key) != doc[key]:
             raise ValueError(f"--resume: {path} has {key} {old.get(key)!r}, this run {doc[key]!r}; use another --out")
     # every task is written from the first unit on; a method appears once one of its units has finished
@@ -369,9 +374,11 @@ def _resumable(path: Path, doc: dict, tasks: list, methods, units: list) -> tupl
     for seed, t, m in units:
         rows = [r for r in old["tasks"][t]["methods"].get(m, {}).get("per_fold", []) if r.get("seed") == seed]
         if rows:  # a unit is written whole (all its folds) or not at all
-            done[(seed, t, m)] = rows
-    runs = old.get("runs") or [{"command": old.get("command", ""), "date": old.get("date"),
-                                "workers": old.get("workers")}]
+            done[(seed, t, m)] = [{**r, "commit": r.get("commit", old.get("commit")),
+                                   "device": r.get("device", old.get("device"))} for r in rows]
+    runs = [{**r, "commit": r.get("commit", old.get("commit")), "device": r.get("device", old.get("device"))}
+            for r in old.get("runs") or [{"command": old.get("command", ""), "date": old.get("date"),
+                                          "workers": old.get("workers")}]]
     return done, runs, float(old.get("elapsed_s") or 0.0)
 
 
@@ -391,12 +398,12 @@ def checkpoint_sha256(init) -> str | None:
 def evaluate_all(tasks=None, methods=METHODS, seeds: int = 5, profile: str = "quick", init: str | None = None,
                  out="build/evaluation.json", max_minutes: float | None = None, mirror=None, device=None,
                  command: str = "", samba_config=None, datasets: dict | None = None, workers: int = 1,
-                 resume: bool = False) -> dict:
+                 resume: bool = False, mixed: bool = False) -> dict:
     """Run the evaluation and write ``out`` (atomically, after every unit of work); returns the document.
 
     ``workers`` units run at once, each in its own process (see the module's docstring); the document is the
     same for every ``workers`` but for its ``elapsed_s``, ``workers`` and ``runs``. ``resume``: keep the units
-    that ``out`` already holds (see the module's docstring)."""
+    that ``out`` already holds; ``mixed``: also those of another commit or device (see the module's docstring)."""
     from samba.data import corpus
     from samba.train.finetuning import _load_task
 
@@ -425,10 +432,11 @@ def evaluate_all(tasks=None, methods=METHODS, seeds: int = 5, profile: str = "qu
            "date": _dt.date.today().isoformat(), "command": command, "workers": workers}
     runs, elapsed_before = [], 0.0
     if resume and Path(out).is_file():
-        done, runs, elapsed_before = _resumable(Path(out), doc, tasks, methods, units)
+        done, runs, elapsed_before = _resumable(Path(out), doc, tasks, methods, units, mixed)
         units = [u for u in units if u not in done]
         print(f"resuming {out}: {len(done)} units done, {len(units)} to run", file=sys.stderr)
-    runs = runs + [{"command": command, "date": doc["date"], "workers": workers, "device": doc["device"]}]
+    runs = runs + [{"command": command, "date": doc["date"], "workers": workers, "device": doc["device"],
+                    "commit": doc["commit"]}]
 
     def publish():
         for t in tasks:
@@ -444,6 +452,10 @@ def evaluate_all(tasks=None, methods=METHODS, seeds: int = 5, profile: str = "qu
             doc["tasks"][t] = entry
         doc["elapsed_s"] = round(elapsed_before + time.perf_counter() - t0, 1)
         doc["runs"] = runs
+        for key in ("commit", "device"):  # every value that produced a row, in run order ("a + b" when mixed)
+            seen = {r[key] for u in done for r in done[u]}
+            if seen:
+                doc[key] = " + ".join(v for v in dict.fromkeys(r[key] for r in runs) if v in seen)
         atomic_write_json(doc, out)
 
     context, submit = _executor(state, workers)
@@ -462,7 +474,9 @@ def evaluate_all(tasks=None, methods=METHODS, seeds: int = 5, profile: str = "qu
             finished, _ = wait(running, return_when=FIRST_COMPLETED)
             for f in finished:
                 seed, t, m = unit = running.pop(f)
-                done[unit], doc["device"] = f.result()  # a unit's error is raised here, as the unit raised it
+                rows, device_used = f.result()  # a unit's error is raised here, as the unit raised it
+                runs[-1]["device"] = device_used
+                done[unit] = [{**r, "commit": runs[-1]["commit"], "device": device_used} for r in rows]
                 print(f"[{time.perf_counter() - t0:7.1f}s] seed {seed} {t} {m} done", file=sys.stderr)
                 publish()
     doc["complete"] = not stopped
@@ -485,6 +499,8 @@ def main(argv=None) -> int:
                    "on the same device (default: 1, one after another in this process)")
     p.add_argument("--resume", action="store_true", help="keep the units that --out already holds (a run that "
                    "--max-minutes stopped) and run the rest")
+    p.add_argument("--mixed", action="store_true", help="with --resume: also keep units written at another commit "
+                   "or on another device; every row names its commit and device")
     p.add_argument("--mirror", default=None)
     p.add_argument("--device", default=None)
     p.add_argument("--render", metavar="JSON", default=None, help="print the table of an existing file and exit")
@@ -502,6 +518,7 @@ def main(argv=None) -> int:
     try:
         doc = evaluate_all(a.tasks, methods, seeds, a.profile, a.init, a.out, a.max_minutes,
                            a.mirror or os.environ.get("SAMBA_DATA_MIRROR"), a.device, workers=a.workers, resume=a.resume,
+                           mixed=a.mixed,
                            command="python -m samba.evaluation.run " + " ".join(argv if argv is not None else sys.argv[1:]))
     except ValueError as err:
         raise UsageError(str(err)) from None
