@@ -323,3 +323,24 @@ def test_heldout_baselines_adds_the_ar_references_when_the_file_has_them():
     doc["classical_reference"] = {"masked_l1": 0.80, "left_edge_only": {"masked_l1": 0.821}}
     lines = heldout_baselines(doc)
     assert "checkpoint" not in lines and sorted(lines.values()) == [0.80, 0.821, 0.84, 0.84, 1.1]
+
+
+def test_recheck_reruns_units_and_measures_how_far_their_scores_moved(eyes, tmp_path, capsys):
+    from samba.evaluation import recheck
+
+    kw = dict(tasks=["eyes-open-closed"], methods=["reference", "random_init_probe"], seeds=1, profile="quick",
+              datasets={"eyes-open-closed": eyes}, command="test")
+    doc = evaluate_all(out=tmp_path / "e.json", **kw)
+    units = [(0, "eyes-open-closed", "reference"), (0, "eyes-open-closed", "random_init_probe")]
+    same = recheck.recheck(doc, units, "cpu", datasets={"eyes-open-closed": eyes})
+    assert [r["balanced_accuracy"]["max_abs_diff"] for r in same] == [0.0, 0.0]  # same code, same device
+    rows = doc["tasks"]["eyes-open-closed"]["methods"]["reference"]["per_fold"]
+    rows[-1]["balanced_accuracy"] -= 0.25  # as if another device had scored this fold lower
+    moved = recheck.recheck(doc, units[:1], "cpu", datasets={"eyes-open-closed": eyes})[0]
+    assert moved["balanced_accuracy"]["max_abs_diff"] == pytest.approx(0.25)
+    assert moved["balanced_accuracy"]["now"] - moved["balanced_accuracy"]["then"] == pytest.approx(0.25 / len(rows))
+    with pytest.raises(ValueError, match="not in the file"):
+        recheck.recheck(doc, [(1, "eyes-open-closed", "reference")], "cpu", datasets={"eyes-open-closed": eyes})
+    from samba.errors import UsageError
+    with pytest.raises(UsageError, match="SEED:TASK:METHOD"):
+        recheck.main([str(tmp_path / "e.json"), "--units", "eyes-open-closed:reference"])

@@ -1,0 +1,90 @@
+"""Rerun units of a committed evaluation here and compare their fold scores with the file's.
+
+    python -m samba.evaluation.recheck results/evaluation.json --device cpu \\
+        --units 0:muse-p300:random_init_probe 0:eyes-open-closed:samba_probe
+
+Why: an evaluation finished with ``--resume --mixed`` holds units from more than one device (on CUDA the
+features and fine-tuning run under bfloat16 autocast, on the CPU in float32). Rerunning some of one device's units
+on the other, by the same code, measures how far the device alone moves a fold's score, which says whether the
+mixed file's methods can be compared. A unit is ``SEED:TASK:METHOD``; the file's profile and checkpoint are used.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from .run import PROFILES, device_name, run_method
+
+__all__ = ["recheck"]
+
+KEYS = ("balanced_accuracy", "auroc")
+
+
+def _unit(text: str) -> tuple[int, str, str]:
+    parts = text.split(":")
+    if len(parts) != 3 or not parts[0].isdigit():
+        raise ValueError(f"a unit is SEED:TASK:METHOD, e.g. 0:muse-p300:random_init_probe; got {text!r}")
+    return int(parts[0]), parts[1], parts[2]
+
+
+def recheck(doc: dict, units, device=None, mirror=None, datasets: dict | None = None) -> list[dict]:
+    """Per unit ``{unit, device_then, device_now, n_folds, KEY: {then, now, max_abs_diff}}`` (means over folds)."""
+    from samba.train.finetuning import _load_task
+
+    from . import protocol
+
+    P = PROFILES[doc["profile"]]
+    out, loaded = [], dict(datasets or {})
+    for seed, task, method in units:
+        entry = doc["tasks"].get(task, {}).get("methods", {}).get(method)
+        then = [r for r in (entry or {}).get("per_fold", []) if r["seed"] == seed]
+        if not then:
+            raise ValueError(f"{seed}:{task}:{method} is not in the file")
+        if task not in loaded:
+            loaded[task] = _load_task(task, mirror, P["data_profile"])
+        ds = loaded[task]
+        now = run_method(method, ds, protocol.task_folds(ds, P["max_folds"]), seed, P, doc.get("init"), device)
+        if [r["fold"] for r in now] != [r["fold"] for r in then]:
+            raise ValueError(f"{seed}:{task}:{method}: the folds here differ from the file's (other data?)")
+        row = {"unit": f"{seed}:{task}:{method}", "device_then": sorted({r.get("device", doc["device"]) for r in then}),
+               "device_now": device_name(device), "n_folds": len(now)}
+        for k in KEYS:
+            a = np.array([r[k] for r in then], float)
+            b = np.array([r[k] for r in now], float)
+            row[k] = {"then": float(a.mean()), "now": float(b.mean()), "max_abs_diff": float(np.abs(a - b).max())}
+        out.append(row)
+    return out
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m samba.evaluation.recheck", description=__doc__.split("\n")[0])
+    p.add_argument("json", help="an evaluation file (results/evaluation.json)")
+    p.add_argument("--units", nargs="+", required=True, metavar="SEED:TASK:METHOD")
+    p.add_argument("--device", default=None)
+    p.add_argument("--mirror", default=None, help="default: SAMBA_DATA_MIRROR")
+    a = p.parse_args(argv)
+    from samba.errors import UsageError
+
+    try:
+        doc = json.loads(Path(a.json).read_text())
+        rows = recheck(doc, [_unit(u) for u in a.units], a.device, a.mirror or os.environ.get("SAMBA_DATA_MIRROR"))
+    except (OSError, ValueError, KeyError) as err:
+        raise UsageError(f"recheck: {err}") from None
+    print("| unit | then (device) | now (device) | " + " | ".join(f"{k}: then, now, largest fold difference"
+                                                                 for k in KEYS) + " |")
+    print("|---|---|---|" + "---|" * len(KEYS))
+    for r in rows:
+        cells = " | ".join(f"{r[k]['then']:.4f}, {r[k]['now']:.4f}, {r[k]['max_abs_diff']:.4f}" for k in KEYS)
+        print(f"| {r['unit']} | {' + '.join(r['device_then'])} | {r['device_now']} | {cells} |")
+    return 0
+
+
+if __name__ == "__main__":
+    from samba.errors import run_main
+
+    sys.exit(run_main(main))
