@@ -10,6 +10,7 @@ import torch
 
 from samba.evaluation import protocol, reconstruction, reference, stats
 from samba.evaluation.run import METHODS, evaluate_all, render, verdict
+from samba.evaluation.run import main as evaluation_main
 
 
 def test_ci_of_a_known_sample():
@@ -173,6 +174,9 @@ def test_mixed_resume_keeps_units_of_another_commit_and_device_and_names_them(ey
     rows = mixed["tasks"]["eyes-open-closed"]["methods"]["random_init_probe"]["per_fold"]
     assert {r["device"] for r in rows if r["seed"] == 0} == {"Some GPU"}
     assert {r["device"] for r in rows if r["seed"] == 1} == {whole["device"]}
+    from samba.errors import UsageError
+    with pytest.raises(UsageError, match="--mixed .* with --resume"):
+        evaluation_main(["--mixed", "--out", str(tmp_path / "part.json")])
     strip = lambda rs: [{k: v for k, v in r.items() if k not in ("commit", "device")} for r in rs]  # noqa: E731
     assert strip(rows) == strip(whole["tasks"]["eyes-open-closed"]["methods"]["random_init_probe"]["per_fold"])
 

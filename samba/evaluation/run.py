@@ -513,6 +513,8 @@ def main(argv=None) -> int:
         except (OSError, ValueError, KeyError) as err:
             raise UsageError(f"cannot render {a.render}: {err}") from None
         return 0
+    if a.mixed and not a.resume:
+        raise UsageError("--mixed keeps the units of a file being resumed: give it with --resume")
     seeds = a.seeds or (2 if a.profile == "quick" else 5)
     methods = a.methods or [m for m in METHODS if a.init or m not in NEEDS_CHECKPOINT]
     try:
