@@ -164,8 +164,16 @@ def test_mixed_resume_keeps_units_of_another_commit_and_device_and_names_them(ey
     del part["tasks"]["eyes-open-closed"]["methods"]["reference"]
     part.update(complete=False, commit="0123abc", device="Some GPU", runs=[{"command": "gpu", "workers": 8}])
     (tmp_path / "part.json").write_text(json.dumps(part))
-    with pytest.raises(ValueError, match="--resume.*commit '0123abc'"):
+    with pytest.raises(ValueError, match="--resume.*commit '0123abc'.*--mixed keeps them"):
         evaluate_all(out=tmp_path / "part.json", resume=True, **kw)
+    (tmp_path / "other_device.json").write_text(json.dumps({**part, "commit": whole["commit"]}))
+    with pytest.raises(ValueError, match="--resume.*device 'Some GPU'"):
+        evaluate_all(out=tmp_path / "other_device.json", resume=True, **kw)
+    other_folds = json.loads(json.dumps(part))
+    other_folds["tasks"]["eyes-open-closed"]["folds"][0] = "block9"
+    (tmp_path / "other_folds.json").write_text(json.dumps(other_folds))
+    with pytest.raises(ValueError, match="other folds or another protocol for eyes-open-closed"):
+        evaluate_all(out=tmp_path / "other_folds.json", resume=True, mixed=True, **kw)
     mixed = evaluate_all(out=tmp_path / "part.json", resume=True, mixed=True, **kw)
     assert mixed["complete"] and mixed["commit"] == f"0123abc + {whole['commit']}"
     assert mixed["device"] == f"Some GPU + {whole['device']}"
@@ -329,7 +337,7 @@ def test_heldout_baselines_adds_the_ar_references_when_the_file_has_them():
     assert "checkpoint" not in lines and sorted(lines.values()) == [0.80, 0.821, 0.84, 0.84, 1.1]
 
 
-def test_recheck_reruns_units_and_measures_how_far_their_scores_moved(eyes, tmp_path, capsys):
+def test_recheck_reruns_units_and_measures_how_far_their_scores_moved(eyes, tmp_path, mirror):
     from samba.evaluation import recheck
 
     kw = dict(tasks=["eyes-open-closed"], methods=["reference", "random_init_probe"], seeds=1, profile="quick",
@@ -345,6 +353,17 @@ def test_recheck_reruns_units_and_measures_how_far_their_scores_moved(eyes, tmp_
     assert moved["balanced_accuracy"]["now"] - moved["balanced_accuracy"]["then"] == pytest.approx(0.25 / len(rows))
     with pytest.raises(ValueError, match="not in the file"):
         recheck.recheck(doc, [(1, "eyes-open-closed", "reference")], "cpu", datasets={"eyes-open-closed": eyes})
+    with pytest.raises(ValueError, match="other weights than the file evaluated"):  # the weights changed since
+        recheck.recheck({**doc, "init_sha256": "0" * 64}, units, "cpu", datasets={"eyes-open-closed": eyes})
     from samba.errors import UsageError
     with pytest.raises(UsageError, match="SEED:TASK:METHOD"):
         recheck.main([str(tmp_path / "e.json"), "--units", "eyes-open-closed:reference"])
+    with pytest.raises(UsageError, match="not an evaluation file"):
+        (tmp_path / "list.json").write_text("[1, 2]")
+        recheck.main([str(tmp_path / "list.json"), "--units", "0:eyes-open-closed:reference"])
+    assert recheck._unit("2:moabb:BNCI2014_001:eegnet") == (2, "moabb:BNCI2014_001", "eegnet")
+    assert recheck.main([str(tmp_path / "e.json"), "--units", "0:eyes-open-closed:reference", "--device", "cpu",
+                         "--mirror", str(mirror), "--out", str(tmp_path / "recheck.json")]) == 0
+    written = json.loads((tmp_path / "recheck.json").read_text())
+    assert written["units"][0]["unit"] == "0:eyes-open-closed:reference" and written["commit"] and written["date"]
+    assert written["units"][0]["balanced_accuracy"]["max_abs_diff"] == 0.0  # the file on disk was not altered

@@ -259,9 +259,11 @@ def device_name(device=None) -> str:
 
     import torch
 
-    dev = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    if str(dev).startswith("cuda"):
-        return torch.cuda.get_device_name(0)
+    from samba.devices import resolve_device
+
+    dev = resolve_device(device)  # "auto", "CUDA", "cuda:1": the device that will run, named
+    if dev.type == "cuda":
+        return torch.cuda.get_device_name(dev.index or 0)
     return f"cpu ({platform.processor() or platform.machine()}, {os.cpu_count()} cores)"
 
 
@@ -352,7 +354,7 @@ def _executor(state: dict, workers: int):
     return pool, lambda unit: pool.submit(_run_unit_in_worker, *unit)
 
 
-def _resumable(path: Path, doc: dict, tasks: list, methods, units: list,
+def _resumable(path: Path, doc: dict, tasks: list, methods, units: list, folds: dict,
                mixed: bool = False) -> tuple[dict, list, float]:
     """The finished units of an earlier, stopped run in ``path``: ``(done, runs, elapsed_s)``.
 
@@ -365,11 +367,16 @@ def _resumable(path: Path, doc: dict, tasks: list, methods, units: list,
     same = ("profile", "init", "init_sha256", "seeds_requested") + (() if mixed else ("commit", "device"))
     for key in same:
         if old.get(key) != doc[key]:
-            raise ValueError(f"--resume: {path} has {key} {old.get(key)!r}, this run {doc[key]!r}; use another --out")
+            hint = "; --mixed keeps them" if key in ("commit", "device") else ""
+            raise ValueError(f"--resume: {path} has {key} {old.get(key)!r}, this run {doc[key]!r}; use another --out"
+                             + hint)
     # every task is written from the first unit on; a method appears once one of its units has finished
     if sorted(old.get("tasks", {})) != sorted(tasks) or any(
             not set(e.get("methods", {})) <= set(methods) for e in old["tasks"].values()):
         raise ValueError(f"--resume: {path} holds other tasks or methods; use another --out")
+    for t, entry in old["tasks"].items():  # the same folds, whatever the commit: units on other folds would not mix
+        if entry.get("folds") != [f.name for f in folds[t]] or entry.get("protocol") != protocol.PROTOCOL_OF[t]:
+            raise ValueError(f"--resume: {path} has other folds or another protocol for {t}; use another --out")
     done: dict[tuple, list[dict]] = {}
     for seed, t, m in units:
         rows = [r for r in old["tasks"][t]["methods"].get(m, {}).get("per_fold", []) if r.get("seed") == seed]
@@ -432,7 +439,7 @@ def evaluate_all(tasks=None, methods=METHODS, seeds: int = 5, profile: str = "qu
            "date": _dt.date.today().isoformat(), "command": command, "workers": workers}
     runs, elapsed_before = [], 0.0
     if resume and Path(out).is_file():
-        done, runs, elapsed_before = _resumable(Path(out), doc, tasks, methods, units, mixed)
+        done, runs, elapsed_before = _resumable(Path(out), doc, tasks, methods, units, folds, mixed)
         units = [u for u in units if u not in done]
         print(f"resuming {out}: {len(done)} units done, {len(units)} to run", file=sys.stderr)
     runs = runs + [{"command": command, "date": doc["date"], "workers": workers, "device": doc["device"],
@@ -453,9 +460,10 @@ def evaluate_all(tasks=None, methods=METHODS, seeds: int = 5, profile: str = "qu
         doc["elapsed_s"] = round(elapsed_before + time.perf_counter() - t0, 1)
         doc["runs"] = runs
         for key in ("commit", "device"):  # every value that produced a row, in run order ("a + b" when mixed)
-            seen = {r[key] for u in done for r in done[u]}
+            seen = list(dict.fromkeys(r[key] for u in sorted(done) for r in done[u]))
             if seen:
-                doc[key] = " + ".join(v for v in dict.fromkeys(r[key] for r in runs) if v in seen)
+                named = [v for v in dict.fromkeys(r[key] for r in runs) if v in seen]
+                doc[key] = " + ".join(named + [v for v in seen if v not in named])
         atomic_write_json(doc, out)
 
     context, submit = _executor(state, workers)
