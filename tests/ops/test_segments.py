@@ -131,13 +131,12 @@ def test_batch_one_writes_every_piece_into_one_buffer():
     assert ((y - y_ref).abs().max() / y_ref.abs().max()).item() < 1e-6
 
 
-def test_ssm_scan_never_runs_segments_under_autograd(monkeypatch):
-    """Segments have no backward: ssm_scan takes them only without autograd, and a scan under autograd keeps its
-    gradients. Our Triton scans are stood in for by the reference (CPU, no Triton needed)."""
+def _ssm_scan_on_stand_ins(monkeypatch):
+    """ssm_scan with our Triton scans stood in for by the reference (CPU, no Triton needed), segments as short as
+    16 steps by default: (run(kernels) -> y, the segment counts scan_in_segments was called with, x)."""
     import samba.ops.segments as sg
     import samba.ops.ssd as ssd
     import samba.ops.triton.ssd as tssd
-    from samba.ops import KernelConfig
 
     used = []
     monkeypatch.setattr(sg, "MIN_SEGMENT_STEPS", 16)
@@ -149,15 +148,35 @@ def test_ssm_scan_never_runs_segments_under_autograd(monkeypatch):
     monkeypatch.setattr(ssd, "scan_in_segments", lambda *a: used.append(a[-1]) or in_segments(*a))
     x, dt, A, B, C, D = inputs(1, 200, 2, 8, 1, 8, "h")
     dt_bias = torch.zeros(2, dtype=torch.float64)
+    return (lambda k: ssd.ssm_scan(x, dt, A, B, C, D, dt_bias, (0.0, float("inf")), None, "triton", k, 64, 16),
+            used, x)
+
+
+def test_ssm_scan_never_runs_segments_under_autograd(monkeypatch):
+    """Segments have no backward: ssm_scan takes them only without autograd, and a scan under autograd keeps its
+    gradients."""
+    from samba.ops import KernelConfig
+
+    scan, used, x = _ssm_scan_on_stand_ins(monkeypatch)
     k = KernelConfig(scan_segment_programs=64)
-    run = lambda: ssd.ssm_scan(x, dt, A, B, C, D, dt_bias, (0.0, float("inf")), None, "triton", k, 64, 16)  # noqa: E731
     with torch.no_grad():
-        y_free = run()
+        y_free = scan(k)
     assert used and used[-1] >= 2  # without autograd: in segments
     used.clear()
     x.requires_grad_(True)
-    y = run()
+    y = scan(k)
     assert not used  # with autograd: one call, and the gradient reaches x
     y.sum().backward()
     assert x.grad is not None and x.grad.abs().sum() > 0
     assert ((y.detach() - y_free).abs().max() / y_free.abs().max()).item() < 1e-6
+
+
+def test_ssm_scan_takes_the_shortest_segment_from_the_kernel_config(monkeypatch):
+    from samba.ops import KernelConfig
+
+    scan, used, _ = _ssm_scan_on_stand_ins(monkeypatch)  # 200 steps; module minimum 16 -> 12 segments
+    with torch.no_grad():
+        scan(KernelConfig(scan_segment_programs=64))
+        scan(KernelConfig(scan_segment_programs=64, scan_segment_min_steps=100))
+        scan(KernelConfig(scan_segment_programs=64, scan_segment_min_steps=201))  # no room for two: one plain call
+    assert used == [12, 2]
