@@ -174,6 +174,10 @@ def test_mixed_resume_keeps_units_of_another_commit_and_device_and_names_them(ey
     (tmp_path / "other_folds.json").write_text(json.dumps(other_folds))
     with pytest.raises(ValueError, match="other folds or another protocol for eyes-open-closed"):
         evaluate_all(out=tmp_path / "other_folds.json", resume=True, mixed=True, **kw)
+    (tmp_path / "other_epochs.json").write_text(json.dumps(
+        {**part, "profile_settings": {**part["profile_settings"], "finetune_epochs": 99}}))
+    with pytest.raises(ValueError, match="other settings of profile 'quick'"):
+        evaluate_all(out=tmp_path / "other_epochs.json", resume=True, mixed=True, **kw)
     mixed = evaluate_all(out=tmp_path / "part.json", resume=True, mixed=True, **kw)
     assert mixed["complete"] and mixed["commit"] == f"0123abc + {whole['commit']}"
     assert mixed["device"] == f"Some GPU + {whole['device']}"

@@ -370,6 +370,9 @@ def _resumable(path: Path, doc: dict, tasks: list, methods, units: list, folds: 
             hint = "; --mixed keeps them" if key in ("commit", "device") else ""
             raise ValueError(f"--resume: {path} has {key} {old.get(key)!r}, this run {doc[key]!r}; use another --out"
                              + hint)
+    if "profile_settings" in old and old["profile_settings"] != doc["profile_settings"]:  # older files lack it
+        raise ValueError(f"--resume: {path} was run with other settings of profile {doc['profile']!r} "
+                         f"({old['profile_settings']}, now {doc['profile_settings']}); use another --out")
     # every task is written from the first unit on; a method appears once one of its units has finished
     if sorted(old.get("tasks", {})) != sorted(tasks) or any(
             not set(e.get("methods", {})) <= set(methods) for e in old["tasks"].values()):
@@ -434,7 +437,9 @@ def evaluate_all(tasks=None, methods=METHODS, seeds: int = 5, profile: str = "qu
     units = [(seed, t, m) for seed in range(seeds) for t in tasks for m in methods
              if seed == 0 or m not in DETERMINISTIC]
     done: dict[tuple, list[dict]] = {}  # (seed, task, method) -> that unit's rows, in fold order
-    doc = {"tasks": {}, "profile": profile, "init": init, "init_sha256": checkpoint_sha256(init),
+    settings = {k: v for k, v in P.items() if k != "tasks"}  # what a unit's numbers depend on, beside the code
+    doc = {"tasks": {}, "profile": profile, "profile_settings": settings, "init": init,
+           "init_sha256": checkpoint_sha256(init),
            "seeds_requested": int(seeds), "complete": False, "commit": git_commit(), "device": device_name(device),
            "date": _dt.date.today().isoformat(), "command": command, "workers": workers}
     runs, elapsed_before = [], 0.0
