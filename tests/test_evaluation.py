@@ -202,6 +202,25 @@ def test_a_worker_error_reaches_the_caller(eyes, tmp_path):
                      datasets={"eyes-open-closed": eyes}, workers=0)
 
 
+def test_holm_adjusts_a_family_and_render_reads_pretraining_as_one():
+    from samba.evaluation.stats import holm
+    from samba.evaluation.run import pretraining_family
+
+    assert holm({"a": 0.01, "b": 0.04, "c": 0.03, "d": 0.5}) == pytest.approx(
+        {"a": 0.04, "b": 0.09, "c": 0.09, "d": 0.5})  # 4 x 0.01; 3 x 0.03; max(0.09, 2 x 0.04); 1 x 0.5
+    assert holm({"a": 0.4, "b": 0.3}) == pytest.approx({"a": 0.6, "b": 0.6})  # capped below by the step before
+    test = lambda p: {"p": p, "effect": 0.1, "n": 6}  # noqa: E731
+    doc = {"tasks": {"x": {"paired_tests": {"samba_finetune_vs_random_init_finetune": test(0.01),
+                                            "samba_finetune_vs_best_reference": test(0.001)}},
+                     "y": {"paired_tests": {"samba_probe_vs_random_init_probe": test(0.03)}}}}
+    lines = "\n".join(pretraining_family(doc))
+    assert "2 comparisons" in lines and "reference" not in lines  # only the pretraining tests form the family
+    assert "x, samba_finetune: +0.100 balanced accuracy, p=0.01, Holm p=0.02: significant" in lines
+    assert "y, samba_probe: +0.100 balanced accuracy, p=0.03, Holm p=0.03: significant" in lines
+    del doc["tasks"]["y"]
+    assert pretraining_family(doc) == []  # one test is no family
+
+
 def test_verdict_words_follow_the_numbers():
     entry = {"chance": {"balanced_accuracy": 0.5}, "n_folds": 3,
              "methods": {"reference": {"balanced_accuracy": {"mean": 0.52, "ci95": [0.4, 0.6]}}},

@@ -239,7 +239,24 @@ def render(doc: dict) -> str:
         out.append("")
         out += [f"- {line}" for line in verdict(task, e)]
         out.append("")
+    out += pretraining_family(doc)
     return "\n".join(out)
+
+
+def pretraining_family(doc: dict, alpha: float = 0.05) -> list[str]:
+    """Markdown lines: every SAMBA-vs-random-init test of the document as one family, Holm-adjusted (several tasks
+    and two methods each are several chances of a false "pretraining helps"); none when fewer than two tests."""
+    tests = {(task, name): t for task, e in doc["tasks"].items() for name, t in e.get("paired_tests", {}).items()
+             if "_vs_random_init" in name and t.get("p") is not None}
+    if len(tests) < 2:
+        return []
+    adjusted = stats.holm({k: t["p"] for k, t in tests.items()})
+    out = [f"### Pretraining across tasks: {len(tests)} comparisons with random initialisation, Holm-adjusted", ""]
+    for (task, name), t in sorted(tests.items(), key=lambda kv: kv[1]["p"]):
+        word = "significant" if adjusted[(task, name)] < alpha else "not significant"
+        out.append(f"- {task}, {name.split('_vs_')[0]}: {t['effect']:+.3f} balanced accuracy, p={t['p']:.3g}, "
+                   f"Holm p={adjusted[(task, name)]:.3g}: {word}")
+    return out + [""]
 
 
 def git_commit() -> str:

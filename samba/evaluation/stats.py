@@ -82,3 +82,15 @@ def paired_test(a: dict[str, float], b: dict[str, float]) -> dict:
 def min_p(n_folds: int) -> float:
     """The smallest p the exact sign-flip test can reach with ``n_folds`` folds."""
     return 2.0 / 2 ** n_folds if n_folds <= 12 else 0.0
+
+
+def holm(p: dict[str, float]) -> dict[str, float]:
+    """Holm's step-down adjustment of the p-values of a family of tests (same keys): with the m values sorted,
+    the i-th smallest becomes max over j <= i of min(1, (m - j + 1) p_(j)). Controls the chance of any false
+    positive in the family at the level it is compared with, whatever the tests' dependence."""
+    order = sorted(p, key=p.get)
+    out, running = {}, 0.0
+    for j, key in enumerate(order):
+        running = max(running, min(1.0, (len(order) - j) * p[key]))
+        out[key] = running
+    return out
