@@ -130,21 +130,15 @@ class KernelConfig:
             raise UsageError("KernelConfig: only the scan's backward launches may be None (their mode's default)")
         put("norm_backward_tiles", _tiles(self.norm_backward_tiles, "norm_backward_tiles", ("tile", "iters"), 1, 65536))
         put("conv_backward_tiles", _tiles(self.conv_backward_tiles, "conv_backward_tiles", ("BL", "BC"), 16, 1024))
-        for name in ("scan_min_programs", "scan_segment_programs"):
+        for name, lo in (("scan_min_programs", 0), ("scan_segment_programs", 0), ("scan_segment_min_steps", 1)):
+            if getattr(self, name) is None and name == "scan_segment_min_steps":
+                continue  # None: the module's default
             try:
                 put(name, int(str(getattr(self, name))))
             except ValueError:
                 raise UsageError(f"KernelConfig.{name} must be a whole number, got {getattr(self, name)!r}") from None
-            if getattr(self, name) < 0:
-                raise UsageError(f"KernelConfig.{name} must be >= 0, got {getattr(self, name)}")
-        if self.scan_segment_min_steps is not None:
-            try:
-                put("scan_segment_min_steps", int(str(self.scan_segment_min_steps)))
-            except ValueError:
-                raise UsageError("KernelConfig.scan_segment_min_steps must be a whole number, got "
-                                 f"{self.scan_segment_min_steps!r}") from None
-            if self.scan_segment_min_steps < 1:
-                raise UsageError(f"KernelConfig.scan_segment_min_steps must be >= 1, got {self.scan_segment_min_steps}")
+            if getattr(self, name) < lo:
+                raise UsageError(f"KernelConfig.{name} must be >= {lo}, got {getattr(self, name)}")
 
     # ------------------------------------------------------------------ what the kernels ask
     def scan_backward_for(self, headdim: int | None) -> str:
