@@ -50,6 +50,7 @@ def recheck(doc: dict, units, device=None, mirror=None, datasets: dict | None = 
         raise ValueError(f"{doc.get('init')} now holds other weights than the file evaluated "
                          f"({str(sha)[:8]} against {str(doc.get('init_sha256'))[:8]})")
     P = PROFILES[doc["profile"]]
+    commit_now, device_now = git_commit(), device_name(device)  # once: a subprocess and a device query
     out, loaded = [], dict(datasets or {})
     for seed, task, method in units:
         entry = doc["tasks"].get(task, {}).get("methods", {}).get(method)
@@ -63,9 +64,9 @@ def recheck(doc: dict, units, device=None, mirror=None, datasets: dict | None = 
         if [r["fold"] for r in now] != [r["fold"] for r in then]:
             raise ValueError(f"{seed}:{task}:{method}: the folds here differ from the file's (other data?)")
         row = {"unit": f"{seed}:{task}:{method}",
-               "commit_then": sorted({r.get("commit", doc.get("commit")) for r in then}), "commit_now": git_commit(),
+               "commit_then": sorted({r.get("commit", doc.get("commit")) for r in then}), "commit_now": commit_now,
                "device_then": sorted({r.get("device", doc.get("device")) for r in then}),
-               "device_now": device_name(device), "n_folds": len(now)}
+               "device_now": device_now, "n_folds": len(now)}
         for k in KEYS:
             a = np.array([np.nan if r[k] is None else r[k] for r in then], float)
             b = np.array([np.nan if r[k] is None else r[k] for r in now], float)
@@ -94,7 +95,7 @@ def main(argv=None) -> int:
         raise UsageError(f"recheck: {err}") from None
     if a.out:
         atomic_write_json({"file": a.json, "init": doc.get("init"), "init_sha256": doc.get("init_sha256"),
-                           "units": rows, "commit": git_commit(), "device": device_name(a.device),
+                           "units": rows, "commit": rows[0]["commit_now"], "device": rows[0]["device_now"],
                            "date": datetime.date.today().isoformat(),
                            "command": "python -m samba.evaluation.recheck " + " ".join(
                                argv if argv is not None else sys.argv[1:])}, a.out)
