@@ -309,8 +309,10 @@ def ssd_chunked_lean(x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, chu
 
 
 def _lean_applies(x: Tensor) -> bool:
-    """The lean scan runs the torch backend's inference on CPU (no autograd graph to keep)."""
-    return not x.is_cuda and not (torch.is_grad_enabled() and x.requires_grad)
+    """The lean scan runs the torch backend's inference on CPU (no autograd graph to keep), eagerly: under
+    `torch.compile` the reference scan runs instead, which inductor fuses (its lowering of the lean scan's
+    in-place, strided 6-D product fails)."""
+    return not x.is_cuda and not (torch.is_grad_enabled() and x.requires_grad) and not torch.compiler.is_compiling()
 
 
 # ---------------------------------------------------------------------------------------------- dispatch
