@@ -1,5 +1,6 @@
-"""The shell scripts' inline Python imports names that exist (they run only on a GPU machine, where a stale
-module path shows up as a traceback in the middle of the setup output)."""
+"""The scripts import names that exist: the shell scripts' inline Python (they run only on a GPU machine, where a
+stale module path shows up as a traceback in the middle of the setup output) and the Python scripts' imports,
+most of them inside functions that only a long measurement reaches."""
 import importlib
 import re
 from pathlib import Path
@@ -11,7 +12,7 @@ IMPORT = re.compile(r"from (samba[\w.]*) import ([\w, ]+)")
 
 
 def _imports():
-    for path in sorted((ROOT / "scripts").rglob("*.sh")):
+    for path in sorted([*(ROOT / "scripts").rglob("*.sh"), *(ROOT / "scripts").rglob("*.py")]):
         for module, names in IMPORT.findall(path.read_text()):
             yield pytest.param(module, [n.strip() for n in names.split(",") if n.strip()],
                                id=f"{path.relative_to(ROOT)}:{module}")
