@@ -80,7 +80,6 @@ def test_ssm_scan_picks_the_lean_scan_without_autograd_and_the_train_scan_with_i
     assert lean == [1] and train == [1] and x.grad is not None
 
 
-
 @pytest.mark.slow
 def test_compiled_mamba2_inference_on_cpu_equals_eager():
     """`torch.compile` of a layer on CPU: under compile the scan steps aside from the lean one (inductor cannot
@@ -92,6 +91,7 @@ def test_compiled_mamba2_inference_on_cpu_equals_eager():
         eager = m(u)
         compiled = torch.compile(m)(u)
     assert (compiled - eager).abs().max().item() < 1e-5 * eager.abs().max().item()
+
 
 def test_chunked_gradients_equal_recurrent_fp64():
     x, dt, A, B, C = random_ssm(2, 45, 4, 4, 2, 3)
