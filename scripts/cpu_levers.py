@@ -58,7 +58,8 @@ def builder_for(lever: str):
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--models", default="SAMBA,LUNA")
+    ap.add_argument("--models", default="SAMBA,LUNA",
+                    help="models to time; the ratios compare SAMBA with the first other model named")
     ap.add_argument("--out", default="results/bench_cpu_levers.json")
     ap.add_argument("--row-cap-s", type=float, default=600.0, help="per row; a compile takes minutes")
     args = ap.parse_args(argv)
@@ -85,14 +86,14 @@ def main(argv=None) -> int:
     if "SAMBA" in models and len(models) > 1:
         peer = next(m for m in models if m != "SAMBA")
         for lever in LEVERS:
-            for context_s, batch, mode in ROWS:
+            for context_s, _, mode in ROWS:
                 pick = {r["model"]: r for r in rows if r["lever"] == lever and r["context_s"] == context_s
                         and r["mode"] == mode and r["status"] == "ok"}
                 if "SAMBA" in pick and peer in pick:
                     ratios[f"{lever} {mode} {context_s:g} s"] = round(pick["SAMBA"]["eeg_s_per_s"]
                                                                       / pick[peer]["eeg_s_per_s"], 3)
         # each model at its own best lever (a lever a model cannot take does not count against it)
-        for context_s, batch, mode in ROWS:
+        for context_s, _, mode in ROWS:
             best = {}
             for r in rows:
                 if r["status"] == "ok" and r["context_s"] == context_s and r["mode"] == mode:
