@@ -244,9 +244,14 @@ def load_checkpoint(path, map_location="cpu") -> dict:
     given = Path(path)
     folder = _folder_of(given)
     if not folder.is_dir():
-        if given.is_file():
+        if given.is_file() and (given.parent / MANIFEST).is_file():
+            raise CheckpointError(f"{given} is one file of the checkpoint folder {given.parent}; pass the folder")
+        if given.is_file() and given.suffix == ".pt":
             raise CheckpointError(f"{given} is a one-file checkpoint of the old format, which is not loaded because "
                                   "it could run code; convert it once with samba.checkpoint.convert_legacy")
+        if given.is_file():
+            raise CheckpointError(f"{given} is not a SAMBA checkpoint: pass a checkpoint folder (it holds "
+                                  f"{CONFIG}, {WEIGHTS} and {MANIFEST})")
         raise CheckpointError(f"checkpoint not found: {folder}")
     files = _manifest(folder)
     config = _load_json(read_verified(folder, CONFIG, files), folder / CONFIG)
@@ -284,12 +289,25 @@ def load_model(path, map_location="cpu", config_overrides: dict | None = None):
     cfg_dict.update(config_overrides or {})
     try:
         cfg = SAMBAConfig.from_dict(cfg_dict)
-    except (TypeError, ValueError) as e:
-        raise CheckpointError(f"{folder}: config does not match this samba version: {e}") from e
-    model = SAMBA(cfg)
+        model = SAMBA(cfg)  # a value the config parser lets through can still fail here (a width of 0 ...)
+    except (TypeError, ValueError, RuntimeError, ZeroDivisionError, AssertionError) as e:
+        raise CheckpointError(f"{folder}: its config cannot build a SAMBA model with this samba version "
+                              f"({str(e).splitlines()[0] if str(e) else type(e).__name__})") from e
     check_state_dict(model.state_dict(), obj["state_dict"], folder)
     model.load_state_dict(obj["state_dict"])
     return model, obj["extra"]
+
+
+def weights_sha256(path) -> str:
+    """sha256 of a checkpoint's weights file (``model.safetensors`` of a folder, or the file itself): the
+    number the model card and ``results/evaluation.json`` publish, which ``sha256sum`` reproduces."""
+    path = Path(path)
+    target = path / WEIGHTS if path.is_dir() else path
+    h = hashlib.sha256()
+    with open(target, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def check_state_dict(own: dict, sd: dict, where) -> None:

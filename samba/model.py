@@ -140,6 +140,21 @@ class SAMBAConfig:
     checkpoint_piece_tokens: int | None = None
 
     NOT_SAVED: ClassVar[tuple[str, ...]] = ("backend",)
+    SIZES: ClassVar[tuple[str, ...]] = (
+        "cdse_hidden", "embed_kernels", "embed_branch_dim", "embed_dim", "enc_dims", "dec_dims", "conv_kernel",
+        "bottleneck_dim", "diff_head_dim", "diff_mamba_headdim", "diff_torch_chunk_size", "diff_chunk_size",
+        "d_state", "d_conv", "expand", "headdim", "chunk_size", "checkpoint_piece_tokens")
+
+    def __post_init__(self):
+        # Every width, kernel and chunk is a whole number >= 1: a 0 or a string (a hand-edited config.json) would
+        # otherwise fail deep inside a layer, or only at the first forward pass (a chunk of 0 divides by zero).
+        for name in self.SIZES:
+            value = getattr(self, name)
+            if name == "checkpoint_piece_tokens" and value is None:
+                continue
+            items = value if isinstance(value, (tuple, list)) else (value,)
+            if not items or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in items):
+                raise ValueError(f"SAMBAConfig.{name} must be whole number(s) >= 1, got {value!r}")
 
     def to_dict(self) -> dict:
         d = {k: v for k, v in asdict(self).items() if k not in self.NOT_SAVED}

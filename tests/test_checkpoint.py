@@ -2,6 +2,7 @@
 
 import json
 import pickle
+from pathlib import Path
 
 import pytest
 import torch
@@ -11,6 +12,8 @@ from samba.checkpoint import (CheckpointError, convert_legacy, load_finetuned_st
                               save_model)
 from samba.errors import SambaError
 from samba.montage import positions
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def _model():
@@ -171,3 +174,25 @@ def test_release_script_keeps_the_weights_and_records_the_run(tmp_path):
                           calls[0]], capture_output=True, text=True)
     assert res.returncode == 2 and res.stderr.count("\n") == 1 and "manifest.json" in res.stderr
     assert not (tmp_path / "o4").exists()
+
+
+def test_wrong_file_or_impossible_config_is_a_checkpoint_error(tmp_path):
+    """Passing a file of the folder, or any file, says what to pass; a config whose values pass the parser
+    but cannot build a model is a CheckpointError too, never a ZeroDivisionError from inside the model."""
+    path = save_model(tmp_path / "m", _model())
+    with pytest.raises(CheckpointError, match="pass the folder"):
+        load_model(path / "model.safetensors")
+    (tmp_path / "notes.txt").write_text("hello\n")
+    with pytest.raises(CheckpointError, match="not a SAMBA checkpoint"):
+        load_model(tmp_path / "notes.txt")
+    with pytest.raises(CheckpointError, match="cannot build"):
+        load_model(path, config_overrides={"chunk_size": 0})
+
+
+def test_weights_sha256_is_the_published_hash():
+    from samba.checkpoint import weights_sha256
+
+    folder = REPO / "checkpoints" / "samba_pretrained"
+    card = (REPO / "checkpoints" / "MODEL_CARD.md").read_text()
+    assert weights_sha256(folder) == weights_sha256(folder / "model.safetensors")
+    assert f"`{weights_sha256(folder)}`" in card  # the model card's table, as sha256sum prints it

@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
-import hashlib
 import json
 import math
 import multiprocessing
@@ -411,15 +410,11 @@ def _resumable(path: Path, doc: dict, tasks: list, methods, units: list, folds: 
 
 def checkpoint_sha256(init) -> str | None:
     """The weights' sha256 of a checkpoint folder (its verified manifest) or file: which model was evaluated."""
-    if init is None:
+    from samba.checkpoint import weights_sha256
+
+    if init is None or not Path(init).exists():
         return None
-    path = Path(init)
-    manifest = path / "manifest.json"
-    if manifest.is_file():
-        return json.loads(manifest.read_text())["files"]["model.safetensors"]["sha256"]
-    if path.is_file():
-        return hashlib.sha256(path.read_bytes()).hexdigest()
-    return None
+    return weights_sha256(init)
 
 
 def evaluate_all(tasks=None, methods=METHODS, seeds: int = 5, profile: str = "quick", init: str | None = None,
