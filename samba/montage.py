@@ -142,6 +142,21 @@ def _canonical_single(token: str, original: str) -> str:
     raise ValueError(f"unknown EEG channel {original!r} (not a 10-05 electrode name){hint}")
 
 
+_REFERENCE_SITES = {"A1", "A2", "M1", "M2"}
+
+
+def is_reference_derivation(name: str) -> bool:
+    """Whether ``name`` is one reference site against another ("EEG A2-A1", "M1-M2"): not scalp EEG.
+
+    :func:`normalize_name` reads "A2-A1" as "A2 referenced to A1" and would place it at A2; a reader of user
+    recordings drops it instead (EEGMAT's ear-to-ear channel, for one)."""
+    s = str(name).strip()
+    if s[:3].upper() == "EEG" and len(s) > 3 and s[3] in " -_":
+        s = s[4:].strip()
+    first, sep, second = s.partition("-")
+    return bool(sep) and first.strip().upper() in _REFERENCE_SITES and second.strip().upper() in _REFERENCE_SITES
+
+
 def normalize_name(name: str) -> str:
     """Canonical 10-05 spelling of a channel name (case-insensitive).
 

@@ -276,3 +276,11 @@ def test_model_refuses_degenerate_coordinates():
     coords = torch.from_numpy(positions(["Fp1", "Cz", "O1", "T7"]))
     with pytest.warns(UserWarning, match="millimetres"), torch.no_grad():
         torch.testing.assert_close(model(x, coords * 1000), model(x, coords))
+
+
+def test_reference_derivations_are_told_from_referenced_electrodes():
+    from samba.montage import is_reference_derivation
+
+    assert is_reference_derivation("EEG A2-A1") and is_reference_derivation("m1-M2")
+    assert not is_reference_derivation("EEG F4-A1")  # F4 referenced to A1: a scalp electrode
+    assert not is_reference_derivation("A1") and not is_reference_derivation("FP1-F7")

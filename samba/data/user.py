@@ -93,6 +93,8 @@ def _suffix(path: Path) -> str:
 def read_file(path: str | os.PathLike, sfreq: float | None = None, preload: bool = False) -> mne.io.BaseRaw:
     """The file as an ``mne.io.Raw`` (all channels, names as in the file), or one-line ``InputError``."""
     path = Path(path)
+    if path.is_dir():
+        raise InputError(f"{path} is a folder; pass one recording file in it (samba finetune --data takes folders)")
     if not path.is_file():
         raise InputError(f"no such recording: {path}")
     suffix = _suffix(path)
@@ -169,6 +171,9 @@ def select_eeg(raw: mne.io.BaseRaw, source: str = "") -> tuple[mne.io.BaseRaw, n
             continue
         if _NON_EEG_NAME.match(name.strip().removeprefix("EEG ").strip()) and not _located(ch):
             dropped[name] = "not EEG by name"
+            continue
+        if montage.is_reference_derivation(name):
+            dropped[name] = "one reference site against another, not scalp EEG"
             continue
         try:
             canonical = montage.normalize_name(name)
