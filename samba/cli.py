@@ -13,10 +13,9 @@ Two promises to a user at a terminal:
 """
 from __future__ import annotations
 
-import argparse
-import re
 import sys
 
+from .cli_args import Parser
 from .errors import SambaError, UsageError, report
 from .paths import absolutize_env, existing_mirror
 
@@ -31,7 +30,7 @@ COMMANDS = {
 
 
 def _data(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(prog="samba data", description=COMMANDS["data"])
+    p = Parser(prog="samba data", description=COMMANDS["data"])
     sub = p.add_subparsers(dest="action", required=True)
     sub.add_parser("list", help="datasets and tasks in the registry")
     v = sub.add_parser("verify", help="sha256 of every registry file that is present")
@@ -44,13 +43,12 @@ def _data(argv: list[str]) -> int:
         print(data_cli.data_list())
         return 0
     mirror = existing_mirror(args.mirror)
-    report, code = data_cli.data_verify(mirror=mirror)
-    print(report)
-    # "0 ok, ..., 0 bad" means nothing was checked: no mirror and an empty cache is not a pass.
-    counts = re.search(r"(\d+) ok, (\d+) missing, (\d+) bad\s*$", report)
-    if counts and int(counts.group(1)) + int(counts.group(3)) == 0:
-        raise UsageError("no registry file was found to check; pass --mirror DIR or set SAMBA_DATA_MIRROR "
-                         "(or download files into SAMBA_DATA_DIR first)")
+    text, code = data_cli.data_verify(mirror=mirror)  # exit 1 when a file is bad or missing, or none was checked
+    for line in text.splitlines():  # the report on stdout (its last line the counts), its error on stderr
+        if line.startswith("error: "):
+            print(f"samba: {line}", file=sys.stderr)
+        else:
+            print(line)
     return code
 
 

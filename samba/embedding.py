@@ -26,8 +26,8 @@ the ``.npz`` as it is computed, so nothing grows with the recording's length exc
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
+import math
 import os
 import sys
 import tempfile
@@ -73,23 +73,6 @@ def load_pretrained(path=None, device: str | None = None):
         raise InputError(f"{ckpt}: not a usable SAMBA checkpoint ({str(err).splitlines()[0]})") from err
     model.checkpoint_path = str(ckpt)
     return model.to(device or "cpu").eval()
-
-
-def checkpoint_sha256(path) -> str:
-    """sha256 of a checkpoint file, or of a checkpoint folder's files (``name  sha256`` lines, sorted)."""
-    path = Path(path)
-
-    def file_hash(p: Path) -> str:
-        h = hashlib.sha256()
-        with open(p, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                h.update(block)
-        return h.hexdigest()
-
-    if path.is_file():
-        return file_hash(path)
-    lines = [f"{p.relative_to(path).as_posix()}  {file_hash(p)}\n" for p in sorted(path.rglob("*")) if p.is_file()]
-    return hashlib.sha256("".join(lines).encode()).hexdigest()
 
 
 # ------------------------------------------------------------------------------------------------
@@ -287,16 +270,20 @@ def _features(model, x: np.ndarray, pos: np.ndarray, device) -> np.ndarray:
 
 
 def _setup(data, model, window_s, sfreq, device):
+    from .checkpoint import weights_sha256
     from .data.preprocess import Preprocessing
+    from .devices import resolve_device
 
-    if window_s <= 0:
-        raise UsageError(f"window_s must be > 0, got {window_s:g}")
+    if not math.isfinite(window_s) or window_s <= 0:
+        raise UsageError(f"window_s must be a finite number > 0, got {window_s:g}")
+    if device is not None:
+        device = resolve_device(device)  # an unknown or absent device: one clear error, before any loading
     if model is None or isinstance(model, (str, os.PathLike)):
         model = load_pretrained(model, device=device)
     device = device or next(model.parameters()).device
     model = model.to(device).eval()
     ckpt = getattr(model, "checkpoint_path", "")
-    sha = checkpoint_sha256(ckpt) if ckpt and Path(ckpt).exists() else ""
+    sha = weights_sha256(ckpt) if ckpt and Path(ckpt).exists() else ""
     src, _ = _source_of(data, sfreq)
     return model, device, src, sha, Preprocessing()
 
@@ -345,8 +332,12 @@ def embed_to_file(data, out, model=None, window_s: float = 30.0, *, sfreq: float
     """Like :func:`embed`, but features go straight into ``out`` (``.npz``) batch by batch (bounded memory).
 
     Keys: ``features`` (N, D, T') float32 unless ``pooled_only``, ``pooled`` (N, D), ``times_s`` (N,),
-    ``window_s``, ``ch_names``, ``sfreq``, ``checkpoint_sha256``, ``source``. Written atomically.
+    ``window_s``, ``ch_names``, ``sfreq``, ``checkpoint_sha256`` (of the weights file, as ``sha256sum`` prints
+    it), ``source``. Written atomically.
     """
+    from .paths import check_writable_file
+
+    out = check_writable_file(out)  # a folder, or a path under a file: one clear error before any work
     model, device, src, sha, params = _setup(data, model, window_s, sfreq, device)
     n, window_s, batches = _batches(src, window_s, params, chunk_s, batch_size)
     D = model.cfg.bottleneck_dim

@@ -11,9 +11,11 @@ import logging
 import sys
 from pathlib import Path
 
+from .cli_args import Parser, positive_float, positive_int
 
-def embed_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+
+def embed_parser() -> Parser:
+    p = Parser(
         prog="samba embed",
         description="SAMBA bottleneck features of a recording (EDF/EDF+, BDF, GDF, BrainVision .vhdr, EEGLAB .set, "
                     "FIF, Neuroscan .cnt, or CSV: first column time in seconds, or --sfreq; one column per electrode, uV). "
@@ -21,14 +23,14 @@ def embed_parser() -> argparse.ArgumentParser:
                     "times_s (window starts), ch_names, sfreq, window_s and checkpoint_sha256; prints its path.")
     p.add_argument("recording", help="the recording file")
     p.add_argument("--out", default=None, help="output .npz (default: <recording name>.samba.npz in the current folder)")
-    p.add_argument("--window-s", type=float, default=30.0, help="window length in seconds (default 30; windows tile "
+    p.add_argument("--window-s", type=positive_float, default=30.0, help="window length in seconds (default 30; windows tile "
                    "the recording without overlap, the last partial window is left out)")
     p.add_argument("--checkpoint", default=None, help="SAMBA checkpoint (default: the released one)")
     p.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:1 ...")
-    p.add_argument("--sfreq", type=float, default=None, help="sampling rate of a CSV without a time column")
+    p.add_argument("--sfreq", type=positive_float, default=None, help="sampling rate of a CSV without a time column")
     p.add_argument("--pooled-only", action="store_true", help="store only the pooled (n_windows, D) features")
-    p.add_argument("--chunk-s", type=float, default=600.0, help="seconds of signal preprocessed at a time (default 600)")
-    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--chunk-s", type=positive_float, default=600.0, help="seconds of signal preprocessed at a time (default 600)")
+    p.add_argument("--batch-size", type=positive_int, default=16, help="windows per forward pass (default 16)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     return p
 
@@ -48,10 +50,6 @@ def _run(a: argparse.Namespace) -> int:
     from .errors import UsageError
     from .paths import user_path
 
-    if a.window_s <= 0 or a.chunk_s <= 0 or a.batch_size < 1:
-        raise UsageError("--window-s and --chunk-s must be > 0 and --batch-size >= 1")
-    if a.sfreq is not None and a.sfreq <= 0:
-        raise UsageError(f"--sfreq must be > 0, got {a.sfreq:g}")
     out = user_path(a.out) if a.out else user_path(Path(a.recording).name.split(".")[0] + ".samba.npz")
     if out.suffix != ".npz":
         raise UsageError(f"--out must end in .npz, got {out.name}")

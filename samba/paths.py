@@ -86,3 +86,33 @@ def existing_mirror(value: str | None = None) -> str | None:
         raise UsageError(f"data mirror {value!r} is not a folder ({path}); "
                          "pass --mirror DIR or set SAMBA_DATA_MIRROR to a folder laid out like the public mirror")
     return str(path)
+
+
+def check_writable_dir(path, what: str = "--out") -> Path:
+    """Create the folder ``path`` if needed and prove it writable with a probe file, before any work starts.
+
+    A path that is a file, or that lies under one, is a :class:`samba.errors.UsageError`, not an ``OSError``."""
+    from .errors import UsageError
+
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"{what} {path} is a file, not a folder; choose a folder name")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / f".write-test.{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as err:
+        raise UsageError(f"{what} {path} cannot be written ({err.strerror or err}); choose another folder") from None
+    return path
+
+
+def check_writable_file(path, what: str = "--out") -> Path:
+    """``path`` is a file the caller will write: its folder is created and proven writable first."""
+    from .errors import UsageError
+
+    path = Path(path)
+    if path.is_dir():
+        raise UsageError(f"{what} {path} is a folder; give a file name")
+    check_writable_dir(path.parent, what=f"the folder of {what}")
+    return path

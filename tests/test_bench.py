@@ -347,5 +347,5 @@ def test_cpu_summary_compares_at_batch_eight_and_says_why_train_is_missing():
     assert t["cpu_infer_60s_vs_best_peer"]["value"] == 0.5 and not t["cpu_infer_60s_vs_best_peer"]["met"]
     assert t["cpu_infer_60s_vs_best_peer"]["peers_not_measured"] == {"BIOT": "skipped: time budget spent"}
     assert t["cpu_train_vs_best_peer"]["met"] is None
-    assert "inference only" in t["cpu_train_vs_best_peer"]["not_measured"]
+    assert "no CPU train rows at batch 8" in t["cpu_train_vs_best_peer"]["not_measured"]
     assert not any(k.endswith("60s_vs_best_peer") and not k.startswith("cpu") for k in t)  # no GPU targets on a CPU run

@@ -104,3 +104,53 @@ def test_verify_relative_mirror_from_the_users_directory(mirror, tmp_path):
     last = proc.stdout.strip().splitlines()[-1]
     ok = int(last.split(" ok")[0])
     assert ok > 0 and last.endswith(" 0 bad"), last
+
+
+@pytest.fixture
+def afile(tmp_path):
+    """A plain file where a folder is expected."""
+    path = tmp_path / "afile"
+    path.write_text("not a folder\n")
+    return path
+
+
+CKPT = str(REPO / "checkpoints" / "samba_pretrained")
+MISTAKES = {
+    # numbers out of range are refused when parsed, never replaced by a default or run with
+    "finetune --epochs -1": ["finetune", "--task", "eegmat-workload", "--out", "run", "--epochs", "-1"],
+    "finetune --epochs 0": ["finetune", "--task", "eegmat-workload", "--out", "run", "--epochs", "0"],
+    "finetune --batch-size 0": ["finetune", "--task", "eegmat-workload", "--out", "run", "--batch-size", "0"],
+    "finetune --lr -1": ["finetune", "--task", "eegmat-workload", "--out", "run", "--lr", "-1"],
+    "finetune --lr nan": ["finetune", "--task", "eegmat-workload", "--out", "run", "--lr", "nan"],
+    "finetune --out under a file": ["finetune", "--task", "eegmat-workload", "--out", "afile/sub"],
+    "finetune --out is a file": ["finetune", "--task", "eegmat-workload", "--out", "afile"],
+    "finetune --model eegnet --init": ["finetune", "--task", "eegmat-workload", "--out", "run", "--model", "eegnet",
+                                       "--init", CKPT],
+    "finetune --mode probe --model eegnet": ["finetune", "--task", "eegmat-workload", "--out", "run", "--model",
+                                             "eegnet", "--mode", "probe"],
+    "finetune missing --out": ["finetune", "--task", "eegmat-workload"],
+    "embed --window-s nan": ["embed", "rec.csv", "--window-s", "nan"],
+    "embed --window-s inf": ["embed", "rec.csv", "--window-s", "inf"],
+    "embed --sfreq nan": ["embed", "rec.csv", "--sfreq", "nan"],
+    "embed --device bogus": ["embed", "rec.csv", "--device", "bogus"],
+    "embed --out under a file": ["embed", "rec.csv", "--out", "afile/x.npz"],
+    "embed missing recording argument": ["embed"],
+    "embed a folder": ["embed", "."],
+    "embed --checkpoint a weights file": ["embed", "rec.csv", "--checkpoint", CKPT + "/model.safetensors"],
+    "bench --contexts -10": ["bench", "--device", "cpu", "--quick", "--contexts", "-10", "--out", "b.json"],
+    "bench --batches 0": ["bench", "--device", "cpu", "--quick", "--batches", "0", "--out", "b.json"],
+    "bench --budget-s -1": ["bench", "--device", "cpu", "--quick", "--budget-s", "-1", "--out", "b.json"],
+    "bench --out under a file": ["bench", "--device", "cpu", "--quick", "--out", "afile/b.json"],
+    "data verify --bogus": ["data", "verify", "--bogus"],
+    "evaluate a pretrained checkpoint": ["evaluate", "--model", CKPT, "--task", "eegmat-workload"],
+}
+
+
+@pytest.mark.parametrize("args", MISTAKES.values(), ids=MISTAKES.keys())
+def test_mistake_is_one_line_and_writes_nothing(args, tmp_path, afile):
+    (tmp_path / "rec.csv").write_text("time,Cz,Pz\n" + "".join(f"{i / 128},0.0,0.0\n" for i in range(128 * 8)))
+    before = sorted(p.name for p in tmp_path.iterdir())
+    proc, _ = samba(*args, cwd=tmp_path)
+    assert_one_line_error(proc)
+    assert proc.returncode == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # no run folder, no output, no partial file

@@ -158,3 +158,42 @@ def test_cli_finetune_bad_labels_is_one_line(mirror, tmp_path):
     r = _samba("finetune", "--data", mirror / "eegmmidb/S001/S001R04.edf", "--labels", "a=X1,b=X2",
                "--init", "scratch", "--out", tmp_path / "ft", cwd=tmp_path)
     assert r.returncode == 2 and "Traceback" not in r.stderr and r.stderr.strip().splitlines()[-1].startswith("samba: error:")
+
+
+def test_evaluate_scores_new_recordings_whole_and_trained_ones_on_their_test_split(r04, mirror, tmp_path):
+    """A recording fine-tuning never saw has no training windows to leave out: every window is scored.
+    The recording it was fine-tuned on is scored on its test split only, and a mix of both is refused."""
+    from samba.train.finetuning import evaluate, finetune, test_indices
+
+    labels = "rest=T0,imagery=T1|T2"
+    r08 = mirror / "eegmmidb/S001/S001R08.edf"
+    finetune(None, data=str(r04), labels=labels, init="scratch", model="eegnet", epochs=1, out=str(tmp_path / "ft"))
+    new = evaluate(tmp_path / "ft", None, data=str(r08), labels=labels)
+    assert new["n_windows"] == len(load_user_task(r08, labels, window_s=4.0).y)
+    same = evaluate(tmp_path / "ft", None, data=str(r04), labels=labels)
+    assert same["n_windows"] == len(test_indices(load_user_task(r04, labels, window_s=4.0))) < new["n_windows"]
+    both = tmp_path / "both"
+    both.mkdir()
+    for path in (r04, r08):
+        (both / path.name).symlink_to(path)
+    with pytest.raises(UsageError, match="not a mix"):
+        evaluate(tmp_path / "ft", None, data=str(both), labels=labels)
+
+
+def test_finetune_refuses_numbers_out_of_range_before_loading(tmp_path):
+    from samba.train.finetuning import finetune
+
+    for bad in ({"epochs": 0}, {"epochs": -1}, {"batch_size": 0}, {"lr": -1.0}, {"lr": float("nan")},
+                {"window_s": float("inf")}):
+        with pytest.raises(UsageError):
+            finetune("eegmat-workload", out=str(tmp_path / "run"), **bad)
+    assert not (tmp_path / "run").exists()
+
+
+def test_ear_to_ear_derivation_is_not_kept_as_scalp_eeg(mirror):
+    """EEGMAT's "EEG A2-A1" reads as "A2 against A1"; it is the difference of the two references and is
+    dropped, as the EEGMAT reader of the task pipeline drops it."""
+    from samba.data.user import open_recording
+
+    rec = open_recording(mirror / "eegmat/Subject00_1.edf")
+    assert "A2" not in rec.ch_names and "A1" not in rec.ch_names and len(rec.ch_names) == 19

@@ -255,8 +255,8 @@ def summarize(results: list[dict]) -> dict:
         train = [r for r in results if r["mode"] == "train" and r["batch"] == CPU_BATCH]
         key = "cpu_train_vs_best_peer"
         if not train:
-            targets[key] = _not_measured(key, "no CPU train rows: `samba bench --device cpu` measures inference only "
-                                              "(the realtime sweep)")
+            targets[key] = _not_measured(key, f"no CPU train rows at batch {CPU_BATCH} in this run (e.g. a "
+                                              "--quick run, or one limited to other batches)")
         else:  # the worst window decides
             per_window = {}
             for ctx in sorted({r["context_s"] for r in train}):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 
 from samba.errors import InputError
 
@@ -10,21 +11,38 @@ from . import registry
 from .tasks import TASKS
 
 
+def _task_option(loader: str) -> str:
+    """How ``samba finetune`` reads an external dataset, from its registry ``loader`` entry."""
+    moabb = re.search(r"load_moabb\('([^']+)'\)", loader)
+    if moabb:
+        return f"--task moabb:{moabb.group(1)}"
+    for prefix in ("tuab", "stew", "dreamer"):
+        if f"load_{prefix}(" in loader:
+            return f"--task {prefix}:PATH"
+    return "-"
+
+
+def _table(rows: list[tuple[str, ...]]) -> list[str]:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return lines
+
+
 def data_list() -> str:
-    """A table of the registry's datasets (files, licence, device, tasks) and of the tasks."""
+    """Three tables: the mirrored datasets, the external ones (and how to read them), and the tasks."""
     reg = registry.load_registry()
     rows = [("dataset", "files", "licence", "device", "tasks")]
     for name, d in reg["datasets"].items():
         rows.append((name, str(len(d["files"])), d["licence"], d["device"], ",".join(d["tasks"]) or "-"))
+    ext = [("external dataset", "licence", "device", "paper's task", "read with (you obtain the data)")]
     for name, d in reg.get("external", {}).items():
-        rows.append((name, "external", d["licence"].split(" (")[0], d["device"], ",".join(d["tasks"])))
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    lines += ["", "task              dataset         classes"]
+        ext.append((name, d["licence"].split(" (")[0], d["device"], ",".join(d["tasks"]),
+                    _task_option(d.get("loader", ""))))
+    tasks = [("task", "dataset", "classes", "protocol")]
     for name, spec in TASKS.items():
-        lines.append(f"{name:<17} {spec.dataset:<15} {' / '.join(spec.class_names)}")
-    return "\n".join(lines)
+        tasks.append((name, spec.dataset, " / ".join(spec.class_names), spec.description))
+    return "\n".join(_table(rows) + [""] + _table(ext) + [""] + _table(tasks))
 
 
 def data_verify(mirror: str | os.PathLike | None = None) -> tuple[str, int]:
@@ -53,6 +71,6 @@ def data_verify(mirror: str | os.PathLike | None = None) -> tuple[str, int]:
     lines += [f"absent   {n} file(s) of {ds} ({where}; downloadable)" for ds, n in by_dataset.items()]
     nothing = not ok and not bad
     if nothing:
-        lines.append("error: no registry file was found to check; set --mirror / SAMBA_DATA_MIRROR or download data")
+        lines.append("error: no registry file was found to check; pass --mirror DIR or set SAMBA_DATA_MIRROR (or download files into SAMBA_DATA_DIR first)")
     lines.append(f"{len(ok)} ok, {len(missing)} missing, {len(bad)} bad")
     return "\n".join(lines), (1 if bad or missing or nothing else 0)

@@ -7,9 +7,6 @@ trains, loads or writes anything.
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 from samba.errors import InputError, UsageError
 
 
@@ -37,10 +34,11 @@ def check_batch_size(batch_size: int, n_train: int, batch_norm: bool = False, wh
 
 
 def check_positive(name: str, value, minimum=1, allow_none: bool = True) -> None:
-    """``--name`` must be >= ``minimum`` (e.g. ``--ckpt-every 0`` would divide by zero)."""
+    """``--name`` must be a finite number >= ``minimum`` (e.g. ``--ckpt-every 0`` would divide by zero)."""
     if value is None and allow_none:
         return
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value or value < minimum:
+    if (isinstance(value, bool) or not isinstance(value, (int, float)) or value != value or value < minimum
+            or value == float("inf")):
         raise UsageError(f"--{name.replace('_', '-')} must be >= {minimum}, got {value!r}")
 
 
@@ -49,21 +47,6 @@ def check_fraction(name: str, value, low=0.0, high=1.0, inclusive_high=False) ->
     if not ok:
         raise UsageError(f"--{name.replace('_', '-')} must be in [{low}, {high}{']' if inclusive_high else ')'}, "
                          f"got {value!r}")
-
-
-def check_writable_dir(path, what: str = "--out") -> Path:
-    """Create ``path`` if needed and prove it writable with a probe file, before any training starts."""
-    path = Path(path)
-    if path.exists() and not path.is_dir():
-        raise UsageError(f"{what} {path} is a file, not a folder; choose a folder name")
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        probe = path / f".write-test.{os.getpid()}"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as err:
-        raise UsageError(f"{what} {path} cannot be written ({err.strerror or err}); choose another folder") from None
-    return path
 
 
 def check_task_fits_model(meta: dict, class_names, labels, task: str, where) -> None:

@@ -13,6 +13,9 @@ import argparse
 import json
 import math
 import os
+import sys
+
+from samba.cli_args import Parser, positive_float, positive_int
 
 
 def _json_line(obj) -> str:
@@ -70,7 +73,7 @@ def _task(name: str | None, data=None, labels=None) -> str | None:
 
 
 def pretrain_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="samba pretrain", description="Self-supervised TSR masked-reconstruction "
+    p = Parser(prog="samba pretrain", description="Self-supervised TSR masked-reconstruction "
                                 "pretraining on the pooled multi-device corpus (1 or N GPUs via torchrun).")
     p.add_argument("--out", required=True, help="run folder (checkpoints, metrics.csv, model)")
     p.add_argument("--profile", choices=["quick", "full"], default="quick")
@@ -145,25 +148,27 @@ def pretrain_main(argv: list[str] | None = None) -> int:
 
 
 def finetune_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="samba finetune", description="Fine-tune or linearly probe a model on one "
+    p = Parser(prog="samba finetune", description="Fine-tune or linearly probe a model on one "
                                 "task; prints one JSON line of test metrics.")
     p.add_argument("--task", default=None, help="a built-in task (samba data list), or tuab:PATH, moabb:NAME, "
                    "stew:PATH, dreamer:PATH")
     p.add_argument("--data", default=None, help="your own recording(s): a file MNE reads, a folder, or a BIDS root")
     p.add_argument("--labels", default=None, help="with --data: event mapping (left=T1,right=T2), an onsets CSV "
                    "(onset,duration,label) or 'bids' (events.tsv)")
-    p.add_argument("--window-s", type=float, default=None, help="with --data: window length in seconds")
+    p.add_argument("--window-s", type=positive_float, default=None, help="with --data: window length in seconds")
     p.add_argument("--init", default="scratch", help="pretrained SAMBA checkpoint, or 'scratch'")
     p.add_argument("--out", required=True, help="output folder (finetuned.*, result.json, spatial_weights.npz)")
-    p.add_argument("--profile", choices=["quick", "full"], default="quick")
+    p.add_argument("--profile", choices=["quick", "full"], default="quick",
+                   help="quick (default): a smoke test, 2 epochs on at most 64 training windows; full: 20 epochs "
+                        "(200 for --mode probe) on every training window, as the evaluation trains")
     p.add_argument("--mode", choices=["full", "probe"], default="full",
                    help="full fine-tuning, or linear probe on frozen features")
     p.add_argument("--model", choices=["samba", "eegnet", "shallow"], default="samba")
     p.add_argument("--pooling", choices=["quantile", "mean"], default="quantile")
     p.add_argument("--seed", type=int, default=0, help="seeds the split, the init and the data order")
-    p.add_argument("--epochs", type=int, default=None)
-    p.add_argument("--batch-size", type=int, default=None)
-    p.add_argument("--lr", type=float, default=None)
+    p.add_argument("--epochs", type=positive_int, default=None, help="training epochs (default: the profile's)")
+    p.add_argument("--batch-size", type=positive_int, default=None, help="windows per batch (default: the profile's)")
+    p.add_argument("--lr", type=positive_float, default=None, help="learning rate (default: the model's)")
     p.add_argument("--mirror", default=None)
     p.add_argument("--device", default=None)
     return p
@@ -173,7 +178,7 @@ def finetune_main(argv: list[str] | None = None) -> int:
     from samba.paths import user_path
 
     a = finetune_parser().parse_args(argv)
-    from .finetuning import finetune  # after parsing: --help stays instant
+    from .finetuning import PROFILES, finetune  # after parsing: --help stays instant
 
     init = a.init if a.init == "scratch" else _existing(a.init, "--init checkpoint")
     data = None if a.data is None else str(_existing(a.data, "--data"))
@@ -181,12 +186,16 @@ def finetune_main(argv: list[str] | None = None) -> int:
                       mode=a.mode, model=a.model, seed=a.seed, epochs=a.epochs, mirror=_mirror(a.mirror),
                       pooling=a.pooling, batch_size=a.batch_size, lr=a.lr, device=a.device, progress=True,
                       data=data, labels=a.labels, window_s=a.window_s)
+    if a.profile == "quick" and a.epochs is None:
+        q = PROFILES["quick"]
+        print(f"samba: note: --profile quick is a smoke test ({q['epochs']} epochs on at most "
+              f"{q['max_train_windows']} training windows); use --profile full for a model to rely on", file=sys.stderr)
     print(_json_line(result))
     return 0
 
 
 def evaluate_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="samba evaluate", description="Evaluate a fine-tuned model on the task's "
+    p = Parser(prog="samba evaluate", description="Evaluate a fine-tuned model on the task's "
                                 "test split or on given subjects.")
     p.add_argument("--model", required=True, help="folder written by `samba finetune`")
     p.add_argument("--task", default=None, help="a built-in task, or PREFIX:ARG as for finetune")

@@ -31,9 +31,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from samba.errors import UsageError
+from samba.errors import InputError, UsageError
+from samba.paths import check_writable_dir
 
 from .baselines import build_model
+from .checks import check_positive
 from .metrics import classification_metrics
 
 FINETUNED_FILE = "finetuned.safetensors"
@@ -128,6 +130,44 @@ def _subjects_of(ds, idx) -> list:
     return [int(v) if isinstance(v, (int, np.integer)) or str(v).isdigit() else str(v) for v in vals]
 
 
+def _check_model_options(model: str, mode: str, init) -> str | None:
+    """The pretrained checkpoint path (None from scratch), once ``model``, ``mode`` and ``init`` fit together."""
+    if mode not in ("full", "probe"):
+        raise UsageError(f"mode must be 'full' or 'probe', got {mode!r}")
+    if mode == "probe" and model != "samba":
+        raise UsageError("linear probing (--mode probe) is defined for SAMBA's frozen encoder only; use --model samba")
+    pretrained = None if init in (None, "", "scratch") else str(init)
+    if pretrained and model != "samba":
+        raise UsageError("--init CKPT applies to --model samba only; leave it out (or --init scratch) for other models")
+    return pretrained
+
+
+def _files_of(ds) -> list[str]:
+    """The recording file names the windows of ``ds`` come from (sorted, unique)."""
+    meta = getattr(ds, "meta", None)
+    if meta is None or "file" not in getattr(meta, "columns", []):
+        return []
+    return sorted({str(v) for v in meta["file"].to_numpy()})
+
+
+def _windows_to_score(ds, obj, task) -> np.ndarray:
+    """Indices ``evaluate`` scores on the user's recordings.
+
+    Recordings fine-tuning never saw are scored whole. The recordings it was fine-tuned on are scored on their
+    test split only, which is reproducible only for the same set of recordings; a mix of both is refused
+    rather than guessed. A model saved without its file list (older outputs) is scored on the test split.
+    """
+    trained = set(obj.get("data_files") or [])
+    files = set(_files_of(ds))
+    if not trained or files == trained:
+        return test_indices(ds, obj.get("split_seed", 0))
+    if not files & trained:
+        return np.arange(len(ds.y))
+    raise UsageError(f"{task}: evaluate either the recordings the model was fine-tuned on (their test split is "
+                     f"scored) or recordings it never saw (every window is scored), not a mix; it was fine-tuned "
+                     f"on {', '.join(sorted(trained))}")
+
+
 def _device(device):
     from samba.devices import resolve_device
 
@@ -180,13 +220,7 @@ def fit_classifier(ds, train_idx, *, model: str = "samba", mode: str = "full", i
     ``mode="probe"`` freezes the SAMBA encoder,
     computes its pooled features once and trains only the head on them.
     """
-    if mode not in ("full", "probe"):
-        raise ValueError(f"mode must be 'full' or 'probe', got {mode!r}")
-    if mode == "probe" and model != "samba":
-        raise ValueError("linear probing is defined for SAMBA's frozen encoder only")
-    pretrained = None if init in (None, "", "scratch") else str(init)
-    if pretrained and model != "samba":
-        raise ValueError("--init CKPT applies to --model samba only")
+    pretrained = _check_model_options(model, mode, init)
     dev = _device(device)
     t0 = time.perf_counter()
     torch.manual_seed(seed)
@@ -307,9 +341,17 @@ def finetune(task: str, init: str = "scratch", out: str | None = None, profile: 
     once. Training runs a fixed number of epochs (``patience`` is accepted and ignored, for old callers).
     """
     if profile not in PROFILES:
-        raise ValueError(f"unknown profile {profile!r}; choose one of {sorted(PROFILES)}")
+        raise UsageError(f"unknown profile {profile!r}; choose one of {sorted(PROFILES)}")
     P = dict(PROFILES[profile])
-    epochs = epochs or (P["probe_epochs"] if mode == "probe" else P["epochs"])
+    # None means "the profile's"; anything else is checked, never silently replaced (0 epochs is not a default).
+    for name, value, minimum in (("epochs", epochs, 1), ("batch_size", batch_size, 1), ("lr", lr, 1e-12),
+                                 ("window_s", window_s, 1e-3)):
+        check_positive(name, value, minimum=minimum)
+    epochs = (P["probe_epochs"] if mode == "probe" else P["epochs"]) if epochs is None else int(epochs)
+    batch_size = P["batch_size"] if batch_size is None else int(batch_size)
+    _check_model_options(model, mode, init)
+    if out is not None:
+        check_writable_dir(out)  # before any data is loaded or anything trained
     max_train = max_train_windows if max_train_windows is not None else P["max_train_windows"]
     rng = np.random.default_rng(seed)
     ds = dataset if dataset is not None else _load_task(task, mirror, profile, data=data, labels=labels,
@@ -322,9 +364,10 @@ def finetune(task: str, init: str = "scratch", out: str | None = None, profile: 
     va = _cap(np.asarray(sp["val"]), y, P["max_eval_windows"], rng)
     te = np.sort(np.asarray(sp["test"]))  # never capped: `evaluate` scores the same windows
     if len(tr) == 0 or len(te) == 0:
-        raise RuntimeError(f"task {task}: empty split (train={len(tr)}, test={len(te)})")
+        raise InputError(f"task {task}: too few windows to split into training and test (train={len(tr)}, "
+                         f"test={len(te)}); give more or longer recordings, or a shorter --window-s")
     net, kwargs, info = fit_classifier(
-        ds, tr, model=model, mode=mode, init=init, seed=seed, epochs=epochs, batch_size=batch_size or P["batch_size"],
+        ds, tr, model=model, mode=mode, init=init, seed=seed, epochs=epochs, batch_size=batch_size,
         lr=lr, pooling=pooling, device=device, samba_config=samba_config, val_idx=va, progress=progress,
         record_spatial=record_spatial, time_budget_s=time_budget_s)
     dev = _device(device)
@@ -361,6 +404,8 @@ def _save(out: Path, net, model, kwargs, ds, task, class_names, seed, result, hi
            "profile": result["profile"],
            "test_metrics": {k: v for k, v in result.items() if isinstance(v, (int, float, str))},
            "history": history}
+    if str(task).startswith("user:"):  # which recordings fine-tuning split, so `evaluate` knows what is new
+        obj["data_files"] = _files_of(ds)
     if model == "samba":
         obj["samba_config"] = net.samba.cfg.to_dict()
         head = {k: v.detach().cpu() for k, v in net.head.state_dict().items()}
@@ -387,7 +432,8 @@ def load_finetuned(path, map_location="cpu"):
     state_dict, obj = load_finetuned_state(path, map_location)  # verified; runs no code
     obj["state_dict"] = state_dict
     if not isinstance(obj, dict) or obj.get("format") != FORMAT:
-        raise RuntimeError(f"{path} is not a `samba finetune` output (format={obj.get('format')!r})")
+        raise InputError(f"{path} is not a `samba finetune` output (format={obj.get('format')!r}); pass the --out "
+                         "folder of a `samba finetune` run")
     kw = dict(obj["kwargs"])
     from samba.model import SAMBAConfig
 
@@ -416,13 +462,16 @@ def evaluate(model_dir, task: str | None, subjects=None, mirror: str | None = No
         task = f"user:{Path(data).name}"
     if subjects:
         idx = np.arange(len(ds.y))
+    elif data is not None:
+        idx = _windows_to_score(ds, obj, task)
     else:
         idx = test_indices(ds, obj.get("split_seed", 0))
     if len(idx) == 0:
-        raise RuntimeError(f"no windows to evaluate for task {task} (subjects={subjects})")
+        raise InputError(f"no windows to evaluate for task {task} (subjects={subjects})")
     if ds.X.shape[1] != obj["kwargs"]["n_chans"] or ds.X.shape[2] != obj["kwargs"]["n_times"]:
-        raise ValueError(f"task {task} windows are {ds.X.shape[1:]} but the model was trained on "
-                         f"({obj['kwargs']['n_chans']}, {obj['kwargs']['n_times']})")
+        raise InputError(f"{task}: its windows are {ds.X.shape[1]} channels x {ds.X.shape[2]} samples, but the "
+                         f"model was fine-tuned on {obj['kwargs']['n_chans']} x {obj['kwargs']['n_times']}; "
+                         "evaluate it on recordings of the same montage (or fine-tune a model on this one)")
     y = np.asarray(ds.y, np.int64)
     from .checks import check_task_fits_model
     check_task_fits_model(obj, getattr(ds, "class_names", None), y, task, model_dir)

@@ -33,6 +33,7 @@ import numpy as np
 import torch
 
 from samba.errors import UsageError
+from samba.paths import check_writable_dir
 
 from . import checks
 from . import distributed as D
@@ -171,7 +172,7 @@ def pretrain(config: PretrainConfig, datasets=None, return_model: bool = False):
         refused = None
         if info.is_main:  # checked and owned before the corpus is loaded or anything is trained
             try:
-                checks.check_writable_dir(cfg.out)
+                check_writable_dir(cfg.out)
                 lock = RunLock(cfg.out).acquire()
                 prepare(cfg.out, cfg.resume, cfg.overwrite)
             except UsageError as err:

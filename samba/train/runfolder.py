@@ -21,7 +21,7 @@ from pathlib import Path
 
 from samba.errors import UsageError
 
-from .checks import check_writable_dir
+from samba.paths import check_writable_dir
 
 LOCK = "run.lock"
 # Everything a pretraining run writes into its folder (what --overwrite may remove).
