@@ -103,15 +103,19 @@ def cdse_topomaps(weights: np.ndarray, positions: np.ndarray, steps, target: int
     if targets is None:
         panels = [(w, str(s)) for w, s in zip(W[:, 0], steps)]
         nrows, ncols = int(np.ceil(len(panels) / ncols)), ncols
-    else:
+    else:  # a grid: the snapshot above each column, the target channel left of each row
         names = target_names or [str(t) for t in rows_of]
-        panels = [(W[k, r], f"{names[r]}, {steps[k]}") for r in range(len(rows_of)) for k in range(len(W))]
+        panels = [(W[k, r], str(steps[k]) if r == 0 else "") for r in range(len(rows_of)) for k in range(len(W))]
         nrows, ncols = len(rows_of), len(W)
     fig, axes = plt.subplots(nrows, ncols, figsize=(2.2 * ncols, 2.2 * nrows + 0.6), squeeze=False)
     im = None
     for ax, (w, title) in zip(axes.flat, panels):
         im = _topomap(ax, w, positions, vmin, vmax)
         ax.set_title(title, fontsize=8)
+    if targets is not None:
+        for r, name in enumerate(names):
+            axes[r, 0].text(-0.12, 0.5, name, transform=axes[r, 0].transAxes, rotation=90, ha="right",
+                            va="center", fontsize=10)
     for ax in axes.flat[len(panels):]:
         ax.axis("off")
     fig.colorbar(im, ax=axes.ravel().tolist(), shrink=0.8, label="CDSE weight (fraction of the target channel)")
@@ -220,14 +224,14 @@ def draw_cdse_over_pretraining(arrays: dict, png, gif, montage: str = "10-20") -
     W = arrays[f"weights_{montage}"]  # (S, O, C)
     pos = positions(list(arrays[f"channels_{montage}"]))
     targets = [str(t) for t in arrays["target_channels"]]
-    labels = [f"step {s} ({h:.0f} h)" for s, h in zip(arrays["steps"], arrays["eeg_hours_seen"])]
+    labels = [f"step {s:,}\n{h:,.0f} EEG-hours" for s, h in zip(arrays["steps"], arrays["eeg_hours_seen"])]
     fig = cdse_topomaps(W, pos, labels, targets=[targets.index(t) for t in PRETRAINING_TARGETS],
                         target_names=PRETRAINING_TARGETS)
     fig.suptitle(f"CDSE weights of a {W.shape[-1]}-channel {montage} cap during pretraining "
                  "(rows: target channel; columns: snapshot, EEG hours seen)", fontsize=9)
     fig.savefig(png, dpi=100, bbox_inches="tight")
     plt.close(fig)
-    cdse_gif(W, pos, [f"{GIF_TARGET}, {x}" for x in labels], gif, target=targets.index(GIF_TARGET))
+    cdse_gif(W, pos, [f"{GIF_TARGET}, {x.replace(chr(10), ', ')}" for x in labels], gif, target=targets.index(GIF_TARGET))
     return [Path(png), Path(gif)]
 
 
