@@ -196,3 +196,17 @@ def test_weights_sha256_is_the_published_hash():
     card = (REPO / "checkpoints" / "MODEL_CARD.md").read_text()
     assert weights_sha256(folder) == weights_sha256(folder / "model.safetensors")
     assert f"`{weights_sha256(folder)}`" in card  # the model card's table, as sha256sum prints it
+
+
+def test_model_card_lists_each_file_with_its_size_and_hash():
+    import hashlib
+    import re
+
+    folder = REPO / "checkpoints" / "samba_pretrained"
+    card = (REPO / "checkpoints" / "MODEL_CARD.md").read_text()
+    rows = dict((name, (int(size.replace(",", "")), sha)) for name, size, sha in
+                re.findall(r"^\| `([\w.]+)` \| ([\d,]+) \| `([0-9a-f]{64})` \|$", card, flags=re.M))
+    assert set(rows) >= {"model.safetensors", "config.json"}
+    for name, (size, sha) in rows.items():
+        data = (folder / name).read_bytes()
+        assert (len(data), hashlib.sha256(data).hexdigest()) == (size, sha), name
