@@ -88,15 +88,24 @@ def existing_mirror(value: str | None = None) -> str | None:
     return str(path)
 
 
-def check_writable_dir(path, what: str = "--out") -> Path:
+def check_writable_dir(path, what: str = "--out", create: bool = True) -> Path:
     """Create the folder ``path`` if needed and prove it writable with a probe file, before any work starts.
 
-    A path that is a file, or that lies under one, is a :class:`samba.errors.UsageError`, not an ``OSError``."""
+    A path that is a file, or that lies under one, is a :class:`samba.errors.UsageError`, not an ``OSError``.
+    ``create=False`` creates nothing: the nearest existing folder on the way must be writable (for a command
+    that may still fail before it writes, and should then leave no empty folder behind)."""
     from .errors import UsageError
 
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise UsageError(f"{what} {path} is a file, not a folder; choose a folder name")
+    if not create:
+        first = next(p for p in (path, *path.parents) if p.exists())
+        if not first.is_dir():
+            raise UsageError(f"{what} {path} lies under the file {first}; choose a folder name")
+        if not os.access(first, os.W_OK | os.X_OK):
+            raise UsageError(f"{what} {path} cannot be written ({first} is not writable); choose another folder")
+        return path
     try:
         path.mkdir(parents=True, exist_ok=True)
         probe = path / f".write-test.{os.getpid()}"

@@ -154,3 +154,11 @@ def test_mistake_is_one_line_and_writes_nothing(args, tmp_path, afile):
     assert_one_line_error(proc)
     assert proc.returncode == 2
     assert sorted(p.name for p in tmp_path.iterdir()) == before  # no run folder, no output, no partial file
+
+
+def test_finetune_that_fails_on_its_data_leaves_no_folder(tmp_path):
+    """The output folder is checked before the data load but made only when there is a model to save."""
+    (tmp_path / "rec.edf").write_text("not an EDF file\n")  # exists, so only reading it fails
+    proc, _ = samba("finetune", "--data", "rec.edf", "--labels", "a=T1,b=T2", "--out", "runs/own", cwd=tmp_path)
+    assert_one_line_error(proc)
+    assert not (tmp_path / "runs").exists()

@@ -351,7 +351,7 @@ def finetune(task: str, init: str = "scratch", out: str | None = None, profile: 
     batch_size = P["batch_size"] if batch_size is None else int(batch_size)
     _check_model_options(model, mode, init)
     if out is not None:
-        check_writable_dir(out)  # before any data is loaded or anything trained
+        check_writable_dir(out, create=False)  # before any data is loaded or anything trained; creates nothing
     max_train = max_train_windows if max_train_windows is not None else P["max_train_windows"]
     rng = np.random.default_rng(seed)
     ds = dataset if dataset is not None else _load_task(task, mirror, profile, data=data, labels=labels,
