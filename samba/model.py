@@ -66,6 +66,7 @@ choice and loads on any device.
 """
 from __future__ import annotations
 
+import numbers
 from dataclasses import asdict, dataclass, field, fields
 from typing import ClassVar
 
@@ -153,8 +154,11 @@ class SAMBAConfig:
             if name == "checkpoint_piece_tokens" and value is None:
                 continue
             items = value if isinstance(value, (tuple, list)) else (value,)
-            if not items or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in items):
+            if not items or not all(isinstance(v, numbers.Integral) and not isinstance(v, bool) and v >= 1
+                                    for v in items):
                 raise ValueError(f"SAMBAConfig.{name} must be whole number(s) >= 1, got {value!r}")
+            ints = tuple(int(v) for v in items)  # numpy integers become ints (JSON, hashing, comparisons)
+            setattr(self, name, ints if isinstance(value, (tuple, list)) else ints[0])
 
     def to_dict(self) -> dict:
         d = {k: v for k, v in asdict(self).items() if k not in self.NOT_SAVED}

@@ -123,5 +123,5 @@ def check_writable_file(path, what: str = "--out") -> Path:
     path = Path(path)
     if path.is_dir():
         raise UsageError(f"{what} {path} is a folder; give a file name")
-    check_writable_dir(path.parent, what=f"the folder of {what}")
+    check_writable_dir(path.parent, what=f"the folder of {what}", create=False)  # the writer makes it
     return path

@@ -210,3 +210,13 @@ def test_model_card_lists_each_file_with_its_size_and_hash():
     for name, (size, sha) in rows.items():
         data = (folder / name).read_bytes()
         assert (len(data), hashlib.sha256(data).hexdigest()) == (size, sha), name
+
+
+def test_config_sizes_are_whole_numbers_and_numpy_integers_become_ints():
+    import numpy as np
+
+    cfg = SAMBAConfig(d_state=np.int64(8), enc_dims=[np.int32(64), 128])
+    assert type(cfg.d_state) is int and cfg.enc_dims == (64, 128) and all(type(v) is int for v in cfg.enc_dims)
+    for bad in ({"chunk_size": 0}, {"embed_dim": "64"}, {"enc_dims": (64, -1)}, {"expand": True}, {"embed_kernels": ()}):
+        with pytest.raises(ValueError, match="whole number"):
+            SAMBAConfig(**bad)

@@ -134,6 +134,8 @@ MISTAKES = {
     "embed --sfreq nan": ["embed", "rec.csv", "--sfreq", "nan"],
     "embed --device bogus": ["embed", "rec.csv", "--device", "bogus"],
     "embed --out under a file": ["embed", "rec.csv", "--out", "afile/x.npz"],
+    "embed a missing file into a new folder": ["embed", "missing.csv", "--out", "newdir/x.npz"],
+    "finetune --device bogus": ["finetune", "--task", "eegmat-workload", "--out", "run", "--device", "bogus"],
     "embed missing recording argument": ["embed"],
     "embed a folder": ["embed", "."],
     "embed --checkpoint a weights file": ["embed", "rec.csv", "--checkpoint", CKPT + "/model.safetensors"],

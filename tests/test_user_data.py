@@ -178,6 +178,14 @@ def test_evaluate_scores_new_recordings_whole_and_trained_ones_on_their_test_spl
         (both / path.name).symlink_to(path)
     with pytest.raises(UsageError, match="not a mix"):
         evaluate(tmp_path / "ft", None, data=str(both), labels=labels)
+    # recordings are told apart by content: an unseen recording under a trained-on name is still new
+    renamed = tmp_path / "other" / "sub2"
+    renamed.mkdir(parents=True)
+    (renamed / r04.name).symlink_to(r08)
+    assert evaluate(tmp_path / "ft", None, data=str(renamed.parent), labels=labels)["n_windows"] == new["n_windows"]
+    finetune(None, data=str(both), labels=labels, init="scratch", model="eegnet", epochs=1, out=str(tmp_path / "ft2"))
+    with pytest.raises(UsageError, match="some of the recordings"):
+        evaluate(tmp_path / "ft2", None, data=str(r04), labels=labels)
 
 
 def test_finetune_refuses_numbers_out_of_range_before_loading(tmp_path):

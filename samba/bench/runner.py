@@ -338,7 +338,7 @@ def _bench_model_subprocess(name: str, device: str, quick: bool, contexts_s, bat
                             samba_graphs: bool = True, sweeps=None) -> None:
     """Run one model's sweeps in a child ``samba bench`` process and feed its rows to ``on_row``."""
     spec = spec_of(name)
-    if share_s <= 0:
+    if share_s < 0.05:  # the child's --budget-s is written to 0.1 s and must be > 0
         on_row(_skipped(name, 0, 0, "train", "all", "time budget spent"))
         return
     part = out.with_name(f"{out.stem}.{name}.part.json")

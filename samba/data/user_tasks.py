@@ -27,6 +27,7 @@ with a gap (one recording); ``Split.rule`` says which.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import re
@@ -111,6 +112,17 @@ def file_ids(path: Path) -> dict:
 # ------------------------------------------------------------------------------------------------
 def _is_bids(root: Path) -> bool:
     return root.is_dir() and (root / "dataset_description.json").is_file()
+
+
+def _content_sha256(source) -> str:
+    """sha256 of a recording's file (a path, or the file an MNE Raw was read from): which recording it is,
+    whatever its name or folder (``samba evaluate`` tells recordings a model was fine-tuned on from new ones)."""
+    path = Path(source) if isinstance(source, (str, os.PathLike)) else Path(source.filenames[0])
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def _recordings(data: Path):
@@ -217,8 +229,9 @@ def load_user_task(data, labels=None, window_s: float = 4.0, stride_s: float | N
         if len(starts) == 0:
             continue
         classes = list(mapping)
-        meta = pd.DataFrame({"dataset": "user", **ids, "file": name, "onset_s": starts / rec.sfreq,
-                             "window_s": win / rec.sfreq, "label": [classes[k] for k in y]})
+        meta = pd.DataFrame({"dataset": "user", **ids, "file": name, "file_sha256": _content_sha256(source),
+                             "onset_s": starts / rec.sfreq, "window_s": win / rec.sfreq,
+                             "label": [classes[k] for k in y]})
         parts.append(WindowDataset(gather(rec, starts, win), y, list(rec.ch_names), rec.positions, rec.sfreq,
                                    meta, classes, "user", "user"))
     if not parts:

@@ -7,6 +7,8 @@ trains, loads or writes anything.
 
 from __future__ import annotations
 
+import numbers
+
 from samba.errors import InputError, UsageError
 
 
@@ -37,7 +39,7 @@ def check_positive(name: str, value, minimum=1, allow_none: bool = True) -> None
     """``--name`` must be a finite number >= ``minimum`` (e.g. ``--ckpt-every 0`` would divide by zero)."""
     if value is None and allow_none:
         return
-    if (isinstance(value, bool) or not isinstance(value, (int, float)) or value != value or value < minimum
+    if (isinstance(value, bool) or not isinstance(value, numbers.Real) or value != value or value < minimum
             or value == float("inf")):
         raise UsageError(f"--{name.replace('_', '-')} must be >= {minimum}, got {value!r}")
 

@@ -159,8 +159,8 @@ def finetune_parser() -> argparse.ArgumentParser:
     p.add_argument("--init", default="scratch", help="pretrained SAMBA checkpoint, or 'scratch'")
     p.add_argument("--out", required=True, help="output folder (finetuned.*, result.json, spatial_weights.npz)")
     p.add_argument("--profile", choices=["quick", "full"], default="quick",
-                   help="quick (default): a smoke test, 2 epochs on at most 64 training windows; full: 20 epochs "
-                        "(200 for --mode probe) on every training window, as the evaluation trains")
+                   help="quick (default): a smoke test, 2 epochs (60 for --mode probe) on at most 64 training windows; "
+                        "full: 20 epochs (200 for --mode probe) on every training window")
     p.add_argument("--mode", choices=["full", "probe"], default="full",
                    help="full fine-tuning, or linear probe on frozen features")
     p.add_argument("--model", choices=["samba", "eegnet", "shallow"], default="samba")
@@ -188,8 +188,9 @@ def finetune_main(argv: list[str] | None = None) -> int:
                       data=data, labels=a.labels, window_s=a.window_s)
     if a.profile == "quick" and a.epochs is None:
         q = PROFILES["quick"]
-        print(f"samba: note: --profile quick is a smoke test ({q['epochs']} epochs on at most "
-              f"{q['max_train_windows']} training windows); use --profile full for a model to rely on", file=sys.stderr)
+        epochs = q["probe_epochs"] if a.mode == "probe" else q["epochs"]
+        print(f"samba: note: --profile quick is a smoke test ({epochs} epochs on at most {q['max_train_windows']} "
+              "training windows); use --profile full for a model to rely on", file=sys.stderr)
     print(_json_line(result))
     return 0
 

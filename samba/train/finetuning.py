@@ -142,30 +142,37 @@ def _check_model_options(model: str, mode: str, init) -> str | None:
     return pretrained
 
 
-def _files_of(ds) -> list[str]:
-    """The recording file names the windows of ``ds`` come from (sorted, unique)."""
+def _files_of(ds) -> list[dict]:
+    """The recordings the windows of ``ds`` come from: ``{"name", "sha256"}`` each, sorted by name."""
     meta = getattr(ds, "meta", None)
     if meta is None or "file" not in getattr(meta, "columns", []):
         return []
-    return sorted({str(v) for v in meta["file"].to_numpy()})
+    sha = meta["file_sha256"] if "file_sha256" in meta.columns else meta["file"]
+    return [{"name": n, "sha256": h} for n, h in sorted({(str(n), str(h)) for n, h in zip(meta["file"], sha)})]
 
 
 def _windows_to_score(ds, obj, task) -> np.ndarray:
     """Indices ``evaluate`` scores on the user's recordings.
 
     Recordings fine-tuning never saw are scored whole. The recordings it was fine-tuned on are scored on their
-    test split only, which is reproducible only for the same set of recordings; a mix of both is refused
-    rather than guessed. A model saved without its file list (older outputs) is scored on the test split.
+    test split only, which is reproducible only for the same set of recordings; a part of that set, or a mix
+    with new ones, is refused rather than guessed. Recordings are told apart by content (sha256), not by name.
+    A model saved without its recordings (older outputs) is scored on the test split.
     """
-    trained = set(obj.get("data_files") or [])
-    files = set(_files_of(ds))
+    saved = obj.get("data_files") or []
+    trained = {f["sha256"] if isinstance(f, dict) else f for f in saved}
+    files = {f["sha256"] if saved and isinstance(saved[0], dict) else f["name"] for f in _files_of(ds)}
     if not trained or files == trained:
         return test_indices(ds, obj.get("split_seed", 0))
     if not files & trained:
         return np.arange(len(ds.y))
+    names = ", ".join(sorted(f["name"] if isinstance(f, dict) else f for f in saved))
+    if files < trained:
+        raise UsageError(f"{task}: these are some of the recordings the model was fine-tuned on ({names}); pass "
+                         "all of them (their test split is scored) or only recordings it never saw")
     raise UsageError(f"{task}: evaluate either the recordings the model was fine-tuned on (their test split is "
                      f"scored) or recordings it never saw (every window is scored), not a mix; it was fine-tuned "
-                     f"on {', '.join(sorted(trained))}")
+                     f"on {names}")
 
 
 def _device(device):
@@ -350,6 +357,7 @@ def finetune(task: str, init: str = "scratch", out: str | None = None, profile: 
     epochs = (P["probe_epochs"] if mode == "probe" else P["epochs"]) if epochs is None else int(epochs)
     batch_size = P["batch_size"] if batch_size is None else int(batch_size)
     _check_model_options(model, mode, init)
+    _device(device)  # an unknown or absent device fails here, before the data load
     if out is not None:
         check_writable_dir(out, create=False)  # before any data is loaded or anything trained; creates nothing
     max_train = max_train_windows if max_train_windows is not None else P["max_train_windows"]
@@ -437,7 +445,10 @@ def load_finetuned(path, map_location="cpu"):
     kw = dict(obj["kwargs"])
     from samba.model import SAMBAConfig
 
-    cfg = SAMBAConfig.from_dict(obj["samba_config"]) if obj.get("samba_config") else None
+    try:
+        cfg = SAMBAConfig.from_dict(obj["samba_config"]) if obj.get("samba_config") else None
+    except (TypeError, ValueError) as err:
+        raise InputError(f"{path}: its samba_config cannot build a SAMBA model ({err})") from None
     net = build_model(obj["model"], samba_config=cfg, **kw)
     net.load_state_dict(obj["state_dict"])
     return net, obj
