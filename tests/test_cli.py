@@ -164,3 +164,17 @@ def test_finetune_that_fails_on_its_data_leaves_no_folder(tmp_path):
     proc, _ = samba("finetune", "--data", "rec.edf", "--labels", "a=T1,b=T2", "--out", "runs/own", cwd=tmp_path)
     assert_one_line_error(proc)
     assert not (tmp_path / "runs").exists()
+
+
+def test_profile_help_states_the_profiles_numbers():
+    """The --profile help (and the README, docs/your_own_data.md) quote PROFILES; they must not drift apart."""
+    from samba.train.cli import finetune_parser
+    from samba.train.finetuning import PROFILES
+
+    q, f = PROFILES["quick"], PROFILES["full"]
+    text = " ".join(finetune_parser().format_help().split())
+    assert f"{q['epochs']} epochs ({q['probe_epochs']} for --mode probe) on at most {q['max_train_windows']}" in text
+    assert f"{f['epochs']} epochs ({f['probe_epochs']} for --mode probe) on every training window" in text
+    for doc in ("README.md", "docs/your_own_data.md"):
+        body = " ".join((REPO / doc).read_text().split())
+        assert f"{q['epochs']} epochs" in body and f"at most {q['max_train_windows']}" in body, doc
