@@ -301,13 +301,10 @@ def load_model(path, map_location="cpu", config_overrides: dict | None = None):
 def weights_sha256(path) -> str:
     """sha256 of a checkpoint's weights file (``model.safetensors`` of a folder, or the file itself): the
     number the model card and ``results/evaluation.json`` publish, which ``sha256sum`` reproduces."""
+    from .data.registry import sha256sum
+
     path = Path(path)
-    target = path / WEIGHTS if path.is_dir() else path
-    h = hashlib.sha256()
-    with open(target, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+    return sha256sum(path / WEIGHTS if path.is_dir() else path)
 
 
 def check_state_dict(own: dict, sd: dict, where) -> None:

@@ -27,7 +27,6 @@ with a gap (one recording); ``Split.rule`` says which.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import re
@@ -38,6 +37,7 @@ import pandas as pd
 
 from ..errors import InputError, UsageError
 from .preprocess import Preprocessing
+from .registry import file_sha256
 from .user import FORMATS, open_recording, preprocess_recording
 from .windows import WindowDataset, concat, gather
 
@@ -118,11 +118,7 @@ def _content_sha256(source) -> str:
     """sha256 of a recording's file (a path, or the file an MNE Raw was read from): which recording it is,
     whatever its name or folder (``samba evaluate`` tells recordings a model was fine-tuned on from new ones)."""
     path = Path(source) if isinstance(source, (str, os.PathLike)) else Path(source.filenames[0])
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+    return file_sha256(path)  # memoised on (path, size, mtime): finetune then evaluate hash a file once
 
 
 def _recordings(data: Path):

@@ -160,13 +160,16 @@ def _windows_to_score(ds, obj, task) -> np.ndarray:
     A model saved without its recordings (older outputs) is scored on the test split.
     """
     saved = obj.get("data_files") or []
-    trained = {f["sha256"] if isinstance(f, dict) else f for f in saved}
-    files = {f["sha256"] if saved and isinstance(saved[0], dict) else f["name"] for f in _files_of(ds)}
+    if saved and not isinstance(saved[0], dict):  # an older output saved file names only
+        saved = [{"name": n, "sha256": None} for n in saved]
+    key = "sha256" if saved and saved[0]["sha256"] else "name"
+    trained = {f[key] for f in saved}
+    files = {f[key] for f in _files_of(ds)}
     if not trained or files == trained:
         return test_indices(ds, obj.get("split_seed", 0))
     if not files & trained:
         return np.arange(len(ds.y))
-    names = ", ".join(sorted(f["name"] if isinstance(f, dict) else f for f in saved))
+    names = ", ".join(sorted(f["name"] for f in saved))
     if files < trained:
         raise UsageError(f"{task}: these are some of the recordings the model was fine-tuned on ({names}); pass "
                          "all of them (their test split is scored) or only recordings it never saw")
