@@ -83,6 +83,8 @@ class KernelConfig:
     Launches are (num_warps, num_stages[, maxnreg]); tiles are powers of two:
         scan_forward_launch; scan_backward ("walk" | "split" | "group") and scan_backward_launch (None: the
         mode's default); scan_backward_narrow / _narrow_launch for heads of headdim <= 16 (None: as the others);
+        scan_chunk: time steps per chunk of our scan (a power of two, 16-256; the result does not depend on it);
+        scan_chunk_narrow: the same for heads of headdim <= 16 (None: scan_chunk);
         scan_min_programs: fewer (sample, head) programs than this take mamba_ssm's scan (0: ours always);
         scan_segment_programs: an inference scan on ours (no autograd) with fewer (sample, head) programs than this
         runs its sequence as segments side by side to have about this many (`samba.ops.segments`; 0: off);
@@ -104,6 +106,8 @@ class KernelConfig:
     scan_backward_launch: Launch | None = None
     scan_backward_narrow: str | None = "group"
     scan_backward_narrow_launch: Launch | None = None
+    scan_chunk: int = 64
+    scan_chunk_narrow: int | None = None
     scan_min_programs: int = 0
     scan_segment_programs: int = 0
     scan_segment_min_steps: int | None = None
@@ -130,6 +134,9 @@ class KernelConfig:
             raise UsageError("KernelConfig: only the scan's backward launches may be None (their mode's default)")
         put("norm_backward_tiles", _tiles(self.norm_backward_tiles, "norm_backward_tiles", ("tile", "iters"), 1, 65536))
         put("conv_backward_tiles", _tiles(self.conv_backward_tiles, "conv_backward_tiles", ("BL", "BC"), 16, 1024))
+        for name in ("scan_chunk", "scan_chunk_narrow"):
+            if getattr(self, name) is not None:
+                put(name, _tiles(str(getattr(self, name)), name, ("steps",), 16, 256)[0])
         for name, lo in (("scan_min_programs", 0), ("scan_segment_programs", 0), ("scan_segment_min_steps", 1)):
             if getattr(self, name) is None and name == "scan_segment_min_steps":
                 continue  # None: the module's default
@@ -146,6 +153,12 @@ class KernelConfig:
         if headdim is not None and headdim <= NARROW_HEADDIM and self.scan_backward_narrow is not None:
             return self.scan_backward_narrow
         return self.scan_backward
+
+    def scan_chunk_for(self, headdim: int | None) -> int:
+        """Time steps per chunk of our scan for heads of this width (narrow heads: `scan_chunk_narrow` if set)."""
+        if headdim is not None and headdim <= NARROW_HEADDIM and self.scan_chunk_narrow is not None:
+            return self.scan_chunk_narrow
+        return self.scan_chunk
 
     def scan_backward_launch_for(self, mode: str, headdim: int | None) -> dict:
         """Launch options of the scan backward's heavy kernel for this mode and head width."""

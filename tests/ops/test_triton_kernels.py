@@ -247,7 +247,9 @@ _ti._patch_lang_tensor = _patch_lang_tensor
 
 
 @pytest.mark.parametrize("env", [{"SAMBA_KERNELS": ""}, {"SAMBA_KERNELS": "conv_backward_tiles=128,32,"
-                                 "norm_backward_tiles=1024,16,scan_forward_launch=8,3"}], ids=["defaults", "other-tiles"])
+                                 "norm_backward_tiles=1024,16,scan_forward_launch=8,3"},
+                                 {"SAMBA_KERNELS": "scan_chunk=32,scan_chunk_narrow=128"}],
+                         ids=["defaults", "other-tiles", "other-chunks"])
 def test_triton_kernels_match_reference_in_the_triton_interpreter(env):
     """The Triton kernels themselves (causal conv, upsample + concat, gated RMSNorm, SSD scan) against their
     references, run on CPU by Triton's interpreter; also at tiles other than the defaults (settings the GPU

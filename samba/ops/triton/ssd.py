@@ -350,7 +350,8 @@ def _fwd(x, dt, A, B, C, D, states: bool, initial_state: Tensor | None, final: b
     y written into ``out`` (b, l, h, p) when given (x's dtype, unit last stride, any other strides)."""
     Bsz, L, H, P = x.shape
     G, N = B.shape[2], B.shape[3]
-    n_chunks = triton.cdiv(L, CHUNK)
+    Q = kernels.scan_chunk_for(P)
+    n_chunks = triton.cdiv(L, Q)
     y = torch.empty((Bsz, L, H, P), device=x.device, dtype=x.dtype) if out is None else out
     S = torch.empty((Bsz * H, n_chunks, N, P) if states else (0,), device=x.device, dtype=torch.float32)
     Dc = D.contiguous() if D is not None else A
@@ -362,7 +363,7 @@ def _fwd(x, dt, A, B, C, D, states: bool, initial_state: Tensor | None, final: b
         x.stride(0), x.stride(1), x.stride(2), dt.stride(0), dt.stride(1), dt.stride(2),
         B.stride(0), B.stride(1), B.stride(2), C.stride(0), C.stride(1), C.stride(2),
         y.stride(0), y.stride(1), y.stride(2),
-        HAS_D=D is not None, D_PER_P=D is not None and D.dim() == 2, Q=CHUNK, P=P, N=N, STORE_STATES=states,
+        HAS_D=D is not None, D_PER_P=D is not None and D.dim() == 2, Q=Q, P=P, N=N, STORE_STATES=states,
         HAS_INIT=initial_state is not None, STORE_FINAL=final, **launch_options(kernels.scan_forward_launch))
     return y, (S if states else None), (HF.transpose(-1, -2) if final else None)
 
@@ -397,6 +398,10 @@ def ssd_bwd(dy: Tensor, x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, 
         raise ValueError(f"mode must be one of {BWD_MODES}, got {mode!r}")
     G, N = B.shape[2], B.shape[3]
     n_chunks = S.shape[1]
+    Q = kernels.scan_chunk_for(P)  # the forward's chunk, which laid out S
+    if triton.cdiv(L, Q) != n_chunks:
+        raise ValueError(f"S holds {n_chunks} chunk states; {L} steps in chunks of {Q} need {triton.cdiv(L, Q)} "
+                         "(the forward ran with another scan_chunk)")
     dy = dy.contiguous()  # the forward's y layout
     if dx is None:
         dx = torch.empty((Bsz, L, H, P), device=x.device, dtype=x.dtype)
@@ -411,7 +416,7 @@ def ssd_bwd(dy: Tensor, x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, 
     strides = (x.stride(0), x.stride(1), x.stride(2), dt.stride(0), dt.stride(1), dt.stride(2),
                B.stride(0), B.stride(1), B.stride(2), C.stride(0), C.stride(1), C.stride(2),
                dy.stride(0), dy.stride(1), dy.stride(2), dx.stride(0), dx.stride(1), dx.stride(2))
-    flags = dict(HAS_D=D is not None, D_PER_P=D is not None and D.dim() == 2, Q=CHUNK, P=P, N=N,
+    flags = dict(HAS_D=D is not None, D_PER_P=D is not None and D.dim() == 2, Q=Q, P=P, N=N,
                  **kernels.scan_backward_launch_for(mode, P))
     if mode == "walk":
         _ssd_bwd_kernel[(Bsz * H,)](x, dt, A, B, C, Dc, dy, S, dx, ddt, dBh, dCh, dAp, dDp, L, n_chunks, H, H // G,
@@ -419,7 +424,7 @@ def ssd_bwd(dy: Tensor, x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, 
     else:
         dS = torch.empty_like(S)  # (b*h, chunks, n, p) fp32: gradient of the state leaving each chunk
         _ssd_bwd_dstate_kernel[(Bsz * H,)](dt, A, C, dy, S, dS, L, n_chunks, H, H // G, *strides[3:6], *strides[9:15],
-                                           Q=CHUNK, P=P, N=N, num_warps=4)
+                                           Q=Q, P=P, N=N, num_warps=4)
     if mode == "split":
         _ssd_bwd_chunk_kernel[(Bsz * H, n_chunks)](x, dt, A, B, C, Dc, dy, S, dS, dx, ddt, dBh, dCh, dAp, dDp, L,
                                                    n_chunks, H, H // G, *strides, **flags)
