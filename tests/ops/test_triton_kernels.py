@@ -478,10 +478,52 @@ print(worst)
 INTERPRETER_FUSED_TOL = 3e-5
 
 
+@pytest.mark.parametrize("fuse_conv", [False, True], ids=["conv-kernel", "conv-in-scan"])
 @pytest.mark.parametrize("bwd", ["walk", "split", "group"])  # the scan's backwards (KernelConfig.scan_backward)
-def test_fused_mamba2_block_on_our_triton_kernels_in_the_interpreter(bwd):
+def test_fused_mamba2_block_on_our_triton_kernels_in_the_interpreter(bwd, fuse_conv):
     assert _worst_error_in_the_interpreter(_FUSED_VS_LAYER + _FUSED_OURS_CHECK, SAMBA_KERNELS=(
-        f"triton_norm=true,scan_backward={bwd},scan_backward_narrow=none")) < INTERPRETER_FUSED_TOL
+        f"triton_norm=true,scan_backward={bwd},scan_backward_narrow=none,scan_fuse_conv={fuse_conv}")) \
+        < INTERPRETER_FUSED_TOL
+
+
+# The scan running the causal conv + SiLU on load (KernelConfig.scan_fuse_conv) against the same scan given the conv's
+# output: forward (with and without chunk states) and every backward, conv input a slice of a wider row, 2 and 4
+# taps, chunks of 64, 32 and 16.
+_SCAN_CONV_CHECK = r"""
+import torch
+from dataclasses import replace
+from samba.ops import KernelConfig
+from samba.ops.conv import causal_conv1d_silu_ref
+from samba.ops.triton.ssd import ssd_bwd, ssd_fwd
+torch.manual_seed(0)
+rel = lambda a, b: ((a.double() - b.double()).abs().max() / b.double().abs().max()).item()
+worst = 0.0
+for (b, L, h, p, g, n, k, chunk) in ((2, 150, 4, 16, 2, 16, 2, 64), (1, 100, 2, 32, 1, 16, 4, 32),
+                                     (2, 70, 8, 16, 2, 16, 2, 16)):
+    ch = h * p + 2 * g * n
+    pre = torch.randn(b, L, ch + 24)[..., 8:8 + ch]  # a slice of a wider row, like in_proj's output
+    w, bias = torch.randn(ch, k) * 0.5, torch.randn(ch) * 0.1
+    post = causal_conv1d_silu_ref(pre, w, bias).contiguous()
+    views = lambda t: (t[..., :h * p].unflatten(-1, (h, p)), t[..., h * p:h * p + g * n].unflatten(-1, (g, n)),
+                       t[..., h * p + g * n:].unflatten(-1, (g, n)))
+    dt, A, D = torch.rand(b, L, h) * 0.5 + 0.01, -torch.rand(h) * 2 - 0.1, torch.randn(h)
+    dy = torch.randn(b, L, h, p)
+    kern = replace(KernelConfig(), scan_chunk=chunk, scan_chunk_narrow=chunk)
+    (x0, B0, C0), (x1, B1, C1) = views(post), views(pre)
+    y0, S0 = ssd_fwd(x0, dt, A, B0, C0, D, kernels=kern)
+    y1, S1 = ssd_fwd(x1, dt, A, B1, C1, D, kernels=kern, conv=(w, bias))
+    yi, _ = ssd_fwd(x1, dt, A, B1, C1, D, states=False, kernels=kern, conv=(w, bias))
+    worst = max(worst, rel(y1, y0), rel(S1, S0), rel(yi, y0))
+    for mode in ("walk", "split", "group"):
+        g0 = ssd_bwd(dy, x0, dt, A, B0, C0, D, S0, mode=mode, kernels=kern)
+        g1 = ssd_bwd(dy, x1, dt, A, B1, C1, D, S1, mode=mode, kernels=kern, conv=(w, bias))
+        worst = max(worst, *[rel(a, r) for a, r in zip(g1, g0)])
+print(worst)
+"""
+
+
+def test_scan_with_the_conv_on_load_matches_the_scan_of_the_conv_output_in_the_triton_interpreter():
+    assert _worst_error_in_the_interpreter(_SCAN_CONV_CHECK) < 1e-5
 
 
 # The fused block's inference in segments side by side (scan_segment_programs; short segments allowed here): the
