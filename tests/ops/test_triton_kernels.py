@@ -666,39 +666,45 @@ def _spill_stores(compiled) -> int:
 _I64 = ("sxb", "sxl", "sxh", "sdb", "sdl", "sdh", "sbb", "sbl", "sbg", "scb", "scl", "scg", "syb", "syl", "syh")
 _SSD_FWD_SIG = {"X": "*bf16", "DT": "*fp32", "A": "*fp32", "Bm": "*bf16", "Cm": "*bf16", "Dv": "*fp32", "Y": "*bf16",
                 "S": "*fp32", "L": "i32", "n_chunks": "i32", "H": "i32", "HPG": "i32", **{n: "i64" for n in _I64}}
+_CONV = {"CW": "*fp32", "CBIAS": "*fp32", "cw_b": "i32", "cw_c": "i32"}  # the conv run on load (scan_fuse_conv)
 _SSD_BWD_SIG = {**{k: v for k, v in _SSD_FWD_SIG.items() if k not in ("Y", "S", "L", "n_chunks", "H", "HPG")},
                 "DY": "*bf16", "S": "*fp32", "DX": "*bf16", "DDT": "*fp32", "DBH": "*fp32", "DCH": "*fp32",
                 "DAP": "*fp32", "DDP": "*fp32", "L": "i32", "n_chunks": "i32", "H": "i32", "HPG": "i32",
-                **{n: "i64" for n in _I64 + ("sob", "sol", "soh")}}
+                **{n: "i64" for n in _I64 + ("sob", "sol", "soh")}, **_CONV}
 _SSD_BWD_CHUNK_SIG = {**{k: v for k, v in _SSD_BWD_SIG.items() if k not in ("DX", "DDT", "DBH", "DCH", "DAP", "DDP")},
                       "DS": "*fp32", "DX": "*bf16", "DDT": "*fp32", "DBH": "*fp32", "DCH": "*fp32", "DAP": "*fp32",
                       "DDP": "*fp32"}
 _SSD_BWD_CHUNK_SIG = {k: _SSD_BWD_CHUNK_SIG[k] for k in (
     "X", "DT", "A", "Bm", "Cm", "Dv", "DY", "S", "DS", "DX", "DDT", "DBH", "DCH", "DAP", "DDP", "L", "n_chunks", "H",
-    "HPG", *_I64, "sob", "sol", "soh")}
+    "HPG", *_I64, "sob", "sol", "soh", *_CONV)}
 _SSD_BWD_GROUP_SIG = {**{("DB" if k == "DBH" else "DC" if k == "DCH" else k): ("*bf16" if k in ("DBH", "DCH") else v)
-                         for k, v in _SSD_BWD_CHUNK_SIG.items()}, **{n: "i64" for n in ("sgb", "sgl", "sgg")}}
+                         for k, v in _SSD_BWD_CHUNK_SIG.items() if k not in _CONV},
+                      **{n: "i64" for n in ("sgb", "sgl", "sgg")}, **_CONV}
 _SSD_BWD_DSTATE_SIG = {"DT": "*fp32", "A": "*fp32", "Cm": "*bf16", "DY": "*bf16", "S": "*fp32", "DS": "*fp32",
                        "L": "i32", "n_chunks": "i32", "H": "i32", "HPG": "i32",
-                       **{n: "i64" for n in ("sdb", "sdl", "sdh", "scb", "scl", "scg", "syb", "syl", "syh")}}
+                       **{n: "i64" for n in ("sdb", "sdl", "sdh", "scb", "scl", "scg", "syb", "syl", "syh")},
+                       "CW": "*fp32", "CBIAS": "*fp32", "cw_c": "i32"}
+_SSD_FWD_SIG = {**_SSD_FWD_SIG, "HAS_INIT": "constexpr", "STORE_FINAL": "constexpr", **_CONV}
 _NORM_BWD_SIG = {"X": "*bf16", "Z": "*bf16", "W": "*fp32", "DY": "*bf16", "DX": "*bf16", "DZ": "*bf16", "Y": "*bf16",
                  "RSTD": "*fp32", "DWP": "*fp32", "M": "i32", "N": "i32",
                  **{n: "i64" for n in ("sx", "sz", "sdy", "sdx", "sdz", "sy")}}
 
 
+@pytest.mark.parametrize("kc", [0, 2], ids=["conv-output", "conv-on-load"])
 @pytest.mark.parametrize("headdim", [64, 16])  # SAMBA's layers and its differential bottleneck
-def test_triton_ssd_kernels_compile_for_hopper(headdim):
+def test_triton_ssd_kernels_compile_for_hopper(headdim, kc):
     pytest.importorskip("triton")
     from samba.ops.triton import ssd as ts
 
-    const = {"HAS_D": True, "D_PER_P": False, "Q": ts.CHUNK, "P": headdim, "N": 16}
+    const = {"HAS_D": True, "D_PER_P": False, "Q": ts.CHUNK, "P": headdim, "N": 16, "KC": kc}
     for store in (True, False):  # training (chunk states kept for the backward) and inference
         fwd = _compile_for_hopper(ts._ssd_fwd_kernel, _SSD_FWD_SIG, {**const, "STORE_STATES": store}, ts.NUM_WARPS)
         assert ".target sm_90" in fwd.asm["ptx"]
     for fn, sig in ((ts._ssd_bwd_kernel, _SSD_BWD_SIG), (ts._ssd_bwd_chunk_kernel, _SSD_BWD_CHUNK_SIG),
                     (ts._ssd_bwd_group_kernel, _SSD_BWD_GROUP_SIG)):
         assert ".target sm_90" in _compile_for_hopper(fn, sig, const, ts.NUM_WARPS).asm["ptx"]
-    dstate = _compile_for_hopper(ts._ssd_bwd_dstate_kernel, _SSD_BWD_DSTATE_SIG, {"Q": ts.CHUNK, "P": headdim, "N": 16})
+    dstate = _compile_for_hopper(ts._ssd_bwd_dstate_kernel, _SSD_BWD_DSTATE_SIG,
+                                 {"Q": ts.CHUNK, "P": headdim, "N": 16, "KC": kc})
     assert ".target sm_90" in dstate.asm["ptx"]
 
 
@@ -715,7 +721,7 @@ def test_register_spills_of_the_chosen_tiles():
     bm_now = tn._block_rows(512, tn.BWD_TILE)[0]
     assert _spill_stores(_compile_for_hopper(tn._gnorm_bwd_kernel, _NORM_BWD_SIG, {**flags, "BM": bm_now})) == 0
     assert _spill_stores(_compile_for_hopper(tn._gnorm_bwd_kernel, _NORM_BWD_SIG, {**flags, "BM": 16})) > 1000
-    const = {"HAS_D": True, "D_PER_P": False, "Q": ts.CHUNK, "P": 64, "N": 16}
+    const = {"HAS_D": True, "D_PER_P": False, "Q": ts.CHUNK, "P": 64, "N": 16, "KC": 0}
     for store in (True, False):  # at 8 warps none; at the measured-faster default (4 warps) a few dozen bytes
         fwd = _compile_for_hopper(ts._ssd_fwd_kernel, _SSD_FWD_SIG, {**const, "STORE_STATES": store}, 8)
         assert _spill_stores(fwd) == 0
@@ -733,7 +739,7 @@ def test_register_spills_of_the_chosen_tiles():
                                               KernelConfig().scan_backward_launch_for("split", 64)["num_warps"]))
     assert chunk < walk
     assert _spill_stores(_compile_for_hopper(ts._ssd_bwd_dstate_kernel, _SSD_BWD_DSTATE_SIG,
-                                             {"Q": ts.CHUNK, "P": 64, "N": 16})) == 0
+                                             {"Q": ts.CHUNK, "P": 64, "N": 16, "KC": 0})) == 0
 
 
 def test_scan_states_are_kept_only_when_a_backward_will_run():
