@@ -85,8 +85,6 @@ class KernelConfig:
         mode's default); scan_backward_narrow / _narrow_launch for heads of headdim <= 16 (None: as the others);
         scan_chunk: time steps per chunk of our scan (a power of two, 16-256; the result does not depend on it);
         scan_chunk_narrow: the same for heads of headdim <= 16 (None: scan_chunk);
-        scan_fuse_conv: in the fused block, our scan runs the causal conv + SiLU as it loads x, B and C, forward
-        and backward, so the conv's output is never written (a whole-sequence scan only; segments keep the conv);
         scan_min_programs: fewer (sample, head) programs than this take mamba_ssm's scan (0: ours always);
         scan_segment_programs: an inference scan on ours (no autograd) with fewer (sample, head) programs than this
         runs its sequence as segments side by side to have about this many (`samba.ops.segments`; 0: off);
@@ -109,7 +107,6 @@ class KernelConfig:
     scan_backward_narrow: str | None = "group"
     scan_backward_narrow_launch: Launch | None = None
     scan_chunk: int = 64
-    scan_fuse_conv: bool = False
     scan_chunk_narrow: int | None = None
     scan_min_programs: int = 0
     scan_segment_programs: int = 0
@@ -128,7 +125,7 @@ class KernelConfig:
         if self.scan_backward_narrow is not None:
             _choice(self.scan_backward_narrow, "scan_backward_narrow", SCAN_BACKWARDS)
         _choice(self.autotune, "autotune", AUTOTUNE)
-        for name in ("fused_block", "triton_scan", "triton_norm", "triton_conv", "triton_upsample", "scan_fuse_conv"):
+        for name in ("fused_block", "triton_scan", "triton_norm", "triton_conv", "triton_upsample"):
             put(name, _bool(getattr(self, name), name))
         for name in ("scan_forward_launch", "scan_backward_launch", "scan_backward_narrow_launch",
                      "norm_backward_launch", "conv_backward_launch"):

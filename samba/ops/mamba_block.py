@@ -133,22 +133,17 @@ class _MambaSplitConvScan(torch.autograd.Function):
         Bsz, L, _ = zxbcdt.shape
         z, xBC, dt = _split(zxbcdt, s)
         w2 = conv_w.reshape(conv_w.shape[0], -1)
-        x, Bm, Cm = _xbc(xBC, s)  # views of the conv's input
+        x, Bm, Cm = _xbc(conv_fwd(xBC, w2, conv_b), s)  # SiLU(conv): (B, L, d_ssm + 2GN), then views
         ours = use_triton_scan(x, Bm, kernels)
         S = None
         segments = segments_for(x, kernels.scan_segment_programs, kernels.scan_segment_min_steps) if ours and not train else 1
-        # the conv + SiLU inside the scan's loads (KernelConfig.scan_fuse_conv): its output is never written
-        fuse = ours and segments == 1 and kernels.scan_fuse_conv and conv_b is not None
-        if not fuse:
-            x, Bm, Cm = _xbc(conv_fwd(xBC, w2, conv_b), s)  # SiLU(conv): (B, L, d_ssm + 2GN), then views
         if segments > 1:  # inference on few (sample, head) programs: segments side by side (samba.ops.segments)
             from .triton.ssd import ssd_scan_carry_triton
 
             y, _ = scan_in_segments(partial(ssd_scan_carry_triton, kernels=kernels), x,
                                     softplus_dt(dt, dt_bias, s.dt_limit), A, Bm, Cm, D, None, segments)
         elif ours:  # samba.ops.triton.ssd; S: the states entering each chunk, for backward
-            y, S = ssd_fwd(x, softplus_dt(dt, dt_bias, s.dt_limit), A, Bm, Cm, D, states=train, kernels=kernels,
-                           conv=(w2, conv_b) if fuse else None)
+            y, S = ssd_fwd(x, softplus_dt(dt, dt_bias, s.dt_limit), A, Bm, Cm, D, states=train, kernels=kernels)
         else:
             scan_fwd = _scan_ops(kernels)[0]
             y = scan_fwd(x, dt, A, Bm, Cm, chunk_size=s.chunk_size, D=D, z=None, dt_bias=dt_bias, dt_softplus=True,
@@ -160,7 +155,7 @@ class _MambaSplitConvScan(torch.autograd.Function):
         bo = out_b.to(dtype) if out_b is not None else None
         out = F.linear(normed.to(dtype), W, bo)  # (B*L, d_model)
         ctx.save_for_backward(zxbcdt, conv_w, conv_b, y, A, D, dt_bias, norm_w, rstd, W, bo, S)
-        ctx.spec, ctx.ours, ctx.kernels, ctx.fuse = s, ours, kernels, fuse
+        ctx.spec, ctx.ours, ctx.kernels = s, ours, kernels
         return out.view(Bsz, L, -1)
 
     @staticmethod
@@ -206,10 +201,7 @@ class _MambaSplitConvScan(torch.autograd.Function):
             del y  # saved tensors have no other owner than this function: y is freed before the scan's buffers exist
         dy = dy.view(Bsz, L, s.d_ssm // s.headdim, s.headdim)
         w2 = conv_w.reshape(conv_w.shape[0], -1)
-        if ctx.fuse:  # the scan's backward runs the conv on load as its forward did
-            xBC_conv = xBC
-        else:
-            xBC_conv = conv_fwd(xBC, w2, conv_b, out=dxBC_in)  # recomputed, not stored: (B, L, d_ssm + 2GN) view
+        xBC_conv = conv_fwd(xBC, w2, conv_b, out=dxBC_in)  # recomputed, not stored: (B, L, d_ssm + 2GN) view
         x, Bm, Cm = _xbc(xBC_conv, s)
         dxBC = torch.empty(xBC.shape, device=xBC.device, dtype=xBC.dtype)  # (B, L, d_ssm + 2GN)
         dx, dB, dC = _xbc(dxBC, s)
@@ -217,8 +209,7 @@ class _MambaSplitConvScan(torch.autograd.Function):
             with torch.enable_grad():  # softplus(dt + dt_bias) and its clamp, differentiated by autograd
                 raw, bias = dt.detach().requires_grad_(), dt_bias.detach().requires_grad_()
                 dtp = softplus_dt(raw, bias, s.dt_limit)
-            _, ddtp, dA, _, _, dD = ssd_bwd(dy, x, dtp.detach(), A, Bm, Cm, D, S, dx=dx, dB=dB, dC=dC, kernels=kernels,
-                                            conv=(w2, conv_b) if ctx.fuse else None)
+            _, ddtp, dA, _, _, dD = ssd_bwd(dy, x, dtp.detach(), A, Bm, Cm, D, S, dx=dx, dB=dB, dC=dC, kernels=kernels)
             d_raw, ddt_bias = torch.autograd.grad(dtp, (raw, bias), ddtp)
             ddt.copy_(d_raw)
         else:

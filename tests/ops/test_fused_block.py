@@ -71,14 +71,12 @@ class StandIns:
             recompute_out.copy_(f(x, z, w))
         return gx, gw, _into(dz, gz)
 
-    def ssd_fwd(self, x, dt, A, B, C, D, states=True, kernels=None, conv=None):
-        assert conv is None  # the stand-in is given the conv's output (scan_fuse_conv is off)
+    def ssd_fwd(self, x, dt, A, B, C, D, states=True, kernels=None):
         y = _scan(x, dt, A, B, C, D)
         self.y_ref = weakref.ref(y)
         return y, None
 
-    def ssd_bwd(self, dy, x, dt, A, B, C, D, S, dx=None, dB=None, dC=None, kernels=None, conv=None):
-        assert conv is None
+    def ssd_bwd(self, dy, x, dt, A, B, C, D, S, dx=None, dB=None, dC=None, kernels=None):
         self.y_alive_at_scan_backward.append(self.y_ref() is not None)
         gx, gdt, gA, gB, gC, gD = _grads(_scan, (x, dt, A, B, C, D), dy)
         return _into(dx, gx), gdt, gA, _into(dB, gB), _into(dC, gC), gD

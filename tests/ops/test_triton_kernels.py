@@ -478,52 +478,10 @@ print(worst)
 INTERPRETER_FUSED_TOL = 3e-5
 
 
-@pytest.mark.parametrize("fuse_conv", [False, True], ids=["conv-kernel", "conv-in-scan"])
 @pytest.mark.parametrize("bwd", ["walk", "split", "group"])  # the scan's backwards (KernelConfig.scan_backward)
-def test_fused_mamba2_block_on_our_triton_kernels_in_the_interpreter(bwd, fuse_conv):
+def test_fused_mamba2_block_on_our_triton_kernels_in_the_interpreter(bwd):
     assert _worst_error_in_the_interpreter(_FUSED_VS_LAYER + _FUSED_OURS_CHECK, SAMBA_KERNELS=(
-        f"triton_norm=true,scan_backward={bwd},scan_backward_narrow=none,scan_fuse_conv={fuse_conv}")) \
-        < INTERPRETER_FUSED_TOL
-
-
-# The scan running the causal conv + SiLU on load (KernelConfig.scan_fuse_conv) against the same scan given the conv's
-# output: forward (with and without chunk states) and every backward, conv input a slice of a wider row, 2 and 4
-# taps, chunks of 64, 32 and 16.
-_SCAN_CONV_CHECK = r"""
-import torch
-from dataclasses import replace
-from samba.ops import KernelConfig
-from samba.ops.conv import causal_conv1d_silu_ref
-from samba.ops.triton.ssd import ssd_bwd, ssd_fwd
-torch.manual_seed(0)
-rel = lambda a, b: ((a.double() - b.double()).abs().max() / b.double().abs().max()).item()
-worst = 0.0
-for (b, L, h, p, g, n, k, chunk) in ((2, 150, 4, 16, 2, 16, 2, 64), (1, 100, 2, 32, 1, 16, 4, 32),
-                                     (2, 70, 8, 16, 2, 16, 2, 16)):
-    ch = h * p + 2 * g * n
-    pre = torch.randn(b, L, ch + 24)[..., 8:8 + ch]  # a slice of a wider row, like in_proj's output
-    w, bias = torch.randn(ch, k) * 0.5, torch.randn(ch) * 0.1
-    post = causal_conv1d_silu_ref(pre, w, bias).contiguous()
-    views = lambda t: (t[..., :h * p].unflatten(-1, (h, p)), t[..., h * p:h * p + g * n].unflatten(-1, (g, n)),
-                       t[..., h * p + g * n:].unflatten(-1, (g, n)))
-    dt, A, D = torch.rand(b, L, h) * 0.5 + 0.01, -torch.rand(h) * 2 - 0.1, torch.randn(h)
-    dy = torch.randn(b, L, h, p)
-    kern = replace(KernelConfig(), scan_chunk=chunk, scan_chunk_narrow=chunk)
-    (x0, B0, C0), (x1, B1, C1) = views(post), views(pre)
-    y0, S0 = ssd_fwd(x0, dt, A, B0, C0, D, kernels=kern)
-    y1, S1 = ssd_fwd(x1, dt, A, B1, C1, D, kernels=kern, conv=(w, bias))
-    yi, _ = ssd_fwd(x1, dt, A, B1, C1, D, states=False, kernels=kern, conv=(w, bias))
-    worst = max(worst, rel(y1, y0), rel(S1, S0), rel(yi, y0))
-    for mode in ("walk", "split", "group"):
-        g0 = ssd_bwd(dy, x0, dt, A, B0, C0, D, S0, mode=mode, kernels=kern)
-        g1 = ssd_bwd(dy, x1, dt, A, B1, C1, D, S1, mode=mode, kernels=kern, conv=(w, bias))
-        worst = max(worst, *[rel(a, r) for a, r in zip(g1, g0)])
-print(worst)
-"""
-
-
-def test_scan_with_the_conv_on_load_matches_the_scan_of_the_conv_output_in_the_triton_interpreter():
-    assert _worst_error_in_the_interpreter(_SCAN_CONV_CHECK) < 1e-5
+        f"triton_norm=true,scan_backward={bwd},scan_backward_narrow=none")) < INTERPRETER_FUSED_TOL
 
 
 # The fused block's inference in segments side by side (scan_segment_programs; short segments allowed here): the
@@ -666,45 +624,39 @@ def _spill_stores(compiled) -> int:
 _I64 = ("sxb", "sxl", "sxh", "sdb", "sdl", "sdh", "sbb", "sbl", "sbg", "scb", "scl", "scg", "syb", "syl", "syh")
 _SSD_FWD_SIG = {"X": "*bf16", "DT": "*fp32", "A": "*fp32", "Bm": "*bf16", "Cm": "*bf16", "Dv": "*fp32", "Y": "*bf16",
                 "S": "*fp32", "L": "i32", "n_chunks": "i32", "H": "i32", "HPG": "i32", **{n: "i64" for n in _I64}}
-_CONV = {"CW": "*fp32", "CBIAS": "*fp32", "cw_b": "i32", "cw_c": "i32"}  # the conv run on load (scan_fuse_conv)
 _SSD_BWD_SIG = {**{k: v for k, v in _SSD_FWD_SIG.items() if k not in ("Y", "S", "L", "n_chunks", "H", "HPG")},
                 "DY": "*bf16", "S": "*fp32", "DX": "*bf16", "DDT": "*fp32", "DBH": "*fp32", "DCH": "*fp32",
                 "DAP": "*fp32", "DDP": "*fp32", "L": "i32", "n_chunks": "i32", "H": "i32", "HPG": "i32",
-                **{n: "i64" for n in _I64 + ("sob", "sol", "soh")}, **_CONV}
+                **{n: "i64" for n in _I64 + ("sob", "sol", "soh")}}
 _SSD_BWD_CHUNK_SIG = {**{k: v for k, v in _SSD_BWD_SIG.items() if k not in ("DX", "DDT", "DBH", "DCH", "DAP", "DDP")},
                       "DS": "*fp32", "DX": "*bf16", "DDT": "*fp32", "DBH": "*fp32", "DCH": "*fp32", "DAP": "*fp32",
                       "DDP": "*fp32"}
 _SSD_BWD_CHUNK_SIG = {k: _SSD_BWD_CHUNK_SIG[k] for k in (
     "X", "DT", "A", "Bm", "Cm", "Dv", "DY", "S", "DS", "DX", "DDT", "DBH", "DCH", "DAP", "DDP", "L", "n_chunks", "H",
-    "HPG", *_I64, "sob", "sol", "soh", *_CONV)}
+    "HPG", *_I64, "sob", "sol", "soh")}
 _SSD_BWD_GROUP_SIG = {**{("DB" if k == "DBH" else "DC" if k == "DCH" else k): ("*bf16" if k in ("DBH", "DCH") else v)
-                         for k, v in _SSD_BWD_CHUNK_SIG.items() if k not in _CONV},
-                      **{n: "i64" for n in ("sgb", "sgl", "sgg")}, **_CONV}
+                         for k, v in _SSD_BWD_CHUNK_SIG.items()}, **{n: "i64" for n in ("sgb", "sgl", "sgg")}}
 _SSD_BWD_DSTATE_SIG = {"DT": "*fp32", "A": "*fp32", "Cm": "*bf16", "DY": "*bf16", "S": "*fp32", "DS": "*fp32",
                        "L": "i32", "n_chunks": "i32", "H": "i32", "HPG": "i32",
-                       **{n: "i64" for n in ("sdb", "sdl", "sdh", "scb", "scl", "scg", "syb", "syl", "syh")},
-                       "CW": "*fp32", "CBIAS": "*fp32", "cw_c": "i32"}
-_SSD_FWD_SIG = {**_SSD_FWD_SIG, "HAS_INIT": "constexpr", "STORE_FINAL": "constexpr", **_CONV}
+                       **{n: "i64" for n in ("sdb", "sdl", "sdh", "scb", "scl", "scg", "syb", "syl", "syh")}}
 _NORM_BWD_SIG = {"X": "*bf16", "Z": "*bf16", "W": "*fp32", "DY": "*bf16", "DX": "*bf16", "DZ": "*bf16", "Y": "*bf16",
                  "RSTD": "*fp32", "DWP": "*fp32", "M": "i32", "N": "i32",
                  **{n: "i64" for n in ("sx", "sz", "sdy", "sdx", "sdz", "sy")}}
 
 
-@pytest.mark.parametrize("kc", [0, 2], ids=["conv-output", "conv-on-load"])
 @pytest.mark.parametrize("headdim", [64, 16])  # SAMBA's layers and its differential bottleneck
-def test_triton_ssd_kernels_compile_for_hopper(headdim, kc):
+def test_triton_ssd_kernels_compile_for_hopper(headdim):
     pytest.importorskip("triton")
     from samba.ops.triton import ssd as ts
 
-    const = {"HAS_D": True, "D_PER_P": False, "Q": ts.CHUNK, "P": headdim, "N": 16, "KC": kc}
+    const = {"HAS_D": True, "D_PER_P": False, "Q": ts.CHUNK, "P": headdim, "N": 16}
     for store in (True, False):  # training (chunk states kept for the backward) and inference
         fwd = _compile_for_hopper(ts._ssd_fwd_kernel, _SSD_FWD_SIG, {**const, "STORE_STATES": store}, ts.NUM_WARPS)
         assert ".target sm_90" in fwd.asm["ptx"]
     for fn, sig in ((ts._ssd_bwd_kernel, _SSD_BWD_SIG), (ts._ssd_bwd_chunk_kernel, _SSD_BWD_CHUNK_SIG),
                     (ts._ssd_bwd_group_kernel, _SSD_BWD_GROUP_SIG)):
         assert ".target sm_90" in _compile_for_hopper(fn, sig, const, ts.NUM_WARPS).asm["ptx"]
-    dstate = _compile_for_hopper(ts._ssd_bwd_dstate_kernel, _SSD_BWD_DSTATE_SIG,
-                                 {"Q": ts.CHUNK, "P": headdim, "N": 16, "KC": kc})
+    dstate = _compile_for_hopper(ts._ssd_bwd_dstate_kernel, _SSD_BWD_DSTATE_SIG, {"Q": ts.CHUNK, "P": headdim, "N": 16})
     assert ".target sm_90" in dstate.asm["ptx"]
 
 
@@ -721,7 +673,7 @@ def test_register_spills_of_the_chosen_tiles():
     bm_now = tn._block_rows(512, tn.BWD_TILE)[0]
     assert _spill_stores(_compile_for_hopper(tn._gnorm_bwd_kernel, _NORM_BWD_SIG, {**flags, "BM": bm_now})) == 0
     assert _spill_stores(_compile_for_hopper(tn._gnorm_bwd_kernel, _NORM_BWD_SIG, {**flags, "BM": 16})) > 1000
-    const = {"HAS_D": True, "D_PER_P": False, "Q": ts.CHUNK, "P": 64, "N": 16, "KC": 0}
+    const = {"HAS_D": True, "D_PER_P": False, "Q": ts.CHUNK, "P": 64, "N": 16}
     for store in (True, False):  # at 8 warps none; at the measured-faster default (4 warps) a few dozen bytes
         fwd = _compile_for_hopper(ts._ssd_fwd_kernel, _SSD_FWD_SIG, {**const, "STORE_STATES": store}, 8)
         assert _spill_stores(fwd) == 0
@@ -739,7 +691,7 @@ def test_register_spills_of_the_chosen_tiles():
                                               KernelConfig().scan_backward_launch_for("split", 64)["num_warps"]))
     assert chunk < walk
     assert _spill_stores(_compile_for_hopper(ts._ssd_bwd_dstate_kernel, _SSD_BWD_DSTATE_SIG,
-                                             {"Q": ts.CHUNK, "P": 64, "N": 16, "KC": 0})) == 0
+                                             {"Q": ts.CHUNK, "P": 64, "N": 16})) == 0
 
 
 def test_scan_states_are_kept_only_when_a_backward_will_run():

@@ -75,35 +75,13 @@ NUM_WARPS = 4
 if triton is not None:
 
     @triton.jit
-    def _conv_silu(PRE, CW, CBIAS, row, t64, mt, cols, ch, sl, KC: tl.constexpr):
-        """SiLU(causal depthwise conv) of pre-conv columns, the same float32 arithmetic in the same order as
-        `samba.ops.triton.conv` (bias, then tap j on step t - (KC-1-j)), in PRE's dtype: (Q, n) at steps t64 (zero
-        where ~mt) for the columns ``cols`` of the row starting at ``row``, whose conv channels are ``ch``."""
-        pre = tl.load(CBIAS + ch).to(tl.float32)[None, :] + tl.zeros((t64.shape[0], cols.shape[0]), dtype=tl.float32)
-        for j in tl.static_range(KC):
-            ts = t64 - (KC - 1 - j)
-            m = (mt & (ts >= 0))[:, None]
-            v = tl.load(PRE + row + ts[:, None] * sl + cols[None, :], mask=m, other=0.0).to(tl.float32)
-            pre += v * tl.load(CW + ch * KC + j).to(tl.float32)[None, :]
-        out = tl.where(mt[:, None], pre * tl.sigmoid(pre), 0.0)
-        return out.to(PRE.dtype.element_ty)
-
-    @triton.jit
     def _load_chunk(X, DT, Bm, Cm, b64, h, g, t64, mt, rp, rn, sxb, sxl, sxh, sdb, sdl, sdh, sbb, sbl, sbg,
-                    scb, scl, scg, A_h, CW, CBIAS, cw_b, cw_c, KC: tl.constexpr):
-        """dt, its cumulative log-decay a, and x, B, C of one chunk. With KC > 0, X, Bm and Cm point at the causal
-        conv's input and the conv (KC taps, weights CW (channels, KC), bias CBIAS) + SiLU runs here on load: x of
-        head h is conv channels h * P + rp, B and C of group g channels cw_b + g * N + rn and cw_c + g * N + rn."""
+                    scb, scl, scg, A_h):
         dt = tl.load(DT + b64 * sdb + t64 * sdl + h * sdh, mask=mt, other=0.0).to(tl.float32)  # (Q,)
         a = tl.cumsum(dt * A_h, axis=0)  # (Q,) log-decay from the chunk start, <= 0
-        if KC > 0:
-            x = _conv_silu(X, CW, CBIAS, b64 * sxb + h * sxh, t64, mt, rp, h * rp.shape[0] + rp, sxl, KC)
-            Bc = _conv_silu(Bm, CW, CBIAS, b64 * sbb + g * sbg, t64, mt, rn, cw_b + g * rn.shape[0] + rn, sbl, KC)
-            Cc = _conv_silu(Cm, CW, CBIAS, b64 * scb + g * scg, t64, mt, rn, cw_c + g * rn.shape[0] + rn, scl, KC)
-        else:
-            x = tl.load(X + b64 * sxb + t64[:, None] * sxl + h * sxh + rp[None, :], mask=mt[:, None], other=0.0)
-            Bc = tl.load(Bm + b64 * sbb + t64[:, None] * sbl + g * sbg + rn[None, :], mask=mt[:, None], other=0.0)
-            Cc = tl.load(Cm + b64 * scb + t64[:, None] * scl + g * scg + rn[None, :], mask=mt[:, None], other=0.0)
+        x = tl.load(X + b64 * sxb + t64[:, None] * sxl + h * sxh + rp[None, :], mask=mt[:, None], other=0.0)
+        Bc = tl.load(Bm + b64 * sbb + t64[:, None] * sbl + g * sbg + rn[None, :], mask=mt[:, None], other=0.0)
+        Cc = tl.load(Cm + b64 * scb + t64[:, None] * scl + g * scg + rn[None, :], mask=mt[:, None], other=0.0)
         return dt, a, x, Bc, Cc
 
     @triton.jit
@@ -123,8 +101,7 @@ if triton is not None:
                         sxb, sxl, sxh, sdb, sdl, sdh, sbb, sbl, sbg, scb, scl, scg, syb, syl, syh,
                         HAS_D: tl.constexpr, D_PER_P: tl.constexpr, Q: tl.constexpr, P: tl.constexpr,
                         N: tl.constexpr, STORE_STATES: tl.constexpr, HAS_INIT: tl.constexpr = False,
-                        STORE_FINAL: tl.constexpr = False, CW=None, CBIAS=None, cw_b=0, cw_c=0,
-                        KC: tl.constexpr = 0):
+                        STORE_FINAL: tl.constexpr = False):
         pid, h, g, b64, A_h, rq, rp, rn, causal, s_base = _program(A, S, n_chunks, H, HPG, Q, P, N)
         # H0 / HF: (b*h, n, p) float32, the state entering the first chunk / leaving the last (time chunks of
         # inference carry it from one call to the next, samba.nn.time_chunks)
@@ -138,7 +115,7 @@ if triton is not None:
             mt = t < L
             t64 = t.to(tl.int64)
             dt, a, x, Bc, Cc = _load_chunk(X, DT, Bm, Cm, b64, h, g, t64, mt, rp, rn, sxb, sxl, sxh, sdb, sdl, sdh,
-                                           sbb, sbl, sbg, scb, scl, scg, A_h, CW, CBIAS, cw_b, cw_c, KC)
+                                           sbb, sbl, sbg, scb, scl, scg, A_h)
             if STORE_STATES:  # for the backward; not under inference (at headdim 64, a third of the writes)
                 tl.store(s_base + c * N * P + rn[:, None] * P + rp[None, :], state)
             CB = tl.dot(Cc, tl.trans(Bc))  # (Q, Q): C_t . B_s
@@ -162,8 +139,7 @@ if triton is not None:
     @triton.jit
     def _bwd_chunk(X, DT, Bm, Cm, DY, DX, DDT, DBH, DCH, b64, h, g, c, h_in, dstate, A_h, d, rq, rp, rn, causal, L, H,
                    sxb, sxl, sxh, sdb, sdl, sdh, sbb, sbl, sbg, scb, scl, scg, syb, syl, syh, sob, sol, soh,
-                   HAS_D: tl.constexpr, Q: tl.constexpr, N: tl.constexpr, STORE_BC: tl.constexpr, CW, CBIAS, cw_b, cw_c,
-                   KC: tl.constexpr):
+                   HAS_D: tl.constexpr, Q: tl.constexpr, N: tl.constexpr, STORE_BC: tl.constexpr = True):
         """The backward of chunk c of one (sample, head), given the state entering it (h_in, (N, P) fp32) and the
         gradient of the state leaving it (dstate, (N, P) fp32): stores dx, ddt (and, with STORE_BC, this head's dB
         and dC) of its steps and returns (gradient of h_in, dA terms (Q,), dD terms (P,), dB (Q, N), dC (Q, N)).
@@ -172,7 +148,7 @@ if triton is not None:
         mt = t < L
         t64 = t.to(tl.int64)
         dt, a, x, Bc, Cc = _load_chunk(X, DT, Bm, Cm, b64, h, g, t64, mt, rp, rn, sxb, sxl, sxh, sdb, sdl, sdh,
-                                       sbb, sbl, sbg, scb, scl, scg, A_h, CW, CBIAS, cw_b, cw_c, KC)
+                                       sbb, sbl, sbg, scb, scl, scg, A_h)
         dy = tl.load(DY + b64 * syb + t64[:, None] * syl + h * syh + rp[None, :], mask=mt[:, None], other=0.0)
         dy = dy.to(x.dtype)
         xf, dyf = x.to(tl.float32), dy.to(tl.float32)
@@ -241,7 +217,7 @@ if triton is not None:
     def _ssd_bwd_kernel(X, DT, A, Bm, Cm, Dv, DY, S, DX, DDT, DBH, DCH, DAP, DDP, L, n_chunks, H, HPG,
                         sxb, sxl, sxh, sdb, sdl, sdh, sbb, sbl, sbg, scb, scl, scg, syb, syl, syh, sob, sol, soh,
                         HAS_D: tl.constexpr, D_PER_P: tl.constexpr, Q: tl.constexpr, P: tl.constexpr,
-                        N: tl.constexpr, CW, CBIAS, cw_b, cw_c, KC: tl.constexpr):
+                        N: tl.constexpr):
         """The walking backward: one program per (sample, head) walks its chunks in reverse, carrying the state
         gradient on chip. Outputs: DX (B, L, H, P) in X's dtype, strides (sob, sol, soh, 1); DDT (B, L, H) fp32
         contiguous; DBH, DCH (B, L, H, N) fp32 per head (summed over a group's heads afterwards); DAP (B*H,),
@@ -256,8 +232,7 @@ if triton is not None:
             h_in = tl.load(s_base + c * N * P + rn[:, None] * P + rp[None, :])  # (N, P) fp32
             dstate, dA_c, dD_c, _, _ = _bwd_chunk(X, DT, Bm, Cm, DY, DX, DDT, DBH, DCH, b64, h, g, c, h_in, dstate,
                                                   A_h, d, rq, rp, rn, causal, L, H, sxb, sxl, sxh, sdb, sdl, sdh, sbb,
-                                                  sbl, sbg, scb, scl, scg, syb, syl, syh, sob, sol, soh, HAS_D, Q, N, True, CW, CBIAS,
-                                                  cw_b, cw_c, KC)
+                                                  sbl, sbg, scb, scl, scg, syb, syl, syh, sob, sol, soh, HAS_D, Q, N)
             dA_acc += dA_c
             dD_acc += dD_c
         tl.store(DAP + pid, tl.sum(dA_acc, axis=0))
@@ -265,8 +240,7 @@ if triton is not None:
 
     @triton.jit
     def _ssd_bwd_dstate_kernel(DT, A, Cm, DY, S, DS, L, n_chunks, H, HPG, sdb, sdl, sdh, scb, scl, scg, syb, syl, syh,
-                               Q: tl.constexpr, P: tl.constexpr, N: tl.constexpr, CW, CBIAS, cw_c,
-                               KC: tl.constexpr):
+                               Q: tl.constexpr, P: tl.constexpr, N: tl.constexpr):
         """Split backward, pass 1: one program per (sample, head) walks the chunks in reverse and stores the
         gradient of the state leaving each chunk (DS, laid out like S). Per chunk it reads only dt, C and dy and
         does one (N x Q) @ (Q x P) product: dstate <- exp(a_Q) dstate + (C * exp(a))^T dy."""
@@ -281,11 +255,7 @@ if triton is not None:
             t64 = t.to(tl.int64)
             dt = tl.load(DT + b64 * sdb + t64 * sdl + h * sdh, mask=mt, other=0.0).to(tl.float32)
             a = tl.cumsum(dt * A_h, axis=0)
-            if KC > 0:  # C from the conv's input (see _load_chunk)
-                Cc = _conv_silu(Cm, CW, CBIAS, b64 * scb + g * scg, t64, mt, rn, cw_c + g * N + rn, scl, KC)
-            else:
-                Cc = tl.load(Cm + b64 * scb + t64[:, None] * scl + g * scg + rn[None, :], mask=mt[:, None],
-                             other=0.0)
+            Cc = tl.load(Cm + b64 * scb + t64[:, None] * scl + g * scg + rn[None, :], mask=mt[:, None], other=0.0)
             dy = tl.load(DY + b64 * syb + t64[:, None] * syl + h * syh + rp[None, :], mask=mt[:, None], other=0.0)
             dy = dy.to(Cc.dtype)
             a_last = tl.sum(tl.where(rq == Q - 1, a, 0.0), axis=0)
@@ -296,7 +266,7 @@ if triton is not None:
     def _ssd_bwd_chunk_kernel(X, DT, A, Bm, Cm, Dv, DY, S, DS, DX, DDT, DBH, DCH, DAP, DDP, L, n_chunks, H, HPG,
                               sxb, sxl, sxh, sdb, sdl, sdh, sbb, sbl, sbg, scb, scl, scg, syb, syl, syh, sob, sol,
                               soh, HAS_D: tl.constexpr, D_PER_P: tl.constexpr, Q: tl.constexpr, P: tl.constexpr,
-                              N: tl.constexpr, CW, CBIAS, cw_b, cw_c, KC: tl.constexpr):
+                              N: tl.constexpr):
         """Split backward, pass 2: one program per (sample, head, chunk), all independent, with the entering
         state from the forward (S) and the leaving state's gradient from pass 1 (DS). DAP (B*H, n_chunks) and
         DDP (B*H, n_chunks, P) hold per-chunk partial sums."""
@@ -308,8 +278,7 @@ if triton is not None:
         d = _skip_weight(Dv, h, rp, HAS_D, D_PER_P, P)
         _, dA_c, dD_c, _, _ = _bwd_chunk(X, DT, Bm, Cm, DY, DX, DDT, DBH, DCH, b64, h, g, c, h_in, dstate, A_h, d,
                                          rq, rp, rn, causal, L, H, sxb, sxl, sxh, sdb, sdl, sdh, sbb, sbl, sbg, scb,
-                                         scl, scg, syb, syl, syh, sob, sol, soh, HAS_D, Q, N, True, CW, CBIAS,
-                                                  cw_b, cw_c, KC)
+                                         scl, scg, syb, syl, syh, sob, sol, soh, HAS_D, Q, N)
         part = pid.to(tl.int64) * n_chunks + c
         tl.store(DAP + part, tl.sum(dA_c, axis=0))
         tl.store(DDP + part * P + rp, dD_c)
@@ -318,7 +287,7 @@ if triton is not None:
     def _ssd_bwd_group_kernel(X, DT, A, Bm, Cm, Dv, DY, S, DS, DX, DDT, DB, DC, DAP, DDP, L, n_chunks, H, HPG,
                               sxb, sxl, sxh, sdb, sdl, sdh, sbb, sbl, sbg, scb, scl, scg, syb, syl, syh, sob, sol, soh,
                               sgb, sgl, sgg, HAS_D: tl.constexpr, D_PER_P: tl.constexpr, Q: tl.constexpr,
-                              P: tl.constexpr, N: tl.constexpr, CW, CBIAS, cw_b, cw_c, KC: tl.constexpr):
+                              P: tl.constexpr, N: tl.constexpr):
         """Group backward, pass 2 (after the split's pass 1): one program per (sample, group, chunk) runs the chunk's
         backward for each of the group's HPG heads in turn and sums their dB and dC on chip, then writes them once,
         in DB's dtype, to DB and DC (B, L, G, N; strides (sgb, sgl, sgg, 1), e.g. slices of the conv's gradient):
@@ -344,8 +313,7 @@ if triton is not None:
             d = _skip_weight(Dv, h, rp, HAS_D, D_PER_P, P)
             _, dA_c, dD_c, dB, dC = _bwd_chunk(X, DT, Bm, Cm, DY, DX, DDT, DB, DC, b64, h, g, c, h_in, dstate, A_h, d,
                                                rq, rp, rn, causal, L, H, sxb, sxl, sxh, sdb, sdl, sdh, sbb, sbl, sbg,
-                                               scb, scl, scg, syb, syl, syh, sob, sol, soh, HAS_D, Q, N, False, CW, CBIAS,
-                                               cw_b, cw_c, KC)
+                                               scb, scl, scg, syb, syl, syh, sob, sol, soh, HAS_D, Q, N, STORE_BC=False)
             dB_g += dB
             dC_g += dC
             part = bh * n_chunks + c
@@ -368,32 +336,16 @@ def supported(x: Tensor, B: Tensor) -> bool:
 
 
 def ssd_fwd(x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, D: Tensor | None,
-            states: bool = True, kernels: KernelConfig = DEFAULT,
-            conv: tuple[Tensor, Tensor] | None = None) -> tuple[Tensor, Tensor | None]:
+            states: bool = True, kernels: KernelConfig = DEFAULT) -> tuple[Tensor, Tensor | None]:
     """Forward kernel: y (b, l, h, p) in x's dtype and the states entering each chunk (b*h, chunks, n, p) fp32
     (kept for `ssd_bwd`; None with ``states=False``, for inference). x, B, C need a unit last stride; dt (b, l, h)
-    float32, any strides. Launch: ``kernels.scan_forward_launch``. ``conv``: (weight (channels, k), bias
-    (channels,)) of Mamba2's causal conv + SiLU, run on load: x, B, C are then the conv's input (`_conv_args`)."""
-    y, S, _ = _fwd(x, dt, A, B, C, D, states, None, False, kernels, conv=conv)
+    float32, any strides. Launch: ``kernels.scan_forward_launch``."""
+    y, S, _ = _fwd(x, dt, A, B, C, D, states, None, False, kernels)
     return y, S
 
 
-def _conv_args(x: Tensor, B: Tensor, conv: tuple[Tensor, Tensor] | None, A: Tensor) -> dict:
-    """The kernels' fused-conv arguments. x (b, l, h, p), B (b, l, g, n) are views of one (b, l, h*p + 2*g*n) conv
-    input in the order [x | B | C] (Mamba2's xBC), the conv weight (h*p + 2*g*n, k) and its bias."""
-    if conv is None:
-        return dict(CW=A, CBIAS=A, cw_b=0, cw_c=0, KC=0)
-    w, bias = conv
-    H, P = x.shape[2], x.shape[3]
-    G, N = B.shape[2], B.shape[3]
-    if w.dim() != 2 or w.shape[0] != H * P + 2 * G * N or bias is None or bias.shape != (w.shape[0],):
-        raise ValueError(f"conv must be (weight ({H * P + 2 * G * N}, k), bias) for x {tuple(x.shape)} and B "
-                         f"{tuple(B.shape)}; got {tuple(w.shape)}, {None if bias is None else tuple(bias.shape)}")
-    return dict(CW=w.contiguous(), CBIAS=bias.contiguous(), cw_b=H * P, cw_c=H * P + G * N, KC=w.shape[1])
-
-
 def _fwd(x, dt, A, B, C, D, states: bool, initial_state: Tensor | None, final: bool, kernels: KernelConfig,
-         out: Tensor | None = None, conv: tuple[Tensor, Tensor] | None = None):
+         out: Tensor | None = None):
     """The forward launch: (y, S or None, final state (b, h, p, n) fp32 or None); ``initial_state`` (b, h, p, n);
     y written into ``out`` (b, l, h, p) when given (x's dtype, unit last stride, any other strides)."""
     Bsz, L, H, P = x.shape
@@ -412,8 +364,7 @@ def _fwd(x, dt, A, B, C, D, states: bool, initial_state: Tensor | None, final: b
         B.stride(0), B.stride(1), B.stride(2), C.stride(0), C.stride(1), C.stride(2),
         y.stride(0), y.stride(1), y.stride(2),
         HAS_D=D is not None, D_PER_P=D is not None and D.dim() == 2, Q=Q, P=P, N=N, STORE_STATES=states,
-        HAS_INIT=initial_state is not None, STORE_FINAL=final, **_conv_args(x, B, conv, A),
-        **launch_options(kernels.scan_forward_launch))
+        HAS_INIT=initial_state is not None, STORE_FINAL=final, **launch_options(kernels.scan_forward_launch))
     return y, (S if states else None), (HF.transpose(-1, -2) if final else None)
 
 
@@ -437,11 +388,10 @@ BWD_MODES = SCAN_BACKWARDS
 
 def ssd_bwd(dy: Tensor, x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, D: Tensor | None, S: Tensor,
             dx: Tensor | None = None, dB: Tensor | None = None, dC: Tensor | None = None, mode: str | None = None,
-            kernels: KernelConfig = DEFAULT, conv: tuple[Tensor, Tensor] | None = None):
+            kernels: KernelConfig = DEFAULT):
     """Backward kernels: (dx, ddt float32 (b, l, h), dA, dB, dC, dD). `dx`, `dB`, `dC` may be given as buffers
     to write into (e.g. slices of a larger input gradient; dx with unit last stride). ``mode``: "walk", "split" or
-    "group" (default: ``kernels.scan_backward_for(headdim)``); all give the same gradients. ``conv``: as in
-    `ssd_fwd` (x, B, C are the conv's input); the gradients are still those of the conv's output."""
+    "group" (default: ``kernels.scan_backward_for(headdim)``); all give the same gradients."""
     Bsz, L, H, P = x.shape
     mode = mode or kernels.scan_backward_for(P)
     if mode not in BWD_MODES:
@@ -466,8 +416,7 @@ def ssd_bwd(dy: Tensor, x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, 
     strides = (x.stride(0), x.stride(1), x.stride(2), dt.stride(0), dt.stride(1), dt.stride(2),
                B.stride(0), B.stride(1), B.stride(2), C.stride(0), C.stride(1), C.stride(2),
                dy.stride(0), dy.stride(1), dy.stride(2), dx.stride(0), dx.stride(1), dx.stride(2))
-    cargs = _conv_args(x, B, conv, A)
-    flags = dict(HAS_D=D is not None, D_PER_P=D is not None and D.dim() == 2, Q=Q, P=P, N=N, **cargs,
+    flags = dict(HAS_D=D is not None, D_PER_P=D is not None and D.dim() == 2, Q=Q, P=P, N=N,
                  **kernels.scan_backward_launch_for(mode, P))
     if mode == "walk":
         _ssd_bwd_kernel[(Bsz * H,)](x, dt, A, B, C, Dc, dy, S, dx, ddt, dBh, dCh, dAp, dDp, L, n_chunks, H, H // G,
@@ -475,8 +424,7 @@ def ssd_bwd(dy: Tensor, x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, 
     else:
         dS = torch.empty_like(S)  # (b*h, chunks, n, p) fp32: gradient of the state leaving each chunk
         _ssd_bwd_dstate_kernel[(Bsz * H,)](dt, A, C, dy, S, dS, L, n_chunks, H, H // G, *strides[3:6], *strides[9:15],
-                                           Q=Q, P=P, N=N, CW=cargs["CW"], CBIAS=cargs["CBIAS"],
-                                           cw_c=cargs["cw_c"], KC=cargs["KC"], num_warps=4)
+                                           Q=Q, P=P, N=N, num_warps=4)
     if mode == "split":
         _ssd_bwd_chunk_kernel[(Bsz * H, n_chunks)](x, dt, A, B, C, Dc, dy, S, dS, dx, ddt, dBh, dCh, dAp, dDp, L,
                                                    n_chunks, H, H // G, *strides, **flags)
