@@ -1,0 +1,89 @@
+#!/usr/bin/env python3
+"""usage: python3 scripts/gpu/kernel_sweep.py NAME=SETTINGS [NAME=SETTINGS ...] [--out FILE] [--budget-s 300]
+
+Times SAMBA's 60-s benchmark steps, the train step at batch 256 and the inference at batch 1,024 (the batches of
+the headline rows in `results/bench_h100.json`), each a CUDA graph under bf16 autocast exactly as `samba bench`
+runs them (`samba.bench.runner.measure_row`: 3 warm-up and 7 timed steps, the median), once per kernel setting,
+in the order given and in one process, so that settings compare on one machine in one call. SETTINGS is what
+``SAMBA_KERNELS`` takes (`samba.ops.KernelConfig`), empty for the defaults: e.g.
+
+    python3 scripts/gpu/kernel_sweep.py base= chunk32=scan_chunk=32 "tiles=conv_backward_tiles=32,128" base_again=
+
+Give the defaults first and last: the two say how far the machine drifted during the sweep. The JSON (rewritten
+after every row, so a call cut short keeps what it measured) holds the device, commit, date, torch and command,
+and one row per (setting, step) with the benchmark's fields plus ``variant`` and ``setting``.
+"""
+import argparse
+import datetime as dt
+import os
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+STEPS = (("train", 256), ("infer", 1024))  # the headline rows' batches at 60 s
+CONTEXT_S = 60
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("variants", nargs="+", help="NAME=SETTINGS (SETTINGS as SAMBA_KERNELS takes them; may be empty)")
+    ap.add_argument("--out", default="runs/kernel_sweep.json")
+    ap.add_argument("--budget-s", type=float, default=300.0, help="no new row starts after this many seconds")
+    args = ap.parse_args(argv)
+    variants = []
+    for v in args.variants:
+        name, sep, setting = v.partition("=")
+        if not sep or not name:
+            ap.error(f"each variant is NAME=SETTINGS, got {v!r}")
+        variants.append((name, setting))
+
+    import torch
+
+    from samba.bench.runner import measure_row
+    from samba.errors import UsageError
+    from samba.evaluation.run import atomic_write_json
+    from samba.ops import KernelConfig
+
+    for name, setting in variants:  # a typo fails here, not after minutes of timing
+        try:
+            KernelConfig.from_env({"SAMBA_KERNELS": setting})
+        except UsageError as err:
+            ap.error(f"{name}: {err}")
+    if not torch.cuda.is_available():
+        print("kernel_sweep: error: needs a CUDA GPU", file=sys.stderr)
+        return 1
+    doc = {"device": torch.cuda.get_device_name(0), "commit": os.environ.get("SAMBA_COMMIT") or _git_commit(),
+           "date": dt.date.today().isoformat(), "torch": torch.__version__,
+           "command": "python3 scripts/gpu/kernel_sweep.py " + " ".join(args.variants),
+           "context_s": CONTEXT_S, "method": "samba.bench.runner.measure_row: SAMBA as a CUDA graph, bf16 autocast, "
+           "3 warm-up and 7 timed steps, median ms; one process, variants in the order given", "rows": []}
+    t0 = time.perf_counter()
+    for name, setting in variants:
+        for mode, batch in STEPS:
+            if time.perf_counter() - t0 > args.budget_s:
+                print(f"budget spent before {name} {mode}", flush=True)
+                break
+            os.environ["SAMBA_KERNELS"] = setting  # read when the row builds its model (KernelConfig.from_env)
+            row = measure_row("SAMBA", CONTEXT_S, batch, mode, device="cuda", warmup=3, repeats=7, row_cap_s=40)
+            row.update(variant=name, setting=setting)
+            doc["rows"].append(row)
+            print(f"{name:14s} {mode:5s} b{batch:<5d} {row['status']:5s} {row.get('ms')} ms "
+                  f"[{row.get('ms_min')}, {row.get('ms_max')}] {row.get('eeg_s_per_s')} EEG-s/s", flush=True)
+            atomic_write_json(doc, args.out)
+    return 0
+
+
+def _git_commit() -> str:
+    import subprocess
+
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                              check=True).stdout.strip()
+    except Exception:
+        return "unknown"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
