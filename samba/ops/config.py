@@ -81,7 +81,8 @@ class KernelConfig:
         and our whole norm layer by layer (else mamba_ssm's); triton_conv: our causal conv (else PyTorch);
         triton_upsample: our decoder skip join (else PyTorch; it applies on CUDA whatever the backend).
     Launches are (num_warps, num_stages[, maxnreg]); tiles are powers of two:
-        scan_forward_launch; scan_backward ("walk" | "split" | "group") and scan_backward_launch (None: the
+        scan_forward_launch, and scan_forward_narrow_launch for heads of headdim <= 16 (None: as the others);
+        scan_backward ("walk" | "split" | "group") and scan_backward_launch (None: the
         mode's default); scan_backward_narrow / _narrow_launch for heads of headdim <= 16 (None: as the others);
         scan_chunk: time steps per chunk of our scan (a power of two, 16-256; the result does not depend on it);
         scan_chunk_narrow: the same for heads of headdim <= 16 (None: scan_chunk);
@@ -102,6 +103,7 @@ class KernelConfig:
     triton_conv: bool = True
     triton_upsample: bool = True
     scan_forward_launch: Launch = (4, 3)
+    scan_forward_narrow_launch: Launch | None = None
     scan_backward: str = "split"
     scan_backward_launch: Launch | None = None
     scan_backward_narrow: str | None = "group"
@@ -127,7 +129,8 @@ class KernelConfig:
         _choice(self.autotune, "autotune", AUTOTUNE)
         for name in ("fused_block", "triton_scan", "triton_norm", "triton_conv", "triton_upsample"):
             put(name, _bool(getattr(self, name), name))
-        for name in ("scan_forward_launch", "scan_backward_launch", "scan_backward_narrow_launch",
+        for name in ("scan_forward_launch", "scan_forward_narrow_launch", "scan_backward_launch",
+                     "scan_backward_narrow_launch",
                      "norm_backward_launch", "conv_backward_launch"):
             put(name, _launch(getattr(self, name), name))
         if self.scan_forward_launch is None or self.norm_backward_launch is None or self.conv_backward_launch is None:
@@ -159,6 +162,12 @@ class KernelConfig:
         if headdim is not None and headdim <= NARROW_HEADDIM and self.scan_chunk_narrow is not None:
             return self.scan_chunk_narrow
         return self.scan_chunk
+
+    def scan_forward_launch_for(self, headdim: int | None) -> dict:
+        """Launch options of the scan's forward kernel for heads of this width."""
+        if headdim is not None and headdim <= NARROW_HEADDIM and self.scan_forward_narrow_launch is not None:
+            return launch_options(self.scan_forward_narrow_launch)
+        return launch_options(self.scan_forward_launch)
 
     def scan_backward_launch_for(self, mode: str, headdim: int | None) -> dict:
         """Launch options of the scan backward's heavy kernel for this mode and head width."""

@@ -14,7 +14,9 @@ from samba.ops.config import launch_options
 def test_defaults_are_the_measured_settings():
     k = KernelConfig()
     assert k.backend == "auto" and k.fused_block and k.triton_scan and k.triton_norm and k.triton_conv
-    assert k.scan_forward_launch == (4, 3)
+    assert k.scan_forward_launch == (4, 3) and k.scan_forward_narrow_launch is None
+    assert k.scan_forward_launch_for(16) == k.scan_forward_launch_for(64) == {"num_warps": 4, "num_stages": 3}
+    assert k.scan_chunk_for(64) == k.scan_chunk_for(16) == 64  # the scan's chunk, every head width
     # the split backward for wide heads, the group backward for narrow (<= 16) ones, each at 4 warps
     assert (k.scan_backward_for(64), k.scan_backward_for(16), k.scan_backward_for(None)) == ("split", "group", "split")
     assert k.scan_backward_launch_for("split", 64) == k.scan_backward_launch_for("group", 16) == \
@@ -33,13 +35,20 @@ def test_narrow_heads_take_their_own_backward_settings():
                      scan_backward_narrow_launch=(2, 3))
     assert (k.scan_backward_for(16), k.scan_backward_for(32)) == ("group", "walk")
     assert k.scan_backward_launch_for("group", 16) == {"num_warps": 2, "num_stages": 3}
+    k2 = KernelConfig(scan_forward_launch="8,3", scan_forward_narrow_launch="4,1", scan_chunk=32, scan_chunk_narrow=128)
+    assert (k2.scan_forward_launch_for(16), k2.scan_forward_launch_for(64)) == (
+        {"num_warps": 4, "num_stages": 1}, {"num_warps": 8, "num_stages": 3})
+    assert (k2.scan_chunk_for(16), k2.scan_chunk_for(64)) == (128, 32)
+    for bad in ("48", "8", "512", "x"):
+        with pytest.raises(UsageError, match="scan_chunk"):
+            KernelConfig(scan_chunk=bad)
     rec = k.to_dict()
     assert (rec["scan_backward_used_wide"], rec["scan_backward_used_narrow"]) == ("walk", "group")
     assert rec["scan_backward_launch_used_narrow"] == "2,3"
 
 
-@pytest.mark.parametrize("field", ["scan_forward_launch", "scan_backward_launch", "norm_backward_launch",
-                                   "conv_backward_launch"])
+@pytest.mark.parametrize("field", ["scan_forward_launch", "scan_forward_narrow_launch", "scan_backward_launch",
+                                   "norm_backward_launch", "conv_backward_launch"])
 def test_launch_settings_are_checked_and_recorded(field):
     k = KernelConfig(**{field: "8,3,128"})
     assert getattr(k, field) == (8, 3, 128)

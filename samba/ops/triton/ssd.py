@@ -339,7 +339,7 @@ def ssd_fwd(x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, D: Tensor | 
             states: bool = True, kernels: KernelConfig = DEFAULT) -> tuple[Tensor, Tensor | None]:
     """Forward kernel: y (b, l, h, p) in x's dtype and the states entering each chunk (b*h, chunks, n, p) fp32
     (kept for `ssd_bwd`; None with ``states=False``, for inference). x, B, C need a unit last stride; dt (b, l, h)
-    float32, any strides. Launch: ``kernels.scan_forward_launch``."""
+    float32, any strides. Launch: ``kernels.scan_forward_launch_for(headdim)``."""
     y, S, _ = _fwd(x, dt, A, B, C, D, states, None, False, kernels)
     return y, S
 
@@ -364,7 +364,7 @@ def _fwd(x, dt, A, B, C, D, states: bool, initial_state: Tensor | None, final: b
         B.stride(0), B.stride(1), B.stride(2), C.stride(0), C.stride(1), C.stride(2),
         y.stride(0), y.stride(1), y.stride(2),
         HAS_D=D is not None, D_PER_P=D is not None and D.dim() == 2, Q=Q, P=P, N=N, STORE_STATES=states,
-        HAS_INIT=initial_state is not None, STORE_FINAL=final, **launch_options(kernels.scan_forward_launch))
+        HAS_INIT=initial_state is not None, STORE_FINAL=final, **kernels.scan_forward_launch_for(P))
     return y, (S if states else None), (HF.transpose(-1, -2) if final else None)
 
 
