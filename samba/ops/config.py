@@ -91,7 +91,8 @@ class KernelConfig:
         runs its sequence as segments side by side to have about this many (`samba.ops.segments`; 0: off);
         scan_segment_min_steps: no segment shorter than this many time steps (None: `segments.MIN_SEGMENT_STEPS`);
         norm_backward_tiles (values per tile, row blocks per program) and norm_backward_launch;
-        conv_backward_tiles (time steps, channels per program) and conv_backward_launch.
+        conv_backward_tiles (time steps, channels per tile), conv_backward_iters (consecutive tiles per program, which
+        writes one partial sum of the weight gradient for all of them) and conv_backward_launch.
     autotune: "full", or "single" to give mamba_ssm's autotuned kernels one config each (the smallest): a fresh
         process compiles in seconds instead of minutes; for tests, never for timings.
     """
@@ -116,6 +117,7 @@ class KernelConfig:
     norm_backward_tiles: tuple[int, int] = (2048, 8)
     norm_backward_launch: Launch = (4, 3)
     conv_backward_tiles: tuple[int, int] = (64, 64)
+    conv_backward_iters: int = 1
     conv_backward_launch: Launch = (4, 3)
     autotune: str = "full"
 
@@ -140,7 +142,8 @@ class KernelConfig:
         for name in ("scan_chunk", "scan_chunk_narrow"):
             if getattr(self, name) is not None:
                 put(name, _tiles(str(getattr(self, name)), name, ("steps",), 16, 256)[0])
-        for name, lo in (("scan_min_programs", 0), ("scan_segment_programs", 0), ("scan_segment_min_steps", 1)):
+        for name, lo in (("conv_backward_iters", 1), ("scan_min_programs", 0), ("scan_segment_programs", 0),
+                         ("scan_segment_min_steps", 1)):
             if getattr(self, name) is None and name == "scan_segment_min_steps":
                 continue  # None: the module's default
             try:

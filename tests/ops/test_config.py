@@ -22,7 +22,7 @@ def test_defaults_are_the_measured_settings():
     assert k.scan_backward_launch_for("split", 64) == k.scan_backward_launch_for("group", 16) == \
         {"num_warps": 4, "num_stages": 3}
     assert k.scan_backward_launch_for("walk", 64) == {"num_warps": 8, "num_stages": 3}  # where its tests passed
-    assert k.norm_backward_tiles == (2048, 8) and k.conv_backward_tiles == (64, 64)
+    assert k.norm_backward_tiles == (2048, 8) and k.conv_backward_tiles == (64, 64) and k.conv_backward_iters == 1
     assert k.scan_min_programs == 0 and k.scan_segment_programs == 0 and k.autotune == "full"
 
 
@@ -42,6 +42,10 @@ def test_narrow_heads_take_their_own_backward_settings():
     for bad in ("48", "8", "512", "x"):
         with pytest.raises(UsageError, match="scan_chunk"):
             KernelConfig(scan_chunk=bad)
+    assert KernelConfig.from_env({"SAMBA_KERNELS": "conv_backward_iters=4"}).conv_backward_iters == 4
+    for bad in ("0", "-1", "two"):
+        with pytest.raises(UsageError, match="conv_backward_iters"):
+            KernelConfig(conv_backward_iters=bad)
     rec = k.to_dict()
     assert (rec["scan_backward_used_wide"], rec["scan_backward_used_narrow"]) == ("walk", "group")
     assert rec["scan_backward_launch_used_narrow"] == "2,3"

@@ -248,7 +248,8 @@ _ti._patch_lang_tensor = _patch_lang_tensor
 
 @pytest.mark.parametrize("env", [{"SAMBA_KERNELS": ""}, {"SAMBA_KERNELS": "conv_backward_tiles=128,32,"
                                  "norm_backward_tiles=1024,16,scan_forward_launch=8,3"},
-                                 {"SAMBA_KERNELS": "scan_chunk=32,scan_chunk_narrow=128"}],
+                                 {"SAMBA_KERNELS": "scan_chunk=32,scan_chunk_narrow=128,conv_backward_tiles=16,64,"
+                                                   "conv_backward_iters=3"}],
                          ids=["defaults", "other-tiles", "other-chunks"])
 def test_triton_kernels_match_reference_in_the_triton_interpreter(env):
     """The Triton kernels themselves (causal conv, upsample + concat, gated RMSNorm, SSD scan) against their
@@ -517,13 +518,14 @@ def test_triton_conv_kernels_compile_for_hopper(has_bias):
     from samba.ops.triton import conv as tc
 
     const = {"K": 2, "HAS_BIAS": has_bias, "BL": tc.BLOCK_L, "BC": tc.BLOCK_C}
+    bwd_const = {**const, "ITERS": 4, "KP": 2}  # a program over 4 tiles, one partial sum of dw (conv_backward_iters)
     ptr = {"x_ptr": "*bf16", "w_ptr": "*fp32", "b_ptr": "*fp32"}
     i64 = lambda *names: {n: "i64" for n in names}  # noqa: E731
     fwd = {**ptr, "out_ptr": "*bf16", "L": "i32", "C": "i32", **i64("sxb", "sxl", "sob", "sol")}
     bwd = {**ptr, "g_ptr": "*bf16", "dx_ptr": "*bf16", "dwp_ptr": "*fp32", "dbp_ptr": "*fp32", "L": "i32",
            "C": "i32", "n_lblocks": "i32", **i64("sxb", "sxl", "sgb", "sgl", "sgc", "sdb", "sdl")}
-    for fn, sig in ((tc._conv_fwd_kernel, fwd), (tc._conv_bwd_kernel, bwd)):
-        src = ASTSource(fn=fn, signature={**sig, **{k: "constexpr" for k in const}}, constexprs=const)
+    for fn, sig, consts in ((tc._conv_fwd_kernel, fwd, const), (tc._conv_bwd_kernel, bwd, bwd_const)):
+        src = ASTSource(fn=fn, signature={**sig, **{k: "constexpr" for k in consts}}, constexprs=consts)
         compiled = triton.compile(src, target=GPUTarget("cuda", 90, 32))
         assert ".target sm_90" in compiled.asm["ptx"]
 

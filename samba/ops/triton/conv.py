@@ -72,34 +72,43 @@ if triton is not None:
     @triton.jit
     def _conv_bwd_kernel(x_ptr, w_ptr, b_ptr, g_ptr, dx_ptr, dwp_ptr, dbp_ptr, L, C, n_lblocks,
                          sxb, sxl, sgb, sgl, sgc, sdb, sdl,
-                         K: tl.constexpr, HAS_BIAS: tl.constexpr, BL: tl.constexpr, BC: tl.constexpr):
+                         K: tl.constexpr, HAS_BIAS: tl.constexpr, BL: tl.constexpr, BC: tl.constexpr,
+                         ITERS: tl.constexpr, KP: tl.constexpr):
+        """A program covers ITERS consecutive (BL, BC) tiles of one sample and writes one partial sum of the weight
+        and bias gradients for them (KP: the next power of two >= K, the width of its weight accumulator)."""
         pid_l = tl.program_id(0)
         bi = tl.program_id(2).to(tl.int64)
-        t = pid_l * BL + tl.arange(0, BL)
         c = tl.program_id(1) * BC + tl.arange(0, BC)
         mc = c < C
         bias = _load_bias(b_ptr, c, mc, HAS_BIAS)
-        dx = tl.zeros((BL, BC), dtype=tl.float32)
+        taps = tl.arange(0, KP)
+        dw = tl.zeros((BC, KP), dtype=tl.float32)  # column j: tap j's weight gradient, summed over the tiles
+        db = tl.zeros((BC,), dtype=tl.float32)
+        for it in range(ITERS):
+            t = (pid_l * ITERS + it) * BL + tl.arange(0, BL)
+            dx = tl.zeros((BL, BC), dtype=tl.float32)
+            for s in tl.static_range(K):  # output u = t + s reads x[t] through tap K-1-s
+                u = t + s
+                mu = (u < L)[:, None] & mc[None, :]
+                pre = _pre_activation(x_ptr, w_ptr, bi, sxb, sxl, u, c, mc, L, bias, K)  # recomputed, not stored
+                g = tl.load(g_ptr + bi * sgb + u[:, None].to(tl.int64) * sgl + c[None, :] * sgc, mask=mu,
+                            other=0.0).to(tl.float32)
+                sig = tl.sigmoid(pre)
+                dpre = tl.where(mu, g * sig * (1.0 + pre * (1.0 - sig)), 0.0)  # through d silu / d pre
+                w_tap = tl.load(w_ptr + c * K + (K - 1 - s), mask=mc, other=0.0).to(tl.float32)
+                dx += dpre * w_tap[None, :]
+                if s == 0:  # weight and bias gradients from this tile's own outputs u = t
+                    for j in tl.static_range(K):
+                        xv = _load_shifted(x_ptr, bi, sxb, sxl, t - (K - 1 - j), c, mc, L)
+                        dw += tl.where(taps[None, :] == j, tl.sum(dpre * xv, axis=0)[:, None], 0.0)
+                    db += tl.sum(dpre, axis=0)
+            mt = (t < L)[:, None] & mc[None, :]
+            tl.store(dx_ptr + bi * sdb + t[:, None].to(tl.int64) * sdl + c[None, :], dx.to(dx_ptr.dtype.element_ty),
+                     mask=mt)
         part = (bi * n_lblocks + pid_l) * C  # row of the partial-sum buffers
-        for s in tl.static_range(K):  # output u = t + s reads x[t] through tap K-1-s
-            u = t + s
-            mu = (u < L)[:, None] & mc[None, :]
-            pre = _pre_activation(x_ptr, w_ptr, bi, sxb, sxl, u, c, mc, L, bias, K)  # recomputed, not stored
-            g = tl.load(g_ptr + bi * sgb + u[:, None].to(tl.int64) * sgl + c[None, :] * sgc, mask=mu,
-                        other=0.0).to(tl.float32)
-            sig = tl.sigmoid(pre)
-            dpre = tl.where(mu, g * sig * (1.0 + pre * (1.0 - sig)), 0.0)  # through d silu / d pre
-            w_tap = tl.load(w_ptr + c * K + (K - 1 - s), mask=mc, other=0.0).to(tl.float32)
-            dx += dpre * w_tap[None, :]
-            if s == 0:  # weight and bias gradients from this block's own outputs u = t
-                for j in tl.static_range(K):
-                    xv = _load_shifted(x_ptr, bi, sxb, sxl, t - (K - 1 - j), c, mc, L)
-                    tl.store(dwp_ptr + (part + c) * K + j, tl.sum(dpre * xv, axis=0), mask=mc)
-                if HAS_BIAS:
-                    tl.store(dbp_ptr + part + c, tl.sum(dpre, axis=0), mask=mc)
-        mt = (t < L)[:, None] & mc[None, :]
-        tl.store(dx_ptr + bi * sdb + t[:, None].to(tl.int64) * sdl + c[None, :], dx.to(dx_ptr.dtype.element_ty),
-                 mask=mt)
+        tl.store(dwp_ptr + (part + c)[:, None] * K + taps[None, :], dw, mask=mc[:, None] & (taps[None, :] < K))
+        if HAS_BIAS:
+            tl.store(dbp_ptr + part + c, db, mask=mc)
 
 
 def conv_fwd(x: Tensor, weight: Tensor, bias: Tensor | None, out: Tensor | None = None) -> Tensor:
@@ -127,8 +136,9 @@ def conv_bwd(x: Tensor, weight: Tensor, bias: Tensor | None, g: Tensor, dx: Tens
     K = weight.shape[1]
     w = weight.contiguous()
     blocks = dict(zip(("BL", "BC"), kernels.conv_backward_tiles))
+    iters = kernels.conv_backward_iters
     launch = launch_options(kernels.conv_backward_launch)
-    n_lb = triton.cdiv(L, blocks["BL"])
+    n_lb = triton.cdiv(L, blocks["BL"] * iters)  # programs along time, each ITERS tiles
     if dx is None:
         dx = torch.empty((B, L, C), device=x.device, dtype=x.dtype)
     dwp = torch.empty((B * n_lb, C, K), device=x.device, dtype=torch.float32)
@@ -136,7 +146,8 @@ def conv_bwd(x: Tensor, weight: Tensor, bias: Tensor | None, g: Tensor, dx: Tens
     grid = (n_lb, triton.cdiv(C, blocks["BC"]), B)
     _conv_bwd_kernel[grid](x, w, bias if bias is not None else w, g, dx, dwp, dbp, L, C, n_lb,
                            x.stride(0), x.stride(1), g.stride(0), g.stride(1), g.stride(2),
-                           dx.stride(0), dx.stride(1), K=K, HAS_BIAS=bias is not None, **blocks, **launch)
+                           dx.stride(0), dx.stride(1), K=K, HAS_BIAS=bias is not None, **blocks, ITERS=iters,
+                           KP=max(2, triton.next_power_of_2(K)), **launch)
     dw = dwp.sum(0).to(weight.dtype)
     db = dbp.sum(0).to(bias.dtype) if bias is not None else None
     return dx, dw, db
