@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""usage: python3 scripts/gpu/kernel_sweep.py NAME=SETTINGS [NAME=SETTINGS ...] [--out FILE] [--budget-s 300]
+"""usage: python3 scripts/gpu/kernel_sweep.py NAME=SETTINGS [...] [--out FILE] [--budget-s 300] [--peer NAME:TRAIN:INFER]
 
 Times SAMBA's 60-s benchmark steps, the train step at batch 256 and the inference at batch 1,024 (the batches of
 the headline rows in `results/bench_h100.json`), each a CUDA graph under bf16 autocast exactly as `samba bench`
@@ -11,7 +11,9 @@ in the order given and in one process, so that settings compare on one machine i
 
 Give the defaults first and last: the two say how far the machine drifted during the sweep. The JSON (rewritten
 after every row, so a call cut short keeps what it measured) holds the device, commit, date, torch and command,
-and one row per (setting, step) with the benchmark's fields plus ``variant`` and ``setting``.
+and one row per (setting, step) with the benchmark's fields plus ``variant`` and ``setting``. ``--peer BIOT:512:1024``
+adds a peer's train and inference rows at those batches (its best in `results/bench_h100.json`), measured in the
+same process after the settings, for a ratio taken within one call (the headline benchmark measures every peer).
 """
 import argparse
 import datetime as dt
@@ -31,7 +33,15 @@ def main(argv=None) -> int:
     ap.add_argument("variants", nargs="+", help="NAME=SETTINGS (SETTINGS as SAMBA_KERNELS takes them; may be empty)")
     ap.add_argument("--out", default="runs/kernel_sweep.json")
     ap.add_argument("--budget-s", type=float, default=300.0, help="no new row starts after this many seconds")
+    ap.add_argument("--peer", default=None, help="NAME:TRAIN_BATCH:INFER_BATCH, e.g. BIOT:512:1024")
     args = ap.parse_args(argv)
+    peer = None
+    if args.peer:
+        try:
+            name, train_b, infer_b = args.peer.split(":")
+            peer = (name, (("train", int(train_b)), ("infer", int(infer_b))))
+        except ValueError:
+            ap.error(f"--peer must be NAME:TRAIN_BATCH:INFER_BATCH, got {args.peer!r}")
     variants = []
     for v in args.variants:
         name, sep, setting = v.partition("=")
@@ -56,7 +66,8 @@ def main(argv=None) -> int:
         return 1
     doc = {"device": torch.cuda.get_device_name(0), "commit": os.environ.get("SAMBA_COMMIT") or _git_commit(),
            "date": dt.date.today().isoformat(), "torch": torch.__version__,
-           "command": "python3 scripts/gpu/kernel_sweep.py " + " ".join(args.variants),
+           "command": "python3 scripts/gpu/kernel_sweep.py " + " ".join(args.variants)
+           + (f" --peer {args.peer}" if args.peer else ""),
            "context_s": CONTEXT_S, "method": "samba.bench.runner.measure_row: SAMBA as a CUDA graph, bf16 autocast, "
            "3 warm-up and 7 timed steps, median ms; one process, variants in the order given", "rows": []}
     t0 = time.perf_counter()
@@ -71,6 +82,15 @@ def main(argv=None) -> int:
             doc["rows"].append(row)
             print(f"{name:14s} {mode:5s} b{batch:<5d} {row['status']:5s} {row.get('ms')} ms "
                   f"[{row.get('ms_min')}, {row.get('ms_max')}] {row.get('eeg_s_per_s')} EEG-s/s", flush=True)
+            atomic_write_json(doc, args.out)
+    if peer is not None:
+        os.environ.pop("SAMBA_KERNELS", None)
+        for mode, batch in peer[1]:
+            row = measure_row(peer[0], CONTEXT_S, batch, mode, device="cuda", warmup=3, repeats=7, row_cap_s=40)
+            row.update(variant="peer", setting="")
+            doc["rows"].append(row)
+            print(f"{peer[0]:14s} {mode:5s} b{batch:<5d} {row['status']:5s} {row.get('ms')} ms "
+                  f"{row.get('eeg_s_per_s')} EEG-s/s {row.get('error', '')}", flush=True)
             atomic_write_json(doc, args.out)
     return 0
 
