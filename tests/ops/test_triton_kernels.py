@@ -591,19 +591,22 @@ def test_upsample_concat_cuda_impls_match_reference(dtype):
         assert e < tol
 
 
-def _compile_for_hopper(fn, sig: dict, const: dict, num_warps: int = 4):
-    """Triton -> PTX for sm_90 (no GPU needed); returns the compiled kernel."""
+def _compile_for_hopper(fn, sig: dict, const: dict, num_warps: int = 4, aligned: bool = False, **options):
+    """Triton -> PTX for sm_90 (no GPU needed); returns the compiled kernel. ``aligned``: every pointer and stride
+    marked divisible by 16, as Triton specialises them at run time for SAMBA's tensors (aligned_in_proj), so
+    loads vectorise and the register count is the one the GPU runs with."""
     triton = pytest.importorskip("triton")
     from triton.backends.compiler import GPUTarget
     from triton.compiler import ASTSource
 
-    src = ASTSource(fn=fn, signature={**sig, **{k: "constexpr" for k in const}}, constexprs=const)
-    return triton.compile(src, target=GPUTarget("cuda", 90, 32), options={"num_warps": num_warps})
+    attrs = {(fn.arg_names.index(k),): [["tt.divisibility", 16]] for k, v in sig.items()
+             if aligned and (v.startswith("*") or (v == "i64" and k.startswith("s")))}
+    src = ASTSource(fn=fn, signature={**sig, **{k: "constexpr" for k in const}}, constexprs=const, attrs=attrs)
+    return triton.compile(src, target=GPUTarget("cuda", 90, 32), options={"num_warps": num_warps, **options})
 
 
-def _spill_stores(compiled) -> int:
-    """Bytes of register spill stores per thread, from Triton's bundled ptxas (-v) on the kernel's PTX."""
-    import re
+def _ptxas(compiled) -> str:
+    """ptxas -v's report on the kernel's PTX (Triton's bundled ptxas, sm_90a)."""
     import subprocess
     import tempfile
     from pathlib import Path
@@ -618,8 +621,25 @@ def _spill_stores(compiled) -> int:
         f.write_text(compiled.asm["ptx"])
         res = subprocess.run([str(ptxas), "-v", "--gpu-name", "sm_90a", str(f), "-o", str(Path(tmp) / "k.cubin")],
                              capture_output=True, text=True, timeout=120)
-    found = re.search(r"(\d+) bytes spill stores", res.stdout + res.stderr)
-    assert found, (res.stdout + res.stderr)[-1000:]
+    return res.stdout + res.stderr
+
+
+def _registers(compiled) -> int:
+    """Registers per thread ptxas allocates."""
+    import re
+
+    found = re.search(r"Used (\d+) registers", _ptxas(compiled))
+    assert found
+    return int(found.group(1))
+
+
+def _spill_stores(compiled) -> int:
+    """Bytes of register spill stores per thread, from Triton's bundled ptxas (-v) on the kernel's PTX."""
+    import re
+
+    out = _ptxas(compiled)
+    found = re.search(r"(\d+) bytes spill stores", out)
+    assert found, out[-1000:]
     return int(found.group(1))
 
 
@@ -744,3 +764,28 @@ def test_time_chunked_inference_carries_the_state_on_our_scan(layer, segment_pro
     assert calls, "the carried state did not run on our scan"
     assert (max(calls) > 2) == bool(segment_programs), calls
     assert ((chunked - whole).abs().max() / whole.abs().max()).item() < 3e-3  # Triton's TF32 products
+
+
+def test_registers_behind_the_occupancy_settings():
+    """What the occupancy settings act on, as ptxas (sm_90) allocates registers with SAMBA's alignment: the conv
+    backward's default 64 x 64 tile takes over 128 registers a thread (at most three 4-warp programs on a
+    multiprocessor), a 16 x 64 tile half as many (conv_backward_tiles, conv_backward_iters); the narrow heads' scan
+    forward takes fewer with one pipeline stage than with three (scan_forward_narrow_launch)."""
+    pytest.importorskip("triton")
+    from samba.ops.triton import conv as tc
+    from samba.ops.triton import ssd as ts
+
+    i64 = lambda *names: {n: "i64" for n in names}  # noqa: E731
+    bwd = {"x_ptr": "*bf16", "w_ptr": "*fp32", "b_ptr": "*fp32", "g_ptr": "*bf16", "dx_ptr": "*bf16",
+           "dwp_ptr": "*fp32", "dbp_ptr": "*fp32", "L": "i32", "C": "i32", "n_lblocks": "i32",
+           **i64("sxb", "sxl", "sgb", "sgl", "sdb", "sdl")}
+    regs = {}
+    for bl, iters in ((64, 1), (16, 1), (16, 4)):
+        const = {"K": 2, "HAS_BIAS": True, "BL": bl, "BC": 64, "ITERS": iters, "KP": 2, "sgc": 1}
+        regs[bl, iters] = _registers(_compile_for_hopper(tc._conv_bwd_kernel, bwd, const, aligned=True))
+    assert regs[64, 1] > 128 and regs[16, 1] <= regs[64, 1] // 2, regs
+    assert regs[16, 4] < regs[64, 1], regs
+    const = {"HAS_D": True, "D_PER_P": False, "Q": ts.CHUNK, "P": 16, "N": 16, "STORE_STATES": False}
+    fwd = {st: _registers(_compile_for_hopper(ts._ssd_fwd_kernel, _SSD_FWD_SIG, const, aligned=True, num_stages=st))
+           for st in (1, 3)}
+    assert fwd[1] < fwd[3], fwd
