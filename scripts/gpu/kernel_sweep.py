@@ -51,6 +51,7 @@ def main(argv=None) -> int:
 
     import torch
 
+    from samba.bench.report import git_commit
     from samba.bench.runner import measure_row
     from samba.errors import UsageError
     from samba.evaluation.run import atomic_write_json
@@ -64,7 +65,7 @@ def main(argv=None) -> int:
     if not torch.cuda.is_available():
         print("kernel_sweep: error: needs a CUDA GPU", file=sys.stderr)
         return 1
-    doc = {"device": torch.cuda.get_device_name(0), "commit": os.environ.get("SAMBA_COMMIT") or _git_commit(),
+    doc = {"device": torch.cuda.get_device_name(0), "commit": git_commit(),
            "date": dt.date.today().isoformat(), "torch": torch.__version__,
            "command": "python3 scripts/gpu/kernel_sweep.py " + " ".join(args.variants)
            + (f" --peer {args.peer}" if args.peer else ""),
@@ -93,16 +94,6 @@ def main(argv=None) -> int:
                   f"{row.get('eeg_s_per_s')} EEG-s/s {row.get('error', '')}", flush=True)
             atomic_write_json(doc, args.out)
     return 0
-
-
-def _git_commit() -> str:
-    import subprocess
-
-    try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                              check=True).stdout.strip()
-    except Exception:
-        return "unknown"
 
 
 if __name__ == "__main__":

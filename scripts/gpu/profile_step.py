@@ -10,8 +10,6 @@ as the benchmark's CUDA graph does (eager inference would otherwise cut long bat
 Eager, not a CUDA graph: the graph removes the launch gaps, not the kernels' own time.
 """
 import argparse
-import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -31,6 +29,7 @@ def main(argv=None) -> int:
     import torch
     from torch.profiler import ProfilerActivity, profile
 
+    from samba.bench.report import git_commit
     from samba.bench.workloads import build, coords_1020, spec_of
 
     if not torch.cuda.is_available():
@@ -67,7 +66,7 @@ def main(argv=None) -> int:
             step()
         torch.cuda.synchronize()
     gpu = torch.cuda.get_device_name(0).split()[1].lower()  # "NVIDIA H100 80GB HBM3" -> "h100"
-    commit = os.environ.get("SAMBA_COMMIT") or _git_commit()
+    commit = git_commit()
     out = Path(args.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     stem = f"{gpu}_{args.mode}_b{args.batch}_{commit}.txt"
@@ -79,14 +78,6 @@ def main(argv=None) -> int:
         sort_by="self_cuda_time_total", row_limit=70, max_name_column_width=50, max_shapes_column_width=110))
     print(f"wrote {out / ('kernels_' + stem)} and ops_{stem}")
     return 0
-
-
-def _git_commit() -> str:
-    try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                              check=True).stdout.strip()
-    except Exception:
-        return "unknown"
 
 
 if __name__ == "__main__":
