@@ -62,7 +62,7 @@ __all__ = ["available", "ssd_scan_triton", "ssd_scan_carry_triton", "ssd_fwd", "
 
 DEFAULT = KernelConfig()
 
-CHUNK = 64
+CHUNK = DEFAULT.scan_chunk  # time steps per chunk by default (KernelConfig.scan_chunk; the compile checks use it)
 # The backward's warps (samba.ops.config.SCAN_BACKWARD_LAUNCH_DEFAULT): ptxas for sm_90 (offline, Triton 3.6) reports 592 B of spill stores
 # per thread for the walking backward at 8 warps (4 warps: 1.7 kB; 16 warps: 1.4 kB), 36 B for the split's
 # per-chunk kernel (4 warps: 332 B). Measured (H200, eager train step, batch 4 / 64 / 128 x 60 s, ms):
