@@ -42,6 +42,10 @@ def main(argv=None) -> int:
             peer = (name, (("train", int(train_b)), ("infer", int(infer_b))))
         except ValueError:
             ap.error(f"--peer must be NAME:TRAIN_BATCH:INFER_BATCH, got {args.peer!r}")
+        from samba.bench.workloads import MODEL_NAMES
+
+        if name not in MODEL_NAMES or name == "SAMBA":
+            ap.error(f"--peer: unknown peer {name!r}; one of {', '.join(n for n in MODEL_NAMES if n != 'SAMBA')}")
     variants = []
     for v in args.variants:
         name, sep, setting = v.partition("=")
@@ -71,28 +75,27 @@ def main(argv=None) -> int:
            + (f" --peer {args.peer}" if args.peer else ""),
            "context_s": CONTEXT_S, "method": "samba.bench.runner.measure_row: SAMBA as a CUDA graph, bf16 autocast, "
            "3 warm-up and 7 timed steps, median ms; one process, variants in the order given", "rows": []}
+    def run(model: str, mode: str, batch: int, name: str, setting: str) -> None:
+        row = measure_row(model, CONTEXT_S, batch, mode, device="cuda", warmup=3, repeats=7, row_cap_s=40)
+        row.update(variant=name, setting=setting)
+        doc["rows"].append(row)
+        print(f"{name:14s} {model:6s} {mode:5s} b{batch:<5d} {row['status']:5s} {row.get('ms')} ms "
+              f"[{row.get('ms_min')}, {row.get('ms_max')}] {row.get('eeg_s_per_s')} EEG-s/s {row.get('error', '')}",
+              flush=True)
+        atomic_write_json(doc, args.out)
+
     t0 = time.perf_counter()
-    for name, setting in variants:
-        for mode, batch in STEPS:
-            if time.perf_counter() - t0 > args.budget_s:
-                print(f"budget spent before {name} {mode}", flush=True)
-                break
-            os.environ["SAMBA_KERNELS"] = setting  # read when the row builds its model (KernelConfig.from_env)
-            row = measure_row("SAMBA", CONTEXT_S, batch, mode, device="cuda", warmup=3, repeats=7, row_cap_s=40)
-            row.update(variant=name, setting=setting)
-            doc["rows"].append(row)
-            print(f"{name:14s} {mode:5s} b{batch:<5d} {row['status']:5s} {row.get('ms')} ms "
-                  f"[{row.get('ms_min')}, {row.get('ms_max')}] {row.get('eeg_s_per_s')} EEG-s/s", flush=True)
-            atomic_write_json(doc, args.out)
+    plan = [(name, setting, mode, batch) for name, setting in variants for mode, batch in STEPS]
+    for i, (name, setting, mode, batch) in enumerate(plan):
+        if time.perf_counter() - t0 > args.budget_s:
+            print(f"budget spent: {len(plan) - i} rows not run, from {name} {mode}", flush=True)
+            break
+        os.environ["SAMBA_KERNELS"] = setting  # read when the row builds its model (KernelConfig.from_env)
+        run("SAMBA", mode, batch, name, setting)
     if peer is not None:
         os.environ.pop("SAMBA_KERNELS", None)
         for mode, batch in peer[1]:
-            row = measure_row(peer[0], CONTEXT_S, batch, mode, device="cuda", warmup=3, repeats=7, row_cap_s=40)
-            row.update(variant="peer", setting="")
-            doc["rows"].append(row)
-            print(f"{peer[0]:14s} {mode:5s} b{batch:<5d} {row['status']:5s} {row.get('ms')} ms "
-                  f"{row.get('eeg_s_per_s')} EEG-s/s {row.get('error', '')}", flush=True)
-            atomic_write_json(doc, args.out)
+            run(peer[0], mode, batch, "peer", "")
     return 0
 
 
