@@ -140,8 +140,9 @@ class KernelConfig:
         put("norm_backward_tiles", _tiles(self.norm_backward_tiles, "norm_backward_tiles", ("tile", "iters"), 1, 65536))
         put("conv_backward_tiles", _tiles(self.conv_backward_tiles, "conv_backward_tiles", ("BL", "BC"), 16, 1024))
         for name in ("scan_chunk", "scan_chunk_narrow"):
-            if getattr(self, name) is not None:
-                put(name, _tiles(str(getattr(self, name)), name, ("steps",), 16, 256)[0])
+            value = getattr(self, name)
+            if value is not None:  # one value: "32" from the environment, 32 from code
+                put(name, _tiles(value if isinstance(value, str) else (value,), name, ("steps",), 16, 256)[0])
         for name, lo in (("conv_backward_iters", 1), ("scan_min_programs", 0), ("scan_segment_programs", 0),
                          ("scan_segment_min_steps", 1)):
             if getattr(self, name) is None and name == "scan_segment_min_steps":

@@ -54,7 +54,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ..config import SCAN_BACKWARDS, KernelConfig, launch_options
+from ..config import SCAN_BACKWARDS, KernelConfig
 from . import available, tl, triton, unit_last_stride
 
 __all__ = ["available", "ssd_scan_triton", "ssd_scan_carry_triton", "ssd_fwd", "ssd_bwd", "supported",
