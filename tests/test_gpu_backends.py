@@ -309,6 +309,19 @@ def test_diff_mamba_on_the_triton_scan_matches_torch(cfg, L):
             backend_pairs=(("triton", "torch"),))
 
 
+@pytest.mark.parametrize("cfg,L", DIFF_CASES, ids=[str(i) for i in range(len(DIFF_CASES))])
+def test_diff_mamba_teams_in_the_fused_block_match_torch(cfg, L):
+    """KernelConfig.fused_bottleneck: the differential Mamba's teams through the fused Mamba2 block (one Function:
+    conv, scan, gated norm, out_proj, one input-gradient buffer) against the torch backend."""
+    torch.manual_seed(0)
+    loop = DiffMambaLoop(**cfg, kernels=replace(K, triton_scan=True, fused_bottleneck=True)).cuda()
+    _perturb(loop)
+    grouped = DiffMamba.from_loop(loop)
+    x = torch.randn(2, L, cfg["d_model"], device="cuda")
+    assert grouped._fused_applies(x, "triton")
+    compare(f"DiffMamba{cfg} L={L} in the fused block", grouped, x, backend_pairs=(("triton", "torch"),))
+
+
 @pytest.mark.parametrize("backend", ["triton", "mamba_ssm"])
 def test_samba_inference_equals_the_training_forward(backend):
     """Under inference_mode the fast path's scan keeps no chunk states (samba.ops.triton.ssd.grad_needed); the

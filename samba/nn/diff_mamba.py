@@ -34,7 +34,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..ops import KernelConfig, causal_depthwise_conv, resolve_backend, rms_norm_gated, ssm_scan
+from ..ops import (KernelConfig, causal_depthwise_conv, fused_block_applies, mamba_split_conv_scan, resolve_backend,
+                   rms_norm_gated, ssm_scan)
+from ..ops.mamba_block import Spec
 from .time_chunks import conv_with_tail, time_chunk_steps
 from .mamba2 import DEFAULT_TORCH_CHUNK_SIZE, Mamba2, cpu_microbatch, init_A_log, init_dt_bias, layer_kernels, skip_dtype
 
@@ -213,7 +215,9 @@ class DiffMamba(nn.Module):
 
     def _forward(self, u: Tensor, be: str) -> Tensor:
         steps = time_chunk_steps(u, self.n_teams * self.d_in_proj)
-        if steps is None:
+        if steps is None and self._fused_applies(u, be):
+            diff = self._fused_difference(u)  # (b, L, d_model)
+        elif steps is None:
             diff = self._difference(u, be)[0]  # (b, L, d_model)
         else:  # time chunks (samba.nn.time_chunks): the teams' wide tensors exist for one chunk at a time
             diff, tail, state = None, None, None
@@ -290,27 +294,57 @@ class DiffMamba(nn.Module):
     # the block-diagonal weights are assembled once per call (a few hundred kB) and applied as ONE dense GEMM
     # whose output rows are ordered by type ([z | x | B | C | dt], each team-major), so that every tensor the
     # scan and the norm read is a view: 8x the (negligible) FLOPs, several full-size copies fewer. Same math.
-    def _project_in_dense(self, u: Tensor, be: str, conv=None) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
-        H, G, nh, p = self.num_heads, self.n_teams, self.nheads, self.headdim
+    def _dense_weights(self) -> tuple[Tensor, Tensor, Tensor]:
+        """in_proj rows (G*d_in_proj, d_model) and the conv's weight (G*conv_dim, 1, d_conv) and bias, reordered by
+        type: [z | x | B | C | dt] and [x | B | C], each team-major (the layout a Mamba2 layer's in_proj has)."""
+        H, G, nh = self.num_heads, self.n_teams, self.nheads
         ng, n, di, cd, k = self.ngroups, self.d_state, self.d_inner, self.conv_dim, self.d_conv
-        eye = torch.eye(H, device=u.device, dtype=self.team_in_proj_weight.dtype)
+        eye = torch.eye(H, device=self.team_in_proj_weight.device, dtype=self.team_in_proj_weight.dtype)
         w = self.team_in_proj_weight.view(2, H, self.d_in_proj, self.head_dim)
         blocks = torch.einsum("thok,hj->thojk", w, eye).reshape(G, self.d_in_proj, self.d_model)  # 0 off-head
         rows = torch.cat([part.reshape(-1, self.d_model)
                           for part in blocks.split([di, di, ng * n, ng * n, nh], dim=1)])  # (G*d_in_proj, d_model)
-        zxbcdt = F.linear(u, rows)  # (b, L, G*d_in_proj) = [z | x | B | C | dt], each (G, width) team-major
-        z, xBC, dt = zxbcdt.split([G * di, G * cd, G * nh], dim=-1)
         conv_w = torch.cat([part.reshape(-1, k) for part in
                             self.team_conv1d_weight.view(G, cd, k).split([di, ng * n, ng * n], dim=1)])
         conv_b = torch.cat([part.reshape(-1) for part in
                             self.team_conv1d_bias.view(G, cd).split([di, ng * n, ng * n], dim=1)])
+        return rows, conv_w.unsqueeze(1), conv_b
+
+    def _project_in_dense(self, u: Tensor, be: str, conv=None) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+        G, nh, p = self.n_teams, self.nheads, self.headdim
+        ng, n, di, cd = self.ngroups, self.d_state, self.d_inner, self.conv_dim
+        rows, conv_w, conv_b = self._dense_weights()
+        zxbcdt = F.linear(u, rows)  # (b, L, G*d_in_proj) = [z | x | B | C | dt], each (G, width) team-major
+        z, xBC, dt = zxbcdt.split([G * di, G * cd, G * nh], dim=-1)
         if conv is None:
-            xBC = causal_depthwise_conv(xBC, conv_w.unsqueeze(1), conv_b, be, self.kernels)  # (b, L, G*cd) type-major
+            xBC = causal_depthwise_conv(xBC, conv_w, conv_b, be, self.kernels)  # (b, L, G*cd) type-major
         else:  # the caller's conv (time-chunked inference carries the conv tail)
-            xBC = conv(xBC, conv_w.unsqueeze(1), conv_b)
+            xBC = conv(xBC, conv_w, conv_b)
         x, B, C = xBC.split([G * di, G * ng * n, G * ng * n], dim=-1)
         return (x.unflatten(-1, (G * nh, p)), B.unflatten(-1, (G * ng, n)), C.unflatten(-1, (G * ng, n)),
                 dt, z)  # (b, L, G*nh, p), (b, L, G*ng, n) x2, (b, L, G*nh), (b, L, G*di)
+
+    # In that layout the teams are one wide Mamba2 layer with G groups (each team's heads read that team's B and C),
+    # a gated norm over groups of d_inner // ngroups and an out_proj without bias: the fused block of the full
+    # Mamba2 layers (`samba.ops.mamba_split_conv_scan`) computes it as is. It saves in_proj's output and the scan
+    # output only and writes every part of the input gradient into one buffer, where the layer path above keeps
+    # the conv output and concatenates its gradients twice (the backward of its two splits).
+    def _fused_applies(self, u: Tensor, be: str) -> bool:
+        k = self.kernels
+        return (be == "triton" and k.fused_bottleneck and self.rmsnorm and self.projections != "einsum"
+                and fused_block_applies(u, k, self.headdim, self.d_state))
+
+    def _fused_difference(self, u: Tensor) -> Tensor:
+        """`_difference` (no carried state) through the fused block: (b, L, d_model) -> (b, L, d_model)."""
+        G, nh, p, di = self.n_teams, self.nheads, self.headdim, self.d_inner
+        rows, conv_w, conv_b = self._dense_weights()
+        zxbcdt = F.linear(u, rows)  # (b, L, G*d_in_proj) = [z | x | B | C | dt]
+        A = -torch.exp(self.team_A_log.to(torch.promote_types(self.team_A_log.dtype, torch.float32)))  # (G*nh,)
+        D = self.team_D.view(G * nh, p) if self.D_has_hdim else self.team_D
+        spec = Spec(G * di, p, G * self.ngroups, self.d_state, self.chunk_size, self.dt_limit, self.norm_eps,
+                    di // self.ngroups, self.norm_before_gate)
+        return mamba_split_conv_scan(zxbcdt, conv_w, conv_b, self.team_dt_bias, A, D, self.team_norm_weight,
+                                     self._out_matrix_dense(), None, spec, self.kernels)
 
     def _out_matrix_dense(self) -> Tensor:
         """(d_model, G*di): row h*hd+j reads team1[h] with W1[j] and team2[h] with -lam[h*hd+j] * W2[j]."""

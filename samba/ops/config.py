@@ -77,6 +77,8 @@ class KernelConfig:
     On the triton backend, each piece can go back to mamba_ssm's kernel (needs mamba_ssm) or, for the conv and
     the skip join, to PyTorch:
         fused_block: conv -> scan -> gated norm -> out_proj of a Mamba2 layer as one autograd Function.
+        fused_bottleneck: the same Function for the differential Mamba's teams (the bottleneck), fed by its dense
+        projections (needs fused_block).
         triton_scan: our SSD scan (else mamba_ssm's); triton_norm: our gated-RMSNorm backward in the fused block
         and our whole norm layer by layer (else mamba_ssm's); triton_conv: our causal conv (else PyTorch);
         triton_upsample: our decoder skip join (else PyTorch; it applies on CUDA whatever the backend).
@@ -99,6 +101,7 @@ class KernelConfig:
 
     backend: str = "auto"
     fused_block: bool = True
+    fused_bottleneck: bool = False
     triton_scan: bool = True
     triton_norm: bool = True
     triton_conv: bool = True
@@ -129,7 +132,8 @@ class KernelConfig:
         if self.scan_backward_narrow is not None:
             _choice(self.scan_backward_narrow, "scan_backward_narrow", SCAN_BACKWARDS)
         _choice(self.autotune, "autotune", AUTOTUNE)
-        for name in ("fused_block", "triton_scan", "triton_norm", "triton_conv", "triton_upsample"):
+        for name in ("fused_block", "fused_bottleneck", "triton_scan", "triton_norm", "triton_conv",
+                     "triton_upsample"):
             put(name, _bool(getattr(self, name), name))
         for name in ("scan_forward_launch", "scan_forward_narrow_launch", "scan_backward_launch",
                      "scan_backward_narrow_launch",

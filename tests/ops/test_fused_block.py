@@ -144,3 +144,26 @@ def test_fused_block_backward_matches_the_layer_with_and_without_checkpointing(s
         # Without checkpointing autograd keeps y saved until the step ends; with it the block's backward held
         # the only reference and dropped it before the scan's buffers were made.
         assert stand_ins.y_alive_at_scan_backward == [not ckpt]
+
+
+@pytest.mark.parametrize("ngroups,D_has_hdim", [(1, False), (2, True)])
+def test_fused_block_runs_the_differential_mamba_teams(stand_ins, monkeypatch, ngroups, D_has_hdim):
+    """The bottleneck's teams through the fused block (KernelConfig.fused_bottleneck): the dense projections'
+    [z | x | B | C | dt] rows read as one Mamba2 layer of G = 2 * n_heads groups, equal to the layer path."""
+    from samba.nn import DiffMamba
+
+    monkeypatch.setattr(mf, "use_triton_scan", lambda x, B, kernels: True)
+    torch.manual_seed(1)
+    m = DiffMamba(32, head_dim=16, d_state=16, d_conv=2, expand=2, headdim=8, ngroups=ngroups,
+                  D_has_hdim=D_has_hdim, projections="dense", backend="torch").double()
+    with torch.no_grad():
+        for p in m.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    u = torch.randn(2, 70, 32, dtype=torch.float64, requires_grad=True)
+    ref = m._difference(u, "torch")[0]  # (2, 70, 32): every team's Mamba2 and the difference, layer by layer
+    out = m._fused_difference(u)
+    torch.testing.assert_close(out, ref, rtol=1e-10, atol=1e-12)
+    used = [u] + [p for n, p in m.named_parameters() if not n.startswith(("head_norm", "out_proj"))]
+    g = torch.randn_like(ref)
+    for a, b in zip(torch.autograd.grad(out, used, g), torch.autograd.grad(ref, used, g)):
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-12)

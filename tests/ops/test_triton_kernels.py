@@ -485,6 +485,42 @@ def test_fused_mamba2_block_on_our_triton_kernels_in_the_interpreter(bwd):
         f"triton_norm=true,scan_backward={bwd},scan_backward_narrow=none")) < INTERPRETER_FUSED_TOL
 
 
+# The bottleneck's differential-Mamba teams through the fused block (KernelConfig.fused_bottleneck), on our kernels
+# in the interpreter, against the teams layer by layer on the torch backend: output and every gradient it reaches.
+_FUSED_DIFF_CHECK = r"""
+import torch
+import samba.ops.mamba_block as mf
+from samba.nn import DiffMamba
+mf.use_triton_scan = lambda x, B, kernels: True  # CPU tensors: force our scan
+from samba.ops import KernelConfig
+rel = lambda a, b: ((a - b).abs().max() / b.abs().max()).item()
+torch.manual_seed(0)
+worst = 0.0
+for ngroups in (1, 2):
+    m = DiffMamba(32, head_dim=16, d_state=16, d_conv=2, expand=4, headdim=16, ngroups=ngroups, projections="dense",
+                  kernels=KernelConfig.from_env())
+    with torch.no_grad():
+        for p in m.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    u = torch.randn(2, 100, 32, requires_grad=True)
+    ref = m._difference(u, "torch")[0]
+    used = [u] + [p for n, p in m.named_parameters() if not n.startswith(("head_norm", "out_proj"))]
+    g = torch.randn_like(ref)
+    out = m._fused_difference(u)
+    worst = max(worst, rel(out, ref), *[rel(a, b) for a, b in zip(torch.autograd.grad(out, used, g),
+                                                                     torch.autograd.grad(ref, used, g))])
+    with torch.inference_mode():
+        worst = max(worst, rel(m._fused_difference(u.detach()), ref))
+print(worst)
+"""
+
+
+@pytest.mark.parametrize("bwd", ["group", "split"])  # the narrow heads' default scan backward, and the split
+def test_fused_block_runs_the_differential_mamba_teams_in_the_interpreter(bwd):
+    assert _worst_error_in_the_interpreter(_FUSED_DIFF_CHECK, SAMBA_KERNELS=(
+        f"triton_norm=true,fused_bottleneck=true,scan_backward_narrow={bwd}")) < INTERPRETER_FUSED_TOL
+
+
 # The fused block's inference in segments side by side (scan_segment_programs; short segments allowed here): the
 # same check, counting the segments its inference calls ran as (its autograd calls never take them).
 _FUSED_SEGMENTS_PRELUDE = r"""
