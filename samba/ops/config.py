@@ -101,7 +101,7 @@ class KernelConfig:
 
     backend: str = "auto"
     fused_block: bool = True
-    fused_bottleneck: bool = False
+    fused_bottleneck: bool = True
     triton_scan: bool = True
     triton_norm: bool = True
     triton_conv: bool = True

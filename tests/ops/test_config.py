@@ -13,7 +13,8 @@ from samba.ops.config import launch_options
 
 def test_defaults_are_the_measured_settings():
     k = KernelConfig()
-    assert k.backend == "auto" and k.fused_block and k.triton_scan and k.triton_norm and k.triton_conv
+    assert k.backend == "auto" and k.fused_block and k.fused_bottleneck and k.triton_scan and k.triton_norm
+    assert k.triton_conv and k.triton_upsample
     assert k.scan_forward_launch == (4, 3) and k.scan_forward_narrow_launch is None
     assert k.scan_forward_launch_for(16) == k.scan_forward_launch_for(64) == {"num_warps": 4, "num_stages": 3}
     assert k.scan_chunk_for(64) == k.scan_chunk_for(16) == 64  # the scan's chunk, every head width
