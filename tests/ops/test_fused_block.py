@@ -167,3 +167,40 @@ def test_fused_block_runs_the_differential_mamba_teams(stand_ins, monkeypatch, n
     g = torch.randn_like(ref)
     for a, b in zip(torch.autograd.grad(out, used, g), torch.autograd.grad(ref, used, g)):
         torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("residual", [False, True])
+@pytest.mark.parametrize("ckpt", [False, True])
+@pytest.mark.parametrize("bias", [False, True])
+def test_fused_block_with_in_proj_and_residual_matches_the_layer(stand_ins, monkeypatch, residual, ckpt, bias):
+    """`mamba_fused_block`: in_proj inside the Function (its rows padded, the padding's gradient dropped) and the
+    residual added by the products, against u + Mamba2(u) layer by layer, every gradient."""
+    monkeypatch.setattr(mf, "use_triton_scan", lambda x, B, kernels: True)
+    torch.manual_seed(2)
+    m = Mamba2(16, d_state=16, d_conv=2, expand=4, headdim=16, bias=bias, backend="torch").double()
+    with torch.no_grad():
+        for p in m.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    u = torch.randn(2, 70, 16, dtype=torch.float64, requires_grad=True)
+    params = [u, *m.parameters()]
+    ref = m(u) + u if residual else m(u)
+    g = torch.randn_like(ref)
+    want = torch.autograd.grad(ref, params, g)
+
+    def fused(h):
+        spec = mf.Spec(m.d_ssm, m.headdim, m.ngroups, m.d_state, m.chunk_size, tuple(m.dt_limit), m.norm.eps,
+                       m.norm.group_size, m.norm.norm_before_gate)
+        return mf.mamba_fused_block(h, m.in_proj.weight, m.in_proj.bias, m.conv1d.weight, m.conv1d.bias, m.dt_bias,
+                                    -torch.exp(m.A_log), m._D(), m.norm.weight, m.out_proj.weight, m.out_proj.bias,
+                                    spec, KernelConfig(), residual)
+
+    assert m.in_proj.out_features % mf.ALIGN  # 164 values a row: the block pads them to 176
+    if ckpt:
+        with set_checkpoint_early_stop(False):
+            out = checkpoint(fused, u, use_reentrant=False)
+    else:
+        out = fused(u)
+    torch.testing.assert_close(out, ref, rtol=1e-10, atol=1e-12)
+    got = torch.autograd.grad(out, params, g)
+    for name, a, b in zip(["input"] + [n for n, _ in m.named_parameters()], got, want):
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-12, msg=name)
