@@ -296,33 +296,30 @@ class SAMBA(nn.Module):
         return w[0] if coords.dim() == 2 and w.shape[0] == 1 else w
 
     def _embed(self, x, coords, channel_mask):
-        """CDSE + multi-branch temporal embedding, then enc1's input projection: (B, C, T) -> (B, T, embed_dim)."""
+        """CDSE + multi-branch temporal embedding: (B, C, T) -> (B, embed_dim, T)."""
         if not self.cfg.fuse_spatial:  # the readable reference
             y = self.cdse(x, coords, channel_mask)  # (B, O, T)
-            e = self.embed_fuse(torch.cat([b(y) for b in self.branches], dim=1))  # (B, embed_dim, T)
-            return self.enc1_proj(e.transpose(1, 2))  # (B, T, embed_dim)
+            return self.embed_fuse(torch.cat([b(y) for b in self.branches], dim=1))  # (B, embed_dim, T)
         return self._fused_embed(x, coords, channel_mask)
 
     def _fused_embed(self, x, coords, channel_mask):
-        """The same linear map, enc1's input projection included (it is linear too), as one conv from the C input
-        electrodes: the projection's products at the full rate never run."""
+        """The same linear map as one conv from the C input electrodes straight to embed_dim."""
         # W: (Bw, O, C) with Bw = 1 (one montage for the batch) or B (one per sample)
         W = self.cdse.weights(coords, channel_mask)
         kmax = max(self.cfg.embed_kernels)
         # Branch kernels zero-padded (centred) to kmax and stacked: (n_branch*bd, O, kmax)
         K = torch.cat([F.pad(b.weight, ((kmax - b.kernel_size[0]) // 2,) * 2) for b in self.branches])
-        Wf = self.enc1_proj.weight @ self.embed_fuse.weight[:, :, 0]  # (embed_dim, n_branch*bd): fuse, then project
+        Wf = self.embed_fuse.weight[:, :, 0]  # (embed_dim, n_branch*bd)
         K = torch.einsum("dj,jok->dok", Wf, K)  # (embed_dim, O, kmax): montage-independent
-        bias = (self.enc1_proj.bias + self.enc1_proj.weight @ self.embed_fuse.bias
-                + Wf @ torch.cat([b.bias for b in self.branches]))  # (embed_dim,)
+        bias = self.embed_fuse.bias + Wf @ torch.cat([b.bias for b in self.branches])  # (embed_dim,)
         fused = torch.einsum("dok,boc->bdck", K, W.to(K.dtype))  # (Bw, embed_dim, C, kmax)
         B, C, T = x.shape
         if fused.shape[0] == 1:
-            return F.conv1d(x, fused[0], bias, padding=kmax // 2).transpose(1, 2)  # (B, T, embed_dim)
+            return F.conv1d(x, fused[0], bias, padding=kmax // 2)
         # one montage per sample: grouped conv with the batch as groups
         out = F.conv1d(x.reshape(1, B * C, T), fused.reshape(-1, C, kmax), bias.repeat(B),
                        padding=kmax // 2, groups=B)
-        return out.view(B, -1, T).transpose(1, 2)  # (B, T, embed_dim)
+        return out.view(B, -1, T)
 
     def _to_electrodes(self, h, coords, channel_mask):
         """Final 1x1 conv + inverse CDSE: (B, E1, T) -> (B, C, T)."""
@@ -372,7 +369,8 @@ class SAMBA(nn.Module):
         pad = (-T) % 8
         if pad:  # replicate-pad so three /2 poolings are exact; output is cropped back to T
             x = F.pad(x, (0, pad), mode="replicate")
-        s1 = self._ckpt(self.enc1, self._embed(x, coords, channel_mask)).transpose(1, 2)  # (B, D0, T)
+        # (the embedding is not kept: at 8 h it is 0.9 GB that enc1 no longer needs once projected)
+        s1 = self._seq(lambda h: self.enc1(self.enc1_proj(h)), self._embed(x, coords, channel_mask))  # (B, D0, T)
         s2 = self.enc2(F.max_pool1d(s1, 2))                             # (B, D1, T/2)
         s3 = self.enc3(F.max_pool1d(s2, 2))                             # (B, D2, T/4)
         z = F.max_pool1d(s3, 2).transpose(1, 2)                         # (B, T/8, D2)
