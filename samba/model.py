@@ -78,7 +78,7 @@ from torch.utils.checkpoint import checkpoint, set_checkpoint_early_stop
 from .montage import check_positions
 from .nn.cdse import CDSE, InverseCDSE, capturing
 from .nn.diff_mamba import DiffMamba, DiffMambaLoop
-from .nn.mamba2 import Mamba2, add_residual, layer_kernels
+from .nn.mamba2 import Mamba2, layer_kernels
 from .nn.time_chunks import time_chunking
 from .ops import KernelConfig, upsample_concat
 
@@ -200,10 +200,12 @@ class MambaBlock(nn.Module):
         self.mamba_reverse = mixer() if cfg.bidirectional else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, L, D)
-        if self.mamba_reverse is None:
-            return self.mamba(x, residual=True)  # (B, L, D): on the fused block, the residual rides its products
-        y = self.mamba(x) + self.mamba_reverse(x.flip(1)).flip(1)  # (B, L, D): the backward scan, in forward time
-        return add_residual(y, x)
+        y = self.mamba(x)  # (B, L, D)
+        if self.mamba_reverse is not None:
+            y = y + self.mamba_reverse(x.flip(1)).flip(1)  # (B, L, D): the backward scan, back in forward time
+        if y.dtype == x.dtype and not (torch.is_grad_enabled() and (x.requires_grad or y.requires_grad)):
+            return y.add_(x)  # inference: into the layer's fresh output, one full-rate buffer fewer for long inputs
+        return x + y
 
 
 def conv(c_in: int, c_out: int, k: int) -> nn.Conv1d:

@@ -11,8 +11,8 @@ either way, whichever backend runs. It computes
 with one `samba.ops` call per operation (`causal_depthwise_conv`, `ssm_scan`, `rms_norm_gated`); which kernel runs
 each is the layer's `KernelConfig` (`self.kernels`) and the backend resolved for the input's device:
 "torch" (the plain-PyTorch references, any device), "triton" (our kernels, CUDA; there the whole
-in_proj -> conv -> scan -> norm -> out_proj is one fused Function, `samba.ops.mamba_fused_block`, whose reference is
-the layer-by-layer code below; ``forward(u, residual=True)`` adds u inside it), "mamba_ssm" (the upstream kernels, CUDA), "auto" (triton on CUDA when Triton imports,
+conv -> scan -> norm -> out_proj is one fused Function, `samba.ops.mamba_split_conv_scan`, whose reference is the
+layer-by-layer code below), "mamba_ssm" (the upstream kernels, CUDA), "auto" (triton on CUDA when Triton imports,
 else torch).
 
 No inference cache / `step` (SAMBA encodes whole windows). Long inputs under inference run in time chunks
@@ -28,13 +28,12 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..ops import (KernelConfig, causal_depthwise_conv, check_backend_name, fused_block_applies, mamba_fused_block,
-                   resolve_backend, rms_norm_gated, ssm_scan)
+from ..ops import (KernelConfig, aligned_in_proj, causal_depthwise_conv, check_backend_name, fused_block_applies,
+                   mamba_split_conv_scan, resolve_backend, rms_norm_gated, ssm_scan)
 from ..ops.mamba_block import Spec
 from .time_chunks import conv_with_tail, time_chunk_steps
 
-__all__ = ["Mamba2", "RMSNormGated", "add_residual", "cpu_microbatch", "init_dt_bias", "init_A_log", "skip_dtype",
-           "layer_kernels"]
+__all__ = ["Mamba2", "RMSNormGated", "cpu_microbatch", "init_dt_bias", "init_A_log", "skip_dtype", "layer_kernels"]
 
 DEFAULT_TORCH_CHUNK_SIZE = 64  # the torch scan is fastest with chunks of 32-64 on CPU (measured); same result
 
@@ -47,13 +46,6 @@ def layer_kernels(kernels: KernelConfig | None, backend: str | None) -> KernelCo
 
 
 CPU_HEAD_TOKENS_PER_CALL = 32768
-
-
-def add_residual(y: Tensor, u: Tensor) -> Tensor:
-    """u + y; without autograd into y (a layer's fresh output), one full-rate buffer fewer for long inputs."""
-    if y.dtype == u.dtype and not (torch.is_grad_enabled() and (u.requires_grad or y.requires_grad)):
-        return y.add_(u)
-    return u + y
 
 
 def cpu_microbatch(u: Tensor, nheads: int) -> int | None:
@@ -219,23 +211,19 @@ class Mamba2(nn.Module):
     def _D(self) -> Tensor:
         return self.D.view(self.nheads, self.headdim) if self.D_has_hdim else self.D  # (h,) or (h, p)
 
-    def forward(self, u: Tensor, *, backend: str | None = None, residual: bool = False) -> Tensor:
-        """u: (B, L, d_model) -> (B, L, d_model); with ``residual``, u + that (the residual block, added inside the
-        fused block's products where it runs). `backend` overrides self.backend for this call."""
+    def forward(self, u: Tensor, *, backend: str | None = None) -> Tensor:
+        """u: (B, L, d_model) -> (B, L, d_model). `backend` overrides self.backend for this call."""
         if u.dim() != 3 or u.shape[-1] != self.d_model:
             raise ValueError(f"Mamba2 expects (batch, length, {self.d_model}), got {tuple(u.shape)}")
         be = resolve_backend(self.backend if backend is None else backend, u)
         per_call = cpu_microbatch(u, self.nheads) if be == "torch" else None
         if per_call is not None:
-            return torch.cat([self._run(part, be, residual) for part in u.split(per_call)])
-        return self._run(u, be, residual)
+            return torch.cat([self._run(part, be) for part in u.split(per_call)])
+        return self._run(u, be)
 
-    def _run(self, u: Tensor, be: str, residual: bool) -> Tensor:
+    def _run(self, u: Tensor, be: str) -> Tensor:
         steps = time_chunk_steps(u, self.in_proj.out_features)
-        if steps is None:
-            return self._forward(u, be, residual)
-        y = self._forward_chunked(u, be, steps)
-        return add_residual(y, u) if residual else y
+        return self._forward(u, be) if steps is None else self._forward_chunked(u, be, steps)
 
     def _forward_chunked(self, u: Tensor, be: str, steps: int) -> Tensor:
         """`_forward` over time chunks of ``steps``, carrying the conv tail and the SSM state between them: only one
@@ -250,25 +238,24 @@ class Mamba2(nn.Module):
             out[:, t0:t0 + steps] = y
         return out
 
-    def _forward(self, u: Tensor, be: str, residual: bool = False) -> Tensor:
+    def _forward(self, u: Tensor, be: str) -> Tensor:
         batch, seqlen, _ = u.shape
         h, p, g, n = self.nheads, self.headdim, self.ngroups, self.d_state
 
         d_mlp = self.d_inner - self.d_ssm
         k = self.kernels
         if be == "triton" and self.rmsnorm and d_mlp == 0 and fused_block_applies(u, k, p, n):
-            # in_proj -> conv -> scan -> gated norm -> out_proj (-> + u) as one Function (samba.ops.mamba_block):
-            # same math, stores ~40 % fewer activations, no gradient concatenations, the residual added by the
-            # products; the code below is its reference. Its in_proj output has rows padded to an aligned width
-            # (vectorised kernel access).
+            # conv -> scan -> gated norm -> out_proj as one Function (samba.ops.mamba_block): same math, stores
+            # ~40 % fewer activations, no gradient concatenations; the code below is its reference. Its in_proj
+            # output has rows padded to an aligned width (vectorised kernel access).
+            zxbcdt = aligned_in_proj(u, self.in_proj)  # (B, L, d_in_proj + padding)
+
             A = -torch.exp(self.A_log.float())  # (h,)
             spec = Spec(self.d_ssm, p, g, n, self.chunk_size, tuple(self.dt_limit), self.norm.eps,
                         self.norm.group_size, self.norm.norm_before_gate)
-            return mamba_fused_block(u, self.in_proj.weight, self.in_proj.bias, self.conv1d.weight, self.conv1d.bias,
-                                     self.dt_bias, A, self._D(), self.norm.weight, self.out_proj.weight,
-                                     self.out_proj.bias, spec, k, residual)
-        y = self._layers(u, be)[0]
-        return add_residual(y, u) if residual else y
+            return mamba_split_conv_scan(zxbcdt, self.conv1d.weight, self.conv1d.bias, self.dt_bias, A, self._D(),
+                                         self.norm.weight, self.out_proj.weight, self.out_proj.bias, spec, k)
+        return self._layers(u, be)[0]
 
     def _layers(self, u: Tensor, be: str, carry: bool = False, tail: Tensor | None = None,
                 state: Tensor | None = None) -> tuple[Tensor, Tensor | None, Tensor | None]:

@@ -38,7 +38,7 @@ Without ``kernels`` a model takes ``KernelConfig.from_env()``: the defaults chan
 from .backend import BACKENDS, check_backend_name, resolve_backend, triton_available
 from .config import KernelConfig
 from .conv import causal_conv1d_silu, causal_conv1d_silu_ref, causal_depthwise_conv
-from .mamba_block import aligned_in_proj, fused_block_applies, mamba_fused_block, mamba_split_conv_scan
+from .mamba_block import aligned_in_proj, fused_block_applies, mamba_split_conv_scan
 from .norm import gated_rms_norm, gated_rms_norm_lean, rms_norm_gated
 from .ssd import segsum, softplus_dt, ssd_chunked, ssd_chunked_lean, ssd_recurrent, ssm_scan
 from .upsample import upsample2x_linear, upsample_concat, upsample_concat_ref, upsample_linear
@@ -48,4 +48,4 @@ __all__ = ["KernelConfig", "BACKENDS", "resolve_backend", "check_backend_name", 
            "gated_rms_norm", "gated_rms_norm_lean", "rms_norm_gated",
            "causal_conv1d_silu", "causal_conv1d_silu_ref", "causal_depthwise_conv",
            "upsample2x_linear", "upsample_linear", "upsample_concat", "upsample_concat_ref",
-           "aligned_in_proj", "fused_block_applies", "mamba_split_conv_scan", "mamba_fused_block"]
+           "aligned_in_proj", "fused_block_applies", "mamba_split_conv_scan"]

@@ -1,5 +1,4 @@
-"""Mamba2's block as one autograd Function on the triton backend (in_proj -> conv -> scan -> gated norm -> out_proj,
-and the residual).
+"""Mamba2's inner block as one autograd Function on the triton backend (conv -> scan -> gated norm -> out_proj).
 
 This is mamba_ssm's `mamba_split_conv1d_scan_combined` (its "memory-efficient path") rebuilt on kernels we can
 ship without the `causal_conv1d` CUDA extension: our Triton causal conv (`samba.ops.triton.conv`), our scan
@@ -21,10 +20,7 @@ What it changes against the layer-by-layer path in `Mamba2._forward` (same math,
   10-minute- and 1-hour-context memory targets need.
 - time: the input gradient is assembled in one buffer: the norm writes dz, the scan writes ddt, dB, dC and
   dx, the conv backward writes dxBC, each into its slice of `dzxbcdt`, so autograd's two concatenations per
-  block (the backward of the two `torch.split`s) disappear. With in_proj inside (`mamba_fused_block`, what
-  `samba.nn.Mamba2` calls) a residual block's ``u + block(u)`` costs no pass of its own: out_proj's product adds u
-  (``addmm``) and in_proj's input-gradient product adds the output gradient, where autograd would run an addition
-  each way over the block's input.
+  block (the backward of the two `torch.split`s) disappear.
 
 The reference is the layer-by-layer path of `samba.nn.Mamba2` (and, through it, the pure-PyTorch torch backend);
 the tests compare them. Shapes: zxbcdt (B, L, 2*d_ssm + 2*G*N + H) in the order [z, x, B, C, dt], optionally followed by
@@ -45,7 +41,7 @@ from .segments import scan_in_segments, segments_for
 from .ssd import softplus_dt, use_triton_scan
 from .upstream import mamba_ssm_kernels, require_mamba_ssm
 
-__all__ = ["Spec", "ALIGN", "aligned_in_proj", "fused_block_applies", "mamba_split_conv_scan", "mamba_fused_block"]
+__all__ = ["Spec", "ALIGN", "aligned_in_proj", "fused_block_applies", "mamba_split_conv_scan"]
 
 
 class Spec(NamedTuple):
@@ -96,15 +92,11 @@ def aligned_in_proj(u: Tensor, in_proj: nn.Linear) -> Tensor:
     """``in_proj(u)`` with each row padded by zero columns to a multiple of ALIGN values: (B, L, width + pad).
     The weight (and bias) are padded with zero rows for the product, so the extra columns are exactly zero and
     F.pad's backward drops their gradient rows: same math, same parameters (checkpoints unchanged)."""
-    return _aligned_linear(u, in_proj.weight, in_proj.bias)
-
-
-def _aligned_linear(u: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
-    pad = (-weight.shape[0]) % ALIGN
+    pad = (-in_proj.out_features) % ALIGN
     if pad == 0:
-        return F.linear(u, weight, bias)
-    bias = F.pad(bias, (0, pad)) if bias is not None else None
-    return F.linear(u, F.pad(weight, (0, 0, 0, pad)), bias)
+        return in_proj(u)
+    bias = F.pad(in_proj.bias, (0, pad)) if in_proj.bias is not None else None
+    return F.linear(u, F.pad(in_proj.weight, (0, 0, 0, pad)), bias)
 
 
 def _widths(s: Spec) -> list[int]:
@@ -129,27 +121,16 @@ def _xbc(xBC: Tensor, s: Spec):
 
 
 class _MambaSplitConvScan(torch.autograd.Function):
-    """inp is in_proj's output zxbcdt (in_w None), or the block input u (B, L, d_model) with in_proj's weight in_w
-    (and bias in_b): then in_proj runs inside too, and with ``residual`` the output is u + block(u), the residual
-    added by out_proj's product (forward) and by in_proj's input-gradient product (backward) instead of in passes
-    of their own."""
-
     @staticmethod
     @torch.amp.custom_fwd(device_type="cuda")
-    def forward(ctx, inp, in_w, in_b, conv_w, conv_b, dt_bias, A, D, norm_w, out_w, out_b, s: Spec, train: bool,
-                kernels: KernelConfig, residual: bool):
+    def forward(ctx, zxbcdt, conv_w, conv_b, dt_bias, A, D, norm_w, out_w, out_b, s: Spec, train: bool,
+                kernels: KernelConfig):
         from .triton import rows
         from .triton.conv import conv_fwd
         from .triton.norm import gated_rms_norm_fwd
         from .triton.ssd import ssd_fwd
 
-        Bsz, L, _ = inp.shape
-        u2 = None
-        if in_w is None:
-            zxbcdt = inp
-        else:
-            u2 = inp.reshape(Bsz * L, -1)  # (B*L, d_model): read by in_proj and the residual (a copy if strided)
-            zxbcdt = _aligned_linear(u2, in_w, in_b).view(Bsz, L, -1)  # (B, L, d_in_proj + padding)
+        Bsz, L, _ = zxbcdt.shape
         z, xBC, dt = _split(zxbcdt, s)
         w2 = conv_w.reshape(conv_w.shape[0], -1)
         x, Bm, Cm = _xbc(conv_fwd(xBC, w2, conv_b), s)  # SiLU(conv): (B, L, d_ssm + 2GN), then views
@@ -172,13 +153,9 @@ class _MambaSplitConvScan(torch.autograd.Function):
         dtype = torch.get_autocast_dtype("cuda") if torch.is_autocast_enabled("cuda") else normed.dtype
         W = out_w.to(dtype)
         bo = out_b.to(dtype) if out_b is not None else None
-        if residual and bo is None and u2.dtype == dtype:
-            out = torch.addmm(u2, normed.to(dtype), W.t())  # (B*L, d_model): u + out_proj(normed)
-        else:
-            out = F.linear(normed.to(dtype), W, bo)  # (B*L, d_model)
-            out = u2 + out if residual else out  # (u's dtype may be wider: promoted as u + block(u) would be)
-        ctx.save_for_backward(zxbcdt, conv_w, conv_b, y, A, D, dt_bias, norm_w, rstd, W, bo, S, u2, in_w, in_b)
-        ctx.spec, ctx.ours, ctx.kernels, ctx.residual = s, ours, kernels, residual
+        out = F.linear(normed.to(dtype), W, bo)  # (B*L, d_model)
+        ctx.save_for_backward(zxbcdt, conv_w, conv_b, y, A, D, dt_bias, norm_w, rstd, W, bo, S)
+        ctx.spec, ctx.ours, ctx.kernels = s, ours, kernels
         return out.view(Bsz, L, -1)
 
     @staticmethod
@@ -191,7 +168,7 @@ class _MambaSplitConvScan(torch.autograd.Function):
 
         kernels = ctx.kernels
         _, scan_bwd = _scan_ops(kernels) if not ctx.ours else (None, None)
-        zxbcdt, conv_w, conv_b, y, A, D, dt_bias, norm_w, rstd, W, bo, S, u2, in_w, in_b = ctx.saved_tensors
+        zxbcdt, conv_w, conv_b, y, A, D, dt_bias, norm_w, rstd, W, bo, S = ctx.saved_tensors
         s = ctx.spec
         Bsz, L, _ = zxbcdt.shape
         z, xBC, dt = _split(zxbcdt, s)
@@ -242,21 +219,8 @@ class _MambaSplitConvScan(torch.autograd.Function):
         del dy, x, Bm, Cm, xBC_conv
         # reads xBC (the conv input) and dxBC, overwrites the slot that held the conv output
         _, dconv_w, dconv_b = conv_bwd(xBC, w2, conv_b, dxBC, dx=dxBC_in, kernels=kernels)  # into dzxbcdt
-        del dxBC, xBC, z, dt, zxbcdt
-        din = dzxbcdt
-        din_w = din_b = None
-        if in_w is not None:  # in_proj's backward; its padding columns dropped: (B*L, d_in_proj) strided view
-            dz2 = dzxbcdt.view(Bsz * L, -1)[:, :in_w.shape[0]]
-            Win = in_w.to(dz2.dtype)
-            if ctx.residual:  # du = dout + dzxbcdt @ W_in, the residual's gradient added by the product
-                din = torch.addmm(dout.reshape(Bsz * L, -1).to(dz2.dtype), dz2, Win)
-            else:
-                din = dz2 @ Win
-            din = din.view(Bsz, L, -1)
-            din_w = dz2.t() @ u2.to(dz2.dtype)  # (d_in_proj, d_model)
-            din_b = dz2.sum(0) if in_b is not None else None
-        return (din, din_w, din_b, dconv_w.view_as(conv_w), dconv_b, ddt_bias, dA, dD, dnorm_w, dW,
-                dbo, None, None, None, None)
+        return (dzxbcdt, dconv_w.view_as(conv_w), dconv_b, ddt_bias, dA, dD, dnorm_w, dW,
+                dbo, None, None, None)
 
 
 def mamba_split_conv_scan(zxbcdt: Tensor, conv_w: Tensor, conv_b: Tensor | None, dt_bias: Tensor, A: Tensor,
@@ -267,18 +231,5 @@ def mamba_split_conv_scan(zxbcdt: Tensor, conv_w: Tensor, conv_b: Tensor | None,
     from .triton.ssd import grad_needed
 
     train = grad_needed(zxbcdt, conv_w, conv_b, dt_bias, A, D, norm_w, out_w, out_b)  # False: no scan states
-    return _MambaSplitConvScan.apply(zxbcdt, None, None, conv_w, conv_b, dt_bias, A, D, norm_w, out_w, out_b, spec,
-                                     train, kernels or KernelConfig(), False)
-
-
-def mamba_fused_block(u: Tensor, in_w: Tensor, in_b: Tensor | None, conv_w: Tensor, conv_b: Tensor | None,
-                      dt_bias: Tensor, A: Tensor, D: Tensor, norm_w: Tensor, out_w: Tensor, out_b: Tensor | None,
-                      spec: Spec, kernels: KernelConfig | None = None, residual: bool = False) -> Tensor:
-    """`mamba_split_conv_scan` with in_proj inside: ``in_proj`` (weight in_w (d_in_proj, d_model), bias in_b),
-    rows padded to an aligned width as `aligned_in_proj` pads them, for u (B, L, d_model) -> (B, L, d_model);
-    ``residual``: u + that. Autograd sees one node for the whole Mamba2 layer (and its residual)."""
-    from .triton.ssd import grad_needed
-
-    train = grad_needed(u, in_w, in_b, conv_w, conv_b, dt_bias, A, D, norm_w, out_w, out_b)
-    return _MambaSplitConvScan.apply(u, in_w, in_b, conv_w, conv_b, dt_bias, A, D, norm_w, out_w, out_b, spec, train,
-                                     kernels or KernelConfig(), residual)
+    return _MambaSplitConvScan.apply(zxbcdt, conv_w, conv_b, dt_bias, A, D, norm_w, out_w, out_b, spec, train,
+                                     kernels or KernelConfig())
