@@ -232,6 +232,12 @@ class DiffMamba(nn.Module):
         out = self.out_proj(normed.transpose(1, 2))  # (b, L, d_model)
         return u + out if self.residual else out
 
+    def _A_D(self) -> tuple[Tensor, Tensor]:
+        """The scan's A = -exp(A_log) (G*nh,), never below float32, and its skip D ((G*nh,) or (G*nh, p))."""
+        A = -torch.exp(self.team_A_log.to(torch.promote_types(self.team_A_log.dtype, torch.float32)))
+        D = self.team_D.view(self.n_teams * self.nheads, self.headdim) if self.D_has_hdim else self.team_D
+        return A, D
+
     def _difference(self, u: Tensor, be: str, carry: bool = False, tail: Tensor | None = None,
                     state: Tensor | None = None) -> tuple[Tensor, Tensor | None, Tensor | None]:
         """Every team's Mamba2 and the differential combination, before the head norm: (b, L, d_model). With
@@ -267,8 +273,7 @@ class DiffMamba(nn.Module):
             C = C.reshape(b, L, G * ng, n)
             dt = dt.reshape(b, L, G * nh)
             z = z.reshape(b, L, G * di)
-        A = -torch.exp(self.team_A_log.to(torch.promote_types(self.team_A_log.dtype, torch.float32)))  # (G*nh,)
-        D = self.team_D.view(G * nh, p) if self.D_has_hdim else self.team_D
+        A, D = self._A_D()
 
         # ONE scan over every SSM head of every team.
         gate = None if self.rmsnorm else z.view(b, L, G * nh, p)
@@ -336,11 +341,10 @@ class DiffMamba(nn.Module):
 
     def _fused_difference(self, u: Tensor) -> Tensor:
         """`_difference` (no carried state) through the fused block: (b, L, d_model) -> (b, L, d_model)."""
-        G, nh, p, di = self.n_teams, self.nheads, self.headdim, self.d_inner
+        G, p, di = self.n_teams, self.headdim, self.d_inner
         rows, conv_w, conv_b = self._dense_weights()
         zxbcdt = F.linear(u, rows)  # (b, L, G*d_in_proj) = [z | x | B | C | dt]
-        A = -torch.exp(self.team_A_log.to(torch.promote_types(self.team_A_log.dtype, torch.float32)))  # (G*nh,)
-        D = self.team_D.view(G * nh, p) if self.D_has_hdim else self.team_D
+        A, D = self._A_D()
         spec = Spec(G * di, p, G * self.ngroups, self.d_state, self.chunk_size, self.dt_limit, self.norm_eps,
                     di // self.ngroups, self.norm_before_gate)
         return mamba_split_conv_scan(zxbcdt, conv_w, conv_b, self.team_dt_bias, A, D, self.team_norm_weight,
