@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
 """usage: python3 scripts/gpu/kernel_sweep.py NAME=SETTINGS [...] [--out FILE] [--budget-s 300] [--peer NAME:TRAIN:INFER]
+       [--steps train:256,infer:1024]
 
-Times SAMBA's 60-s benchmark steps, the train step at batch 256 and the inference at batch 1,024 (the batches of
-the headline rows in `results/bench_h100.json`), each a CUDA graph under bf16 autocast exactly as `samba bench`
-runs them (`samba.bench.runner.measure_row`: 3 warm-up and 7 timed steps, the median), once per kernel setting,
-in the order given and in one process, so that settings compare on one machine in one call. SETTINGS is what
-``SAMBA_KERNELS`` takes (`samba.ops.KernelConfig`), empty for the defaults: e.g.
+Times SAMBA's 60-s benchmark steps, the train step at batch 256 and the inference at batch 1,024 (``--steps`` picks
+others; the headline inference in `results/bench_h100.json` is at batch 512), each a CUDA graph under bf16 autocast
+exactly as `samba bench` runs them (`samba.bench.runner.measure_row`: 3 warm-up and 7 timed steps, the median),
+once per kernel setting, in the order given and in one process, so that settings compare on one machine in one
+call. SETTINGS is what ``SAMBA_KERNELS`` takes (`samba.ops.KernelConfig`), empty for the defaults: e.g.
 
     python3 scripts/gpu/kernel_sweep.py base= chunk32=scan_chunk=32 "tiles=conv_backward_tiles=32,128" base_again=
 
@@ -34,7 +35,15 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default="runs/kernel_sweep.json")
     ap.add_argument("--budget-s", type=float, default=300.0, help="no new row starts after this many seconds")
     ap.add_argument("--peer", default=None, help="NAME:TRAIN_BATCH:INFER_BATCH, e.g. BIOT:512:1024")
+    ap.add_argument("--steps", default=",".join(f"{m}:{b}" for m, b in STEPS),
+                    help="MODE:BATCH,... timed for each setting (MODE train or infer)")
     args = ap.parse_args(argv)
+    try:
+        steps = [(m, int(b)) for m, b in (piece.split(":") for piece in args.steps.split(","))]
+    except ValueError:
+        ap.error(f"--steps must be MODE:BATCH,..., got {args.steps!r}")
+    if not steps or any(m not in ("train", "infer") or b < 1 for m, b in steps):
+        ap.error(f"--steps: each MODE is train or infer and each BATCH >= 1, got {args.steps!r}")
     peer = None
     if args.peer:
         try:
@@ -72,7 +81,7 @@ def main(argv=None) -> int:
     doc = {"device": torch.cuda.get_device_name(0), "commit": git_commit(),
            "date": dt.date.today().isoformat(), "torch": torch.__version__,
            "command": "python3 scripts/gpu/kernel_sweep.py " + " ".join(args.variants)
-           + (f" --peer {args.peer}" if args.peer else ""),
+           + (f" --peer {args.peer}" if args.peer else "") + f" --steps {args.steps}",
            "context_s": CONTEXT_S, "method": "samba.bench.runner.measure_row: SAMBA as a CUDA graph, bf16 autocast, "
            "3 warm-up and 7 timed steps, median ms; one process, variants in the order given", "rows": []}
     def run(model: str, mode: str, batch: int, name: str, setting: str) -> None:
@@ -85,7 +94,7 @@ def main(argv=None) -> int:
         atomic_write_json(doc, args.out)
 
     t0 = time.perf_counter()
-    plan = [(name, setting, mode, batch) for name, setting in variants for mode, batch in STEPS]
+    plan = [(name, setting, mode, batch) for name, setting in variants for mode, batch in steps]
     for i, (name, setting, mode, batch) in enumerate(plan):
         if time.perf_counter() - t0 > args.budget_s:
             print(f"budget spent: {len(plan) - i} rows not run, from {name} {mode}", flush=True)
