@@ -109,7 +109,7 @@ class KernelConfig:
     triton_norm: bool = True
     triton_conv: bool = True
     triton_upsample: bool = True
-    gate_in_scan: bool = True
+    gate_in_scan: bool = False
     scan_forward_launch: Launch = (4, 3)
     scan_forward_narrow_launch: Launch | None = None
     scan_backward: str = "split"
