@@ -120,32 +120,6 @@ def _xbc(xBC: Tensor, s: Spec):
             C.unflatten(-1, (s.ngroups, s.d_state)))
 
 
-def _gate_in_scan(s: Spec, train: bool, kernels: KernelConfig) -> bool:
-    """`KernelConfig.gate_in_scan` applies: inference, the gate after the norm's input, one norm group per row (its
-    scale is then one number a row, which commutes with out_proj)."""
-    return kernels.gate_in_scan and not train and not s.norm_before_gate and s.group_size == s.d_ssm
-
-
-def _gated_inference(x, z, dt, dt_bias, A, Bm, Cm, D, norm_w, out_w, out_b, s: Spec, kernels: KernelConfig):
-    """out_proj(rmsnorm(y * SiLU(z)) * norm_w) as out_proj'(g) * rstd: the scan writes g = y * SiLU(z) and each head's
-    sum of g^2 per step; norm_w is folded into out_proj's weight, and the row's 1 / rms scales the product's
-    d_model-wide output instead of the d_ssm-wide input. Same math as the norm then out_proj (rounded once more:
-    g in x's dtype before the product). x (B, L, H, P), z (B, L, d_ssm) -> (B, L, d_model)."""
-    from .triton.ssd import ssd_fwd_gated
-
-    Bsz, L, H, P = x.shape
-    g, ssq = ssd_fwd_gated(x, softplus_dt(dt, dt_bias, s.dt_limit), A, Bm, Cm, D, z.unflatten(-1, (H, P)),
-                           kernels=kernels)  # (B, L, H, P), (B, L, H) float32
-    rstd = torch.rsqrt(ssq.sum(-1).view(-1, 1) / s.d_ssm + s.eps)  # (B*L, 1) float32
-    dtype = torch.get_autocast_dtype("cuda") if torch.is_autocast_enabled("cuda") else g.dtype
-    W = (out_w.float() * norm_w.float()).to(dtype)  # (d_model, d_ssm): the norm's weight folded in
-    out = F.linear(g.view(-1, s.d_ssm).to(dtype), W)  # (B*L, d_model)
-    out.mul_(rstd)  # in place: float32 arithmetic, stored in out's dtype
-    if out_b is not None:
-        out.add_(out_b.to(dtype))
-    return out.view(Bsz, L, -1)
-
-
 class _MambaSplitConvScan(torch.autograd.Function):
     @staticmethod
     @torch.amp.custom_fwd(device_type="cuda")
@@ -163,8 +137,6 @@ class _MambaSplitConvScan(torch.autograd.Function):
         ours = use_triton_scan(x, Bm, kernels)
         S = None
         segments = segments_for(x, kernels.scan_segment_programs, kernels.scan_segment_min_steps) if ours and not train else 1
-        if ours and segments == 1 and _gate_in_scan(s, train, kernels):
-            return _gated_inference(x, z, dt, dt_bias, A, Bm, Cm, D, norm_w, out_w, out_b, s, kernels)
         if segments > 1:  # inference on few (sample, head) programs: segments side by side (samba.ops.segments)
             from .triton.ssd import ssd_scan_carry_triton
 

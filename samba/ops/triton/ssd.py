@@ -57,8 +57,8 @@ from torch import Tensor
 from ..config import SCAN_BACKWARDS, KernelConfig
 from . import available, tl, triton, unit_last_stride
 
-__all__ = ["available", "ssd_scan_triton", "ssd_scan_carry_triton", "ssd_fwd", "ssd_fwd_gated", "ssd_bwd",
-           "supported", "grad_needed"]
+__all__ = ["available", "ssd_scan_triton", "ssd_scan_carry_triton", "ssd_fwd", "ssd_bwd", "supported",
+           "grad_needed"]
 
 DEFAULT = KernelConfig()
 
@@ -99,10 +99,9 @@ if triton is not None:
     @triton.jit
     def _ssd_fwd_kernel(X, DT, A, Bm, Cm, Dv, Y, S, H0, HF, L, n_chunks, H, HPG,
                         sxb, sxl, sxh, sdb, sdl, sdh, sbb, sbl, sbg, scb, scl, scg, syb, syl, syh,
-                        Z, SSQ, szb, szl, szh,
                         HAS_D: tl.constexpr, D_PER_P: tl.constexpr, Q: tl.constexpr, P: tl.constexpr,
                         N: tl.constexpr, STORE_STATES: tl.constexpr, HAS_INIT: tl.constexpr = False,
-                        STORE_FINAL: tl.constexpr = False, GATE: tl.constexpr = False):
+                        STORE_FINAL: tl.constexpr = False):
         pid, h, g, b64, A_h, rq, rp, rn, causal, s_base = _program(A, S, n_chunks, H, HPG, Q, P, N)
         # H0 / HF: (b*h, n, p) float32, the state entering the first chunk / leaving the last (time chunks of
         # inference carry it from one call to the next, samba.nn.time_chunks)
@@ -129,11 +128,6 @@ if triton is not None:
                     y += tl.load(Dv + h * P + rp).to(tl.float32)[None, :] * x.to(tl.float32)
                 else:
                     y += tl.load(Dv + h).to(tl.float32) * x.to(tl.float32)
-            if GATE:  # inference: g = y * SiLU(z) in Y, and this head's sum of g^2 per step in SSQ (b, l, h)
-                zc = tl.load(Z + b64 * szb + t64[:, None] * szl + h * szh + rp[None, :], mask=mt[:, None],
-                             other=0.0).to(tl.float32)
-                y = y.to(Y.dtype.element_ty).to(tl.float32) * zc * tl.sigmoid(zc)  # y rounded as the norm reads it
-                tl.store(SSQ + (b64 * L + t64) * H + h, tl.sum(y * y, axis=1), mask=mt)
             tl.store(Y + b64 * syb + t64[:, None] * syl + h * syh + rp[None, :], y.to(Y.dtype.element_ty),
                      mask=mt[:, None])
             a_last = tl.sum(tl.where(rq == Q - 1, a, 0.0), axis=0)  # masked steps have dt = 0: a_last = a_L
@@ -350,22 +344,10 @@ def ssd_fwd(x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, D: Tensor | 
     return y, S
 
 
-def ssd_fwd_gated(x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, D: Tensor | None, z: Tensor,
-                  kernels: KernelConfig = DEFAULT) -> tuple[Tensor, Tensor]:
-    """Inference forward with Mamba2's gate applied on chip: g = y * SiLU(z) (b, l, h, p) in x's dtype, y rounded to
-    x's dtype first as the gated norm reads it, and each head's sum of squares of g per step (b, l, h) float32, from
-    which the caller gets the gated RMSNorm's scale (`samba.ops.mamba_block`). z (b, l, h, p): unit last stride, any
-    other strides (a view of in_proj's output). No chunk states (no backward)."""
-    ssq = torch.empty(x.shape[:3], device=x.device, dtype=torch.float32)
-    g, _, _ = _fwd(x, dt, A, B, C, D, False, None, False, kernels, gate=(z, ssq))
-    return g, ssq
-
-
 def _fwd(x, dt, A, B, C, D, states: bool, initial_state: Tensor | None, final: bool, kernels: KernelConfig,
-         out: Tensor | None = None, gate: tuple[Tensor, Tensor] | None = None):
+         out: Tensor | None = None):
     """The forward launch: (y, S or None, final state (b, h, p, n) fp32 or None); ``initial_state`` (b, h, p, n);
-    y written into ``out`` (b, l, h, p) when given (x's dtype, unit last stride, any other strides); ``gate``:
-    (z, ssq) as in `ssd_fwd_gated`."""
+    y written into ``out`` (b, l, h, p) when given (x's dtype, unit last stride, any other strides)."""
     Bsz, L, H, P = x.shape
     G, N = B.shape[2], B.shape[3]
     Q = kernels.scan_chunk_for(P)
@@ -381,10 +363,8 @@ def _fwd(x, dt, A, B, C, D, states: bool, initial_state: Tensor | None, final: b
         x.stride(0), x.stride(1), x.stride(2), dt.stride(0), dt.stride(1), dt.stride(2),
         B.stride(0), B.stride(1), B.stride(2), C.stride(0), C.stride(1), C.stride(2),
         y.stride(0), y.stride(1), y.stride(2),
-        *((gate[0], gate[1], gate[0].stride(0), gate[0].stride(1), gate[0].stride(2)) if gate else (A, A, 0, 0, 0)),
         HAS_D=D is not None, D_PER_P=D is not None and D.dim() == 2, Q=Q, P=P, N=N, STORE_STATES=states,
-        HAS_INIT=initial_state is not None, STORE_FINAL=final, GATE=gate is not None,
-        **kernels.scan_forward_launch_for(P))
+        HAS_INIT=initial_state is not None, STORE_FINAL=final, **kernels.scan_forward_launch_for(P))
     return y, (S if states else None), (HF.transpose(-1, -2) if final else None)
 
 
