@@ -81,6 +81,7 @@ from .nn.diff_mamba import DiffMamba, DiffMambaLoop
 from .nn.mamba2 import Mamba2, layer_kernels
 from .nn.time_chunks import time_chunking
 from .ops import KernelConfig, upsample_concat
+from .ops.unet_conv import conv_cl, max_pool2x_cl
 
 __all__ = ["SAMBAConfig", "SAMBA", "MambaBlock"]
 
@@ -304,8 +305,18 @@ class SAMBA(nn.Module):
             return self.embed_fuse(torch.cat([b(y) for b in self.branches], dim=1))  # (B, embed_dim, T)
         return self._fused_embed(x, coords, channel_mask)
 
-    def _fused_embed(self, x, coords, channel_mask):
-        """The same linear map as one conv from the C input electrodes straight to embed_dim."""
+    def _embed_cl(self, x, coords, channel_mask):
+        """`_embed` as ``(B, T, embed_dim)`` (contiguous when one montage serves the batch: one `conv_cl` reading
+        x as stored), for the channels-last inference path."""
+        if not self.cfg.fuse_spatial:
+            return self._embed(x, coords, channel_mask).transpose(1, 2)
+        fused, bias = self._fused_embed_weights(coords, channel_mask)
+        if fused.shape[0] != 1:
+            return self._fused_embed(x, coords, channel_mask).transpose(1, 2)
+        return conv_cl(x.transpose(1, 2), fused[0], bias, kernels=self.kernels)  # (B, T, embed_dim)
+
+    def _fused_embed_weights(self, coords, channel_mask):
+        """The fused embedding's conv: weight (Bw, embed_dim, C, kmax) and bias (embed_dim,)."""
         # W: (Bw, O, C) with Bw = 1 (one montage for the batch) or B (one per sample)
         W = self.cdse.weights(coords, channel_mask)
         kmax = max(self.cfg.embed_kernels)
@@ -314,7 +325,12 @@ class SAMBA(nn.Module):
         Wf = self.embed_fuse.weight[:, :, 0]  # (embed_dim, n_branch*bd)
         K = torch.einsum("dj,jok->dok", Wf, K)  # (embed_dim, O, kmax): montage-independent
         bias = self.embed_fuse.bias + Wf @ torch.cat([b.bias for b in self.branches])  # (embed_dim,)
-        fused = torch.einsum("dok,boc->bdck", K, W.to(K.dtype))  # (Bw, embed_dim, C, kmax)
+        return torch.einsum("dok,boc->bdck", K, W.to(K.dtype)), bias  # (Bw, embed_dim, C, kmax)
+
+    def _fused_embed(self, x, coords, channel_mask):
+        """The same linear map as one conv from the C input electrodes straight to embed_dim."""
+        fused, bias = self._fused_embed_weights(coords, channel_mask)  # (Bw, embed_dim, C, kmax), (embed_dim,)
+        kmax = fused.shape[-1]
         B, C, T = x.shape
         if fused.shape[0] == 1:
             return F.conv1d(x, fused[0], bias, padding=kmax // 2)
@@ -323,14 +339,17 @@ class SAMBA(nn.Module):
                        padding=kmax // 2, groups=B)
         return out.view(B, -1, T)
 
-    def _to_electrodes(self, h, coords, channel_mask):
-        """Final 1x1 conv + inverse CDSE: (B, E1, T) -> (B, C, T)."""
+    def _to_electrodes(self, h, coords, channel_mask, cl: bool = False):
+        """Final 1x1 conv + inverse CDSE: (B, E1, T) (``cl``: (B, T, E1)) -> (B, C, T)."""
+        if cl and not self.cfg.fuse_spatial:
+            h = h.transpose(1, 2)
         if not self.cfg.fuse_spatial:
             return self.inverse_cdse(self.head(h), coords, channel_mask)
         V = self.inverse_cdse.weights(coords, channel_mask)  # (Bw, C, O)
         Wh = self.head.weight[:, :, 0]  # (O, E1)
         M = torch.einsum("bco,od->bcd", V.to(Wh.dtype), Wh)  # (Bw, C, E1)
         b = torch.einsum("bco,o->bc", V.to(Wh.dtype), self.head.bias)  # (Bw, C)
+        h = h.transpose(1, 2) if cl else h  # (B, E1, T): a view; the product reads either layout as stored
         out = torch.einsum("bcd,bdt->bct", M.expand(h.shape[0], -1, -1), h) + b[..., None].expand(h.shape[0], -1, -1)
         if channel_mask is not None:
             out = out * channel_mask[:, :, None]
@@ -366,18 +385,40 @@ class SAMBA(nn.Module):
             y = y + self.bottleneck_reverse(z.flip(1)).flip(1)  # (B, L, Db), no residual in the twin
         return y
 
+    def _channels_last(self, x) -> bool:
+        """Whether this forward runs the U-Net on channels-last activations (`KernelConfig.channels_last_unet`):
+        inference (no autograd) on CUDA with a backend other than torch, float32 or lower."""
+        k = self.kernels
+        return (k.channels_last_unet and k.backend != "torch" and x.is_cuda and x.dtype != torch.float64
+                and not torch.is_grad_enabled())
+
     def _encoder(self, x, coords, channel_mask):
+        """Encoder and bottleneck. Returns z (B, Db, T/8), the skips and T. Channels-first by default: the
+        activations between stages are (B, D, L) and each Mamba2 block reads a transposed view. On the
+        channels-last inference path (`_channels_last`) they are (B, L, D) and each conv is one `conv_cl`
+        with its pooling folded into its loads; z is then a transposed view too."""
         T = x.shape[-1]
         pad = (-T) % 8
         if pad:  # replicate-pad so three /2 poolings are exact; output is cropped back to T
             x = F.pad(x, (0, pad), mode="replicate")
+        cl = self._channels_last(x)
         # (the embedding is not kept: at 8 h it is 0.9 GB that enc1 no longer needs once projected)
-        s1 = self._seq(lambda h: self.enc1(self.enc1_proj(h)), self._embed(x, coords, channel_mask))  # (B, D0, T)
-        s2 = self.enc2(F.max_pool1d(s1, 2))                             # (B, D1, T/2)
-        s3 = self.enc3(F.max_pool1d(s2, 2))                             # (B, D2, T/4)
-        z = F.max_pool1d(s3, 2).transpose(1, 2)                         # (B, T/8, D2)
+        if cl:
+            s1 = self.enc1(self.enc1_proj(self._embed_cl(x, coords, channel_mask)))  # (B, T, D0)
+            s2 = self._conv_cl(self.enc2, s1, "pool")                    # (B, T/2, D1)
+            s3 = self._conv_cl(self.enc3, s2, "pool")                    # (B, T/4, D2)
+            z = max_pool2x_cl(s3)                                        # (B, T/8, D2)
+        else:
+            s1 = self._seq(lambda h: self.enc1(self.enc1_proj(h)), self._embed(x, coords, channel_mask))  # (B, D0, T)
+            s2 = self.enc2(F.max_pool1d(s1, 2))                          # (B, D1, T/2)
+            s3 = self.enc3(F.max_pool1d(s2, 2))                          # (B, D2, T/4)
+            z = F.max_pool1d(s3, 2).transpose(1, 2)                      # (B, T/8, D2)
         z = self.bottleneck_out(self._ckpt(self._bottleneck, self.bottleneck_in(z)))  # (B, T/8, Db)
         return z.transpose(1, 2), (s1, s2, s3), T                       # (B, Db, T/8)
+
+    def _conv_cl(self, conv: nn.Conv1d, a, mode: str, up=None):
+        """``conv`` on the channels-last path: (B, L, C) in and out, `samba.ops.unet_conv.conv_cl`."""
+        return conv_cl(a, conv.weight, conv.bias, mode, up, kernels=self.kernels)
 
     def encode(self, x: torch.Tensor, coords, channel_mask=None, *, time_chunk: int | None = None) -> torch.Tensor:
         """Bottleneck features ``(B, bottleneck_dim, ceil(T / 8))``.
@@ -400,6 +441,14 @@ class SAMBA(nn.Module):
         z, skips, T = self._encoder(x, coords, channel_mask)
         s1, s2, s3 = skips
         del skips  # each skip is freed right after its decoder stage (at 8 h, s1 and s2 are 0.5 GB each in bf16)
+        if self._channels_last(x):  # (B, L, D) throughout; each skip join is folded into its conv's loads
+            h = self.dec3_mamba(self._conv_cl(self.dec3, s3, "upcat", z.transpose(1, 2)))  # (B, T/4, E3)
+            del z, s3
+            h = self.dec2_mamba(self._conv_cl(self.dec2, s2, "upcat", h))  # (B, T/2, E2)
+            del s2
+            h = self._conv_cl(self.dec1, s1, "upcat", h)                   # (B, T, E1)
+            del s1
+            return self._to_electrodes(h, coords, channel_mask, cl=True)[..., :T]  # (B, C, T)
 
         def up(h, skip):  # linear upsampling to the skip's length, then [skip, up] channel concat
             return upsample_concat(skip, h, kernels=self.kernels)

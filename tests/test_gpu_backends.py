@@ -341,6 +341,26 @@ def test_samba_inference_equals_the_training_forward(backend):
     report(f"SAMBA inference vs training forward ({backend})", norm_rel(infer, train_fwd.detach()), 1e-3)
 
 
+@pytest.mark.parametrize("autocast", [False, True], ids=["fp32", "bf16"])
+def test_samba_channels_last_inference_matches_the_default_path(autocast):
+    """KernelConfig.channels_last_unet: the whole model's inference with the U-Net's convs on channels-last
+    activations (samba.ops.unet_conv's kernel) against the channels-first path on the same kernels otherwise."""
+    from samba import SAMBA, SAMBAConfig
+    from samba.montage import DEVICE_PRESETS, positions
+
+    torch.manual_seed(0)
+    model = SAMBA(SAMBAConfig(), kernels=replace(K, channels_last_unet=True)).cuda().eval()
+    coords = torch.from_numpy(positions(list(DEVICE_PRESETS["10-20"]))).cuda()
+    x = torch.randn(2, 19, 1000, device="cuda")
+    with torch.inference_mode(), torch.autocast("cuda", dtype=torch.bfloat16, enabled=autocast):
+        assert model._channels_last(x)
+        out = model(x, coords, time_chunk=0)
+        model.kernels = replace(model.kernels, channels_last_unet=False)
+        assert not model._channels_last(x)
+        want = model(x, coords, time_chunk=0)
+    report(f"SAMBA inference, channels-last U-Net ({'bf16' if autocast else 'fp32'}) vs channels-first",
+           norm_rel(out.float(), want.float()), BF16_TOL if autocast else F32_TOL)
+
 
 @pytest.mark.parametrize("bidirectional", [False, True], ids=["paper", "bidirectional"])
 def test_whole_samba_on_the_kernels_matches_torch(bidirectional):

@@ -82,6 +82,8 @@ class KernelConfig:
         triton_scan: our SSD scan (else mamba_ssm's); triton_norm: our gated-RMSNorm backward in the fused block
         and our whole norm layer by layer (else mamba_ssm's); triton_conv: our causal conv (else PyTorch);
         triton_upsample: our decoder skip join (else PyTorch; it applies on CUDA whatever the backend).
+        channels_last_unet: inference (no autograd) keeps the U-Net's activations (B, L, C) between its Mamba2
+        blocks, each conv one kernel with its pooling or skip join folded in (`samba.ops.unet_conv`).
     Launches are (num_warps, num_stages[, maxnreg]); tiles are powers of two:
         scan_forward_launch, and scan_forward_narrow_launch for heads of headdim <= 16 (None: as the others);
         scan_backward ("walk" | "split" | "group") and scan_backward_launch (None: the
@@ -106,6 +108,7 @@ class KernelConfig:
     triton_norm: bool = True
     triton_conv: bool = True
     triton_upsample: bool = True
+    channels_last_unet: bool = True
     scan_forward_launch: Launch = (4, 3)
     scan_forward_narrow_launch: Launch | None = None
     scan_backward: str = "split"
@@ -133,7 +136,7 @@ class KernelConfig:
             _choice(self.scan_backward_narrow, "scan_backward_narrow", SCAN_BACKWARDS)
         _choice(self.autotune, "autotune", AUTOTUNE)
         for name in ("fused_block", "fused_bottleneck", "triton_scan", "triton_norm", "triton_conv",
-                     "triton_upsample"):
+                     "triton_upsample", "channels_last_unet"):
             put(name, _bool(getattr(self, name), name))
         for name in ("scan_forward_launch", "scan_forward_narrow_launch", "scan_backward_launch",
                      "scan_backward_narrow_launch",

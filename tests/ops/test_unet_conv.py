@@ -1,0 +1,96 @@
+"""The U-Net's channels-last convolutions (`samba.ops.unet_conv`, inference): the reference against the
+channels-first ops it stands for, the Triton kernel against the reference in Triton's CPU interpreter and compiled
+for sm_90, and the model's channels-last path against its default path (CUDA: `tests/test_gpu_backends.py`)."""
+import pytest
+import torch
+import torch.nn.functional as F
+
+from samba import SAMBA, SAMBAConfig
+from samba.montage import DEVICE_PRESETS, positions
+from samba.ops import KernelConfig, upsample_concat_ref
+from samba.ops.unet_conv import conv_cl, conv_cl_ref, max_pool2x_cl
+
+from test_triton_kernels import _compile_for_hopper, _spill_stores, _worst_error_in_the_interpreter
+
+
+def test_reference_is_the_channels_first_stage():
+    torch.manual_seed(0)
+    a, up = torch.randn(2, 40, 8, dtype=torch.float64), torch.randn(2, 20, 4, dtype=torch.float64)
+    w, b = torch.randn(5, 12, 3, dtype=torch.float64), torch.randn(5, dtype=torch.float64)
+    want = F.conv1d(upsample_concat_ref(a.transpose(1, 2), up.transpose(1, 2)), w, b, padding=1)  # (B, 5, 40)
+    torch.testing.assert_close(conv_cl(a, w, b, "upcat", up), want.transpose(1, 2))
+    w2 = torch.randn(5, 8, 3, dtype=torch.float64)
+    want = F.conv1d(F.max_pool1d(a.transpose(1, 2), 2), w2, None, padding=1)
+    torch.testing.assert_close(conv_cl(a, w2, None, "pool"), want.transpose(1, 2))
+    torch.testing.assert_close(max_pool2x_cl(a), F.max_pool1d(a.transpose(1, 2), 2).transpose(1, 2))
+    with pytest.raises(ValueError, match="mode"):
+        conv_cl(a, w2, None, "mean")
+    with pytest.raises(ValueError, match="up is given"):
+        conv_cl(a, w2, None, "pool", up)
+
+
+_KERNEL_CHECK = r"""
+import torch
+from samba.ops.unet_conv import conv_cl_ref
+from samba.ops.triton.unet_conv import conv_cl_triton
+rel = lambda a, b: ((a - b).abs().max() / b.abs().max()).item()
+torch.manual_seed(0)
+worst = 0.0
+# the model's stages (embedding k=7 from 19 electrodes, pooled encoder convs, decoder skip joins) at small sizes,
+# and widths that are not multiples of the kernel's blocks
+for mode, La, Ca, Cu, Cout, k in (("plain", 40, 19, 0, 64, 7), ("pool", 80, 64, 0, 64, 3), ("pool", 48, 64, 0, 128, 3),
+                                  ("upcat", 40, 64, 128, 64, 3), ("upcat", 24, 32, 16, 48, 3)):
+    a = torch.randn(2, La, Ca)
+    L = La // 2 if mode == "pool" else La
+    up = torch.randn(2, L // 2, Cu) if mode == "upcat" else None
+    w, b = torch.randn(Cout, Ca + Cu, k), torch.randn(Cout)
+    ref = conv_cl_ref(a, w, b, mode, up)
+    out = conv_cl_triton(a, w, b, mode, up)
+    assert out.shape == ref.shape and out.is_contiguous(), (out.shape, ref.shape)
+    worst = max(worst, rel(out, ref))
+# the recording as stored, (B, C, T), read through a transposed view
+x, w = torch.randn(2, 19, 40), torch.randn(64, 19, 7)
+worst = max(worst, rel(conv_cl_triton(x.transpose(1, 2), w, None), conv_cl_ref(x.transpose(1, 2), w, None)))
+print(worst)
+"""
+
+
+def test_conv_cl_kernel_matches_the_reference_in_the_triton_interpreter():
+    assert _worst_error_in_the_interpreter(_KERNEL_CHECK) < 1e-5
+
+
+_CONV_CL_SIG = {"A": "*bf16", "U": "*bf16", "W": "*bf16", "Bias": "*fp32", "Out": "*bf16", "L": "i32", "Ca": "i32",
+                "Cu": "i32", "Cout": "i32", "Lu": "i32",
+                **{n: "i64" for n in ("sab", "sal", "sac", "sub", "sul", "suc", "sob", "sol")}}
+
+
+@pytest.mark.parametrize("mode,kt", [(0, 7), (1, 3), (2, 3)])
+def test_conv_cl_kernel_compiles_for_hopper_without_spills(mode, kt):
+    pytest.importorskip("triton")
+    from samba.ops.triton import unet_conv as tu
+
+    const = {"KT": kt, "MODE": mode, "HAS_BIAS": True, "IEEE": False, "BL": tu.BLOCK_L, "BN": 128, "BK": tu.BLOCK_K}
+    k = _compile_for_hopper(tu._conv_cl_kernel, _CONV_CL_SIG, const, 4, aligned=True)
+    assert ".target sm_90" in k.asm["ptx"]
+    assert _spill_stores(k) == 0
+
+
+@pytest.mark.parametrize("cfg", [{}, {"fuse_spatial": False}, {"bidirectional": True}],
+                         ids=["paper", "unfused", "bidirectional"])
+def test_model_channels_last_path_equals_the_default_path(cfg):
+    """The channels-last inference path's plumbing (layouts, pooling, skip joins, the output map), run on CPU with
+    the reference convs, against the default path: float64, one montage and one per sample, forward and encode."""
+    torch.manual_seed(0)
+    model = SAMBA(SAMBAConfig(**cfg), kernels=KernelConfig(backend="torch")).double().eval()
+    coords = torch.from_numpy(positions(list(DEVICE_PRESETS["10-20"]))).double()
+    per_sample = coords[None].repeat(2, 1, 1)
+    per_sample[1] += 0.01
+    x = torch.randn(2, 19, 203, dtype=torch.float64)  # not a multiple of 8: padded and cropped
+    assert not model._channels_last(x)  # CPU: the default path
+    with torch.no_grad():
+        want = [model(x, coords), model.encode(x, coords), model(x, per_sample)]
+        model._channels_last = lambda x: True
+        got = [model(x, coords), model.encode(x, coords), model(x, per_sample)]
+    for g, w in zip(got, want):
+        assert g.shape == w.shape
+        torch.testing.assert_close(g, w, rtol=1e-9, atol=1e-9)
