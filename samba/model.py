@@ -38,6 +38,11 @@ never have to exist. With ``cfg.fuse_spatial=True``
 likewise the final 1x1 conv and the inverse CDSE are fused into one channel map. The unfused path
 (``fuse_spatial=False``) is the readable reference and the tests check that both agree.
 
+**Channels-last inference (fast path).** Without autograd, on CUDA (`KernelConfig.channels_last_unet`), the
+activations between the Mamba2 blocks stay ``(B, L, D)``, the layout the blocks use, and each conv, the fused
+embedding's included, is one `samba.ops.unet_conv.conv_cl` kernel with its max-pooling or skip join folded into its
+loads. Training and the CPU take the channels-first data flow drawn above; the tests hold the two to each other.
+
 **Bidirectional variant (``cfg.bidirectional=True``; not the paper's model, off by default).** The paper's
 Mamba2 layers scan forwards in time; only the k=3 convolutions, the max-poolings and the linear upsamplings see a
 few samples ahead, so inside a long masked span the model sees little of the span's right edge. On held-out
