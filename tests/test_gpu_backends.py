@@ -330,7 +330,8 @@ def test_samba_inference_equals_the_training_forward(backend):
     from samba import SAMBA, SAMBAConfig
     from samba.montage import DEVICE_PRESETS, positions
     torch.manual_seed(0)
-    model = SAMBA(SAMBAConfig(), kernels=replace(K, backend=backend)).cuda().eval()
+    # the channels-first data flow both ways (channels_last_unet rounds differently: its own test below)
+    model = SAMBA(SAMBAConfig(), kernels=replace(K, backend=backend, channels_last_unet=False)).cuda().eval()
     coords = torch.from_numpy(positions(list(DEVICE_PRESETS["10-20"]))).cuda()
     x = torch.randn(2, 19, 1000, device="cuda")
     with torch.autocast("cuda", dtype=torch.bfloat16):
@@ -344,7 +345,9 @@ def test_samba_inference_equals_the_training_forward(backend):
 @pytest.mark.parametrize("autocast", [False, True], ids=["fp32", "bf16"])
 def test_samba_channels_last_inference_matches_the_default_path(autocast):
     """KernelConfig.channels_last_unet: the whole model's inference with the U-Net's convs on channels-last
-    activations (samba.ops.unet_conv's kernel) against the channels-first path on the same kernels otherwise."""
+    activations (samba.ops.unet_conv's kernel) against the channels-first path on the same kernels otherwise; in
+    bf16 both are also compared with the float32 output, and the channels-last path may not be the less accurate
+    (on an H100 at commit 23197d8: 1.33e-2 against 1.41e-2, and 1.02e-2 between the two)."""
     from samba import SAMBA, SAMBAConfig
     from samba.montage import DEVICE_PRESETS, positions
 
@@ -360,6 +363,11 @@ def test_samba_channels_last_inference_matches_the_default_path(autocast):
         want = model(x, coords, time_chunk=0)
     report(f"SAMBA inference, channels-last U-Net ({'bf16' if autocast else 'fp32'}) vs channels-first",
            norm_rel(out.float(), want.float()), BF16_TOL if autocast else F32_TOL)
+    if autocast:
+        with torch.inference_mode():
+            ref = model(x, coords, time_chunk=0)  # float32, channels-first
+        report("SAMBA inference in bf16 against float32, channels-last", norm_rel(out, ref),
+               max(BF16_TOL / 2, 1.1 * norm_rel(want, ref)))
 
 
 @pytest.mark.parametrize("bidirectional", [False, True], ids=["paper", "bidirectional"])
