@@ -2,7 +2,7 @@
 
 One program computes a (BL time steps x BN output channels) tile of ``out (B, L, C_out)``:
 
-    out[t, n] = bias[n] + sum_k sum_c x[t + k - k // 2, c] * w[k, c, n]        (x zero outside 0 <= t < L)
+    out[t, n] = bias[n] + sum_k sum_c x[t + k - KT // 2, c] * w[k, c, n]       (x zero outside 0 <= t < L)
 
 as a sum of (BL x BK) @ (BK x BN) products over the taps k and blocks of BK input channels, accumulated in
 float32. The stage input x is never written: its tiles are made in registers from the loads (``MODE``):
@@ -57,7 +57,8 @@ if triton is not None:
                 m = mt[:, None] & (c < Ca)[None, :]
                 if MODE == 1:  # max_pool1d by 2: a has 2L steps
                     p = A + bi * sab + (2 * ts64)[:, None] * sal + c[None, :].to(tl.int64) * sac
-                    x = tl.maximum(tl.load(p, mask=m, other=0.0), tl.load(p + sal, mask=m, other=0.0))
+                    x = tl.maximum(tl.load(p, mask=m, other=0.0), tl.load(p + sal, mask=m, other=0.0),
+                                   propagate_nan=tl.PropagateNan.ALL)  # NaN in, NaN out, as max_pool1d
                 else:
                     x = tl.load(A + bi * sab + ts64[:, None] * sal + c[None, :].to(tl.int64) * sac, mask=m, other=0.0)
                 w = tl.load(W + (k * Cin + c)[:, None].to(tl.int64) * Cout + n[None, :],
