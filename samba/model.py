@@ -316,8 +316,8 @@ class SAMBA(nn.Module):
         if not self.cfg.fuse_spatial:
             return self._embed(x, coords, channel_mask).transpose(1, 2)
         fused, bias = self._fused_embed_weights(coords, channel_mask)
-        if fused.shape[0] != 1:
-            return self._fused_embed(x, coords, channel_mask).transpose(1, 2)
+        if fused.shape[0] != 1:  # one montage per sample: the grouped conv, transposed (a view)
+            return self._fused_conv(x, fused, bias).transpose(1, 2)
         return conv_cl(x.transpose(1, 2), fused[0], bias, kernels=self.kernels)  # (B, T, embed_dim)
 
     def _fused_embed_weights(self, coords, channel_mask):
@@ -334,7 +334,11 @@ class SAMBA(nn.Module):
 
     def _fused_embed(self, x, coords, channel_mask):
         """The same linear map as one conv from the C input electrodes straight to embed_dim."""
-        fused, bias = self._fused_embed_weights(coords, channel_mask)  # (Bw, embed_dim, C, kmax), (embed_dim,)
+        return self._fused_conv(x, *self._fused_embed_weights(coords, channel_mask))
+
+    @staticmethod
+    def _fused_conv(x, fused, bias):
+        """x (B, C, T) through the fused embedding's conv (Bw, embed_dim, C, kmax) -> (B, embed_dim, T)."""
         kmax = fused.shape[-1]
         B, C, T = x.shape
         if fused.shape[0] == 1:
@@ -344,17 +348,14 @@ class SAMBA(nn.Module):
                        padding=kmax // 2, groups=B)
         return out.view(B, -1, T)
 
-    def _to_electrodes(self, h, coords, channel_mask, cl: bool = False):
-        """Final 1x1 conv + inverse CDSE: (B, E1, T) (``cl``: (B, T, E1)) -> (B, C, T)."""
-        if cl and not self.cfg.fuse_spatial:
-            h = h.transpose(1, 2)
+    def _to_electrodes(self, h, coords, channel_mask):
+        """Final 1x1 conv + inverse CDSE: (B, E1, T), any strides (the channels-last path's is a view) -> (B, C, T)."""
         if not self.cfg.fuse_spatial:
             return self.inverse_cdse(self.head(h), coords, channel_mask)
         V = self.inverse_cdse.weights(coords, channel_mask)  # (Bw, C, O)
         Wh = self.head.weight[:, :, 0]  # (O, E1)
         M = torch.einsum("bco,od->bcd", V.to(Wh.dtype), Wh)  # (Bw, C, E1)
         b = torch.einsum("bco,o->bc", V.to(Wh.dtype), self.head.bias)  # (Bw, C)
-        h = h.transpose(1, 2) if cl else h  # (B, E1, T): a view; the product reads either layout as stored
         out = torch.einsum("bcd,bdt->bct", M.expand(h.shape[0], -1, -1), h) + b[..., None].expand(h.shape[0], -1, -1)
         if channel_mask is not None:
             out = out * channel_mask[:, :, None]
@@ -398,7 +399,8 @@ class SAMBA(nn.Module):
                 and not torch.is_grad_enabled())
 
     def _encoder(self, x, coords, channel_mask):
-        """Encoder and bottleneck. Returns z (B, Db, T/8), the skips and T. Channels-first by default: the
+        """Encoder and bottleneck. Returns z (B, Db, T/8), the skips, T and whether the channels-last path ran
+        (the decoder follows it). Channels-first by default: the
         activations between stages are (B, D, L) and each Mamba2 block reads a transposed view. On the
         channels-last inference path (`_channels_last`) they are (B, L, D) and each conv is one `conv_cl`
         with its pooling folded into its loads; z is then a transposed view too."""
@@ -419,7 +421,7 @@ class SAMBA(nn.Module):
             s3 = self.enc3(F.max_pool1d(s2, 2))                          # (B, D2, T/4)
             z = F.max_pool1d(s3, 2).transpose(1, 2)                      # (B, T/8, D2)
         z = self.bottleneck_out(self._ckpt(self._bottleneck, self.bottleneck_in(z)))  # (B, T/8, Db)
-        return z.transpose(1, 2), (s1, s2, s3), T                       # (B, Db, T/8)
+        return z.transpose(1, 2), (s1, s2, s3), T, cl                   # (B, Db, T/8)
 
     def _conv_cl(self, conv: nn.Conv1d, a, mode: str, up=None):
         """``conv`` on the channels-last path: (B, L, C) in and out, `samba.ops.unet_conv.conv_cl`."""
@@ -443,17 +445,17 @@ class SAMBA(nn.Module):
             return self._reconstruct(x, coords, channel_mask)
 
     def _reconstruct(self, x, coords, channel_mask):
-        z, skips, T = self._encoder(x, coords, channel_mask)
+        z, skips, T, cl = self._encoder(x, coords, channel_mask)
         s1, s2, s3 = skips
         del skips  # each skip is freed right after its decoder stage (at 8 h, s1 and s2 are 0.5 GB each in bf16)
-        if self._channels_last(x):  # (B, L, D) throughout; each skip join is folded into its conv's loads
+        if cl:  # (B, L, D) throughout; each skip join is folded into its conv's loads
             h = self.dec3_mamba(self._conv_cl(self.dec3, s3, "upcat", z.transpose(1, 2)))  # (B, T/4, E3)
             del z, s3
             h = self.dec2_mamba(self._conv_cl(self.dec2, s2, "upcat", h))  # (B, T/2, E2)
             del s2
             h = self._conv_cl(self.dec1, s1, "upcat", h)                   # (B, T, E1)
             del s1
-            return self._to_electrodes(h, coords, channel_mask, cl=True)[..., :T]  # (B, C, T)
+            return self._to_electrodes(h.transpose(1, 2), coords, channel_mask)[..., :T]  # (B, C, T)
 
         def up(h, skip):  # linear upsampling to the skip's length, then [skip, up] channel concat
             return upsample_concat(skip, h, kernels=self.kernels)

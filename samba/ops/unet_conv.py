@@ -1,12 +1,11 @@
 """The U-Net's 'same'-padded convolutions on channels-last activations, for inference.
 
 The encoder and decoder convolutions (`SAMBA.enc2`, `enc3`, `dec3`, `dec2`, `dec1`, and the fused spatial
-embedding) are cuDNN convolutions on ``(B, C, L)``; every Mamba2 block between them works on ``(B, L, C)``. So each
-stage moved its activations between the two layouts (copies), cuDNN converted them again to its native NHWC and
-back, and added the conv's bias in a separate pass: an H100 profile of the 60-s inference at batch 512 (commit
-f7aa73f, `results/profiles/kernels_h100_infer_b512_f7aa73f.txt`) shows about 7.6 ms of layout copies, 3.1 ms of
-bias additions, 1.9 ms of cuDNN's layout transposes and 3.2 ms of convolutions a step, against about 1.5 ms that
-these convolutions' own inputs and outputs take to cross the GPU's memory once.
+embedding) are convolutions on ``(B, C, L)``; every Mamba2 block between them works on ``(B, L, C)``. Run as cuDNN
+convolutions, each stage moves its activations between the two layouts, converts them again to cuDNN's native NHWC
+and back, and adds the bias in a separate pass: in SAMBA's 60-s inference on an H100 that glue cost several times
+what the convolutions' own inputs and outputs take to cross memory (`docs/performance.md`, "The U-Net's convs on
+channels-last activations").
 
 `conv_cl` computes one such convolution straight from and into ``(B, L, C)``, with the stage's input transform
 folded into its loads:
@@ -56,14 +55,14 @@ def conv_cl_ref(a: Tensor, weight: Tensor, bias: Tensor | None, mode: str = "pla
 
 def max_pool2x_cl(a: Tensor) -> Tensor:
     """``max_pool1d`` by 2 along time of ``a (B, L, C)`` (L even) -> contiguous ``(B, L / 2, C)``: one pass."""
-    B, L, C = a.shape
-    return a.unflatten(1, (L // 2, 2)).amax(2)
+    return a.unflatten(1, (a.shape[1] // 2, 2)).amax(2)
 
 
 def conv_cl(a: Tensor, weight: Tensor, bias: Tensor | None, mode: str = "plain", up: Tensor | None = None,
             kernels: KernelConfig = DEFAULT) -> Tensor:
-    """`conv_cl_ref` as one Triton kernel on CUDA (contiguous ``(B, L_out, C_out)`` output in the autocast dtype,
-    or ``a``'s outside autocast), else the reference. Inference only: nothing here records a backward."""
+    """`conv_cl_ref` as one Triton kernel on CUDA (a contiguous ``(B, L_out, C_out)`` output in the autocast dtype,
+    or ``a``'s outside autocast), else the reference (a transposed view). Inference only: the kernel records no
+    backward."""
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     if (mode == "upcat") != (up is not None):
