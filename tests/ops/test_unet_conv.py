@@ -36,10 +36,11 @@ from samba.ops.triton.unet_conv import conv_cl_triton
 rel = lambda a, b: ((a - b).abs().max() / b.abs().max()).item()
 torch.manual_seed(0)
 worst = 0.0
-# the model's stages (embedding k=7 from 19 electrodes, pooled encoder convs, decoder skip joins) at small sizes,
-# and widths that are not multiples of the kernel's blocks
-for mode, La, Ca, Cu, Cout, k in (("plain", 40, 19, 0, 64, 7), ("pool", 80, 64, 0, 64, 3), ("pool", 48, 64, 0, 128, 3),
-                                  ("upcat", 40, 64, 128, 64, 3), ("upcat", 24, 32, 16, 48, 3)):
+# every stage of the model at short lengths (embedding k=7 from 19 electrodes, enc2, enc3, dec3, dec2, dec1), several
+# time blocks (130 steps: 64 + 64 + 2), several output-channel blocks (150) and widths off the kernel's blocks
+for mode, La, Ca, Cu, Cout, k in (("plain", 130, 19, 0, 64, 7), ("pool", 80, 64, 0, 64, 3), ("pool", 48, 64, 0, 128, 3),
+                                  ("upcat", 40, 128, 128, 128, 3), ("upcat", 130, 64, 128, 64, 3),
+                                  ("upcat", 40, 64, 64, 64, 3), ("upcat", 22, 33, 17, 150, 5), ("pool", 9, 5, 0, 3, 1)):
     a = torch.randn(2, La, Ca)
     L = La // 2 if mode == "pool" else La
     up = torch.randn(2, L // 2, Cu) if mode == "upcat" else None
@@ -64,12 +65,12 @@ _CONV_CL_SIG = {"A": "*bf16", "U": "*bf16", "W": "*bf16", "Bias": "*fp32", "Out"
                 **{n: "i64" for n in ("sab", "sal", "sac", "sub", "sul", "suc", "sob", "sol")}}
 
 
-@pytest.mark.parametrize("mode,kt", [(0, 7), (1, 3), (2, 3)])
-def test_conv_cl_kernel_compiles_for_hopper_without_spills(mode, kt):
+@pytest.mark.parametrize("mode,kt,bn", [(0, 7, 64), (1, 3, 64), (1, 3, 128), (2, 3, 64), (2, 3, 128)])
+def test_conv_cl_kernel_compiles_for_hopper_without_spills(mode, kt, bn):
     pytest.importorskip("triton")
     from samba.ops.triton import unet_conv as tu
 
-    const = {"KT": kt, "MODE": mode, "HAS_BIAS": True, "IEEE": False, "BL": tu.BLOCK_L, "BN": 128, "BK": tu.BLOCK_K}
+    const = {"KT": kt, "MODE": mode, "HAS_BIAS": True, "IEEE": False, "BL": tu.BLOCK_L, "BN": bn, "BK": tu.BLOCK_K}
     k = _compile_for_hopper(tu._conv_cl_kernel, _CONV_CL_SIG, const, 4, aligned=True)
     assert ".target sm_90" in k.asm["ptx"]
     assert _spill_stores(k) == 0
@@ -79,7 +80,8 @@ def test_conv_cl_kernel_compiles_for_hopper_without_spills(mode, kt):
                          ids=["paper", "unfused", "bidirectional"])
 def test_model_channels_last_path_equals_the_default_path(cfg):
     """The channels-last inference path's plumbing (layouts, pooling, skip joins, the output map), run on CPU with
-    the reference convs, against the default path: float64, one montage and one per sample, forward and encode."""
+    the reference convs, against the default path: float64, one montage and one per sample, an electrode left out,
+    forward and encode."""
     torch.manual_seed(0)
     model = SAMBA(SAMBAConfig(**cfg), kernels=KernelConfig(backend="torch")).double().eval()
     coords = torch.from_numpy(positions(list(DEVICE_PRESETS["10-20"]))).double()
@@ -87,10 +89,17 @@ def test_model_channels_last_path_equals_the_default_path(cfg):
     per_sample[1] += 0.01
     x = torch.randn(2, 19, 203, dtype=torch.float64)  # not a multiple of 8: padded and cropped
     assert not model._channels_last(x)  # CPU: the default path
+    mask = torch.ones(1, 19, dtype=torch.bool)
+    mask[0, 3] = False
+
+    def run():
+        return [model(x, coords), model.encode(x, coords), model(x, per_sample), model.encode(x, per_sample),
+                model(x, coords, mask)]
+
     with torch.no_grad():
-        want = [model(x, coords), model.encode(x, coords), model(x, per_sample)]
+        want = run()
         model._channels_last = lambda x: True
-        got = [model(x, coords), model.encode(x, coords), model(x, per_sample)]
+        got = run()
     for g, w in zip(got, want):
         assert g.shape == w.shape
         torch.testing.assert_close(g, w, rtol=1e-9, atol=1e-9)
