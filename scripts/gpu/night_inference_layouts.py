@@ -4,7 +4,7 @@
 SAMBA's whole-night inference at batch 1 (19 channels at 128 Hz, bf16 autocast, eager, the Mamba2 layers in time
 chunks as `samba bench --sweeps context` runs them) with the U-Net on channels-last activations
 (`KernelConfig.channels_last_unet`, the default) and channels-first, alternating twice in one process: per setting
-the peak of allocated GPU memory over four passes and the median of the last three passes' times.
+four passes, the median of the last three passes' times and the peak of allocated GPU memory during the last pass.
 """
 import argparse
 import datetime as dt
