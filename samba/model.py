@@ -349,7 +349,7 @@ class SAMBA(nn.Module):
         return out.view(B, -1, T)
 
     def _to_electrodes(self, h, coords, channel_mask):
-        """Final 1x1 conv + inverse CDSE: (B, E1, T), any strides (the channels-last path's is a view) -> (B, C, T)."""
+        """Final 1x1 conv + inverse CDSE: (B, E1, T), any strides (the channels-last path's: a view) -> (B, C, T)."""
         if not self.cfg.fuse_spatial:
             return self.inverse_cdse(self.head(h), coords, channel_mask)
         V = self.inverse_cdse.weights(coords, channel_mask)  # (Bw, C, O)
@@ -400,10 +400,9 @@ class SAMBA(nn.Module):
 
     def _encoder(self, x, coords, channel_mask):
         """Encoder and bottleneck. Returns z (B, Db, T/8), the skips, T and whether the channels-last path ran
-        (the decoder follows it). Channels-first by default: the
-        activations between stages are (B, D, L) and each Mamba2 block reads a transposed view. On the
-        channels-last inference path (`_channels_last`) they are (B, L, D) and each conv is one `conv_cl`
-        with its pooling folded into its loads; z is then a transposed view too."""
+        (the decoder follows it). Channels-first by default: the activations between stages are (B, D, L) and
+        each Mamba2 block reads a transposed view. On the channels-last inference path (`_channels_last`) they
+        are (B, L, D) and each conv is one `conv_cl` with its pooling folded into its loads."""
         T = x.shape[-1]
         pad = (-T) % 8
         if pad:  # replicate-pad so three /2 poolings are exact; output is cropped back to T
