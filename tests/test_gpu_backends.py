@@ -370,6 +370,32 @@ def test_samba_channels_last_inference_matches_the_default_path(autocast):
                max(BF16_TOL / 2, 1.1 * norm_rel(want, ref)))
 
 
+def test_samba_channels_last_inference_pads_masks_and_takes_a_montage_per_sample():
+    """The channels-last inference path where its input needs more than the headline's: a length that is not a
+    multiple of 8 (padded, then cropped), an electrode left out, and one montage per sample (the embedding's grouped
+    conv, transposed), float32, against the channels-first path."""
+    from samba import SAMBA, SAMBAConfig
+    from samba.montage import DEVICE_PRESETS, positions
+
+    torch.manual_seed(0)
+    model = SAMBA(SAMBAConfig(), kernels=replace(K, channels_last_unet=True)).cuda().eval()
+    coords = torch.from_numpy(positions(list(DEVICE_PRESETS["10-20"]))).cuda()
+    per_sample = coords[None].repeat(2, 1, 1)
+    per_sample[1] += 0.01
+    mask = torch.ones(1, 19, dtype=torch.bool, device="cuda")
+    mask[0, 3] = False
+    x = torch.randn(2, 19, 1003, device="cuda")
+    cases = ((coords, mask), (per_sample, None))
+    with torch.inference_mode():
+        got = [model(x, c, m, time_chunk=0) for c, m in cases]
+        model.kernels = replace(model.kernels, channels_last_unet=False)
+        want = [model(x, c, m, time_chunk=0) for c, m in cases]
+    for (c, m), g, w in zip(cases, got, want):
+        assert g.shape == w.shape == x.shape
+        report(f"SAMBA channels-last inference, T=1003, {'mask' if m is not None else 'montage per sample'}",
+               norm_rel(g, w), F32_TOL)
+
+
 @pytest.mark.parametrize("bidirectional", [False, True], ids=["paper", "bidirectional"])
 def test_whole_samba_on_the_kernels_matches_torch(bidirectional):
     """The whole model (fused CDSE, fused Mamba2 blocks, grouped differential Mamba, decoder joins) on the default
