@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from .backend import triton_available
 from .config import KernelConfig
 from .upsample import upsample_concat_ref
 
@@ -67,14 +68,8 @@ def conv_cl(a: Tensor, weight: Tensor, bias: Tensor | None, mode: str = "plain",
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     if (mode == "upcat") != (up is not None):
         raise ValueError("up is given exactly when mode is 'upcat'")
-    if a.is_cuda and kernels.backend != "torch" and a.dtype != torch.float64 and _triton():
+    if a.is_cuda and kernels.backend != "torch" and a.dtype != torch.float64 and triton_available():
         from .triton.unet_conv import conv_cl_triton
 
         return conv_cl_triton(a, weight, bias, mode, up)
     return conv_cl_ref(a, weight, bias, mode, up)
-
-
-def _triton() -> bool:
-    from .backend import triton_available
-
-    return triton_available()
