@@ -41,7 +41,8 @@ likewise the final 1x1 conv and the inverse CDSE are fused into one channel map.
 **Channels-last inference (fast path).** Without autograd, on CUDA (`KernelConfig.channels_last_unet`), the
 activations between the Mamba2 blocks stay ``(B, L, D)``, the layout the blocks use, and each conv, the fused
 embedding's included, is one `samba.ops.unet_conv.conv_cl` kernel with its max-pooling or skip join folded into its
-loads. Training and the CPU take the channels-first data flow drawn above; the tests hold the two to each other.
+loads; with `KernelConfig.channels_last_unet_train` training takes it too. Training (by default) and the CPU take
+the channels-first data flow drawn above; the tests hold the two to each other.
 
 **Bidirectional variant (``cfg.bidirectional=True``; not the paper's model, off by default).** The paper's
 Mamba2 layers scan forwards in time; only the k=3 convolutions, the max-poolings and the linear upsamplings see a
@@ -393,16 +394,17 @@ class SAMBA(nn.Module):
 
     def _channels_last(self, x) -> bool:
         """Whether this forward runs the U-Net on channels-last activations (`KernelConfig.channels_last_unet`):
-        inference (no autograd) on CUDA with a backend other than torch, float32 or lower."""
+        on CUDA with a backend other than torch, float32 or lower, under inference (no autograd) or with
+        `KernelConfig.channels_last_unet_train`."""
         k = self.kernels
         return (k.channels_last_unet and k.backend != "torch" and x.is_cuda and x.dtype != torch.float64
-                and not torch.is_grad_enabled())
+                and (k.channels_last_unet_train or not torch.is_grad_enabled()))
 
     def _encoder(self, x, coords, channel_mask):
         """Encoder and bottleneck. Returns z (B, Db, T/8), the skips, T and whether the channels-last path ran
         (the decoder follows it). Channels-first by default: the activations between stages are (B, D, L) and
-        each Mamba2 block reads a transposed view. On the channels-last inference path (`_channels_last`) they
-        are (B, L, D) and each conv is one `conv_cl` with its pooling folded into its loads."""
+        each Mamba2 block reads a transposed view. On the channels-last path (`_channels_last`) they are (B, L, D)
+        and each conv is one `conv_cl` with its pooling folded into its loads."""
         T = x.shape[-1]
         pad = (-T) % 8
         if pad:  # replicate-pad so three /2 poolings are exact; output is cropped back to T
@@ -410,7 +412,10 @@ class SAMBA(nn.Module):
         cl = self._channels_last(x)
         # (the embedding is not kept: at 8 h it is 0.9 GB that enc1 no longer needs once projected)
         if cl:
-            s1 = self.enc1(self.enc1_proj(self._embed_cl(x, coords, channel_mask)))  # (B, T, D0)
+            if torch.is_grad_enabled():  # channels_last_unet_train
+                s1 = self._ckpt(lambda h: self.enc1(self.enc1_proj(h)), self._embed_cl(x, coords, channel_mask))
+            else:  # the embedding freed once projected
+                s1 = self.enc1(self.enc1_proj(self._embed_cl(x, coords, channel_mask)))  # (B, T, D0)
             s2 = self._conv_cl(self.enc2, s1, "pool")                    # (B, T/2, D1)
             s3 = self._conv_cl(self.enc3, s2, "pool")                    # (B, T/4, D2)
             z = max_pool2x_cl(s3)                                        # (B, T/8, D2)
@@ -448,9 +453,9 @@ class SAMBA(nn.Module):
         s1, s2, s3 = skips
         del skips  # each skip is freed right after its decoder stage (at 8 h, s1 and s2 are 0.5 GB each in bf16)
         if cl:  # (B, L, D) throughout; each skip join is folded into its conv's loads
-            h = self.dec3_mamba(self._conv_cl(self.dec3, s3, "upcat", z.transpose(1, 2)))  # (B, T/4, E3)
+            h = self._ckpt(self.dec3_mamba, self._conv_cl(self.dec3, s3, "upcat", z.transpose(1, 2)))  # (B, T/4, E3)
             del z, s3
-            h = self.dec2_mamba(self._conv_cl(self.dec2, s2, "upcat", h))  # (B, T/2, E2)
+            h = self._ckpt(self.dec2_mamba, self._conv_cl(self.dec2, s2, "upcat", h))  # (B, T/2, E2)
             del s2
             h = self._conv_cl(self.dec1, s1, "upcat", h)                   # (B, T, E1)
             del s1

@@ -396,6 +396,43 @@ def test_samba_channels_last_inference_pads_masks_and_takes_a_montage_per_sample
                norm_rel(g, w), F32_TOL)
 
 
+@pytest.mark.parametrize("autocast", [False, True], ids=["fp32", "bf16"])
+def test_samba_channels_last_training_matches_the_default_path(autocast):
+    """KernelConfig.channels_last_unet_train: a train step's loss and gradients with the U-Net's convs on
+    channels-last activations (samba.ops.unet_conv's kernel and its backward) against the channels-first step on the
+    same kernels otherwise, a length that is not a multiple of 8 and an electrode left out; every parameter's
+    gradient within the gradient tolerance (norm-relative), the worst one reported."""
+    from samba import SAMBA, SAMBAConfig
+    from samba.montage import DEVICE_PRESETS, positions
+
+    torch.manual_seed(0)
+    model = SAMBA(SAMBAConfig(), kernels=replace(K, channels_last_unet_train=True)).cuda().train()
+    coords = torch.from_numpy(positions(list(DEVICE_PRESETS["10-20"]))).cuda()
+    mask = torch.ones(1, 19, dtype=torch.bool, device="cuda")
+    mask[0, 3] = False
+    x = torch.randn(2, 19, 1003, device="cuda")
+
+    def step():
+        model.zero_grad(set_to_none=True)
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=autocast):
+            loss = model(x, coords, mask).float().square().mean()
+        loss.backward()
+        return loss.detach(), {n: p.grad.float().clone() for n, p in model.named_parameters()}
+
+    assert model._channels_last(x)
+    loss, grads = step()
+    model.kernels = replace(model.kernels, channels_last_unet_train=False)
+    assert not model._channels_last(x)
+    loss_ref, grads_ref = step()
+    name = "bf16" if autocast else "fp32"
+    report(f"SAMBA train step, channels-last U-Net ({name}) vs channels-first, loss", max_rel(loss, loss_ref),
+           BF16_TOL if autocast else F32_TOL)
+    errs = {n: norm_rel(grads[n], grads_ref[n]) for n in grads}
+    worst = max(errs, key=errs.get)
+    report(f"SAMBA train step, channels-last U-Net ({name}) vs channels-first, grad (worst: {worst})", errs[worst],
+           BF16_GRAD_TOL if autocast else F32_GRAD_TOL)
+
+
 @pytest.mark.parametrize("bidirectional", [False, True], ids=["paper", "bidirectional"])
 def test_whole_samba_on_the_kernels_matches_torch(bidirectional):
     """The whole model (fused CDSE, fused Mamba2 blocks, grouped differential Mamba, decoder joins) on the default

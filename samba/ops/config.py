@@ -83,7 +83,9 @@ class KernelConfig:
         and our whole norm layer by layer (else mamba_ssm's); triton_conv: our causal conv (else PyTorch);
         triton_upsample: our decoder skip join (else PyTorch; it applies on CUDA whatever the backend).
         channels_last_unet: inference (no autograd) keeps the U-Net's activations (B, L, C) between its Mamba2
-        blocks, each conv one kernel with its pooling or skip join folded in (`samba.ops.unet_conv`).
+        blocks, each conv one kernel with its pooling or skip join folded in (`samba.ops.unet_conv`);
+        channels_last_unet_train: training too (the kernel's backward; off by default: not yet timed against the
+        channels-first train step).
     Launches are (num_warps, num_stages[, maxnreg]); tiles are powers of two:
         scan_forward_launch, and scan_forward_narrow_launch for heads of headdim <= 16 (None: as the others);
         scan_backward ("walk" | "split" | "group") and scan_backward_launch (None: the
@@ -109,6 +111,7 @@ class KernelConfig:
     triton_conv: bool = True
     triton_upsample: bool = True
     channels_last_unet: bool = True
+    channels_last_unet_train: bool = False
     scan_forward_launch: Launch = (4, 3)
     scan_forward_narrow_launch: Launch | None = None
     scan_backward: str = "split"
@@ -136,7 +139,7 @@ class KernelConfig:
             _choice(self.scan_backward_narrow, "scan_backward_narrow", SCAN_BACKWARDS)
         _choice(self.autotune, "autotune", AUTOTUNE)
         for name in ("fused_block", "fused_bottleneck", "triton_scan", "triton_norm", "triton_conv",
-                     "triton_upsample", "channels_last_unet"):
+                     "triton_upsample", "channels_last_unet", "channels_last_unet_train"):
             put(name, _bool(getattr(self, name), name))
         for name in ("scan_forward_launch", "scan_forward_narrow_launch", "scan_backward_launch",
                      "scan_backward_narrow_launch",

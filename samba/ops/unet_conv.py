@@ -18,8 +18,11 @@ folded into its loads:
 `conv_cl_ref` is its specification in plain PyTorch (the channels-first ops the model's reference path runs);
 `samba.ops.triton.unet_conv` is the kernel (one program per (sample, time block, output channels): a sum over
 taps and input-channel blocks of small matrix products, nothing written but the output). `conv_cl` runs the kernel
-on CUDA when Triton imports and the backend is not "torch", else the reference. No backward: the model takes this
-path only without autograd (`KernelConfig.channels_last_unet`).
+on CUDA when Triton imports and the backend is not "torch", else the reference. Under autograd the kernel runs inside
+`_ConvCL`, whose backward is the same kernel on the output gradient with the taps flipped and the weight transposed
+(the stage input's gradient, taken back through the pooling or the skip join by autograd on the reference's ops),
+one batched product per tap for the weight gradient and a sum for the bias's. The model takes this path under
+inference (`KernelConfig.channels_last_unet`) and, when asked, in training (`channels_last_unet_train`).
 """
 
 from __future__ import annotations
@@ -32,10 +35,23 @@ from .backend import triton_available
 from .config import KernelConfig
 from .upsample import upsample_concat_ref
 
-__all__ = ["MODES", "conv_cl", "conv_cl_ref", "max_pool2x_cl"]
+__all__ = ["MODES", "conv_cl", "conv_cl_ref", "max_pool2x_cl", "stage_input"]
 
 MODES = ("plain", "pool", "upcat")
 DEFAULT = KernelConfig()
+
+
+def stage_input(a: Tensor, mode: str, up: Tensor | None = None) -> Tensor:
+    """The conv's input that ``mode`` makes from ``a (B, L_a, C_a)`` (and ``up``), channels-first as the model's
+    default path makes it: ``(B, C_in, L_out)``."""
+    x = a.transpose(1, 2)  # (B, C_a, L_a)
+    if mode == "pool":
+        return F.max_pool1d(x, 2)  # (B, C_a, L_a / 2)
+    if mode == "upcat":
+        return upsample_concat_ref(x, up.transpose(1, 2))  # (B, C_a + C_up, L_a)
+    if mode != "plain":
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    return x
 
 
 def conv_cl_ref(a: Tensor, weight: Tensor, bias: Tensor | None, mode: str = "plain",
@@ -43,27 +59,65 @@ def conv_cl_ref(a: Tensor, weight: Tensor, bias: Tensor | None, mode: str = "pla
     """``(B, L, C_in) -> (B, L_out, C_out)``: the conv ``weight (C_out, C_in, k)`` (odd k, 'same' padding) of the
     stage input that ``mode`` makes from ``a (B, L_a, C_a)`` (and ``up (B, L_out / 2, C_up)``), as the model's
     channels-first path computes it."""
-    x = a.transpose(1, 2)  # (B, C_a, L_a)
-    if mode == "pool":
-        x = F.max_pool1d(x, 2)  # (B, C_a, L_a / 2)
-    elif mode == "upcat":
-        x = upsample_concat_ref(x, up.transpose(1, 2))  # (B, C_a + C_up, L_a)
-    elif mode != "plain":
-        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     k = weight.shape[-1]
-    return F.conv1d(x, weight, bias, padding=k // 2).transpose(1, 2)  # (B, L_out, C_out), a view
+    return F.conv1d(stage_input(a, mode, up), weight, bias, padding=k // 2).transpose(1, 2)  # (B, L_out, C_out), a view
+
+
+class _ConvCL(torch.autograd.Function):
+    """`conv_cl_triton` with its backward (any device Triton runs on: CUDA, or its CPU interpreter in the tests)."""
+
+    @staticmethod
+    def forward(ctx, a, weight, bias, up, mode):
+        from .triton.unet_conv import conv_cl_triton
+
+        ctx.save_for_backward(a, weight, up)
+        ctx.mode, ctx.has_bias = mode, bias is not None
+        return conv_cl_triton(a, weight, bias, mode, up)  # (B, L, C_out)
+
+    @staticmethod
+    def backward(ctx, dout):  # dout (B, L, C_out), in the forward's output dtype
+        from .triton.unet_conv import conv_cl_triton
+
+        a, weight, up = ctx.saved_tensors
+        need_a, need_w, need_b, need_up = ctx.needs_input_grad[:4]
+        dout = dout.contiguous()
+        k, L = weight.shape[-1], dout.shape[1]
+        da = dw = db = dup = None
+        with torch.enable_grad():  # the stage input again, from the saved a and up (no conv: cheap)
+            a_ = a.detach().requires_grad_(need_a)
+            up_ = up.detach().requires_grad_(need_up) if up is not None else None
+            x = stage_input(a_, ctx.mode, up_).transpose(1, 2)  # (B, L, C_in), a view
+        if need_a or need_up:
+            # out = conv(x, w) with 'same' padding, so dx = conv(dout, w') with w'[c, n, j] = w[n, c, k - 1 - j]
+            dx = conv_cl_triton(dout, weight.detach().transpose(0, 1).flip(-1), None)  # (B, L, C_in)
+            wrt = [t for t, need in ((a_, need_a), (up_, need_up)) if need]
+            grads = iter(torch.autograd.grad(x, wrt, dx.to(x.dtype)))
+            da = next(grads) if need_a else None
+            dup = next(grads) if need_up else None
+        if need_w:  # dw[n, c, j] = sum over samples and steps of x[t + j - k // 2, c] * dout[t, n]: a product per tap
+            xp = F.pad(x.detach().to(dout.dtype), (0, 0, k // 2, k // 2))  # (B, L + k - 1, C_in), zeros outside
+            dw = torch.stack([torch.bmm(xp[:, j:j + L].transpose(1, 2), dout).sum(0, dtype=torch.float32)
+                              for j in range(k)], -1)  # (C_in, C_out, k)
+            dw = dw.transpose(0, 1).to(weight.dtype)  # (C_out, C_in, k)
+        if need_b and ctx.has_bias:
+            db = dout.sum((0, 1), dtype=torch.float32).to(weight.dtype)
+        return da, dw, db, dup, None
 
 
 def max_pool2x_cl(a: Tensor) -> Tensor:
-    """``max_pool1d`` by 2 along time of ``a (B, L, C)`` (L even) -> contiguous ``(B, L / 2, C)``: one pass."""
+    """``max_pool1d`` by 2 along time of ``a (B, L, C)`` (L even) -> ``(B, L / 2, C)``: one pass (contiguous)
+    without autograd; with it ``max_pool1d`` itself (a transposed view), whose gradient goes to the first of two tied
+    values where ``amax`` would split it."""
+    if torch.is_grad_enabled() and a.requires_grad:
+        return F.max_pool1d(a.transpose(1, 2), 2).transpose(1, 2)
     return a.unflatten(1, (a.shape[1] // 2, 2)).amax(2)
 
 
 def conv_cl(a: Tensor, weight: Tensor, bias: Tensor | None, mode: str = "plain", up: Tensor | None = None,
             kernels: KernelConfig = DEFAULT) -> Tensor:
     """`conv_cl_ref` as one Triton kernel on CUDA (a contiguous ``(B, L_out, C_out)`` output in the autocast dtype,
-    or ``a``'s outside autocast), else the reference (a transposed view). Inference only: the kernel records no
-    backward."""
+    or ``a``'s outside autocast; under autograd with `_ConvCL`'s backward), else the reference (a transposed
+    view)."""
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     if (mode == "upcat") != (up is not None):
@@ -71,5 +125,7 @@ def conv_cl(a: Tensor, weight: Tensor, bias: Tensor | None, mode: str = "plain",
     if a.is_cuda and kernels.backend != "torch" and a.dtype != torch.float64 and triton_available():
         from .triton.unet_conv import conv_cl_triton
 
+        if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (a, weight, bias, up)):
+            return _ConvCL.apply(a, weight, bias, up, mode)
         return conv_cl_triton(a, weight, bias, mode, up)
     return conv_cl_ref(a, weight, bias, mode, up)

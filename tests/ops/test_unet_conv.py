@@ -23,6 +23,13 @@ def test_reference_is_the_channels_first_stage():
     want = F.conv1d(F.max_pool1d(a.transpose(1, 2), 2), w2, None, padding=1)
     torch.testing.assert_close(conv_cl(a, w2, None, "pool"), want.transpose(1, 2))
     torch.testing.assert_close(max_pool2x_cl(a), F.max_pool1d(a.transpose(1, 2), 2).transpose(1, 2))
+    tied = a.clone()
+    tied[:, 1::2] = tied[:, 0::2]  # every pair tied: max_pool1d's gradient goes to the first of the two
+    g = torch.randn(2, 20, 8, dtype=torch.float64)
+    grads = [torch.autograd.grad(f(t), t, g)[0] for f, t in
+             ((max_pool2x_cl, tied.clone().requires_grad_()),
+              (lambda t: F.max_pool1d(t.transpose(1, 2), 2).transpose(1, 2), tied.clone().requires_grad_()))]
+    torch.testing.assert_close(grads[0], grads[1])
     with pytest.raises(ValueError, match="mode"):
         conv_cl(a, w2, None, "mean")
     with pytest.raises(ValueError, match="up is given"):
@@ -58,6 +65,42 @@ print(worst)
 
 def test_conv_cl_kernel_matches_the_reference_in_the_triton_interpreter():
     assert _worst_error_in_the_interpreter(_KERNEL_CHECK) < 1e-5
+
+
+_BACKWARD_CHECK = r"""
+import torch
+from samba.ops.unet_conv import _ConvCL, conv_cl_ref
+rel = lambda a, b: ((a - b).abs().max() / b.abs().max()).item()
+torch.manual_seed(0)
+worst = 0.0
+for mode, La, Ca, Cu, Cout, k in (("plain", 70, 19, 0, 64, 7), ("pool", 80, 64, 0, 64, 3), ("pool", 9, 5, 0, 3, 1),
+                                  ("upcat", 66, 64, 128, 64, 3), ("upcat", 22, 33, 17, 150, 5)):
+    a = torch.randn(2, La, Ca)
+    a[:, 1::2] = torch.where(torch.rand(2, La // 2, Ca) < 0.2, a[:, 0::2][:, : La // 2], a[:, 1::2])  # ties to pool
+    L = La // 2 if mode == "pool" else La
+    up = torch.randn(2, L // 2, Cu) if mode == "upcat" else None
+    w, b = torch.randn(Cout, Ca + Cu, k), torch.randn(Cout)
+    dout = torch.randn(2, L, Cout)
+    grads = []
+    for f in (conv_cl_ref, lambda *t: _ConvCL.apply(t[0], t[1], t[2], t[4], t[3])):
+        leaves = [t.clone().requires_grad_() for t in (a, w, b) + ((up,) if up is not None else ())]
+        out = f(leaves[0], leaves[1], leaves[2], mode, leaves[3] if up is not None else None)
+        grads.append(torch.autograd.grad(out, leaves, dout))
+    for g, r in zip(*grads[::-1]):
+        worst = max(worst, rel(g, r))
+# the recording as stored, (B, C, T), read through a transposed view that needs no gradient
+x, w, dout = torch.randn(2, 19, 40), torch.randn(64, 19, 7), torch.randn(2, 40, 64)
+w1, w2 = w.clone().requires_grad_(), w.clone().requires_grad_()
+g = torch.autograd.grad(_ConvCL.apply(x.transpose(1, 2), w1, None, None, "plain"), w1, dout)[0]
+r = torch.autograd.grad(conv_cl_ref(x.transpose(1, 2), w2, None), w2, dout)[0]
+print(max(worst, rel(g, r)))
+"""
+
+
+def test_conv_cl_backward_matches_the_reference_in_the_triton_interpreter():
+    """`_ConvCL`'s gradients (the kernel on the output gradient, the weight's per-tap products, the pooling's and
+    skip join's backward) against autograd through the reference, every mode, ties in the pooled pairs."""
+    assert _worst_error_in_the_interpreter(_BACKWARD_CHECK) < 1e-5
 
 
 _CONV_CL_SIG = {"A": "*bf16", "U": "*bf16", "W": "*bf16", "Bias": "*fp32", "Out": "*bf16", "L": "i32", "Ca": "i32",
@@ -103,3 +146,32 @@ def test_model_channels_last_path_equals_the_default_path(cfg):
     for g, w in zip(got, want):
         assert g.shape == w.shape
         torch.testing.assert_close(g, w, rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.parametrize("cfg", [{}, {"activation_checkpointing": True}, {"bidirectional": True}],
+                         ids=["paper", "checkpointed", "bidirectional"])
+def test_model_channels_last_training_equals_the_default_path(cfg):
+    """The channels-last path under autograd (`KernelConfig.channels_last_unet_train`), run on CPU with the
+    reference convs: loss and every parameter's gradient equal the default path's in float64, the input padded,
+    one montage per sample and an electrode left out."""
+    torch.manual_seed(0)
+    model = SAMBA(SAMBAConfig(**cfg), kernels=KernelConfig(backend="torch")).double().train()
+    coords = torch.from_numpy(positions(list(DEVICE_PRESETS["10-20"]))).double()
+    per_sample = coords[None].repeat(2, 1, 1)
+    per_sample[1] += 0.01
+    x = torch.randn(2, 19, 203, dtype=torch.float64)
+    mask = torch.ones(2, 19, dtype=torch.bool)
+    mask[1, 3] = False
+
+    def grads():
+        model.zero_grad(set_to_none=True)
+        loss = model(x, per_sample, mask).square().mean() + model.encode(x, coords).square().mean()
+        loss.backward()
+        return [loss.detach()] + [p.grad for p in model.parameters()]
+
+    want = grads()
+    model._channels_last = lambda x: True
+    got = grads()
+    assert len(got) == len(want) and all(g is not None for g in got)
+    for g, w in zip(got, want):
+        torch.testing.assert_close(g, w, rtol=1e-9, atol=1e-12)

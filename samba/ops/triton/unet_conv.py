@@ -1,4 +1,4 @@
-"""The U-Net's 'same'-padded convolutions on channels-last activations as one Triton kernel (inference).
+"""The U-Net's 'same'-padded convolutions on channels-last activations as one Triton kernel.
 
 One program computes a (BL time steps x BN output channels) tile of ``out (B, L, C_out)``:
 
