@@ -396,12 +396,13 @@ def test_samba_channels_last_inference_pads_masks_and_takes_a_montage_per_sample
                norm_rel(g, w), F32_TOL)
 
 
-@pytest.mark.parametrize("autocast", [False, True], ids=["fp32", "bf16"])
-def test_samba_channels_last_training_matches_the_default_path(autocast):
+def test_samba_channels_last_training_matches_the_default_path():
     """KernelConfig.channels_last_unet_train: a train step's loss and gradients with the U-Net's convs on
     channels-last activations (samba.ops.unet_conv's kernel and its backward) against the channels-first step on the
-    same kernels otherwise, a length that is not a multiple of 8 and an electrode left out; every parameter's
-    gradient within the gradient tolerance (norm-relative), the worst one reported."""
+    same kernels otherwise, a length that is not a multiple of 8 and an electrode left out. float32: each gradient's
+    error relative to its own largest entry, floored at 1e-3 of the largest entry of any (the CDSE MLPs' last biases
+    feed a softmax over electrodes and have a gradient of zero up to rounding). bf16: both paths against the float32
+    channels-first step, the channels-last one at most twice as far as the channels-first one (or BF16_GRAD_TOL)."""
     from samba import SAMBA, SAMBAConfig
     from samba.montage import DEVICE_PRESETS, positions
 
@@ -412,25 +413,31 @@ def test_samba_channels_last_training_matches_the_default_path(autocast):
     mask[0, 3] = False
     x = torch.randn(2, 19, 1003, device="cuda")
 
-    def step():
+    def step(channels_last, autocast):
+        model.kernels = replace(model.kernels, channels_last_unet_train=channels_last)
+        assert model._channels_last(x) == channels_last
         model.zero_grad(set_to_none=True)
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=autocast):
             loss = model(x, coords, mask).float().square().mean()
         loss.backward()
         return loss.detach(), {n: p.grad.float().clone() for n, p in model.named_parameters()}
 
-    assert model._channels_last(x)
-    loss, grads = step()
-    model.kernels = replace(model.kernels, channels_last_unet_train=False)
-    assert not model._channels_last(x)
-    loss_ref, grads_ref = step()
-    name = "bf16" if autocast else "fp32"
-    report(f"SAMBA train step, channels-last U-Net ({name}) vs channels-first, loss", max_rel(loss, loss_ref),
-           BF16_TOL if autocast else F32_TOL)
-    errs = {n: norm_rel(grads[n], grads_ref[n]) for n in grads}
-    worst = max(errs, key=errs.get)
-    report(f"SAMBA train step, channels-last U-Net ({name}) vs channels-first, grad (worst: {worst})", errs[worst],
-           BF16_GRAD_TOL if autocast else F32_GRAD_TOL)
+    loss_ref, g_ref = step(False, False)
+    loss, g = step(True, False)
+    report("SAMBA train step fp32, channels-last U-Net vs channels-first, loss", max_rel(loss, loss_ref), F32_TOL)
+    assert set(g) == set(g_ref)
+    floor = 1e-3 * max(v.abs().max().item() for v in g_ref.values())
+    err = {k: ((g[k] - g_ref[k]).abs().max() / max(g_ref[k].abs().max().item(), floor)).item() for k in g_ref}
+    worst = max(err, key=err.get)
+    report(f"SAMBA train step fp32, channels-last U-Net vs channels-first, grad (worst: {worst})", err[worst],
+           F32_GRAD_TOL)
+    _, g16 = step(True, True)
+    _, g16r = step(False, True)
+    excess = {k: norm_rel(g16[k], g_ref[k]) - 2 * norm_rel(g16r[k], g_ref[k]) for k in g_ref}
+    worst = max(excess, key=excess.get)
+    ref_err = norm_rel(g16r[worst], g_ref[worst])
+    report(f"SAMBA train step bf16 channels-last vs fp32 channels-first, grad (worst: {worst}; bf16 channels-first: "
+           f"{ref_err:.1e})", norm_rel(g16[worst], g_ref[worst]), max(BF16_GRAD_TOL, 2 * ref_err))
 
 
 @pytest.mark.parametrize("bidirectional", [False, True], ids=["paper", "bidirectional"])

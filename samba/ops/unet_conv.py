@@ -30,6 +30,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+from torch.autograd.function import once_differentiable
 
 from .backend import triton_available
 from .config import KernelConfig
@@ -71,17 +72,18 @@ class _ConvCL(torch.autograd.Function):
         from .triton.unet_conv import conv_cl_triton
 
         ctx.save_for_backward(a, weight, up)
-        ctx.mode, ctx.has_bias = mode, bias is not None
+        ctx.mode, ctx.bias_dtype = mode, bias.dtype if bias is not None else None
         return conv_cl_triton(a, weight, bias, mode, up)  # (B, L, C_out)
 
     @staticmethod
-    def backward(ctx, dout):  # dout (B, L, C_out), in the forward's output dtype
+    @once_differentiable  # the kernel records no graph: a second derivative raises instead of coming out wrong
+    def backward(ctx, dout):  # dout (B, L, C_out) in the forward's output dtype, any strides
         from .triton.unet_conv import conv_cl_triton
 
         a, weight, up = ctx.saved_tensors
         need_a, need_w, need_b, need_up = ctx.needs_input_grad[:4]
-        dout = dout.contiguous()
         k, L = weight.shape[-1], dout.shape[1]
+        acc = torch.promote_types(dout.dtype, torch.float32)
         da = dw = db = dup = None
         with torch.enable_grad():  # the stage input again, from the saved a and up (no conv: cheap)
             a_ = a.detach().requires_grad_(need_a)
@@ -96,11 +98,11 @@ class _ConvCL(torch.autograd.Function):
             dup = next(grads) if need_up else None
         if need_w:  # dw[n, c, j] = sum over samples and steps of x[t + j - k // 2, c] * dout[t, n]: a product per tap
             xp = F.pad(x.detach().to(dout.dtype), (0, 0, k // 2, k // 2))  # (B, L + k - 1, C_in), zeros outside
-            dw = torch.stack([torch.bmm(xp[:, j:j + L].transpose(1, 2), dout).sum(0, dtype=torch.float32)
+            dw = torch.stack([torch.bmm(xp[:, j:j + L].transpose(1, 2), dout).sum(0, dtype=acc)
                               for j in range(k)], -1)  # (C_in, C_out, k)
             dw = dw.transpose(0, 1).to(weight.dtype)  # (C_out, C_in, k)
-        if need_b and ctx.has_bias:
-            db = dout.sum((0, 1), dtype=torch.float32).to(weight.dtype)
+        if need_b and ctx.bias_dtype is not None:
+            db = dout.sum((0, 1), dtype=acc).to(ctx.bias_dtype)
         return da, dw, db, dup, None
 
 
