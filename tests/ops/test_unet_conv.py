@@ -108,12 +108,14 @@ _CONV_CL_SIG = {"A": "*bf16", "U": "*bf16", "W": "*bf16", "Bias": "*fp32", "Out"
                 **{n: "i64" for n in ("sab", "sal", "sac", "sub", "sul", "suc", "sob", "sol")}}
 
 
-@pytest.mark.parametrize("mode,kt,bn", [(0, 7, 64), (1, 3, 64), (1, 3, 128), (2, 3, 64), (2, 3, 128)])
-def test_conv_cl_kernel_compiles_for_hopper_without_spills(mode, kt, bn):
+# the forward's stages, and the backward's input gradient (plain, no bias, up to 256 output channels)
+@pytest.mark.parametrize("mode,kt,bn,bias", [(0, 7, 64, True), (1, 3, 64, True), (1, 3, 128, True), (2, 3, 64, True),
+                                             (2, 3, 128, True), (0, 3, 64, False), (0, 3, 128, False)])
+def test_conv_cl_kernel_compiles_for_hopper_without_spills(mode, kt, bn, bias):
     pytest.importorskip("triton")
     from samba.ops.triton import unet_conv as tu
 
-    const = {"KT": kt, "MODE": mode, "HAS_BIAS": True, "IEEE": False, "BL": tu.BLOCK_L, "BN": bn, "BK": tu.BLOCK_K}
+    const = {"KT": kt, "MODE": mode, "HAS_BIAS": bias, "IEEE": False, "BL": tu.BLOCK_L, "BN": bn, "BK": tu.BLOCK_K}
     k = _compile_for_hopper(tu._conv_cl_kernel, _CONV_CL_SIG, const, 4, aligned=True)
     assert ".target sm_90" in k.asm["ptx"]
     assert _spill_stores(k) == 0
