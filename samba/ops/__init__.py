@@ -18,8 +18,8 @@ One file per operation; the reference in it is the executable specification its 
   `causal_conv1d_silu`; call `causal_depthwise_conv`. Kernel: `triton/conv.py`.
 - `upsample.py`: the decoder's skip join (x2 linear upsampling + concat). Reference `upsample_concat_ref`; call
   `upsample_concat`. Kernel: `triton/upsample.py`.
-- `unet_conv.py`: the U-Net's convolutions on channels-last activations for inference, each with its stage's
-  max-pooling or skip join folded in. Reference `conv_cl_ref`; call `conv_cl`. Kernel: `triton/unet_conv.py`.
+- `unet_conv.py`: the U-Net's convolutions on channels-last activations (inference; training when asked), each
+  with its stage's max-pooling or skip join folded in. Reference `conv_cl_ref`; call `conv_cl`. Kernel: `triton/unet_conv.py`.
 - `mamba_block.py`: a Mamba2 layer's conv -> scan -> gated norm -> out_proj as one autograd Function built on the
   kernels above (`mamba_split_conv_scan`); its reference is the layer-by-layer path of `samba.nn.Mamba2`.
 - `upstream.py`: the guarded import of the `mamba_ssm` package's kernels; `backend.py`: which backend runs a call.

@@ -20,7 +20,7 @@ folded into its loads:
 taps and input-channel blocks of small matrix products, nothing written but the output). `conv_cl` runs the kernel
 on CUDA when Triton imports and the backend is not "torch", else the reference. Under autograd the kernel runs inside
 `_ConvCL`, whose backward is the same kernel on the output gradient with the taps flipped and the weight transposed
-(the stage input's gradient, taken back through the pooling or the skip join by autograd on the reference's ops),
+(the stage input's gradient, taken back through the pooling or the skip join by autograd on their ops),
 one batched product per tap for the weight gradient and a sum for the bias's. The model takes this path under
 inference (`KernelConfig.channels_last_unet`) and, when asked, in training (`channels_last_unet_train`).
 """
@@ -34,7 +34,7 @@ from torch.autograd.function import once_differentiable
 
 from .backend import triton_available
 from .config import KernelConfig
-from .upsample import upsample_concat_ref
+from .upsample import upsample_concat, upsample_concat_ref
 
 __all__ = ["MODES", "conv_cl", "conv_cl_ref", "max_pool2x_cl", "stage_input"]
 
@@ -42,14 +42,18 @@ MODES = ("plain", "pool", "upcat")
 DEFAULT = KernelConfig()
 
 
-def stage_input(a: Tensor, mode: str, up: Tensor | None = None) -> Tensor:
+def stage_input(a: Tensor, mode: str, up: Tensor | None = None, kernels: KernelConfig | None = None) -> Tensor:
     """The conv's input that ``mode`` makes from ``a (B, L_a, C_a)`` (and ``up``), channels-first as the model's
-    default path makes it: ``(B, C_in, L_out)``."""
+    default path makes it: ``(B, C_in, L_out)``. The skip join is the reference's ops, or with ``kernels`` the
+    dispatching `upsample_concat` (one Triton kernel each way on CUDA)."""
     x = a.transpose(1, 2)  # (B, C_a, L_a)
     if mode == "pool":
         return F.max_pool1d(x, 2)  # (B, C_a, L_a / 2)
     if mode == "upcat":
-        return upsample_concat_ref(x, up.transpose(1, 2))  # (B, C_a + C_up, L_a)
+        u = up.transpose(1, 2)  # (B, C_up, L_a / 2)
+        if kernels is None:
+            return upsample_concat_ref(x, u)  # (B, C_a + C_up, L_a)
+        return upsample_concat(x, u, kernels=kernels)
     if mode != "plain":
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     return x
@@ -68,11 +72,11 @@ class _ConvCL(torch.autograd.Function):
     """`conv_cl_triton` with its backward (any device Triton runs on: CUDA, or its CPU interpreter in the tests)."""
 
     @staticmethod
-    def forward(ctx, a, weight, bias, up, mode):
+    def forward(ctx, a, weight, bias, up, mode, kernels=DEFAULT):
         from .triton.unet_conv import conv_cl_triton
 
         ctx.save_for_backward(a, weight, up)
-        ctx.mode, ctx.bias_dtype = mode, bias.dtype if bias is not None else None
+        ctx.mode, ctx.kernels, ctx.bias_dtype = mode, kernels, bias.dtype if bias is not None else None
         return conv_cl_triton(a, weight, bias, mode, up)  # (B, L, C_out)
 
     @staticmethod
@@ -88,7 +92,7 @@ class _ConvCL(torch.autograd.Function):
         with torch.enable_grad():  # the stage input again, from the saved a and up (no conv: cheap)
             a_ = a.detach().requires_grad_(need_a)
             up_ = up.detach().requires_grad_(need_up) if up is not None else None
-            x = stage_input(a_, ctx.mode, up_).transpose(1, 2)  # (B, L, C_in), a view
+            x = stage_input(a_, ctx.mode, up_, ctx.kernels).transpose(1, 2)  # (B, L, C_in), a view
         if need_a or need_up:
             # out = conv(x, w) with 'same' padding, so dx = conv(dout, w') with w'[c, n, j] = w[n, c, k - 1 - j]
             dx = conv_cl_triton(dout, weight.detach().transpose(0, 1).flip(-1), None)  # (B, L, C_in)
@@ -103,7 +107,7 @@ class _ConvCL(torch.autograd.Function):
             dw = dw.transpose(0, 1).to(weight.dtype)  # (C_out, C_in, k)
         if need_b and ctx.bias_dtype is not None:
             db = dout.sum((0, 1), dtype=acc).to(ctx.bias_dtype)
-        return da, dw, db, dup, None
+        return da, dw, db, dup, None, None
 
 
 def max_pool2x_cl(a: Tensor) -> Tensor:
@@ -128,6 +132,6 @@ def conv_cl(a: Tensor, weight: Tensor, bias: Tensor | None, mode: str = "plain",
         from .triton.unet_conv import conv_cl_triton
 
         if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (a, weight, bias, up)):
-            return _ConvCL.apply(a, weight, bias, up, mode)
+            return _ConvCL.apply(a, weight, bias, up, mode, kernels)
         return conv_cl_triton(a, weight, bias, mode, up)
     return conv_cl_ref(a, weight, bias, mode, up)
