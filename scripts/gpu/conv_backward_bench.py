@@ -18,7 +18,19 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-LAYERS = (("enc1", 1, 544, 1064), ("dec2", 2, 544, 1064), ("dec3", 4, 1056, 2096))  # name, rate divisor, C, in_proj
+STAGES = (("enc1", 1), ("dec2_mamba", 2), ("dec3_mamba", 4))  # SAMBA's full Mamba2 blocks and their rate divisors
+
+
+def layer_shapes(steps: int):
+    """(name, time steps, conv channels, in_proj width, the conv input's first column, taps) of each block's causal
+    conv in the paper-default model at a window of ``steps`` samples, read from the model itself."""
+    from samba import SAMBA, SAMBAConfig
+
+    model = SAMBA(SAMBAConfig())
+    for name, div in STAGES:
+        m = getattr(model, name).mamba
+        C, _, k = m.conv1d.weight.shape  # (C, 1, k)
+        yield name, steps // div, C, m.in_proj.out_features, m.d_ssm, k  # in_proj's output: z, then xBC, then dt
 
 
 def main(argv=None) -> int:
@@ -51,12 +63,11 @@ def main(argv=None) -> int:
            "batch": args.batch, "rows": []}
     torch.manual_seed(0)
     steps = int(args.seconds * 128)
-    for layer, div, C, width in LAYERS:
-        L = steps // div
+    for layer, L, C, width, start, k in layer_shapes(steps):
         zx = torch.randn(args.batch, L, width, device="cuda", dtype=torch.bfloat16)
-        x = zx[..., width // 2 - C // 2: width // 2 - C // 2 + C]  # a slice, unit channel stride
+        x = zx[..., start:start + C]  # xBC: a slice of in_proj's output, unit channel stride
         g = torch.randn(args.batch, L, C, device="cuda", dtype=torch.bfloat16)
-        w = torch.randn(C, 2, device="cuda") * 0.5
+        w = torch.randn(C, k, device="cuda") * 0.5
         b = torch.randn(C, device="cuda") * 0.1
         dbuf = torch.empty_like(zx)
         dx = dbuf[..., :C]
