@@ -24,7 +24,6 @@ ENV_VAR = "SAMBA_KERNELS"
 BACKENDS = ("auto", "torch", "triton", "mamba_ssm")
 SCAN_BACKWARDS = ("walk", "split", "group")
 AUTOTUNE = ("full", "single")
-CONV_BACKWARDS = ("recompute", "shift")
 # The scan's heads of at most this width count as narrow (the bottleneck's 16-wide differential heads): they take
 # their own backward (`scan_backward_narrow`).
 NARROW_HEADDIM = 16
@@ -100,8 +99,6 @@ class KernelConfig:
         norm_backward_tiles (values per tile, row blocks per program) and norm_backward_launch;
         conv_backward_tiles (time steps, channels per tile), conv_backward_iters (consecutive tiles per program, which
         writes one partial sum of the weight gradient for all of them) and conv_backward_launch;
-        conv_backward: "recompute" (each output's SiLU' evaluated for every tap that reads it) or "shift" (once
-        per time step, the tile shifted along time in registers).
     autotune: "full", or "single" to give mamba_ssm's autotuned kernels one config each (the smallest): a fresh
         process compiles in seconds instead of minutes; for tests, never for timings.
     """
@@ -130,7 +127,6 @@ class KernelConfig:
     norm_backward_launch: Launch = (4, 3)
     conv_backward_tiles: tuple[int, int] = (64, 64)
     conv_backward_iters: int = 1
-    conv_backward: str = "recompute"
     conv_backward_launch: Launch = (4, 3)
     autotune: str = "full"
 
@@ -142,7 +138,6 @@ class KernelConfig:
         if self.scan_backward_narrow is not None:
             _choice(self.scan_backward_narrow, "scan_backward_narrow", SCAN_BACKWARDS)
         _choice(self.autotune, "autotune", AUTOTUNE)
-        _choice(self.conv_backward, "conv_backward", CONV_BACKWARDS)
         for name in ("fused_block", "fused_bottleneck", "triton_scan", "triton_norm", "triton_conv",
                      "triton_upsample", "channels_last_unet", "channels_last_unet_train"):
             put(name, _bool(getattr(self, name), name))

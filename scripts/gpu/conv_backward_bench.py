@@ -5,7 +5,7 @@ Times the causal conv's backward kernel (`samba.ops.triton.conv.conv_bwd`) alone
 step gives it (bf16): the full-rate encoder layer (time steps 7,680, 544 channels, a slice of in_proj's 1,064-wide
 output, as the fused Mamba2 block passes it), the half-rate decoder layer (3,840 x 544) and the quarter-rate one
 (1,920 x 1,056 of 2,096). SETTINGS is what ``SAMBA_KERNELS`` takes (`samba.ops.KernelConfig`; e.g.
-``conv_backward=shift``, ``conv_backward_tiles=32,64``, ``conv_backward_launch=8,3``), empty for the defaults; the
+``conv_backward_tiles=32,64``, ``conv_backward_launch=8,3``), empty for the defaults; the
 settings alternate in the order given, twice. Each row: the median of `triton.testing.do_bench` (ms), and the
 rate at which it moves the bytes it must (x and the output gradient read once, dx written once, bf16) in GB/s,
 against a device-to-device copy of the same bytes measured in the same process (the achievable bandwidth). The

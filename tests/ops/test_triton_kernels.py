@@ -55,13 +55,11 @@ def test_causal_conv1d_silu_equals_conv1d_reference(device, k, bias):
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
-@pytest.mark.parametrize("impl", ["triton", "triton-shift", "torch"])
+@pytest.mark.parametrize("impl", ["triton", "torch"])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 def test_causal_conv1d_silu_cuda_impls_match_reference(impl, dtype):
     from samba.ops import triton as kernels
 
-    cfg = KernelConfig(conv_backward="shift" if impl == "triton-shift" else "recompute")
-    impl = impl.partition("-")[0]
     if impl == "triton" and not kernels.available():
         pytest.skip("Triton not importable")
     torch.manual_seed(0)
@@ -69,18 +67,18 @@ def test_causal_conv1d_silu_cuda_impls_match_reference(impl, dtype):
     x = zx[..., 100:644].to(dtype).requires_grad_(True)  # (B, L, 544) like the full-rate layer's xBC
     w = torch.randn(544, 1, 2, device="cuda", requires_grad=True)
     b = torch.randn(544, device="cuda", requires_grad=True)
-    out = causal_conv1d_silu(x, w, b, impl=impl, kernels=cfg)
+    out = causal_conv1d_silu(x, w, b, impl=impl)
     ref = causal_conv1d_silu_ref(x.float(), w, b)
     g = torch.randn_like(ref)
     grads = torch.autograd.grad(out.float(), [x, w, b], g)
     grads_ref = torch.autograd.grad(ref, [x, w, b], g)
     tol = 1e-5 if dtype == torch.float32 else 2e-2
     err = ((out.float() - ref).norm() / ref.norm()).item()
-    print(f"GPU-TOL causal conv {impl} {cfg.conv_backward} {dtype}: out {err:.2e}")
+    print(f"GPU-TOL causal conv {impl} {dtype}: out {err:.2e}")
     assert err < tol
     for name, a, r in zip("xwb", grads, grads_ref):
         e = ((a.float() - r).norm() / r.norm()).item()
-        print(f"GPU-TOL causal conv {impl} {cfg.conv_backward} {dtype}: d{name} {e:.2e}")
+        print(f"GPU-TOL causal conv {impl} {dtype}: d{name} {e:.2e}")
         assert e < 5 * tol
 
 
@@ -251,10 +249,8 @@ _ti._patch_lang_tensor = _patch_lang_tensor
 @pytest.mark.parametrize("env", [{"SAMBA_KERNELS": ""}, {"SAMBA_KERNELS": "conv_backward_tiles=128,32,"
                                  "norm_backward_tiles=1024,16,scan_forward_launch=8,3"},
                                  {"SAMBA_KERNELS": "scan_chunk=32,scan_chunk_narrow=128,conv_backward_tiles=16,64,"
-                                                   "conv_backward_iters=3"},
-                                 {"SAMBA_KERNELS": "conv_backward=shift"},
-                                 {"SAMBA_KERNELS": "conv_backward=shift,conv_backward_tiles=16,64,conv_backward_iters=3"}],
-                         ids=["defaults", "other-tiles", "other-chunks", "conv-shift", "conv-shift-iters"])
+                                                   "conv_backward_iters=3"}],
+                         ids=["defaults", "other-tiles", "other-chunks"])
 def test_triton_kernels_match_reference_in_the_triton_interpreter(env):
     """The Triton kernels themselves (causal conv, upsample + concat, gated RMSNorm, SSD scan) against their
     references, run on CPU by Triton's interpreter; also at tiles other than the defaults (settings the GPU
@@ -564,9 +560,7 @@ def test_triton_conv_kernels_compile_for_hopper(has_bias):
     fwd = {**ptr, "out_ptr": "*bf16", "L": "i32", "C": "i32", **i64("sxb", "sxl", "sob", "sol")}
     bwd = {**ptr, "g_ptr": "*bf16", "dx_ptr": "*bf16", "dwp_ptr": "*fp32", "dbp_ptr": "*fp32", "L": "i32",
            "C": "i32", "n_lblocks": "i32", **i64("sxb", "sxl", "sgb", "sgl", "sgc", "sdb", "sdl")}
-    shift_const = {**const, "K": 4, "ITERS": 1, "KP": 4}  # the shifted-tile backward at Mamba2's 4 taps
-    for fn, sig, consts in ((tc._conv_fwd_kernel, fwd, const), (tc._conv_bwd_kernel, bwd, bwd_const),
-                            (tc._conv_bwd_shift_kernel, bwd, bwd_const), (tc._conv_bwd_shift_kernel, bwd, shift_const)):
+    for fn, sig, consts in ((tc._conv_fwd_kernel, fwd, const), (tc._conv_bwd_kernel, bwd, bwd_const)):
         src = ASTSource(fn=fn, signature={**sig, **{k: "constexpr" for k in consts}}, constexprs=consts)
         compiled = triton.compile(src, target=GPUTarget("cuda", 90, 32))
         assert ".target sm_90" in compiled.asm["ptx"]

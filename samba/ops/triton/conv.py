@@ -5,10 +5,10 @@ What it replaces: `samba.ops.conv.causal_conv1d_silu` in plain PyTorch takes ~4 
 gradient); at the full-rate layer of a batch-64 x 60-s step each pass moves ~0.5 GB (measured on an H200:
 the element-wise kernels were the largest item of the step). Here the forward reads x once and writes
 the output once; the backward reads x and the incoming gradient once, writes dx once and per-block
-partial sums of dw and db (reduced in float32 by torch afterwards: deterministic, no atomics). The backward comes
-in two variants (`KernelConfig.conv_backward`): "recompute" evaluates the gradient through the SiLU at every output
-once per tap that reads it (k times, each with k loads of x), "shift" once per time step, then shifts the tile along
-time in registers (`tl.gather`) for the other taps.
+partial sums of dw and db (reduced in float32 by torch afterwards: deterministic, no atomics). The backward
+evaluates the gradient through the SiLU at every output once per tap that reads it (k times, each with k loads of
+x): computing it once per step and shifting the tile along time in registers was measured slower (docs/performance.md,
+"Tried and not kept").
 
 Semantics, layout and dtype are those of the reference (`samba.ops.conv.causal_conv1d_silu_ref`):
 x (B, L, C) with unit channel stride (a slice of in_proj's output is fine), weight (C, k), bias (C,);
@@ -138,58 +138,6 @@ if triton is not None:
         _store_partials(dwp_ptr, dbp_ptr, part, c, mc, taps, dw, db, K, HAS_BIAS, ITERS)
 
 
-    @triton.jit
-    def _dpre_rows(x_ptr, w_ptr, g_ptr, bi, sxb, sxl, sgb, sgl, sgc, u, c, mc, L, bias, K: tl.constexpr):
-        """d loss / d pre-activation at time steps u (float32, zero where u >= L): g * silu'(pre), pre recomputed."""
-        pre = _pre_activation(x_ptr, w_ptr, bi, sxb, sxl, u, c, mc, L, bias, K)
-        mu = (u < L)[:, None] & mc[None, :]
-        g = tl.load(g_ptr + bi * sgb + u[:, None].to(tl.int64) * sgl + c[None, :] * sgc, mask=mu, other=0.0)
-        sig = tl.sigmoid(pre)
-        return tl.where(mu, g.to(tl.float32) * sig * (1.0 + pre * (1.0 - sig)), 0.0)
-
-    @triton.jit
-    def _conv_bwd_shift_kernel(x_ptr, w_ptr, b_ptr, g_ptr, dx_ptr, dwp_ptr, dbp_ptr, L, C, n_lblocks,
-                               sxb, sxl, sgb, sgl, sgc, sdb, sdl,
-                               K: tl.constexpr, HAS_BIAS: tl.constexpr, BL: tl.constexpr, BC: tl.constexpr,
-                               ITERS: tl.constexpr, KP: tl.constexpr):
-        """`_conv_bwd_kernel` computing each time step's d pre-activation once: for its own BL steps (BL, BC) and
-        the K-1 steps after them (a (KP, BC) halo), then dx[t] = sum_s dpre[t + s] * w[K-1-s] from the tile shifted
-        by s rows (`tl.gather` along time), where the recompute kernel evaluates the SiLU' of every step K times
-        and loads x K * K times."""
-        pid_l = tl.program_id(0)
-        bi = tl.program_id(2).to(tl.int64)
-        c = tl.program_id(1) * BC + tl.arange(0, BC)
-        mc = c < C
-        bias = _load_bias(b_ptr, c, mc, HAS_BIAS)
-        part = (bi * n_lblocks + pid_l) * C
-        taps = tl.arange(0, KP)
-        r = tl.arange(0, BL)
-        dw = tl.zeros((BC, KP), dtype=tl.float32)
-        db = tl.zeros((BC,), dtype=tl.float32)
-        for it in tl.static_range(ITERS):
-            t0 = (pid_l * ITERS + it) * BL
-            t = t0 + r
-            own = _dpre_rows(x_ptr, w_ptr, g_ptr, bi, sxb, sxl, sgb, sgl, sgc, t, c, mc, L, bias, K)  # (BL, BC)
-            hu = t0 + BL + taps  # the K-1 steps after the tile (rows >= K-1 unused)
-            halo = _dpre_rows(x_ptr, w_ptr, g_ptr, bi, sxb, sxl, sgb, sgl, sgc, tl.where(taps < K - 1, hu, L),
-                              c, mc, L, bias, K)  # (KP, BC)
-            w_last = tl.load(w_ptr + c * K + (K - 1), mask=mc, other=0.0).to(tl.float32)
-            dx = own * w_last[None, :]
-            for s in tl.static_range(1, K):  # output u = t + s reads x[t] through tap K-1-s
-                shifted = tl.gather(own, tl.broadcast_to(tl.minimum(r + s, BL - 1)[:, None], (BL, BC)), 0)
-                for h in tl.static_range(s):  # the last s rows: the halo's first s
-                    row = tl.sum(tl.where((taps == h)[:, None], halo, 0.0), axis=0)  # (BC,)
-                    shifted = tl.where((r + s - BL == h)[:, None], row[None, :], shifted)
-                w_tap = tl.load(w_ptr + c * K + (K - 1 - s), mask=mc, other=0.0).to(tl.float32)
-                dx += shifted * w_tap[None, :]
-            dw, db = _tile_weight_grads(x_ptr, dwp_ptr, dbp_ptr, bi, sxb, sxl, t, c, mc, L, own, part, taps, dw, db,
-                                        K, HAS_BIAS, ITERS)  # from this tile's own outputs u = t
-            mt = (t < L)[:, None] & mc[None, :]
-            tl.store(dx_ptr + bi * sdb + t[:, None].to(tl.int64) * sdl + c[None, :], dx.to(dx_ptr.dtype.element_ty),
-                     mask=mt)
-        _store_partials(dwp_ptr, dbp_ptr, part, c, mc, taps, dw, db, K, HAS_BIAS, ITERS)
-
-
 def conv_fwd(x: Tensor, weight: Tensor, bias: Tensor | None, out: Tensor | None = None) -> Tensor:
     """SiLU(causal depthwise conv): x (B, L, C) with unit channel stride, weight (C, k) -> new (B, L, C), or into
     `out`: a (B, L, C) buffer with unit channel stride that does not overlap x (e.g. a slice of a wider one)."""
@@ -223,11 +171,10 @@ def conv_bwd(x: Tensor, weight: Tensor, bias: Tensor | None, g: Tensor, dx: Tens
     dwp = torch.empty((B * n_lb, C, K), device=x.device, dtype=torch.float32)
     dbp = torch.empty((B * n_lb, C), device=x.device, dtype=torch.float32) if bias is not None else dwp
     grid = (n_lb, triton.cdiv(C, blocks["BC"]), B)
-    kernel = _conv_bwd_shift_kernel if kernels.conv_backward == "shift" else _conv_bwd_kernel
-    kernel[grid](x, w, bias if bias is not None else w, g, dx, dwp, dbp, L, C, n_lb,
-                 x.stride(0), x.stride(1), g.stride(0), g.stride(1), g.stride(2),
-                 dx.stride(0), dx.stride(1), K=K, HAS_BIAS=bias is not None, **blocks, ITERS=iters,
-                 KP=max(2, triton.next_power_of_2(K)), **launch)
+    _conv_bwd_kernel[grid](x, w, bias if bias is not None else w, g, dx, dwp, dbp, L, C, n_lb,
+                           x.stride(0), x.stride(1), g.stride(0), g.stride(1), g.stride(2),
+                           dx.stride(0), dx.stride(1), K=K, HAS_BIAS=bias is not None, **blocks, ITERS=iters,
+                           KP=max(2, triton.next_power_of_2(K)), **launch)
     dw = dwp.sum(0).to(weight.dtype)
     db = dbp.sum(0).to(bias.dtype) if bias is not None else None
     return dx, dw, db
