@@ -38,11 +38,12 @@ never have to exist. With ``cfg.fuse_spatial=True``
 likewise the final 1x1 conv and the inverse CDSE are fused into one channel map. The unfused path
 (``fuse_spatial=False``) is the readable reference and the tests check that both agree.
 
-**Channels-last inference (fast path).** Without autograd, on CUDA (`KernelConfig.channels_last_unet`), the
+**Channels-last U-Net (fast path).** Without autograd, on CUDA (`KernelConfig.channels_last_unet`), the
 activations between the Mamba2 blocks stay ``(B, L, D)``, the layout the blocks use, and each conv, the fused
 embedding's included, is one `samba.ops.unet_conv.conv_cl` kernel with its max-pooling or skip join folded into its
-loads; with `KernelConfig.channels_last_unet_train` training takes it too. Training (by default) and the CPU take
-the channels-first data flow drawn above; the tests hold the two to each other.
+loads; with `KernelConfig.channels_last_unet_train` (the default) training without activation checkpointing takes
+it too. Checkpointed training and the CPU take the channels-first data flow drawn above; the tests hold the two to
+each other.
 
 **Bidirectional variant (``cfg.bidirectional=True``; not the paper's model, off by default).** The paper's
 Mamba2 layers scan forwards in time; only the k=3 convolutions, the max-poolings and the linear upsamplings see a
@@ -395,10 +396,12 @@ class SAMBA(nn.Module):
     def _channels_last(self, x) -> bool:
         """Whether this forward runs the U-Net on channels-last activations (`KernelConfig.channels_last_unet`):
         on CUDA with a backend other than torch, float32 or lower, under inference (no autograd) or with
-        `KernelConfig.channels_last_unet_train`."""
+        `KernelConfig.channels_last_unet_train` in training without activation checkpointing (the checkpointed
+        long-context steps keep the channels-first path, whose peak memory the whole-night benchmark measured)."""
         k = self.kernels
+        checkpointed = self.cfg.activation_checkpointing and self.training
         return (k.channels_last_unet and k.backend != "torch" and x.is_cuda and x.dtype != torch.float64
-                and (k.channels_last_unet_train or not torch.is_grad_enabled()))
+                and (not torch.is_grad_enabled() or (k.channels_last_unet_train and not checkpointed)))
 
     def _encoder(self, x, coords, channel_mask):
         """Encoder and bottleneck. Returns z (B, Db, T/8), the skips, T and whether the channels-last path ran

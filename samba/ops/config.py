@@ -84,8 +84,8 @@ class KernelConfig:
         triton_upsample: our decoder skip join (else PyTorch; it applies on CUDA whatever the backend).
         channels_last_unet: inference (no autograd) keeps the U-Net's activations (B, L, C) between its Mamba2
         blocks, each conv one kernel with its pooling or skip join folded in (`samba.ops.unet_conv`);
-        channels_last_unet_train: training too (the kernel's backward; off by default: not yet timed against the
-        channels-first train step).
+        channels_last_unet_train: training too (the kernel's backward; measured faster than the channels-first
+        train step on an H100, docs/performance.md).
     Launches are (num_warps, num_stages[, maxnreg]); tiles are powers of two:
         scan_forward_launch, and scan_forward_narrow_launch for heads of headdim <= 16 (None: as the others);
         scan_backward ("walk" | "split" | "group") and scan_backward_launch (None: the
@@ -111,7 +111,7 @@ class KernelConfig:
     triton_conv: bool = True
     triton_upsample: bool = True
     channels_last_unet: bool = True
-    channels_last_unet_train: bool = False
+    channels_last_unet_train: bool = True
     scan_forward_launch: Launch = (4, 3)
     scan_forward_narrow_launch: Launch | None = None
     scan_backward: str = "split"
