@@ -60,33 +60,6 @@ if triton is not None:
         return tl.zeros(c.shape, dtype=tl.float32)
 
     @triton.jit
-    def _tile_weight_grads(x_ptr, dwp_ptr, dbp_ptr, bi, sxb, sxl, t, c, mc, L, dpre, part, taps, dw, db,
-                           K: tl.constexpr, HAS_BIAS: tl.constexpr, ITERS: tl.constexpr):
-        """The weight and bias gradients from a tile's outputs u = t (dpre: d loss / d pre-activation there), stored
-        as the program's partial sums when it has one tile (ITERS 1), else added to dw (BC, KP) and db (BC,)."""
-        for j in tl.static_range(K):
-            xv = _load_shifted(x_ptr, bi, sxb, sxl, t - (K - 1 - j), c, mc, L)
-            if ITERS == 1:
-                tl.store(dwp_ptr + (part + c) * K + j, tl.sum(dpre * xv, axis=0), mask=mc)
-            else:
-                dw += tl.where(taps[None, :] == j, tl.sum(dpre * xv, axis=0)[:, None], 0.0)
-        if HAS_BIAS:
-            if ITERS == 1:
-                tl.store(dbp_ptr + part + c, tl.sum(dpre, axis=0), mask=mc)
-            else:
-                db += tl.sum(dpre, axis=0)
-        return dw, db
-
-    @triton.jit
-    def _store_partials(dwp_ptr, dbp_ptr, part, c, mc, taps, dw, db,
-                        K: tl.constexpr, HAS_BIAS: tl.constexpr, ITERS: tl.constexpr):
-        """A program over several tiles stores its one partial sum of the weight and bias gradients."""
-        if ITERS > 1:
-            tl.store(dwp_ptr + (part + c)[:, None] * K + taps[None, :], dw, mask=mc[:, None] & (taps[None, :] < K))
-            if HAS_BIAS:
-                tl.store(dbp_ptr + part + c, db, mask=mc)
-
-    @triton.jit
     def _conv_fwd_kernel(x_ptr, w_ptr, b_ptr, out_ptr, L, C, sxb, sxl, sob, sol,
                          K: tl.constexpr, HAS_BIAS: tl.constexpr, BL: tl.constexpr, BC: tl.constexpr):
         bi = tl.program_id(2).to(tl.int64)
@@ -130,12 +103,24 @@ if triton is not None:
                 w_tap = tl.load(w_ptr + c * K + (K - 1 - s), mask=mc, other=0.0).to(tl.float32)
                 dx += dpre * w_tap[None, :]
                 if s == 0:  # weight and bias gradients from this tile's own outputs u = t
-                    dw, db = _tile_weight_grads(x_ptr, dwp_ptr, dbp_ptr, bi, sxb, sxl, t, c, mc, L, dpre, part, taps,
-                                                dw, db, K, HAS_BIAS, ITERS)
+                    for j in tl.static_range(K):
+                        xv = _load_shifted(x_ptr, bi, sxb, sxl, t - (K - 1 - j), c, mc, L)
+                        if ITERS == 1:
+                            tl.store(dwp_ptr + (part + c) * K + j, tl.sum(dpre * xv, axis=0), mask=mc)
+                        else:
+                            dw += tl.where(taps[None, :] == j, tl.sum(dpre * xv, axis=0)[:, None], 0.0)
+                    if ITERS == 1:
+                        if HAS_BIAS:
+                            tl.store(dbp_ptr + part + c, tl.sum(dpre, axis=0), mask=mc)
+                    else:
+                        db += tl.sum(dpre, axis=0)
             mt = (t < L)[:, None] & mc[None, :]
             tl.store(dx_ptr + bi * sdb + t[:, None].to(tl.int64) * sdl + c[None, :], dx.to(dx_ptr.dtype.element_ty),
                      mask=mt)
-        _store_partials(dwp_ptr, dbp_ptr, part, c, mc, taps, dw, db, K, HAS_BIAS, ITERS)
+        if ITERS > 1:
+            tl.store(dwp_ptr + (part + c)[:, None] * K + taps[None, :], dw, mask=mc[:, None] & (taps[None, :] < K))
+            if HAS_BIAS:
+                tl.store(dbp_ptr + part + c, db, mask=mc)
 
 
 def conv_fwd(x: Tensor, weight: Tensor, bias: Tensor | None, out: Tensor | None = None) -> Tensor:
