@@ -65,6 +65,10 @@ def _dispatch(argv: list[str]) -> int:
         print(__version__)
         return 0
     cmd, rest = argv[0], argv[1:]
+    if cmd in ("pretrain", "finetune", "evaluate", "embed"):
+        from .allocator import keep_freed_memory
+
+        keep_freed_memory()  # reuse freed host memory across steps (see samba.allocator); bench keeps the defaults
     if cmd == "data":
         return _data(rest)
     if cmd in ("pretrain", "finetune", "evaluate"):

@@ -9,9 +9,10 @@ What the usual CPU levers give SAMBA against the fastest foundation-model peer o
 - ``bf16``: the forward under `torch.autocast("cpu", dtype=torch.bfloat16)` (oneDNN bf16 matrix products where
   the CPU has them; SAMBA's scan stays float32 by design, `samba.ops.ssd`);
 - ``compile``: `torch.compile(model)` (inductor, float32, recompile limit 64; compiling is not timed);
-- ``allocator``: float32 eager, with glibc's malloc told to keep freed memory for reuse (``mallopt``: buffers up
-  to 32 MiB from the heap instead of fresh ``mmap`` pages, and no trimming), so a step's temporaries stop costing
-  page faults. It is process-wide, so it runs last and both models get it.
+- ``allocator``: float32 eager, with glibc's malloc told to keep freed memory for reuse
+  (`samba.allocator.keep_freed_memory`: blocks up to 32 MiB from the heap instead of fresh ``mmap`` pages, and no
+  trimming), so a step's temporaries stop costing page faults. It is process-wide, so it runs last and both models
+  get it.
 
 Rows: inference at batch 8 of 10-s and 60-s windows, and the 10-s train step at batch 8, the rows of the
 CPU targets. A lever a model cannot take gives an ``error`` row, never a missing one. Writes one JSON with the
@@ -30,17 +31,6 @@ sys.path.insert(0, str(ROOT))  # this checkout's samba, whichever Python runs th
 
 LEVERS = ("eager", "bf16", "compile", "allocator")  # "allocator" last: it cannot be undone
 ROWS = ((10.0, 8, "infer"), (60.0, 8, "infer"), (10.0, 8, "train"))
-
-
-def keep_freed_memory() -> None:
-    """glibc malloc: serve allocations up to 32 MiB (its maximum) from the heap and never trim it, so freed tensor
-    buffers are reused instead of returned to the kernel and faulted in again on the next step."""
-    import ctypes
-
-    libc = ctypes.CDLL("libc.so.6")
-    m_trim_threshold, m_mmap_threshold = -1, -3  # malloc.h
-    if not (libc.mallopt(m_mmap_threshold, 32 * 1024 * 1024) and libc.mallopt(m_trim_threshold, 2**31 - 1)):
-        raise OSError("mallopt refused the settings")
 
 
 def builder_for(lever: str):
@@ -90,10 +80,10 @@ def main(argv=None) -> int:
     for lever in LEVERS:
         unavailable = None
         if lever == "allocator":
-            try:
-                keep_freed_memory()
-            except (OSError, AttributeError) as err:  # not glibc: the lever's rows say so
-                unavailable = f"{type(err).__name__}: {err}"
+            from samba.allocator import keep_freed_memory
+
+            if not keep_freed_memory():  # not glibc, or set by the environment already: the rows say so
+                unavailable = "glibc's mallopt not available here, or MALLOC_*_THRESHOLD_ set in the environment"
         for name in models:
             for context_s, batch, mode in ROWS:
                 if unavailable:
