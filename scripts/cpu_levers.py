@@ -70,6 +70,7 @@ def main(argv=None) -> int:
 
     import torch
 
+    from samba.allocator import MMAP_THRESHOLD, TRIM_THRESHOLD, keep_freed_memory
     from samba.bench.report import device_name, git_commit, today, versions
     from samba.bench.runner import measure_row
     from samba.bench.workloads import canonical
@@ -80,8 +81,6 @@ def main(argv=None) -> int:
     for lever in LEVERS:
         unavailable = None
         if lever == "allocator":
-            from samba.allocator import keep_freed_memory
-
             if not keep_freed_memory():  # not glibc, or set by the environment already: the rows say so
                 unavailable = "glibc's mallopt not available here, or MALLOC_*_THRESHOLD_ set in the environment"
         for name in models:
@@ -120,8 +119,8 @@ def main(argv=None) -> int:
            "levers": {"eager": "float32, eager (as samba bench --device cpu)",
                       "bf16": "forward under torch.autocast('cpu', dtype=torch.bfloat16)",
                       "compile": "torch.compile(model), inductor, float32; compile not timed",
-                      "allocator": "float32 eager, glibc mallopt(M_MMAP_THRESHOLD=32 MiB, M_TRIM_THRESHOLD=max); "
-                                   "process-wide, run last"},
+                      "allocator": f"float32 eager, glibc mallopt(M_MMAP_THRESHOLD={MMAP_THRESHOLD}, "
+                                   f"M_TRIM_THRESHOLD={TRIM_THRESHOLD}); process-wide, run last"},
            "cpu_flags_bf16": "avx512_bf16" in Path("/proc/cpuinfo").read_text() if os.path.exists("/proc/cpuinfo")
            else None,
            "samba_over_peer": ratios, "elapsed_s": round(time.perf_counter() - t0, 1), "results": rows}
