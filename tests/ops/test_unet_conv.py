@@ -8,7 +8,8 @@ import torch.nn.functional as F
 from samba import SAMBA, SAMBAConfig
 from samba.montage import DEVICE_PRESETS, positions
 from samba.ops import KernelConfig, upsample_concat_ref
-from samba.ops.unet_conv import conv_cl, conv_cl_ref, max_pool2x_cl
+from samba.ops.unet_conv import (conv_cl, conv_cl_ref, conv_weight_grad_cl, max_pool2x_cl, upcat_cl,
+                                 upcat_cl_backward)
 
 from test_triton_kernels import _compile_for_hopper, _spill_stores, _worst_error_in_the_interpreter
 
@@ -65,6 +66,43 @@ print(worst)
 
 def test_conv_cl_kernel_matches_the_reference_in_the_triton_interpreter():
     assert _worst_error_in_the_interpreter(_KERNEL_CHECK) < 1e-5
+
+
+@pytest.mark.parametrize("B,L,C,N,k", [(1, 9, 3, 4, 3), (3, 5, 3, 4, 3), (4, 17, 5, 6, 7), (5, 7, 4, 3, 7),
+                                         (2, 6, 4, 3, 7), (3, 2, 2, 2, 3), (2, 1, 2, 2, 1), (6, 33, 16, 8, 5)])
+def test_weight_gradient_over_all_rows_equals_the_convs(B, L, C, N, k):
+    """`conv_weight_grad_cl` (one product per tap over the flattened batch, the pairs across samples taken out)
+    against autograd through the channels-first ``F.conv1d``, float64, with x as a transposed view and samples shorter
+    than k (the padded fallback)."""
+    torch.manual_seed(0)
+    x = torch.randn(B, C, L, dtype=torch.float64)  # stored channels-first: x.transpose(1, 2) is not contiguous
+    dout = torch.randn(B, L, N, dtype=torch.float64)
+    w = torch.zeros(N, C, k, dtype=torch.float64, requires_grad=True)
+    want = torch.autograd.grad(F.conv1d(x, w, padding=k // 2), w, dout.transpose(1, 2))[0]
+    for xs in (x.transpose(1, 2), x.transpose(1, 2).contiguous()):
+        got = conv_weight_grad_cl(xs, dout, k)
+        assert got.dtype == torch.float64 and got.shape == (N, C, k)
+        torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("Lu", [1, 2, 7])
+def test_skip_join_on_channels_last_equals_the_reference_and_its_gradient(Lu):
+    """`upcat_cl` (the skip join written on (B, L, C)) and `upcat_cl_backward` (its gradients, the stencil's
+    transpose) against `upsample_concat_ref` on the channels-first transposes and autograd through it, float64."""
+    torch.manual_seed(0)
+    a = torch.randn(3, 2 * Lu, 5, dtype=torch.float64, requires_grad=True)
+    up = torch.randn(3, Lu, 4, dtype=torch.float64, requires_grad=True)
+    want = upsample_concat_ref(a.transpose(1, 2), up.transpose(1, 2)).transpose(1, 2)  # (B, L, 9)
+    got = upcat_cl(a.detach(), up.detach())
+    assert got.is_contiguous()
+    torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
+    g = torch.randn_like(want)
+    da, dup = torch.autograd.grad(want, (a, up), g)
+    got_a, got_up = upcat_cl_backward(g, 5, a.dtype, up.dtype)
+    torch.testing.assert_close(got_a, da, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(got_up, dup, rtol=1e-12, atol=1e-12)
+    assert upcat_cl_backward(g, 5, a.dtype, up.dtype, need_a=False)[0] is None
+    assert upcat_cl_backward(g, 5, a.dtype, up.dtype, need_up=False)[1] is None
 
 
 _BACKWARD_CHECK = r"""
