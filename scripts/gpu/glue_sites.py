@@ -62,6 +62,7 @@ def main(argv=None) -> int:
         ap.error("BATCH must be >= 1")
 
     import torch
+    from torch.autograd import DeviceType
     from torch.autograd.profiler import record_function
     from torch.profiler import ProfilerActivity, profile
     from torch.utils._python_dispatch import TorchDispatchMode
@@ -112,12 +113,15 @@ def main(argv=None) -> int:
             torch.cuda.synchronize()
     rows = []  # (ms, calls, op, site): the GPU time of the kernels each operator launched (CPU: its wall time)
     for e in prof.key_averages():
-        if e.key.startswith(MARK):
+        # each range is recorded twice on CUDA, on the host (its kernels' time as device time) and as a GPU-side
+        # annotation; the host one is counted
+        if e.key.startswith(MARK) and e.device_type == DeviceType.CPU:
             _, op, site = e.key.split("|", 2)
             us = e.device_time_total if cuda else e.cpu_time_total
             rows.append((us / 1e3, e.count, op, site))
     total = sum(r[0] for r in rows)
-    kernels = sum(e.self_device_time_total for e in prof.key_averages()) / 1e3 if cuda else float("nan")
+    kernels = sum(e.self_device_time_total for e in prof.key_averages()
+                  if e.device_type == DeviceType.CUDA and not e.key.startswith(MARK)) / 1e3 if cuda else float("nan")
     dev = torch.cuda.get_device_name(0) if cuda else "CPU"
     lines = [f"# {dev}, commit {git_commit()}, torch {torch.__version__}: python3 scripts/gpu/glue_sites.py "
              f"{args.batch} --seconds {args.seconds:g} --device {args.device} (one eager train step)",
