@@ -74,7 +74,8 @@ class _GatedRMSNormTrain(torch.autograd.Function):
         du = rstd * (dn - n * mean_group(dn * n))
         dx = du * silu(z) (gate first) or du;  dz = du * x * silu'(z) (gate first) or dout * n * w * silu'(z)
 
-    with silu'(z) = s + silu(z) (1 - s), s = sigmoid(z). Saves n, rstd, x and z."""
+    with silu'(z) = s + silu(z) (1 - s), s = sigmoid(z). Saves n, rstd, x and z. Once differentiable: a second
+    derivative raises (the reference, which the CUDA torch backend keeps, has them)."""
 
     @staticmethod
     def forward(ctx, x, z, weight, eps, group_size, norm_before_gate):

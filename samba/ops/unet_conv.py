@@ -76,6 +76,9 @@ def upcat_cl(a: Tensor, up: Tensor) -> Tensor:
     written straight into the even and odd steps of the output."""
     B, L, Ca = a.shape
     Lu, Cu = up.shape[1], up.shape[2]
+    if up.shape[0] != B or L != 2 * Lu:
+        raise ValueError(f"upcat_cl: up must be (B, L / 2, C_up) for a (B, L, C_a) = {tuple(a.shape)}, "
+                         f"got {tuple(up.shape)}")
     x = torch.empty((B, L, Ca + Cu), device=a.device, dtype=torch.promote_types(a.dtype, up.dtype))
     x[..., :Ca] = a
     even, odd = x[:, 0::2, Ca:], x[:, 1::2, Ca:]  # (B, Lu, C_up) views
@@ -97,7 +100,7 @@ def upcat_cl_backward(g: Tensor, Ca: int, a_dtype, up_dtype, need_a: bool = True
         Lu = ge.shape[1]
         acc = torch.promote_types(g.dtype, torch.float32)
         dup = torch.empty(ge.shape, device=g.device, dtype=acc)
-        torch.add(ge, go, out=dup).mul_(0.75)
+        dup.copy_(ge).add_(go).mul_(0.75)  # widened first: the sum itself in float32
         dup[:, 1:].add_(go[:, :-1], alpha=0.25)  # up[m] as the left tap of step 2m - 1
         dup[:, :-1].add_(ge[:, 1:], alpha=0.25)  # up[m] as the right tap of step 2m + 2
         dup[:, 0].add_(ge[:, 0], alpha=0.25)  # the replicated edges
@@ -107,7 +110,8 @@ def upcat_cl_backward(g: Tensor, Ca: int, a_dtype, up_dtype, need_a: bool = True
 
 
 def _mm_f32(a: Tensor, b: Tensor) -> Tensor:
-    """``a @ b`` accumulated and returned in float32 or wider (bf16/fp16 operands on CUDA read as they are)."""
+    """``a @ b`` accumulated and returned in float32 or wider, for operands of one dtype (bf16/fp16 on CUDA read as
+    they are)."""
     if a.is_cuda and a.dtype in (torch.bfloat16, torch.float16):
         return torch.mm(a, b, out_dtype=torch.float32)
     acc = torch.promote_types(a.dtype, torch.float32)
@@ -117,7 +121,7 @@ def _mm_f32(a: Tensor, b: Tensor) -> Tensor:
 def conv_weight_grad_cl(x: Tensor, dout: Tensor, k: int) -> Tensor:
     """The weight gradient of a 'same'-padded conv (odd ``k``) on channels-last activations, in float32 (or wider):
     ``dw[n, c, j] = sum over samples b and steps t of x[b, t + j - k // 2, c] * dout[b, t, n]`` for
-    ``x (B, L, C_in)`` and ``dout (B, L, C_out)`` -> ``(C_out, C_in, k)``.
+    ``x (B, L, C_in)`` and ``dout (B, L, C_out)`` of one dtype -> ``(C_out, C_in, k)``.
 
     Each tap is one matrix product over all B * L rows at once, ``x`` shifted by s = j - k // 2 rows against
     ``dout``: no padded copy of ``x`` and no per-sample products to sum. Flattening the batch pairs the last |s| steps
@@ -177,7 +181,7 @@ class _ConvCL(torch.autograd.Function):
         # out = conv(x, w) with 'same' padding, so dx = conv(dout, w') with w'[c, n, j] = w[n, c, k - 1 - j]
         flipped = weight.detach().transpose(0, 1).flip(-1)
         if ctx.mode == "upcat":  # the skip join and its gradient on (B, L, C) directly: no layout copies
-            x = upcat_cl(a, up)  # (B, L, C_in), contiguous
+            x = upcat_cl(a.to(dout.dtype), up.to(dout.dtype)) if need_w else None  # (B, L, C_in), contiguous
             if need_a or need_up:
                 da, dup = upcat_cl_backward(conv_cl_triton(dout, flipped, None), a.shape[-1], a.dtype, up.dtype,
                                             need_a, need_up)
@@ -187,8 +191,8 @@ class _ConvCL(torch.autograd.Function):
                 x = stage_input(a_, ctx.mode).transpose(1, 2)  # (B, L, C_in), a view
             if need_a:
                 da = torch.autograd.grad(x, a_, conv_cl_triton(dout, flipped, None).to(x.dtype))[0]
-        if need_w:  # x in dout's dtype, (B, L, C_in)-contiguous (one pass where it is a view of another layout)
-            x = x.detach().to(dout.dtype, memory_format=torch.contiguous_format)
+        if need_w:  # x in dout's dtype, (B, L, C_in)-contiguous (a copy where it is a view of another layout)
+            x = x.detach().to(dout.dtype).contiguous()
             dw = conv_weight_grad_cl(x, dout, k).to(weight.dtype)  # (C_out, C_in, k)
         if need_b and ctx.bias_dtype is not None:
             db = dout.sum((0, 1), dtype=acc).to(ctx.bias_dtype)

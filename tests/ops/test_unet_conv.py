@@ -103,6 +103,14 @@ def test_skip_join_on_channels_last_equals_the_reference_and_its_gradient(Lu):
     torch.testing.assert_close(got_up, dup, rtol=1e-12, atol=1e-12)
     assert upcat_cl_backward(g, 5, a.dtype, up.dtype, need_a=False)[0] is None
     assert upcat_cl_backward(g, 5, a.dtype, up.dtype, need_up=False)[1] is None
+    # a bf16 gradient: up's float32 gradient is summed in float32 (only g itself is rounded)
+    gb = g.to(torch.bfloat16)
+    want_up = torch.autograd.grad(want, up, gb.double())[0]
+    got_up = upcat_cl_backward(gb, 5, torch.bfloat16, torch.float32)[1]
+    assert got_up.dtype == torch.float32
+    torch.testing.assert_close(got_up.double(), want_up, rtol=1e-6, atol=1e-6)
+    with pytest.raises(ValueError, match="L / 2"):
+        upcat_cl(a.detach(), up.detach()[:, :-1] if Lu > 1 else up.detach().repeat(1, 2, 1))
 
 
 _BACKWARD_CHECK = r"""
