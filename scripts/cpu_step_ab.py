@@ -25,7 +25,7 @@ torch.set_num_threads(int(sys.argv[4]))
 from samba.bench.runner import measure_row
 r = measure_row("SAMBA", float(sys.argv[2]), int(sys.argv[3]), "train", device="cpu", warmup=2, repeats=7,
                 row_cap_s=120)
-print(json.dumps({"ms": r["ms"], "status": r["status"], "error": r.get("error")}))
+print(json.dumps({"ms": r["ms"], "repeats": r.get("repeats"), "status": r["status"], "error": r.get("error")}))
 """
 
 
@@ -69,6 +69,9 @@ def main(argv=None) -> int:
                       file=sys.stderr)
                 return 1
             row = json.loads(res.stdout.strip().splitlines()[-1])
+            if row["status"] != "ok":  # measure_row records a failing step instead of raising
+                print(f"cpu_step_ab: error: the {name} tree's step: {row['status']}: {row['error']}", file=sys.stderr)
+                return 1
             runs.append({"tree": name, "pair": i, "warmup": i == 0, **row})
             print(f"pair {i} {name:6s} {row['ms']} ms", flush=True)
     ms = {t: [r["ms"] for r in runs if r["tree"] == t and not r["warmup"]] for t in ("before", "after")}
@@ -79,7 +82,7 @@ def main(argv=None) -> int:
            "trees": {"before": _commit(args.before), "after": _commit(args.after)},
            "command": "python scripts/cpu_step_ab.py " + " ".join(sys.argv[1:] if argv is None else argv),
            "step": {"context_s": args.seconds, "batch": args.batch, "mode": "train", "dtype": "float32",
-                    "method": "samba.bench.runner.measure_row: 2 warm-up and 7 timed steps, median ms"},
+                    "method": "samba.bench.runner.measure_row: 2 warm-up and up to 7 timed steps (each run's repeats), median ms"},
            "median_ms": {t: statistics.median(v) for t, v in ms.items()},
            "after_over_before": {"median": statistics.median(ratios), "min": ratios[0], "max": ratios[-1],
                                  "pairs": len(ratios)},

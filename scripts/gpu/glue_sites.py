@@ -120,8 +120,10 @@ def main(argv=None) -> int:
             us = e.device_time_total if cuda else e.cpu_time_total
             rows.append((us / 1e3, e.count, op, site))
     total = sum(r[0] for r in rows)
-    kernels = sum(e.self_device_time_total for e in prof.key_averages()
-                  if e.device_type == DeviceType.CUDA and not e.key.startswith(MARK)) / 1e3 if cuda else float("nan")
+    kernels = float("nan")
+    if cuda:  # kernels only: not the GPU-side spans of ranges (ours, or the optimizer's own record_function)
+        kernels = sum(e.self_device_time_total for e in prof.key_averages()
+                      if e.device_type == DeviceType.CUDA and not getattr(e, "is_user_annotation", False)) / 1e3
     dev = torch.cuda.get_device_name(0) if cuda else "CPU"
     lines = [f"# {dev}, commit {git_commit()}, torch {torch.__version__}: python3 scripts/gpu/glue_sites.py "
              f"{args.batch} --seconds {args.seconds:g} --device {args.device} (one eager train step)",
