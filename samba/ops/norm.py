@@ -44,29 +44,37 @@ def gated_rms_norm(x: Tensor, z: Tensor | None, weight: Tensor, eps: float, grou
     return out.to(dtype)
 
 
-def gated_rms_norm_lean(x: Tensor, z: Tensor | None, weight: Tensor, eps: float, group_size: int,
-                        norm_before_gate: bool) -> Tensor:
-    """`gated_rms_norm` for inference (no autograd) in fewer passes: the gate in place on one new buffer and the
-    mean square from ``vector_norm`` (no squared copy). On a 2-core CPU the reference's six full-size temporaries
-    are memory-bound passes; same result within float32 rounding (tests/ops/test_norm.py)."""
-    dtype = x.dtype
-    work = torch.promote_types(dtype, torch.float32)
+def _normalised(x: Tensor, z: Tensor | None, eps: float, group_size: int, norm_before_gate: bool):
+    """The lean forms' shared first half, without autograd: n = u / rms(u) per group for u = x * silu(z) (gate
+    first) or x, built in one new buffer of at least float32 (the gate in place, the mean square from
+    ``vector_norm``: no squared copy). Returns n (..., d) and 1 / rms (..., groups, 1)."""
+    work = torch.promote_types(x.dtype, torch.float32)
     with torch.no_grad():
         if z is not None and not norm_before_gate:
-            out = F.silu(z.to(work)).mul_(x)  # (..., d) = x * silu(z)
+            n = F.silu(z.to(work)).mul_(x)  # (..., d) = x * silu(z)
         else:
-            out = x.to(work, copy=True)
-        xg = out.unflatten(-1, (-1, group_size))  # (..., groups, group_size), a view
-        ms = torch.linalg.vector_norm(xg, dim=-1, keepdim=True).square_().div_(group_size)  # (..., groups, 1)
-        xg.mul_(ms.add_(eps).rsqrt_())
-        out.mul_(weight.to(work))
+            n = x.to(work, copy=True)
+        ng = n.unflatten(-1, (-1, group_size))  # (..., groups, group_size), a view
+        rstd = torch.linalg.vector_norm(ng, dim=-1, keepdim=True).square_().div_(group_size).add_(eps).rsqrt_()
+        ng.mul_(rstd)
+    return n, rstd
+
+
+def gated_rms_norm_lean(x: Tensor, z: Tensor | None, weight: Tensor, eps: float, group_size: int,
+                        norm_before_gate: bool) -> Tensor:
+    """`gated_rms_norm` for inference (no autograd) in fewer passes (`_normalised`, then the weight and the gate in
+    place). On a 2-core CPU the reference's six full-size temporaries are memory-bound passes; same result within
+    float32 rounding (tests/ops/test_norm.py)."""
+    out, _ = _normalised(x, z, eps, group_size, norm_before_gate)
+    with torch.no_grad():
+        out.mul_(weight.to(out.dtype))
         if z is not None and norm_before_gate:
-            out.mul_(F.silu(z.to(work)))
-    return out.to(dtype)
+            out.mul_(F.silu(z.to(out.dtype)))
+    return out.to(x.dtype)
 
 
 class _GatedRMSNormTrain(torch.autograd.Function):
-    """`gated_rms_norm` for CPU training: the same forward in fewer passes (as `gated_rms_norm_lean`) and a
+    """`gated_rms_norm` for CPU training: the same forward in fewer passes (`_normalised`, as the lean form) and a
     backward derived by hand, so autograd keeps none of the reference's six full-size temporaries and runs none of
     their backward passes. With n = u * rstd the normalised input of each group, u = x * silu(z) (gate first) or x:
 
@@ -79,16 +87,11 @@ class _GatedRMSNormTrain(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, z, weight, eps, group_size, norm_before_gate):
-        work = torch.promote_types(x.dtype, torch.float32)
-        gate_first = z is not None and not norm_before_gate
-        u = F.silu(z.to(work)).mul_(x) if gate_first else x.to(work, copy=True)  # (..., d)
-        ug = u.unflatten(-1, (-1, group_size))  # (..., groups, group_size), a view
-        rstd = torch.linalg.vector_norm(ug, dim=-1, keepdim=True).square_().div_(group_size).add_(eps).rsqrt_()
-        ug.mul_(rstd)  # u is now n
-        out = u * weight.to(work)
+        n, rstd = _normalised(x, z, eps, group_size, norm_before_gate)  # (..., d), (..., groups, 1)
+        out = n * weight.to(n.dtype)
         if z is not None and norm_before_gate:
-            out.mul_(F.silu(z.to(work)))
-        ctx.save_for_backward(u, rstd, x, z, weight)
+            out.mul_(F.silu(z.to(n.dtype)))
+        ctx.save_for_backward(n, rstd, x, z, weight)
         ctx.group_size, ctx.norm_before_gate = group_size, norm_before_gate
         return out.to(x.dtype)
 
