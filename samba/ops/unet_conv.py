@@ -35,7 +35,7 @@ from torch.autograd.function import once_differentiable
 
 from .backend import triton_available
 from .config import KernelConfig
-from .upsample import upsample_concat, upsample_concat_ref
+from .upsample import upsample_concat_ref
 
 __all__ = ["MODES", "conv_cl", "conv_cl_ref", "conv_weight_grad_cl", "max_pool2x_cl", "stage_input", "upcat_cl",
            "upcat_cl_backward"]
@@ -44,18 +44,14 @@ MODES = ("plain", "pool", "upcat")
 DEFAULT = KernelConfig()
 
 
-def stage_input(a: Tensor, mode: str, up: Tensor | None = None, kernels: KernelConfig | None = None) -> Tensor:
+def stage_input(a: Tensor, mode: str, up: Tensor | None = None) -> Tensor:
     """The conv's input that ``mode`` makes from ``a (B, L_a, C_a)`` (and ``up``), channels-first as the model's
-    default path makes it: ``(B, C_in, L_out)``. The skip join is the reference's ops, or with ``kernels`` the
-    dispatching `upsample_concat` (one Triton kernel each way on CUDA)."""
+    default path makes it: ``(B, C_in, L_out)``, with the reference's ops."""
     x = a.transpose(1, 2)  # (B, C_a, L_a)
     if mode == "pool":
         return F.max_pool1d(x, 2)  # (B, C_a, L_a / 2)
     if mode == "upcat":
-        u = up.transpose(1, 2)  # (B, C_up, L_a / 2)
-        if kernels is None:
-            return upsample_concat_ref(x, u)  # (B, C_a + C_up, L_a)
-        return upsample_concat(x, u, kernels=kernels)
+        return upsample_concat_ref(x, up.transpose(1, 2))  # (B, C_a + C_up, L_a)
     if mode != "plain":
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     return x
